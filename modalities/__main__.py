@@ -1,0 +1,3 @@
+from modalities.cli.main import main
+
+raise SystemExit(main())

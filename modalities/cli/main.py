@@ -1,0 +1,80 @@
+"""The ``modalities`` command line. Each command lives in its own module, imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). A command module defines add_arguments(parser) and run(args) -> int and
+# keeps heavy imports (torch, jsonschema, rich) inside run().
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("modalities.cli.validate", "check a config file and report every error with its position"),
+    "components": ("modalities.cli.components", "list registered components, or show one's config fields"),
+    "schema": ("modalities.cli.schema", "write (or --check) the JSON Schemas for editors"),
+    "graph": ("modalities.cli.graph", "draw the component graph of a config (.dot .mmd .svg .png)"),
+    "docs": ("modalities.cli.docs", "write the Markdown component reference"),
+    "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
+    "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
+    "convert": ("modalities.cli.convert", "convert checkpoints (to-torch, to-hf)"),
+}
+
+
+def plugin_parent_parser() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before compiling, so the components it registers are known (repeatable)",
+    )
+    return parent
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modalities", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parent = plugin_parent_parser()
+    # Only the module of the command being run is imported; the others get a stub entry for --help.
+    requested = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if requested not in (None, name):
+            sub.add_parser(name, help=help_text)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            sub.add_parser(name, help=help_text + " (not available yet)")
+            continue
+        command_parser = sub.add_parser(name, help=help_text, description=help_text, parents=[parent])
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    if args.plugin:
+        from modalities.registry import default_registry
+        from modalities.registry.plugins import PluginError, import_plugin_module
+
+        default_registry()
+        for module_name in args.plugin:
+            try:
+                import_plugin_module(module_name)
+            except PluginError as e:
+                print(f"modalities: error: --plugin {module_name}: {e}", file=sys.stderr)
+                return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("modalities: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,162 @@
+"""The component registry: (component_key, variant_key) -> config class, builder and the kind it produces.
+
+Built-in entries name their config class and builder as ``"module:attr"`` strings and are imported only when
+a node of that variant is validated or built; that keeps ``validate`` free of torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from pydantic import BaseModel
+
+
+class RegistryError(Exception):
+    pass
+
+
+class DuplicateComponentError(RegistryError):
+    pass
+
+
+def import_object(target: str) -> Any:
+    """Import ``"package.module:attr.sub"``."""
+    module_name, _, attr_path = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in filter(None, attr_path.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class ComponentSpec:
+    component_key: str
+    variant_key: str
+    config: str | type[BaseModel]
+    builder: str | Callable[..., Any]
+    produces: str = ""
+    description: str = ""
+    interface: str = ""
+    origin: str = "builtin"
+    _config_class: type[BaseModel] | None = field(default=None, repr=False, compare=False)
+    _builder: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.produces:
+            self.produces = self.component_key
+
+    @property
+    def name(self) -> str:
+        return f"{self.component_key}/{self.variant_key}"
+
+    def config_class(self) -> type[BaseModel]:
+        if self._config_class is None:
+            cls = import_object(self.config) if isinstance(self.config, str) else self.config
+            if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+                raise RegistryError(f"{self.name}: config {self.config!r} is not a pydantic BaseModel class")
+            self._config_class = cls
+        return self._config_class
+
+    def builder_callable(self) -> Callable[..., Any]:
+        if self._builder is None:
+            self._builder = import_object(self.builder) if isinstance(self.builder, str) else self.builder
+        return self._builder
+
+    @property
+    def config_name(self) -> str:
+        if isinstance(self.config, str):
+            return self.config.rpartition(":")[2]
+        return self.config.__name__
+
+    @property
+    def config_location(self) -> str:
+        if isinstance(self.config, str):
+            return self.config
+        return f"{self.config.__module__}:{self.config.__qualname__}"
+
+    @property
+    def builder_location(self) -> str:
+        if isinstance(self.builder, str):
+            return self.builder
+        return f"{getattr(self.builder, '__module__', '?')}:{getattr(self.builder, '__qualname__', repr(self.builder))}"
+
+
+class Registry:
+    def __init__(self, specs: Iterable[ComponentSpec] = ()):
+        self._specs: dict[tuple[str, str], ComponentSpec] = {}
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: ComponentSpec, *, replace: bool = False) -> ComponentSpec:
+        key = (spec.component_key, spec.variant_key)
+        if key in self._specs and not replace:
+            existing = self._specs[key]
+            raise DuplicateComponentError(
+                f"component {spec.name} is already registered (by {existing.origin}: {existing.config_location}); "
+                "pass replace=True to replace it on purpose"
+            )
+        self._specs[key] = spec
+        return spec
+
+    def register(
+        self,
+        *,
+        component_key: str,
+        variant_key: str,
+        custom_component: Callable[..., Any],
+        custom_config: type[BaseModel],
+        replace: bool = False,
+        produces: str | None = None,
+        description: str | None = None,
+        origin: str = "custom",
+    ) -> ComponentSpec:
+        for label, value in (("component_key", component_key), ("variant_key", variant_key)):
+            if not isinstance(value, str) or not value:
+                raise RegistryError(f"{label} must be a non-empty string, got {value!r}")
+        if not callable(custom_component):
+            raise RegistryError(f"{component_key}/{variant_key}: custom_component must be callable")
+        if not (isinstance(custom_config, type) and issubclass(custom_config, BaseModel)):
+            raise RegistryError(f"{component_key}/{variant_key}: custom_config must be a pydantic BaseModel class")
+        doc = description if description is not None else (custom_component.__doc__ or "").strip().split("\n")[0]
+        spec = ComponentSpec(
+            component_key=component_key,
+            variant_key=variant_key,
+            config=custom_config,
+            builder=custom_component,
+            produces=produces or component_key,
+            description=doc,
+            origin=origin,
+        )
+        return self.add(spec, replace=replace)
+
+    def get(self, component_key: str, variant_key: str) -> ComponentSpec | None:
+        return self._specs.get((component_key, variant_key))
+
+    def component_keys(self) -> list[str]:
+        return sorted({k for k, _ in self._specs})
+
+    def variants(self, component_key: str) -> list[str]:
+        return sorted(v for k, v in self._specs if k == component_key)
+
+    def kinds(self) -> list[str]:
+        return sorted({s.produces for s in self._specs.values()})
+
+    def specs_producing(self, kinds: Iterable[str]) -> list[ComponentSpec]:
+        kinds = set(kinds)
+        return [s for s in self if "any" in kinds or s.produces in kinds]
+
+    def __iter__(self) -> Iterator[ComponentSpec]:
+        return iter(sorted(self._specs.values(), key=lambda s: (s.component_key, s.variant_key)))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._specs
+
+    def copy(self) -> "Registry":
+        new = Registry()
+        new._specs = dict(self._specs)
+        return new

@@ -1,0 +1,121 @@
+"""The vocabulary shared by component configs and the compiler.
+
+Config classes import from here (never from ``modalities.config``): a base class that forbids unknown
+fields, and :data:`ComponentRef`, the annotation for a field that takes another component. This module is
+torch-free and cheap to import, so ``modalities validate`` and ``modalities schema`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic_core import PydanticCustomError, core_schema
+
+__all__ = [
+    "ComponentConfig",
+    "ComponentPlaceholder",
+    "ComponentRef",
+    "Field",
+    "NonNegativeStrictInt",
+    "PositiveStrictInt",
+    "StrictBool",
+    "StrictInt",
+    "BUILD_PHASE",
+    "VALIDATE_PHASE",
+    "component_kinds_of",
+]
+
+VALIDATE_PHASE = "validate"
+BUILD_PHASE = "build"
+
+# The JSON-schema key under which a reference field names the component kinds it accepts. The schema
+# generator replaces it with the real alternatives (every variant of those kinds, or a reference).
+COMPONENT_KINDS_SCHEMA_KEY = "x-modalities-component-kinds"
+
+PositiveStrictInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegativeStrictInt = Annotated[int, Field(strict=True, ge=0)]
+
+
+class ComponentConfig(BaseModel):
+    """Base for built-in component configs: unknown fields are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+
+
+class ComponentPlaceholder:
+    """Stands in for another component while configs are validated, before anything is built.
+
+    It knows the kind the component produces (e.g. ``"optimizer"`` or ``"int"``), so a reference field can
+    check that it got the right kind of component without building it.
+    """
+
+    __slots__ = ("node_id", "kind", "label")
+
+    def __init__(self, node_id: tuple, kind: str, label: str):
+        self.node_id = node_id
+        self.kind = kind
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<component {self.label}>"
+
+
+class _ComponentKinds:
+    """Annotation metadata: the field takes a component of one of ``kinds`` ("any" accepts every kind)."""
+
+    def __init__(self, kinds: tuple[str, ...]):
+        self.kinds = kinds
+
+    def __get_pydantic_core_schema__(self, source_type: Any, handler: Any) -> core_schema.CoreSchema:
+        kinds = self.kinds
+
+        def check(value: Any, info: core_schema.ValidationInfo) -> Any:
+            phase = (info.context or {}).get("phase", BUILD_PHASE) if isinstance(info.context, dict) else BUILD_PHASE
+            if isinstance(value, ComponentPlaceholder):
+                if "any" in kinds or value.kind in kinds:
+                    return value
+                raise PydanticCustomError(
+                    "component_kind",
+                    "expected {expected}, but {label} produces '{actual}'",
+                    {"expected": _describe_kinds(kinds), "label": value.label, "actual": value.kind},
+                )
+            if phase == VALIDATE_PHASE or isinstance(value, (dict, list, str, int, float)) or value is None:
+                raise PydanticCustomError(
+                    "component_expected",
+                    "expected {expected}: a component node (component_key, variant_key, config) or a reference "
+                    "(instance_key, pass_type: BY_REFERENCE)",
+                    {"expected": _describe_kinds(kinds)},
+                )
+            return value  # build phase: the built object of the right node
+
+        return core_schema.with_info_plain_validator_function(check)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict:
+        return {COMPONENT_KINDS_SCHEMA_KEY: list(self.kinds)}
+
+
+def _describe_kinds(kinds: tuple[str, ...]) -> str:
+    if "any" in kinds:
+        return "a component"
+    return " or ".join(f"a '{k}' component" for k in kinds)
+
+
+class _ComponentRefFactory:
+    """``ComponentRef["optimizer"]`` or ``ComponentRef["sampler", "batch_sampler"]``."""
+
+    def __getitem__(self, kinds: str | tuple[str, ...]) -> Any:
+        if isinstance(kinds, str):
+            kinds = (kinds,)
+        return Annotated[Any, _ComponentKinds(tuple(kinds))]
+
+
+ComponentRef = _ComponentRefFactory()
+
+
+def component_kinds_of(annotation_metadata: list[Any]) -> tuple[str, ...] | None:
+    """The kinds a field accepts, read from its pydantic metadata (None if it is not a reference field)."""
+    for item in annotation_metadata:
+        if isinstance(item, _ComponentKinds):
+            return item.kinds
+    return None
