@@ -1,0 +1,30 @@
+"""The interface every trainable model implements."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class NNModel(nn.Module):
+    """A model that maps a dict of named input tensors to a dict of named output tensors.
+
+    ``weight_decay_groups`` maps a group name (e.g. ``linear``, ``embedding``, ``layernorm``) to regular
+    expressions over parameter names; optimizers use it to exclude groups from weight decay by name.
+    """
+
+    def __init__(self, seed: int | None = None, weight_decay_groups: dict[str, list[str]] | None = None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        super().__init__()
+        self._weight_decay_groups = weight_decay_groups or {}
+
+    @property
+    def weight_decay_groups(self) -> dict[str, list[str]]:
+        return self._weight_decay_groups
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def get_parameters(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_parameters())
