@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Callable
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, OneCycleLR, StepLR
@@ -17,6 +19,30 @@ def _fill_resume_bases(optimizer: Optimizer, last_epoch: int) -> None:
     if last_epoch != -1:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
+
+
+def _build_at(make: Callable[[int], LRScheduler], optimizer: Optimizer, last_epoch: int) -> LRScheduler:
+    """Build a torch scheduler positioned after step ``last_epoch``, also on an optimizer not restored from a
+    checkpoint.
+
+    torch's own ``last_epoch`` argument needs the param groups' ``initial_lr`` (and OneCycleLR's bounds), which
+    only a restored optimizer has, and its chainable schedules derive the next lr from the group's current
+    one. On a fresh optimizer the scheduler is therefore built for step 0, its lrs set to the closed-form
+    values at ``last_epoch``, and stepped once.
+    """
+    if last_epoch == -1 or all("initial_lr" in group for group in optimizer.param_groups):
+        return make(last_epoch)
+    scheduler = make(-1)
+    scheduler.last_epoch = last_epoch
+    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+    if closed_form is not None:
+        for group, lr in zip(optimizer.param_groups, closed_form()):
+            group["lr"] = lr
+    with warnings.catch_warnings():
+        # "lr_scheduler.step() before optimizer.step()": expected, no optimizer step belongs to this one.
+        warnings.simplefilter("ignore", UserWarning)
+        scheduler.step()
+    return scheduler
 
 
 class DummyLRScheduler(LRScheduler):
@@ -79,27 +105,33 @@ class LinearWarmupCosineAnnealingLR(LRScheduler):
 
 
 def get_step_lr(optimizer: Optimizer, step_size: int, gamma: float, last_epoch: int = -1) -> LRScheduler:
-    _fill_resume_bases(optimizer, last_epoch)
-    return StepLR(optimizer, step_size=step_size, gamma=gamma, last_epoch=last_epoch)
+    return _build_at(lambda e: StepLR(optimizer, step_size=step_size, gamma=gamma, last_epoch=e), optimizer, last_epoch)
 
 
 def get_constant_lr(optimizer: Optimizer, factor: float, total_iters: int, last_epoch: int = -1) -> LRScheduler:
-    _fill_resume_bases(optimizer, last_epoch)
-    return ConstantLR(optimizer, factor=factor, total_iters=total_iters, last_epoch=last_epoch)
+    return _build_at(
+        lambda e: ConstantLR(optimizer, factor=factor, total_iters=total_iters, last_epoch=e), optimizer, last_epoch
+    )
 
 
 def get_linear_lr(
     optimizer: Optimizer, start_factor: float, end_factor: float, total_iters: int, last_epoch: int = -1
 ) -> LRScheduler:
-    _fill_resume_bases(optimizer, last_epoch)
-    return LinearLR(
-        optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters, last_epoch=last_epoch
+    return _build_at(
+        lambda e: LinearLR(
+            optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters, last_epoch=e
+        ),
+        optimizer,
+        last_epoch,
     )
 
 
-def get_cosine_annealing_lr(optimizer: Optimizer, t_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> LRScheduler:
-    _fill_resume_bases(optimizer, last_epoch)
-    return CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min, last_epoch=last_epoch)
+def get_cosine_annealing_lr(
+    optimizer: Optimizer, t_max: int, eta_min: float = 0.0, last_epoch: int = -1
+) -> LRScheduler:
+    return _build_at(
+        lambda e: CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min, last_epoch=e), optimizer, last_epoch
+    )
 
 
 def get_onecycle_lr(
@@ -118,26 +150,23 @@ def get_onecycle_lr(
     three_phase: bool = False,
     last_epoch: int = -1,
 ) -> LRScheduler:
-    if last_epoch != -1:
-        # OneCycleLR reads its bounds from the param groups when resuming; a fresh optimizer lacks them.
-        max_lrs = max_lr if isinstance(max_lr, list) else [max_lr] * len(optimizer.param_groups)
-        for group, group_max_lr in zip(optimizer.param_groups, max_lrs):
-            group.setdefault("initial_lr", group_max_lr / div_factor)
-            group.setdefault("max_lr", group_max_lr)
-            group.setdefault("min_lr", group["initial_lr"] / final_div_factor)
-    return OneCycleLR(
+    return _build_at(
+        lambda e: OneCycleLR(
+            optimizer,
+            max_lr=max_lr,
+            total_steps=total_steps,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            cycle_momentum=cycle_momentum,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            three_phase=three_phase,
+            last_epoch=e,
+        ),
         optimizer,
-        max_lr=max_lr,
-        total_steps=total_steps,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        pct_start=pct_start,
-        anneal_strategy=anneal_strategy,
-        cycle_momentum=cycle_momentum,
-        base_momentum=base_momentum,
-        max_momentum=max_momentum,
-        div_factor=div_factor,
-        final_div_factor=final_div_factor,
-        three_phase=three_phase,
-        last_epoch=last_epoch,
+        last_epoch,
     )
