@@ -1,11 +1,13 @@
 from modalities.registry.registry import ComponentSpec
 
 _CFG = "modalities.optim.config:"
+_SCHED = "modalities.optim.schedulers:"
+_CLIP = "modalities.optim.gradient_clipping:"
 
 
-def _row(component_key: str, variant: str, config: str, builder: str, description: str, interface: str) -> ComponentSpec:
+def _row(key: str, variant: str, config: str, builder: str, description: str, interface: str) -> ComponentSpec:
     return ComponentSpec(
-        component_key=component_key,
+        component_key=key,
         variant_key=variant,
         config=_CFG + config,
         builder=builder,
@@ -15,17 +17,13 @@ def _row(component_key: str, variant: str, config: str, builder: str, descriptio
 
 
 def _scheduler(variant: str, config: str, builder: str, description: str) -> ComponentSpec:
-    return _row("scheduler", variant, config, builder, description, "torch.optim.lr_scheduler.LRScheduler")
+    return _row("scheduler", variant, config, _SCHED + builder, description, "torch.optim.lr_scheduler.LRScheduler")
 
 
 def _clipper(variant: str, config: str, builder: str, description: str) -> ComponentSpec:
-    return _row(
-        "gradient_clipper", variant, config, builder, description, "modalities.optim.gradient_clipping:GradientClipper"
-    )
+    interface = "modalities.optim.gradient_clipping:GradientClipper"
+    return _row("gradient_clipper", variant, config, _CLIP + builder, description, interface)
 
-
-_SCHED = "modalities.optim.schedulers:"
-_CLIP = "modalities.optim.gradient_clipping:"
 
 CATALOG = [
     _row(
@@ -52,43 +50,43 @@ CATALOG = [
         "AdamW with weight-decay groups chosen by parameter name.",
         "torch.optim.Optimizer",
     ),
-    _scheduler("dummy_lr", "DummyLRSchedulerConfig", _SCHED + "DummyLRScheduler", "Keeps the learning rate unchanged."),
-    _scheduler("step_lr", "StepLRSchedulerConfig", _SCHED + "get_step_lr", "torch StepLR: decay by gamma every step_size steps."),
+    _scheduler("dummy_lr", "DummyLRSchedulerConfig", "DummyLRScheduler", "Keeps the learning rate unchanged."),
+    _scheduler("step_lr", "StepLRSchedulerConfig", "get_step_lr", "torch StepLR: decay by gamma every step_size."),
     _scheduler(
-        "constant_lr", "ConstantLRSchedulerConfig", _SCHED + "get_constant_lr", "torch ConstantLR: a constant factor until total_iters."
+        "constant_lr", "ConstantLRSchedulerConfig", "get_constant_lr", "torch ConstantLR: a factor until total_iters."
     ),
-    _scheduler("linear_lr", "LinearLRSchedulerConfig", _SCHED + "get_linear_lr", "torch LinearLR: a linearly changing factor."),
-    _scheduler("onecycle_lr", "OneCycleLRSchedulerConfig", _SCHED + "get_onecycle_lr", "torch OneCycleLR: the 1cycle policy."),
+    _scheduler("linear_lr", "LinearLRSchedulerConfig", "get_linear_lr", "torch LinearLR: a linearly changing factor."),
+    _scheduler("onecycle_lr", "OneCycleLRSchedulerConfig", "get_onecycle_lr", "torch OneCycleLR: the 1cycle policy."),
     _scheduler(
         "cosine_annealing_lr",
         "CosineAnnealingLRSchedulerConfig",
-        _SCHED + "get_cosine_annealing_lr",
+        "get_cosine_annealing_lr",
         "torch CosineAnnealingLR: a half cosine from the lr to eta_min.",
     ),
     _scheduler(
         "linear_warmup_cosine_annealing_lr",
         "LinearWarmupCosineAnnealingLRSchedulerConfig",
-        _SCHED + "LinearWarmupCosineAnnealingLR",
+        "LinearWarmupCosineAnnealingLR",
         "Linear warmup to the lr, then a half cosine to final_lr.",
     ),
-    _clipper("fsdp", "FSDPGradientClipperConfig", _CLIP + "FSDPGradientClipper", "Clip gradients to a maximum total norm."),
+    _clipper("fsdp", "FSDPGradientClipperConfig", "FSDPGradientClipper", "Clip gradients to a maximum total norm."),
     _clipper(
         "fsdp_logging_only",
         "FSDPLoggingOnlyGradientClipperConfig",
-        _CLIP + "FSDPLoggingOnlyGradientClipper",
+        "FSDPLoggingOnlyGradientClipper",
         "Return the total gradient norm without clipping.",
     ),
     _clipper(
         "fsdp2",
         "FSDP2GradientClipperConfig",
-        _CLIP + "get_fsdp2_gradient_clipper",
+        "get_fsdp2_gradient_clipper",
         "Clip FSDP2 (DTensor-sharded) gradients to a maximum total norm.",
     ),
     _clipper(
         "fsdp2_logging_only",
         "FSDP2LoggingOnlyGradientClipperConfig",
-        _CLIP + "get_fsdp2_logging_only_gradient_clipper",
+        "get_fsdp2_logging_only_gradient_clipper",
         "Return the total norm of FSDP2 (DTensor-sharded) gradients without clipping.",
     ),
-    _clipper("dummy", "DummyGradientClipperConfig", _CLIP + "DummyGradientClipper", "No clipping; returns -1 as the norm."),
+    _clipper("dummy", "DummyGradientClipperConfig", "DummyGradientClipper", "No clipping; returns -1 as the norm."),
 ]

@@ -66,8 +66,10 @@ def main(out_dir: Path) -> None:
 
     fields = dict(lr=0.05, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.5,
                   weight_decay_groups_excluded=["embedding", "layernorm"])
-    optimizer, reference_optimizer = get_adam_w(wrapped_model=model, **fields), get_adam_w(wrapped_model=reference, **fields)
-    assert [len(g["params"]) for g in optimizer.param_groups] == [len(g["params"]) for g in reference_optimizer.param_groups]
+    optimizer = get_adam_w(wrapped_model=model, **fields)
+    reference_optimizer = get_adam_w(wrapped_model=reference, **fields)
+    group_sizes = [len(g["params"]) for g in optimizer.param_groups]
+    assert group_sizes == [len(g["params"]) for g in reference_optimizer.param_groups]
     optimizer.step()
     reference_optimizer.step()
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):

@@ -59,7 +59,8 @@ def test_attention_mask_in_targets_masks_tokens_without_mutating_targets():
     logits = torch.randn(1, 4, 5)
     targets = torch.tensor([[1, 2, 3, 4]])
     mask = torch.tensor([[1, 1, 0, 0]])
-    batch = InferenceResultBatch(targets={"target_ids": targets, "attention_mask": mask}, predictions={"logits": logits})
+    targets_with_mask = {"target_ids": targets, "attention_mask": mask}
+    batch = InferenceResultBatch(targets=targets_with_mask, predictions={"logits": logits})
     loss = _build()(batch)
     assert loss.item() == pytest.approx(_hand_cross_entropy(logits[:, :2], targets[:, :2], -100), rel=1e-5)
     assert targets.tolist() == [[1, 2, 3, 4]]

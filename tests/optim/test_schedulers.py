@@ -93,7 +93,9 @@ def _warmup_cosine_closed_form(step, base, warmup, total, initial, final) -> flo
     return final + (base - final) * (1 + math.cos(math.pi * (step - warmup) / (total - warmup))) / 2
 
 
-@pytest.mark.parametrize("warmup, total, initial, final", [(10, 80, 0.0, 0.01), (0, 99, 0.0, 0.0), (25, 25, 0.005, 0.002)])
+@pytest.mark.parametrize(
+    "warmup, total, initial, final", [(10, 80, 0.0, 0.01), (0, 99, 0.0, 0.0), (25, 25, 0.005, 0.002)]
+)
 def test_linear_warmup_cosine_matches_closed_form(warmup, total, initial, final):
     optimizer = _optimizer()
     config = cfg.LinearWarmupCosineAnnealingLRSchedulerConfig(
