@@ -42,8 +42,9 @@ class CLMCrossEntropyLoss:
         if "attention_mask" in forward_batch.targets:
             mask = forward_batch.targets["attention_mask"].to(targets.device)
             targets = torch.where(mask == 0, torch.full_like(targets, self.ignore_index), targets)
+        # Low-precision logits lose too much in the log-softmax; the loss is computed in float32 at least.
         return F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
+            logits.reshape(-1, logits.size(-1)).to(torch.promote_types(logits.dtype, torch.float32)),
             targets.reshape(-1).long(),
             ignore_index=self.ignore_index,
             reduction="mean",

@@ -85,3 +85,12 @@ def test_config_requires_keys_and_rejects_unknown_fields():
         CLMCrossEntropyLossConfig(target_key="t")
     with pytest.raises(Exception, match="ignore_idx"):
         CLMCrossEntropyLossConfig(target_key="t", prediction_key="p", ignore_idx=3)
+
+
+def test_bfloat16_logits_are_reduced_in_float32():
+    torch.manual_seed(0)
+    logits = (torch.randn(2, 8, 50) * 4).bfloat16()
+    targets = torch.randint(0, 50, (2, 8))
+    loss = _build()(InferenceResultBatch(targets={"target_ids": targets}, predictions={"logits": logits}))
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(_hand_cross_entropy(logits.float(), targets, -100), rel=1e-6)
