@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # FSDP2's fully_shard keeps the original names.
 WRAPPER_NAME_SEGMENTS = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
 # Attributes through which those wrappers expose the module they wrap.
-_WRAPPED_MODULE_ATTRIBUTES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module", "module")
+_WRAPPED_MODULE_ATTRIBUTES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
 
 
 class OptimizerGroupError(ValueError):
