@@ -31,8 +31,8 @@ class LoRAConfig(ComponentConfig):
     )
     target_modules: list[str] | None = Field(
         default=None,
-        description="Linear layers to adapt by name: a pattern matches a layer whose dotted name equals it, ends "
-        "with '.' + it, or matches it as a glob (e.g. `attn.wq`, `c_proj`, `blocks.*.mlp.*`).",
+        description="Linear layers to adapt by name: a glob pattern matching the layer's dotted name or a tail of "
+        "it (`q_proj` matches `blocks.0.attn.q_proj`; also `attn.wq`, `mlp.*`, `blocks.1.*`).",
     )
     target_layer_class_names: list[str] | None = Field(
         default=None,

@@ -92,7 +92,10 @@ class LoRALinear(nn.Linear):
 
 
 def _matches_name(name: str, patterns: list[str]) -> bool:
-    return any(name == p or name.endswith("." + p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+    """A pattern matches the whole dotted name or any tail of it (``q_proj`` matches ``blocks.0.attn.q_proj``)."""
+    parts = name.split(".")
+    tails = [".".join(parts[i:]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(tail, p) for p in patterns for tail in tails)
 
 
 def select_target_linears(
