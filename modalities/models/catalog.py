@@ -16,6 +16,14 @@ CATALOG += [
         interface="NNModel",
     ),
     ComponentSpec(
+        component_key="model",
+        variant_key="vision_transformer",
+        config=_COCA_CFG + "VisionTransformerConfig",
+        builder="modalities.models.coca.model:VisionTransformer",
+        description="ViT image encoder (CoCa's), with an optional classification head.",
+        interface="NNModel",
+    ),
+    ComponentSpec(
         component_key="collate_fn",
         variant_key="coca_collator",
         config=_COCA_CFG + "CoCaCollateFnConfig",

@@ -154,3 +154,28 @@ def test_tiny_coca_learns_random_pairs(image_text_pairs):
     assert losses[-1] < 0.5 * losses[0], losses
     assert parts[-1]["contrastive"] < 0.5 * parts[0]["contrastive"], parts
     assert parts[-1]["captioning"] < 0.75 * parts[0]["captioning"], parts
+
+
+def test_block_classes_named_in_modalities_fsdp_configs_exist(coca_config):
+    # Modalities' CoCa configs wrap `block_names: [TransformerBlock, VisionTransformerBlock]` with FSDP.
+    names = {type(m).__name__ for m in build("model", "coca", coca_config).modules()}
+    assert {"TransformerBlock", "VisionTransformerBlock"} <= names
+
+
+@pytest.mark.parametrize("add_cls_token", [True, False])
+def test_vision_transformer_classifier(add_cls_token):
+    vit = build(
+        "model",
+        "vision_transformer",
+        {"sample_key": "images", "prediction_key": "logits", "img_size": [16, 12], "n_classes": 10, "n_layer": 1,
+         "n_head": 2, "n_embd": 16, "patch_size": 4, "patch_stride": 4, "add_cls_token": add_cls_token},
+    )
+    images = torch.randn(2, 3, 16, 12)
+    assert vit.n_tokens == 4 * 3 + int(add_cls_token)
+    assert vit({"images": images})["logits"].shape == (2, 10)
+    # No token mixing across the batch: each image's logits depend on that image only.
+    changed = images.clone()
+    changed[1] += 1
+    out, out_changed = vit({"images": images})["logits"], vit({"images": changed})["logits"]
+    torch.testing.assert_close(out[0], out_changed[0])
+    assert not torch.allclose(out[1], out_changed[1])

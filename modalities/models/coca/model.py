@@ -128,6 +128,10 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class VisionTransformerBlock(TransformerBlock):
+    """A non-causal block of the image encoder; its own class so FSDP wrapping can name it (as Modalities does)."""
+
+
 class VisionTransformer(NNModel):
     """ViT encoder; without a classification head it returns every token's embedding (batch, tokens, n_embd)."""
 
@@ -162,7 +166,7 @@ class VisionTransformer(NNModel):
         self.pos_embd = nn.Parameter(torch.zeros(1, self.n_tokens, n_embd))
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(
+            VisionTransformerBlock(
                 n_embd,
                 n_head,
                 ffn_hidden or 4 * n_embd,
