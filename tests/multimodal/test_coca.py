@@ -150,7 +150,7 @@ def test_tiny_coca_learns_random_pairs(image_text_pairs):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        parts.append(loss_fn.last_losses)
+        parts.append({name: value.item() for name, value in loss_fn.last_losses.items()})
     assert losses[-1] < 0.5 * losses[0], losses
     assert parts[-1]["contrastive"] < 0.5 * parts[0]["contrastive"], parts
     assert parts[-1]["captioning"] < 0.75 * parts[0]["captioning"], parts

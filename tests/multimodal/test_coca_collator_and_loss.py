@@ -79,7 +79,7 @@ def test_coca_loss_against_hand_computation():
     expected = 0.3 * contrastive + 1.7 * captioning
     actual = loss_fn(_batch(image, text, logits, targets))
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
-    assert loss_fn.last_losses["contrastive"] == pytest.approx(contrastive.item(), rel=1e-5)
+    assert loss_fn.last_losses["contrastive"].item() == pytest.approx(contrastive.item(), rel=1e-5)
 
 
 def test_coca_loss_uses_learned_logit_scale():

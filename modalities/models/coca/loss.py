@@ -20,7 +20,7 @@ def info_nce(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logi
 class CoCaLoss:
     """contrastive_loss_weight * InfoNCE(image, text) + captioning_loss_weight * next-token cross-entropy.
 
-    The parts of the last call are kept in ``last_losses`` for logging.
+    The parts of the last call are kept in ``last_losses`` (detached tensors, so no device sync here) for logging.
     """
 
     def __init__(
@@ -46,7 +46,7 @@ class CoCaLoss:
         self.captioning_loss_weight = captioning_loss_weight
         self.ignore_index = ignore_index
         self.tag = tag
-        self.last_losses: dict[str, float] = {}
+        self.last_losses: dict[str, torch.Tensor] = {}
 
     def __call__(self, batch: InferenceResultBatch) -> torch.Tensor:
         logits = batch.get_predictions(self.prediction_key)
@@ -68,7 +68,7 @@ class CoCaLoss:
             batch.get_predictions(self.text_cls_prediction_key).flatten(1),
             scale,
         )
-        self.last_losses = {"contrastive": contrastive.item(), "captioning": captioning.item()}
+        self.last_losses = {"contrastive": contrastive.detach(), "captioning": captioning.detach()}
         return self.contrastive_loss_weight * contrastive + self.captioning_loss_weight * captioning
 
 
