@@ -105,6 +105,7 @@ def test_weight_decay_groups_cover_every_parameter_once(coca_config):
     [
         ({"vision_encoder_config.n_classes": 10}, "n_classes must be null"),
         ({"vision_embd_prediction_key": "other"}, "must equal"),
+        ({"text_decoder_config.prediction_key": "other"}, "both name the captioning logits"),
         ({"text_decoder_config.n_head": 3}, "divisible"),
         ({"text_decoder_config.activation": "relu"}, "activation"),
         ({"n_vision_queries": 0}, "n_vision_queries"),

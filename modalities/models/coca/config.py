@@ -79,7 +79,9 @@ class TextDecoderConfig(ComponentConfig):
     """The text side of CoCa: a unimodal causal decoder followed by a multimodal decoder (shared widths)."""
 
     sample_key: str = Field(description="Input key holding token ids shaped (batch, sequence).")
-    prediction_key: str = Field(description="Output key of the multimodal decoder's logits (what the loss reads).")
+    prediction_key: str = Field(
+        description="Key of the multimodal decoder's logits; in CoCa it must equal the model's prediction_key."
+    )
     block_size: PositiveStrictInt = Field(description="Longest token sequence the decoders accept.")
     vocab_size: PositiveStrictInt = Field(description="Vocabulary size of the embedding and the LM head.")
     n_layer_text: PositiveStrictInt = Field(description="Blocks of the unimodal (text-only, causal) decoder.")
@@ -161,6 +163,11 @@ class CoCaConfig(ComponentConfig):
             raise ValueError(
                 "vision_encoder_config.n_classes must be null for CoCa: the pooling needs every image token, "
                 "not class logits"
+            )
+        if self.text_decoder_config.prediction_key != self.prediction_key:
+            raise ValueError(
+                f"text_decoder_config.prediction_key ('{self.text_decoder_config.prediction_key}') must equal "
+                f"prediction_key ('{self.prediction_key}'): both name the captioning logits"
             )
         if self.vision_encoder_config.prediction_key != self.vision_embd_prediction_key:
             raise ValueError(
