@@ -5,9 +5,8 @@ import torch
 from pydantic import ValidationError
 
 from modalities.batch import InferenceResultBatch
-from modalities.models.coca.config import CoCaConfig
+from modalities.models.coca.config import AttentionEngineType, CoCaConfig
 from modalities.models.coca.model import AttentionPooling, CoCa
-from modalities.models.coca.config import AttentionEngineType
 from tests.multimodal.conftest import IMG, TEXT_LEN, VOCAB, build, tiny_coca_config
 
 
@@ -37,7 +36,7 @@ def test_forward_shapes(coca_config):
 
 
 def test_different_vision_and_text_widths_are_projected():
-    config = tiny_coca_config(**{"vision_encoder_config.n_embd": 16, "text_decoder_config.n_embd": 24, "n_pool_head": 2})
+    config = tiny_coca_config(**{"vision_encoder_config.n_embd": 16, "text_decoder_config.n_embd": 24})
     model = build("model", "coca", config).eval()
     out = model(_inputs())
     assert out["vision_cls"].shape == (3, 24) and out["text_cls"].shape == (3, 24)

@@ -10,7 +10,6 @@ from torch import nn
 from modalities.models.lora.config import LoRAConfig
 from modalities.models.lora.lora import (
     LoRALinear,
-    apply_lora,
     lora_layers,
     lora_state_dict,
     load_lora_adapters,
@@ -156,7 +155,9 @@ def test_adapters_save_and_load_on_their_own(tmp_path):
 def test_loading_mismatched_adapters_is_a_clear_error(tmp_path):
     model = build("model", "lora", dict(LORA_CONFIG, model=TinyTransformer()))
     path = save_lora_adapters(model, tmp_path / "lora.pt")
-    other_targets = build("model", "lora", {"r": 4, "alpha": 8, "target_modules": ["q_proj"], "model": TinyTransformer()})
+    other_targets = build(
+        "model", "lora", {"r": 4, "alpha": 8, "target_modules": ["q_proj"], "model": TinyTransformer()}
+    )
     with pytest.raises(ValueError, match="do not fit this model"):
         load_lora_adapters(other_targets, path)
     other_rank = build("model", "lora", dict(LORA_CONFIG, r=2, model=TinyTransformer()))

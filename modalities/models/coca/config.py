@@ -60,7 +60,9 @@ class VisionTransformerConfig(ComponentConfig):
     )
     dropout: NonNegativeFloat = Field(default=0.0, description="Dropout on embeddings, attention output and MLP.")
     patch_size: PositiveStrictInt = Field(default=16, description="Side length of the square patches.")
-    patch_stride: PositiveStrictInt = Field(default=16, description="Stride between patches (= patch_size: no overlap).")
+    patch_stride: PositiveStrictInt = Field(
+        default=16, description="Stride between patches (equal to patch_size: no overlap).",
+    )
     n_img_channels: PositiveStrictInt = Field(default=3, description="Image channels.")
     add_cls_token: bool = Field(default=True, description="Prepend a learned cls token to the patch tokens.")
     bias: bool = Field(default=True, description="Biases in linear layers and layer norms.")
