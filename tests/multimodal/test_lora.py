@@ -187,3 +187,17 @@ def test_lora_on_coca(coca_config):
     assert all(isinstance(layer, LoRALinear) for layer in lora_layers(model).values()) and lora_layers(model)
     for key, value in model(inputs).items():
         torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
+
+
+def test_dropout_acts_on_the_adapter_branch_only():
+    torch.manual_seed(0)
+    base = nn.Linear(8, 6)
+    layer = LoRALinear.from_linear(base, r=2, alpha=2, dropout=0.5).train()
+    x = torch.randn(4, 8)
+    # B is zero at the start: even in training mode the base path is untouched by dropout.
+    torch.testing.assert_close(layer(x), base(x), rtol=0, atol=0)
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    assert not torch.allclose(layer(x), layer(x))  # a fresh dropout mask on the adapter input each call
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer.merged_linear()(x), rtol=0, atol=1e-5)
