@@ -125,9 +125,7 @@ class _Validator:
             )
             return None
         if not isinstance(variant, str):
-            if variant is not None:
-                self.error(node.path + ("variant_key",), f"variant_key must be a string, got {variant!r}")
-            return None
+            return None  # the graph stage reported it
         spec = self.registry.get(key, variant)
         if spec is None:
             close = did_you_mean(variant, variants)
