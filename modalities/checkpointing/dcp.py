@@ -142,14 +142,8 @@ class DCPCheckpointLoading:
 
 def read_model_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The full (unsharded) model state dict of a checkpoint folder, read in one process without a process group."""
-    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
 
     folder = resolve_checkpoint(path)
-    state: dict[str, Any] = {}
-    dcp.load(
-        state,
-        storage_reader=dcp.FileSystemReader(str(folder)),
-        planner=_EmptyStateDictLoadPlanner(keys={"app.model"}),
-        no_dist=True,
-    )
+    state = _load_state_dict_from_keys(keys={"app.model"}, checkpoint_id=str(folder))
     return dict(state["app"]["model"])
