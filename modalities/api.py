@@ -98,6 +98,11 @@ class Main:
             produces=produces,
         )
 
+    def forget_compilation(self) -> None:
+        """Compile and build again on next use (after ``config_dict`` was changed in place)."""
+        self._compiled = None
+        self._components = None
+
     def compile(self):
         if self._compiled is None:
             from modalities.config.compiler import compile_document, document_from_dict
@@ -121,11 +126,12 @@ class Main:
             self._components = build_components(self.compile().validated)
         return self._components
 
-    def run(self) -> None:
-        """Train as the config describes (under torchrun too)."""
+    def run(self, resume_from: str | Path | None = None) -> dict:
+        """Train as the config describes (under torchrun too); ``resume_from`` continues from a checkpoint
+        folder (e.g. ``experiments/<id>/checkpoints/latest``). Returns the final training progress."""
         from modalities.training.entry import run_training
 
-        run_training(self)
+        return run_training(self, resume_from=resume_from)
 
     def write_schema(self, out_dir: str | Path) -> list[Path]:
         """Write the JSON Schemas for this Main's registry (custom components included)."""

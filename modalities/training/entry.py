@@ -90,6 +90,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
     check_device_available(device_type)
     ensure_process_group(device_type)
     try:
+        agree_on_experiment_id(main)
         components = main.build_components()
         built_settings = components.get("settings")
         settings = parse_settings(_plain_settings(built_settings if isinstance(built_settings, dict) else config["settings"]))
@@ -153,6 +154,41 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
         return final.as_dict()
     finally:
         destroy_process_group()
+
+
+def agree_on_experiment_id(main) -> None:
+    """Make every rank use rank 0's experiment id.
+
+    Without MODALITIES_EXPERIMENT_ID each rank resolved ``${modalities_env:experiment_id}`` to its own
+    timestamp, and ranks that loaded the config in different seconds disagree. A timestamp is distinctive, so
+    this rank's is replaced by rank 0's wherever it was interpolated (experiment folder, checkpoint path, ...).
+    """
+    import torch.distributed as dist
+
+    settings = main.config_dict.get("settings")
+    own = main.experiment_id or (settings.get("experiment_id") if isinstance(settings, dict) else None)
+    if dist.get_world_size() == 1:
+        return
+    box = [own]
+    dist.broadcast_object_list(box, src=0)
+    shared = box[0]
+    if shared == own:
+        return
+    if own:
+        for key, value in main.config_dict.items():
+            main.config_dict[key] = _replace_in_strings(value, own, shared)
+        main.forget_compilation()
+    main.experiment_id = shared
+
+
+def _replace_in_strings(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _replace_in_strings(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_in_strings(v, old, new) for v in value]
+    return value
 
 
 def _data_restorer(train_loader, rank_state: dict, restore_rng_state):
