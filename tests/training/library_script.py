@@ -1,0 +1,22 @@
+"""Trains tests/training/tiny.yaml through the library API (Main.run) under torchrun, every rank with its own
+experiment id, as happens when ranks resolve the timestamp in different seconds.
+
+    library_script.py EXPERIMENTS_ROOT ID_PREFIX NUM_TARGET_STEPS [RESUME_FROM]
+"""
+
+import os
+import sys
+
+import tests.training.standins  # noqa: F401  (registers the stand-in components)
+from modalities import Main, load_app_config_dict
+from tests.training.conftest import TINY
+
+root, prefix, steps = sys.argv[1], sys.argv[2], sys.argv[3]
+resume_from = sys.argv[4] if len(sys.argv) > 4 else None
+config = load_app_config_dict(
+    TINY,
+    f"{prefix}-rank{os.environ['RANK']}",
+    overrides=[f"settings.training_target.num_target_steps={steps}"],
+    experiments_root=root,
+)
+Main(config, experiments_root=root).run(resume_from=resume_from)

@@ -1,0 +1,41 @@
+"""The library API under torchrun: examples/library_usage (a custom collate fn registered at runtime), and
+Main.run agreeing on rank 0's experiment id and resuming."""
+
+import json
+import subprocess
+import sys
+
+from tests.training.conftest import REPO, read_results, subprocess_env
+
+
+def _torchrun_script(script, *args, timeout=60):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), *args]
+    return subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_library_usage_example_trains_with_its_custom_collate_fn(tmp_path):
+    result = _torchrun_script(REPO / "examples/library_usage/main.py", "--experiments-root", str(tmp_path),
+                              "--experiment-id", "lib")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Custom attribute: custom_value") == 2  # once per rank
+    losses = read_results(tmp_path / "lib")
+    assert sorted(losses) == [2, 4, 6, 8, 10]
+    assert losses[10] < losses[2]
+    checkpoints = tmp_path / "lib" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_10", "step_5"]
+    assert json.loads((checkpoints / "latest" / "training_progress.json").read_text())["num_seen_steps"] == 10
+
+
+def test_main_run_uses_rank0_experiment_id_and_resumes(tmp_path):
+    script = REPO / "tests/training/library_script.py"
+    first = _torchrun_script(script, str(tmp_path), "first", "3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # rank 1 resolved its own id, but everything went to rank 0's experiment folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first-rank0"]
+    step_3 = tmp_path / "first-rank0" / "checkpoints" / "step_3"
+    assert (step_3 / "rank_0.pt").is_file() and (step_3 / "rank_1.pt").is_file()
+    assert sorted(read_results(tmp_path / "first-rank0")) == [1, 2, 3]
+
+    resumed = _torchrun_script(script, str(tmp_path), "resumed", "5", str(step_3))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(read_results(tmp_path / "resumed-rank0")) == [4, 5]
