@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conftest import build_gpt2, gpt2_config_dict, norm_block, rope_overrides
+from tests.models.helpers import build_gpt2, gpt2_config_dict, norm_block, rope_overrides
 from pydantic import ValidationError
 
 from modalities.models.gpt2.config import AttentionConfig, GPT2LLMConfig
@@ -221,3 +221,12 @@ def test_rotary_config_must_match_its_type_hint():
 def test_norm_config_is_checked_against_its_norm_type():
     with pytest.raises(ValidationError, match="ndim"):
         GPT2LLMConfig(**gpt2_config_dict(ffn_norm_config={"norm_type": "rms_norm", "config": {"normalized_shape": 32}}))
+
+
+def test_adamw_excludes_embedding_and_norm_groups_by_name():
+    from modalities.optim.optimizers import assign_weight_decay_groups
+
+    model = build_gpt2(**VARIANTS["rope_gqa_swiglu"])
+    members = assign_weight_decay_groups(dict(model.named_parameters()), model.weight_decay_groups)
+    assert members["embedding"] == ["transformer.wte.weight"]
+    assert len(members["layernorm"]) == 2 * 2 * 2 + 2  # two norms per block (weight, bias) + the final norm

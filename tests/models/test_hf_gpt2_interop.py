@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import build_gpt2, gpt2_config_dict, rope_overrides
+from tests.models.helpers import build_gpt2, gpt2_config_dict, rope_overrides
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from modalities.interop.hf_gpt2 import (

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import build_from_config, build_gpt2
+from tests.models.helpers import build_from_config, build_gpt2
 from pydantic import ValidationError
 
 from modalities.models.initialization.composed import composed_initializer, initialize_model

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import build_from_config, build_gpt2
+from tests.models.helpers import build_from_config, build_gpt2
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from modalities.models.huggingface.config import HuggingFacePretrainedModelConfig

@@ -20,7 +20,7 @@ def _weight_decay_groups(model: nn.Module, prefix: str) -> dict[str, list[str]]:
         group = "embedding" if isinstance(module, nn.Embedding) else "layernorm" if is_norm else "linear"
         for param_name, _ in module.named_parameters(recurse=False):
             full_name = ".".join(filter(None, (prefix, module_name, param_name)))
-            groups[group].append(re.escape(full_name) + "$")
+            groups[group].append(r"(^|\.)" + re.escape(full_name) + "$")
     return groups
 
 

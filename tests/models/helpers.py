@@ -1,10 +1,6 @@
-"""Fixtures of the models tests: tiny GPT-2 configs and a way to build a component from a validated config."""
+"""Helpers of the models tests: tiny GPT-2 configs and a way to build a component from a validated config."""
 
 from __future__ import annotations
-
-import copy
-
-import pytest
 
 from modalities.models.gpt2.config import GPT2LLMConfig
 
@@ -66,8 +62,3 @@ def build_gpt2(**overrides):
     from modalities.models.gpt2.model import build_gpt2_model
 
     return build_from_config(build_gpt2_model, GPT2LLMConfig(**gpt2_config_dict(**overrides)))
-
-
-@pytest.fixture
-def tiny_gpt2_config() -> dict:
-    return copy.deepcopy(gpt2_config_dict())
