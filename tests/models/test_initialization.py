@@ -74,6 +74,12 @@ def test_meta_device_model_is_materialized_and_initialized():
     assert torch.isfinite(logits).all()
 
 
+def test_tied_weights_stay_tied_after_materializing():
+    model = build_gpt2(use_meta_device=True, use_weight_tying=True)
+    initialize_model(model, initializer(weight_init_type="plain", std=0.02))
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
 def test_same_seed_gives_same_weights():
     a, b = build_gpt2(seed=1), build_gpt2(seed=2)
     for model in (a, b):
@@ -96,6 +102,7 @@ def test_fsdp2_sharded_meta_model_is_initialized_in_place(tmp_path):
             fully_shard(block, mesh=mesh)
         fully_shard(model, mesh=mesh)
         initialize_model(model, initializer(weight_init_type="scaled", std=0.02, num_layers=N_LAYER, seed=0))
+        assert model.lm_head.weight is model.transformer.wte.weight
         projection = model.transformer.h[0].attn.c_proj.weight
         assert isinstance(projection, DTensor) and projection.device.type == "cpu"
         assert_std(projection.full_tensor(), 0.02 / math.sqrt(2 * N_LAYER))
