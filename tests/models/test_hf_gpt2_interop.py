@@ -94,6 +94,13 @@ def test_loading_nonzero_hf_biases_into_a_bias_free_model_is_refused():
         load_hf_gpt2_weights(build_gpt2(bias=False), tiny_hf_gpt2())
 
 
+def test_loading_tanh_gelu_weights_warns_that_logits_will_differ():
+    hf = tiny_hf_gpt2()
+    hf.config.activation_function = "gelu_new"
+    with pytest.warns(UserWarning, match="exact gelu"):
+        load_hf_gpt2_weights(build_gpt2(), hf)
+
+
 def test_export_refuses_an_existing_nonempty_folder(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
