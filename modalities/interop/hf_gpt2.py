@@ -115,11 +115,20 @@ def _weight_map(model: GPT2LLM) -> list[tuple[str | None, str, str]]:
     norm_pairs = [("transformer.lm_head_norm", "transformer.ln_f")]
     for i in range(model.n_layer):
         ours_prefix, hf_prefix = f"transformer.h.{i}", f"transformer.h.{i}"
-        norm_pairs += [(f"{ours_prefix}.attention_norm", f"{hf_prefix}.ln_1"), (f"{ours_prefix}.ffn_norm", f"{hf_prefix}.ln_2")]
+        norm_pairs += [
+            (f"{ours_prefix}.attention_norm", f"{hf_prefix}.ln_1"),
+            (f"{ours_prefix}.ffn_norm", f"{hf_prefix}.ln_2"),
+        ]
         for part in ("q", "k", "v"):
-            add(f"{ours_prefix}.attn.{part}_attn.weight", f"{hf_prefix}.attn.c_attn.weight:{part}", "transpose", "zeros")
+            add(
+                f"{ours_prefix}.attn.{part}_attn.weight", f"{hf_prefix}.attn.c_attn.weight:{part}", "transpose", "zeros"
+            )
             add(f"{ours_prefix}.attn.{part}_attn.bias", f"{hf_prefix}.attn.c_attn.bias:{part}", "copy", "zeros")
-        for ours_name, hf_name in (("attn.c_proj", "attn.c_proj"), ("mlp.c_fc", "mlp.c_fc"), ("mlp.c_proj", "mlp.c_proj")):
+        for ours_name, hf_name in (
+            ("attn.c_proj", "attn.c_proj"),
+            ("mlp.c_fc", "mlp.c_fc"),
+            ("mlp.c_proj", "mlp.c_proj"),
+        ):
             add(f"{ours_prefix}.{ours_name}.weight", f"{hf_prefix}.{hf_name}.weight", "transpose", "zeros")
             add(f"{ours_prefix}.{ours_name}.bias", f"{hf_prefix}.{hf_name}.bias", "copy", "zeros")
     for ours_norm, hf_norm in norm_pairs:
@@ -190,7 +199,9 @@ def to_hf_gpt2(our_model: GPT2LLM) -> "GPT2LMHeadModel":
     from transformers import GPT2LMHeadModel
 
     hf_model = GPT2LMHeadModel(hf_gpt2_config_from_model(our_model)).float().eval()
-    ours = {name: _full_tensor(p).detach().cpu().float() for name, p in our_model.named_parameters(remove_duplicate=False)}
+    ours = {
+        name: _full_tensor(p).detach().cpu().float() for name, p in our_model.named_parameters(remove_duplicate=False)
+    }
     hf_params = dict(hf_model.named_parameters(remove_duplicate=False))
     for our_name, hf_name, how in _weight_map(our_model):
         target = _hf_view(hf_params, hf_name, our_model.n_embd)

@@ -7,7 +7,6 @@ import re
 
 import pytest
 import torch
-from tests.models.helpers import build_gpt2, gpt2_config_dict, norm_block, rope_overrides
 from pydantic import ValidationError
 
 from modalities.models.gpt2.config import AttentionConfig, GPT2LLMConfig
@@ -18,6 +17,7 @@ from modalities.models.gpt2.model import (
     SwiGLU,
     swiglu_hidden_dim,
 )
+from tests.models.helpers import build_gpt2, gpt2_config_dict, norm_block, rope_overrides
 
 VARIANTS = {
     "absolute_gelu": {},
@@ -62,7 +62,9 @@ def test_pytorch_flash_and_manual_attention_agree(variant):
     fused.load_state_dict(manual.state_dict())
     ids = tokens()
     with torch.no_grad():
-        torch.testing.assert_close(fused({"input_ids": ids})["logits"], manual({"input_ids": ids})["logits"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            fused({"input_ids": ids})["logits"], manual({"input_ids": ids})["logits"], atol=1e-5, rtol=1e-5
+        )
 
 
 def attention(n_head_q: int, n_head_kv: int, implementation: str = "manual", n_embd: int = 32) -> CausalSelfAttention:
@@ -93,7 +95,11 @@ def test_grouped_query_attention_equals_mha_with_each_kv_head_shared_by_its_grou
     assert gqa.q_attn.weight.shape == (32, 32)
 
     def repeat_heads(weight: torch.Tensor) -> torch.Tensor:  # kv head j serves query heads 2j and 2j+1
-        return weight.view(2, head_dim, *weight.shape[1:]).repeat_interleave(2, dim=0).reshape(4 * head_dim, *weight.shape[1:])
+        return (
+            weight.view(2, head_dim, *weight.shape[1:])
+            .repeat_interleave(2, dim=0)
+            .reshape(4 * head_dim, *weight.shape[1:])
+        )
 
     with torch.no_grad():
         for name in ("q_attn", "c_proj"):
@@ -121,7 +127,9 @@ def test_rope_scores_depend_only_on_the_relative_offset():
     torch.testing.assert_close(rotated_q[..., 0, :], q[..., 0, :])  # position 0 is not rotated
 
 
-@pytest.mark.parametrize("ffn_hidden, multiple, expected", [(128, 256, 256), (3072, 256, 2048), (1000, 64, 704), (96, 1, 64)])
+@pytest.mark.parametrize(
+    "ffn_hidden, multiple, expected", [(128, 256, 256), (3072, 256, 2048), (1000, 64, 704), (96, 1, 64)]
+)
 def test_swiglu_hidden_dim_is_two_thirds_rounded_up(ffn_hidden, multiple, expected):
     assert swiglu_hidden_dim(ffn_hidden, multiple) == expected
 

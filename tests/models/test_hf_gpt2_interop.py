@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.models.helpers import build_gpt2, gpt2_config_dict, rope_overrides
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from modalities.interop.hf_gpt2 import (
@@ -14,6 +13,7 @@ from modalities.interop.hf_gpt2 import (
     load_hf_gpt2_weights,
 )
 from modalities.models.gpt2.config import GPT2LLMConfig
+from tests.models.helpers import build_gpt2, gpt2_config_dict, rope_overrides
 
 N_EMBD, N_LAYER, N_HEAD, VOCAB, SEQ = 32, 2, 4, 64, 16
 
@@ -126,5 +126,10 @@ def test_configurations_hf_gpt2_cannot_represent_are_named():
 
 def test_hf_config_from_our_config_matches_the_architecture():
     hf_config = hf_gpt2_config_from_gpt2_config(GPT2LLMConfig(**gpt2_config_dict()))
-    assert (hf_config.n_embd, hf_config.n_layer, hf_config.n_head, hf_config.n_inner) == (N_EMBD, N_LAYER, N_HEAD, 4 * N_EMBD)
+    assert (hf_config.n_embd, hf_config.n_layer, hf_config.n_head, hf_config.n_inner) == (
+        N_EMBD,
+        N_LAYER,
+        N_HEAD,
+        4 * N_EMBD,
+    )
     assert (hf_config.vocab_size, hf_config.n_positions, hf_config.activation_function) == (VOCAB, SEQ, "gelu")

@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
-from tests.models.helpers import build_from_config, build_gpt2
 from pydantic import ValidationError
 
 from modalities.models.initialization.composed import composed_initializer, initialize_model
 from modalities.models.initialization.config import ComposedModelInitializationConfig
+from tests.models.helpers import build_from_config, build_gpt2
 
 N_LAYER, N_EMBD = 4, 64
 
@@ -31,7 +31,9 @@ def assert_std(tensor: torch.Tensor, expected: float) -> None:
 
 @pytest.mark.parametrize("activation", ["gelu", "swiglu"])
 def test_scaled_init_divides_residual_projections_by_sqrt_2L(activation):
-    model = build_gpt2(n_layer=N_LAYER, n_embd=N_EMBD, activation_type=activation, enforce_swiglu_hidden_dim_multiple_of=64)
+    model = build_gpt2(
+        n_layer=N_LAYER, n_embd=N_EMBD, activation_type=activation, enforce_swiglu_hidden_dim_multiple_of=64
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(3.0)
@@ -84,7 +86,7 @@ def test_same_seed_gives_same_weights():
     a, b = build_gpt2(seed=1), build_gpt2(seed=2)
     for model in (a, b):
         initialize_model(model, initializer(weight_init_type="plain", std=0.02, seed=7))
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb), name
 
 

@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-from tests.models.helpers import build_from_config, build_gpt2
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from modalities.models.huggingface.config import HuggingFacePretrainedModelConfig
@@ -15,6 +14,7 @@ from modalities.models.mfu.config import GPT2MFUCalculatorConfig
 from modalities.models.mfu.gpt2_mfu import GPT2MFUCalculator, peak_flops_of_device_name
 from modalities.models.norms import layer_norms
 from modalities.models.norms.config import LayerNormConfig, PytorchRMSLayerNormConfig, RMSLayerNormConfig
+from tests.models.helpers import build_from_config, build_gpt2
 
 
 def test_rms_norm_matches_torch_rms_norm_plus_bias():
@@ -74,11 +74,14 @@ def test_mfu_formula_against_a_hand_computation():
     model = build_gpt2(n_layer=n_layer, n_embd=n_embd, sequence_length=seq, vocab_size=vocab, use_weight_tying=False)
     per_block = (
         4 * (n_embd * n_embd + n_embd)  # q, k, v, c_proj with biases
-        + (n_embd * ffn + ffn) + (ffn * n_embd + n_embd)  # c_fc, c_proj
+        + (n_embd * ffn + ffn)
+        + (ffn * n_embd + n_embd)  # c_fc, c_proj
         + 2 * 2 * n_embd  # two LayerNorms
     )
     matmul_params = n_layer * per_block + 2 * n_embd + vocab * n_embd  # + final norm + lm_head; no wte, wpe
-    config = GPT2MFUCalculatorConfig(n_layer=n_layer, sequence_length=seq, n_embd=n_embd, world_size=2, wrapped_model=model)
+    config = GPT2MFUCalculatorConfig(
+        n_layer=n_layer, sequence_length=seq, n_embd=n_embd, world_size=2, wrapped_model=model
+    )
     calculator = build_from_config(GPT2MFUCalculator, config)
     assert calculator.num_matmul_parameters == matmul_params
     assert calculator.flops_per_token == 6 * matmul_params + 12 * n_layer * seq * n_embd
@@ -99,6 +102,9 @@ def test_tied_embedding_counts_once_as_the_output_projection():
     assert count(tied) == count(untied)
 
 
-@pytest.mark.parametrize("name, peak", [("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("Tesla T4", None)])
+@pytest.mark.parametrize(
+    "name, peak",
+    [("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("Tesla T4", None)],
+)
 def test_peak_flops_by_device_name(name, peak):
     assert peak_flops_of_device_name(name) == peak

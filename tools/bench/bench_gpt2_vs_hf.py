@@ -111,7 +111,8 @@ def main() -> None:
     ours_tps = tokens / statistics.median(times["ours"])
     hf_tps = tokens / statistics.median(times["hf"])
     print(
-        f"GPT-2 L={args.n_layer} d={args.n_embd} heads={args.n_head} T={args.seq} vocab={args.vocab} batch={args.batch} "
+        f"GPT-2 L={args.n_layer} d={args.n_embd} heads={args.n_head} T={args.seq} vocab={args.vocab} "
+        f"batch={args.batch} "
         f"attention={args.attention} threads={torch.get_num_threads()}"
     )
     print(f"model/gpt2:        {ours_tps:10.0f} tokens/s (median of {args.steps} forward+backward steps)")

@@ -19,7 +19,9 @@ class RotaryTransformConfig(ComponentConfig):
     """Rotary position embedding (RoPE, Su et al. 2021) applied to queries and keys."""
 
     n_embd: PositiveStrictInt = Field(description="Model width; must equal the model's n_embd.")
-    n_head: PositiveStrictInt = Field(description="Query heads; must equal the model's n_head_q (head size = n_embd / n_head).")
+    n_head: PositiveStrictInt = Field(
+        description="Query heads; must equal the model's n_head_q (head size = n_embd / n_head)."
+    )
     seq_length_dim: StrictInt = Field(
         default=-2, description="Dimension of the (batch, heads, sequence, head_dim) tensors holding positions."
     )
@@ -35,7 +37,8 @@ class QueryKeyValueTransformConfig(ComponentConfig):
 
     type_hint: Literal["RotaryTransform", "IdentityTransform"] = Field(description="Which transform.")
     config: RotaryTransformConfig | IdentityTransformConfig = Field(
-        description="Its settings: {n_embd, n_head, seq_length_dim, base_freq} for RotaryTransform, {} for IdentityTransform."
+        description="Its settings: {n_embd, n_head, seq_length_dim, base_freq} for RotaryTransform, "
+        "{} for IdentityTransform."
     )
 
     @model_validator(mode="after")
@@ -79,7 +82,9 @@ class GPT2LLMConfig(ComponentConfig):
         description="Hidden size of the feed-forward layer (gelu); swiglu uses about 2/3 of it, see "
         "enforce_swiglu_hidden_dim_multiple_of."
     )
-    dropout: float = Field(ge=0.0, lt=1.0, description="Dropout on embeddings, attention weights and residual branches.")
+    dropout: float = Field(
+        ge=0.0, lt=1.0, description="Dropout on embeddings, attention weights and residual branches."
+    )
     bias: bool = Field(description="Use biases in the linear layers.")
     attention_config: AttentionConfig = Field(description="Query/key/value transforms (e.g. rotary embeddings).")
     attention_implementation: Literal["manual", "pytorch_flash", "dao_flash"] = Field(
@@ -102,7 +107,8 @@ class GPT2LLMConfig(ComponentConfig):
         problems = []
         if self.n_embd % self.n_head_q:
             problems.append(
-                f"n_embd ({self.n_embd}) must be divisible by n_head_q ({self.n_head_q}) so every head has the same size"
+                f"n_embd ({self.n_embd}) must be divisible by n_head_q ({self.n_head_q}) "
+                "so every head has the same size"
             )
         if self.n_head_q % self.n_head_kv:
             problems.append(

@@ -278,7 +278,10 @@ class GPT2LLM(NNModel):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
         for block in self.transformer.h:
-            for projection in (block.attn.c_proj, block.mlp.W_2 if self.activation_type == "swiglu" else block.mlp.c_proj):
+            for projection in (
+                block.attn.c_proj,
+                block.mlp.W_2 if self.activation_type == "swiglu" else block.mlp.c_proj,
+            ):
                 nn.init.normal_(projection.weight, mean=0.0, std=std / math.sqrt(2 * self.n_layer))
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

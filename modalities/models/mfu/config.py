@@ -12,7 +12,9 @@ class GPT2MFUCalculatorConfig(ComponentConfig):
     sequence_length: PositiveStrictInt = Field(description="Tokens per sample (T in 12*L*T*d).")
     n_embd: PositiveStrictInt = Field(description="Model width (d in 12*L*T*d).")
     world_size: PositiveStrictInt = Field(description="Number of devices the throughput is measured over.")
-    wrapped_model: ComponentRef["model"] = Field(description="The (possibly sharded) model whose parameters are counted.")
+    wrapped_model: ComponentRef["model"] = Field(
+        description="The (possibly sharded) model whose parameters are counted."
+    )
     device_mesh: ComponentRef["device_mesh"] | None = Field(
         default=None, description="Accepted for Modalities configs; the device count is taken from world_size."
     )

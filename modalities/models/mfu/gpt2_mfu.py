@@ -32,9 +32,7 @@ def matmul_parameter_count(model: nn.Module) -> int:
     # DTensor.numel() is the global size, so sharded models are counted whole.
     embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    return sum(
-        p.numel() for p in model.parameters() if id(p) not in embedding_weights or id(p) in linear_weights
-    )
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding_weights or id(p) in linear_weights)
 
 
 class GPT2MFUCalculator:

@@ -59,7 +59,11 @@ class LayerNormWrapperConfig(ComponentConfig):
     def _validate_config_for_norm_type(cls, data: Any) -> Any:
         # The union alone cannot tell {normalized_shape, eps} of layer_norm from that of pytorch_rms_norm,
         # so the config is validated against the class its norm_type names.
-        if isinstance(data, dict) and data.get("norm_type") in NORM_CONFIG_CLASSES and isinstance(data.get("config"), dict):
+        if (
+            isinstance(data, dict)
+            and data.get("norm_type") in NORM_CONFIG_CLASSES
+            and isinstance(data.get("config"), dict)
+        ):
             data = dict(data)
             data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(data["config"])
         return data

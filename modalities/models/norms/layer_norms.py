@@ -30,7 +30,9 @@ class RMSLayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
 
-def layer_norm(normalized_shape: int, eps: float = 1e-6, elementwise_affine: bool = True, bias: bool = True) -> nn.LayerNorm:
+def layer_norm(
+    normalized_shape: int, eps: float = 1e-6, elementwise_affine: bool = True, bias: bool = True
+) -> nn.LayerNorm:
     return nn.LayerNorm(normalized_shape, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
 
 
