@@ -9,6 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from modalities.interop.hf_gpt2 import to_hf_gpt2
 from modalities.models.initialization.composed import composed_initializer, initialize_model
 from modalities.models.initialization.config import ComposedModelInitializationConfig
 from tests.models.helpers import build_from_config, build_gpt2
@@ -109,8 +110,12 @@ def test_fsdp2_sharded_meta_model_is_initialized_in_place(tmp_path):
         assert isinstance(projection, DTensor) and projection.device.type == "cpu"
         assert_std(projection.full_tensor(), 0.02 / math.sqrt(2 * N_LAYER))
         assert_std(model.transformer.h[0].attn.q_attn.weight.full_tensor(), 0.02)
-        logits = model({"input_ids": torch.randint(0, 64, (2, 16))})["logits"]
+        hf_model = to_hf_gpt2(model)  # export gathers the DTensor shards
+        ids = torch.randint(0, 64, (2, 16))
+        logits = model({"input_ids": ids})["logits"]
         assert torch.isfinite(logits).all()
+        with torch.no_grad():
+            torch.testing.assert_close(hf_model(input_ids=ids).logits, logits.detach(), atol=1e-5, rtol=0)
     finally:
         dist.destroy_process_group()
 
