@@ -233,3 +233,25 @@ def export_to_hf(our_model: GPT2LLM, out_dir: str | os.PathLike) -> Path:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return out_dir
+
+
+def export_state_dict_to_hf(
+    config: "GPT2LLMConfig", state_dict: dict[str, torch.Tensor], out_dir: str | os.PathLike
+) -> Path:
+    """Write a model/gpt2 checkpoint (its config and a full state dict, e.g. from a consolidated training
+    checkpoint) as a transformers folder. The configuration is checked before any weight is touched."""
+    hf_gpt2_config_from_gpt2_config(config)
+    fields = {name: getattr(config, name) for name in type(config).model_fields}
+    fields.update(use_meta_device=True, attention_implementation="manual")
+    model = build_gpt2_model(**fields)
+    # Tied checkpoints may hold the shared matrix under one name only; strict loading names anything missing.
+    if model.use_weight_tying and "lm_head.weight" not in state_dict and "transformer.wte.weight" in state_dict:
+        state_dict = {**state_dict, "lm_head.weight": state_dict["transformer.wte.weight"]}
+    missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
+    if missing or unexpected:
+        raise HFConversionError(
+            f"the checkpoint does not fit the model config: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+        )
+    if model.use_weight_tying:
+        model.lm_head.weight = model.transformer.wte.weight
+    return export_to_hf(model, out_dir)

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from modalities.interop.hf_gpt2 import (
     HFConversionError,
+    export_state_dict_to_hf,
     export_to_hf,
     hf_gpt2_config_from_gpt2_config,
     load_hf_gpt2_weights,
@@ -133,3 +134,18 @@ def test_hf_config_from_our_config_matches_the_architecture():
         4 * N_EMBD,
     )
     assert (hf_config.vocab_size, hf_config.n_positions, hf_config.activation_function) == (VOCAB, SEQ, "gelu")
+
+
+def test_a_config_and_state_dict_export_without_building_the_model_twice(tmp_path):
+    config = GPT2LLMConfig(**gpt2_config_dict(seed=5))
+    ours = build_gpt2(seed=5).eval()
+    state_dict = {k: v for k, v in ours.state_dict().items() if k != "lm_head.weight"}
+    hf = AutoModelForCausalLM.from_pretrained(
+        export_state_dict_to_hf(config, state_dict, tmp_path / "m"), local_files_only=True
+    ).eval()
+    ids = random_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"], atol=1e-5, rtol=0)
+    with pytest.raises(HFConversionError, match="missing.*c_fc"):
+        broken = {k: v for k, v in state_dict.items() if "h.1.mlp.c_fc" not in k}
+        export_state_dict_to_hf(config, broken, tmp_path / "other")
