@@ -90,6 +90,7 @@ def test_mfu_formula_against_a_hand_computation():
     samples_per_second = 1000.0
     expected_mfu = samples_per_second * seq * on_h100.flops_per_token / (2 * 989e12)
     assert on_h100.compute(samples_per_second) == pytest.approx(expected_mfu)
+    assert float(on_h100.compute(torch.tensor(samples_per_second))) == pytest.approx(expected_mfu)
     if not torch.cuda.is_available():
         report = calculator.throughput(samples_per_second)
         assert report["mfu"] is None and calculator.compute(samples_per_second) is None
