@@ -62,5 +62,8 @@ class GPT2MFUCalculator:
         return {"tokens_per_second": tokens_per_second, "model_flops_per_second": flops_per_second, "mfu": mfu}
 
     def compute(self, num_samples_per_second: float) -> float | None:
-        """MFU in [0, 1] for a global sample rate, or None where the peak is unknown (e.g. CPU)."""
+        """MFU in [0, 1], or None where the peak is unknown (e.g. CPU).
+
+        ``num_samples_per_second`` is the global rate: samples/s summed over all ``world_size`` devices (the
+        peak it is divided by is per-device peak x world_size)."""
         return self.throughput(num_samples_per_second)["mfu"]
