@@ -55,7 +55,7 @@ def test_scaled_init_divides_residual_projections_by_sqrt_2L(activation):
 def test_plain_init_with_auto_std_and_scaled_embed():
     model = build_gpt2(n_layer=N_LAYER, n_embd=N_EMBD)
     initialize_model(model, initializer(weight_init_type="plain", std="auto", hidden_dim=N_EMBD))
-    auto_std = math.sqrt(2 / (5 * N_EMBD))
+    auto_std = 1 / math.sqrt(N_EMBD)
     assert_std(params(model)["transformer.h.0.attn.c_proj.weight"], auto_std)
     assert_std(params(model)["transformer.h.0.mlp.c_fc.weight"], auto_std)
 

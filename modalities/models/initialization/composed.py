@@ -75,8 +75,8 @@ class ComposedModelInitializer:
 
 
 def plain_std(std: float | str, hidden_dim: int | None) -> float:
-    # "auto" is the small init of Nguyen & Salazar (arXiv 1910.05895, used in 2312.16903): sqrt(2 / (5 d)).
-    return math.sqrt(2 / (5 * hidden_dim)) if std == "auto" else float(std)
+    # "auto" keeps a unit-variance input at roughly unit variance through each projection: 1 / sqrt(d).
+    return 1 / math.sqrt(hidden_dim) if std == "auto" else float(std)
 
 
 def composed_initializer(

@@ -21,8 +21,7 @@ class ComposedModelInitializationConfig(ComponentConfig):
     )
     mean: float = Field(description="Mean of the normal distributions.")
     std: float | Literal["auto"] = Field(
-        description="Standard deviation of the plain init, or 'auto' for sqrt(2/(5*hidden_dim)) (small init, as "
-        "in Modalities)."
+        description="Standard deviation of the plain init, or 'auto' for 1/sqrt(hidden_dim)."
     )
     hidden_dim: PositiveStrictInt | None = Field(default=None, description="Model width; required when std is 'auto'.")
     num_layers: PositiveStrictInt | None = Field(
@@ -40,7 +39,7 @@ class ComposedModelInitializationConfig(ComponentConfig):
         if isinstance(self.std, float) and self.std < 0:
             raise ValueError(f"std must be >= 0 or 'auto', got {self.std}")
         if self.std == "auto" and self.hidden_dim is None:
-            raise ValueError("std: 'auto' needs hidden_dim (the model width) to compute sqrt(2/(5*hidden_dim))")
+            raise ValueError("std: 'auto' needs hidden_dim (the model width) to compute 1/sqrt(hidden_dim)")
         if self.std != "auto" and self.hidden_dim is not None:
             raise ValueError("hidden_dim is only used with std: auto; remove it or set std: auto")
         if self.weight_init_type == "plain" and self.num_layers is not None:
