@@ -282,7 +282,7 @@ class Gym:
     ) -> None:
         mfu = None
         if self.mfu_calculator is not None and self.device.type == "cuda":
-            value = self.mfu_calculator.compute(torch.tensor(samples_per_s / self.world_size))
+            value = self.mfu_calculator.compute(samples_per_s)  # the global rate: the calculator divides by world_size
             mfu = float(value) if value is not None else None
         lrs = [group["lr"] for group in self.optimizer.param_groups]
         result = EvaluationResultBatch(
