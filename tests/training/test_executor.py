@@ -58,34 +58,48 @@ def test_nan_loss_stops_and_names_step_and_last_checkpoint(tmp_path, capsys):
     assert not (tmp_path / "nan" / "checkpoints" / f"step_{step}").exists()
 
 
-def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
+def _signal_during_save_of_step_6(tmp_path, experiment_id: str, sig: signal.Signals):
+    """Train to step 3 (saved), resume, and send `sig` while step 6 is being saved; returns the checkpoints
+    folder and the interrupted process's exit code and output."""
     cmd = [sys.executable, "-m", "modalities", "train", str(TINY), "--plugin", PLUGIN, "--experiments-root",
-           str(tmp_path), "--experiment-id", "killed"]
-    env = subprocess_env()
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    # The test hook sleeps between writing the shards and renaming the folder: the kill lands mid-save.
-    env_slow = subprocess_env(MODALITIES_TEST_SLEEP_MID_SAVE_S="60")
-    first = subprocess.run(cmd + ["--set", "settings.training_target.num_target_steps=3"], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=120)
+           str(tmp_path), "--experiment-id", experiment_id]
+    checkpoints = tmp_path / experiment_id / "checkpoints"
+    first = subprocess.run(cmd + ["--set", "settings.training_target.num_target_steps=3"], cwd=REPO,
+                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    proc = subprocess.Popen(cmd + ["--resume", str(checkpoints / "latest")], cwd=REPO, env=env_slow,
+    # The test hook sleeps between writing the shards and renaming the folder: the signal lands mid-save.
+    proc = subprocess.Popen(cmd + ["--resume", str(checkpoints / "latest")], cwd=REPO,
+                            env=subprocess_env(MODALITIES_TEST_SLEEP_MID_SAVE_S="60"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 90
         while not (checkpoints / ".tmp-step_6" / "training_progress.json").exists():
             assert proc.poll() is None and time.time() < deadline, "the save never started"
             time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return checkpoints, proc.returncode, output
+
+
+def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
+    checkpoints, _, _ = _signal_during_save_of_step_6(tmp_path, "killed", signal.SIGKILL)
     assert os.readlink(checkpoints / "latest") == "step_3"
     assert not (checkpoints / "step_6").exists()
     # the previous checkpoint still loads and training finishes from it
     assert train_in_process(tmp_path, "after_kill", "--resume", str(checkpoints / "latest")) == 0
     assert sorted(read_results(tmp_path / "after_kill")) == [4, 5, 6]
 
+
+def test_ctrl_c_during_save_leaves_nothing_half_written(tmp_path):
+    checkpoints, code, output = _signal_during_save_of_step_6(tmp_path, "interrupted", signal.SIGINT)
+    assert code == 130, output[-2000:]
+    assert "modalities: interrupted" in output
+    # the temporary folder is gone, no step_6 appeared, `latest` still names the last complete checkpoint
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_3"]
+    assert os.readlink(checkpoints / "latest") == "step_3"
 
 
 def test_cuda_without_gpu_is_a_clear_error(tmp_path, capsys):
