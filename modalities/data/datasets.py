@@ -101,7 +101,7 @@ class MemMapDataset(Dataset):
         except (ValueError, KeyError) as e:
             raise DataError(f"{self.raw_data_path}: document {idx} at byte {offset}: {e}") from None
         if not isinstance(text, str):
-            raise DataError(f"{self.raw_data_path}: document {idx}: the jq pattern selects a {type(text).__name__}")
+            raise DataError(f"{self.raw_data_path}: document {idx}: the jq pattern selects a value of type {type(text).__name__}, not a string")
         return {self.sample_key: self.tokenizer.tokenize(text)}
 
 

@@ -83,7 +83,7 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
             errors.append((first_document + i, str(e.args[0])))
             continue
         if not isinstance(text, str):
-            errors.append((first_document + i, f"the jq pattern selects a {type(text).__name__}, not a string"))
+            errors.append((first_document + i, f"the jq pattern selects a value of type {type(text).__name__}, not a string"))
             continue
         texts.append(text)
         documents.append(first_document + i)

@@ -144,7 +144,7 @@ class PackedFileWriter:
     def write_tokens(self, tokens: np.ndarray, doc_token_lengths: np.ndarray) -> None:
         """Append the tokens of consecutive documents (EOD already included) and their token counts."""
         byte_lengths = np.asarray(doc_token_lengths, dtype=np.int64) * self.token_width
-        offsets = self._data_len + np.concatenate([[0], np.cumsum(byte_lengths)[:-1]]).astype(np.int64)
+        offsets = self._data_len + np.cumsum(byte_lengths) - byte_lengths
         self._write(np.ascontiguousarray(tokens, dtype=self.dtype), np.stack([offsets, byte_lengths], axis=1))
 
     def write_packed(self, source: "PackedFile") -> None:
