@@ -17,7 +17,8 @@ class GPT2LLMCollateFn:
 
     def __call__(self, batch: list[dict]) -> DatasetBatch:
         try:
-            tokens = torch.from_numpy(np.stack([np.asarray(sample[self.sample_key]) for sample in batch]).astype(np.int64))
+            tokens = np.stack([np.asarray(sample[self.sample_key]) for sample in batch])
+            tokens = torch.from_numpy(tokens.astype(np.int64, copy=False))
         except KeyError:
             raise KeyError(
                 f"collate_fn: the samples have no key '{self.sample_key}' (they have {sorted(batch[0])}); "
