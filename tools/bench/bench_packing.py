@@ -3,8 +3,8 @@
     python tools/bench/bench_packing.py [--num-cpus 2] [--megabytes 8]
 
 The corpus is the shipped sample, repeated (with each copy's documents numbered) to the requested size. The
-ceiling is `tokenizers.Tokenizer.encode_batch_fast` over all texts already in memory, with the tokenizer's
-thread pool set to --num-cpus threads. The packer does the whole job on --num-cpus worker processes: reading
+ceiling is `tokenizers.Tokenizer.encode_batch_fast` over the texts already in memory, in batches of the
+packer's batch size, with the tokenizer's thread pool set to --num-cpus threads. The packer does the whole job on --num-cpus worker processes: reading
 the JSONL through the raw index, parsing JSON, encoding, appending EOD and writing the .pbin.
 """
 
@@ -43,8 +43,11 @@ import json, sys, time
 from tokenizers import Tokenizer
 tokenizer = Tokenizer.from_file(sys.argv[1])
 texts = [json.loads(line)["text"] for line in open(sys.argv[2], encoding="utf-8")]
+batch = int(sys.argv[3])
 began = time.perf_counter()
-tokens = sum(len(e.ids) for e in tokenizer.encode_batch_fast(texts, add_special_tokens=True))
+tokens = 0
+for start in range(0, len(texts), batch):
+    tokens += sum(len(e.ids) for e in tokenizer.encode_batch_fast(texts[start : start + batch], add_special_tokens=True))
 print(json.dumps({"tokens": tokens + len(texts), "seconds": time.perf_counter() - began}))
 """
 
@@ -74,7 +77,7 @@ def main() -> None:
         ceiling, best = None, None
         for _ in range(args.rounds):
             run = json.loads(
-                subprocess.run([sys.executable, "-c", CEILING, str(tokenizer_json), str(corpus)], env=env,
+                subprocess.run([sys.executable, "-c", CEILING, str(tokenizer_json), str(corpus), str(args.batch_size)], env=env,
                                check=True, capture_output=True, text=True).stdout
             )
             ceiling = run if ceiling is None or run["seconds"] < ceiling["seconds"] else ceiling
