@@ -153,18 +153,21 @@ def pack_encoded_data(
     init_args = (str(src), jq_steps, tokenizer.batch_encoder(), eod_id, width)
     tasks = [(start, index[start : start + processing_batch_size]) for start in range(0, len(index), processing_batch_size)]
 
+    # More workers than batches would only cost start-up time.
+    num_workers = max(1, min(num_cpus, len(tasks)))
     writer = PackedFileWriter(dst, width, overwrite=overwrite)
     skipped: list[SkippedDocument] = []
     documents_done = tokens_done = 0
     pool = None
+    parallelism_before = os.environ.get("TOKENIZERS_PARALLELISM")
     try:
-        if num_cpus <= 1:
+        if num_workers == 1:
             _init_worker(*init_args)
             results = (_encode_chunk(task) for task in tasks)
         else:
             tokenizer_parallelism_off()
-            pool = multiprocessing.get_context("spawn").Pool(num_cpus, initializer=_init_worker, initargs=init_args)
-            results = _ordered_results(pool, tasks, max_batches_in_flight or 2 * num_cpus)
+            pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker, initargs=init_args)
+            results = _ordered_results(pool, tasks, max(max_batches_in_flight or 0, 2 * num_workers))
         for (first_document, entries), result in zip(tasks, results):
             for document, reason in result.errors:
                 line = _line_number(src, int(index[document, 0]))
@@ -188,8 +191,12 @@ def pack_encoded_data(
         if pool is not None:
             pool.terminate()
             pool.join()
-        if num_cpus <= 1 and "src" in _worker:
+        if "src" in _worker:
             _worker.pop("src").close()
+        if parallelism_before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = parallelism_before
     return PackingResult(dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped)
 
 
