@@ -68,14 +68,13 @@ class LLMDataLoader(DataLoader):
             num_workers=num_workers,
             pin_memory=pin_memory,
         )
+        # torch sets batch_size to None when given a batch sampler and forbids assigning it later; trainers read
+        # the per-rank micro-batch size from here, as with Modalities' loader.
+        object.__setattr__(self, "batch_size", resumable.batch_size)
         self.dataloader_tag = dataloader_tag
         self._resumable = resumable
         self._epoch = getattr(resumable.sampler, "epoch", 0)
         self._batches_consumed = skip_num_batches
-
-    @property
-    def batch_size_per_rank(self) -> int | None:
-        return self._resumable.batch_size
 
     @property
     def epoch(self) -> int:
@@ -139,8 +138,8 @@ class RepeatingDataLoader:
         return self.dataloader.dataloader_tag
 
     @property
-    def batch_size_per_rank(self) -> int | None:
-        return self.dataloader.batch_size_per_rank
+    def batch_size(self) -> int | None:
+        return self.dataloader.batch_size
 
     def __len__(self) -> int:
         return self.num_epochs * len(self.dataloader)

@@ -53,7 +53,7 @@ def test_resume_on_exactly_the_next_batch(dataset, num_workers):
     assert len(full) == 8 and sorted(x for b in full for x in b) == [1 + 4 * i for i in range(24)]
 
     loader = _loader(dataset, num_workers=num_workers)
-    assert loader.dataloader_tag == "train"
+    assert loader.dataloader_tag == "train" and loader.batch_size == 3 and len(loader) == 8
     taken = []
     for batch in loader:
         taken.append(batch)
@@ -77,7 +77,7 @@ def test_skip_and_fixed_num_batches(dataset):
 
 def test_repeating_loader_reshuffles_each_epoch_and_resumes(dataset):
     repeating = RepeatingDataLoader(_loader(dataset), num_epochs=3, reshuffle_after_epoch=True)
-    assert len(repeating) == 24 and repeating.dataloader_tag == "train"
+    assert len(repeating) == 24 and repeating.dataloader_tag == "train" and repeating.batch_size == 3
     batches = _firsts(repeating)
     epochs = [batches[0:8], batches[8:16], batches[16:24]]
     for epoch in epochs:
