@@ -11,25 +11,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     index = sub.add_parser("create_raw_index", help="write the byte offset and length of every JSONL line (.idx)")
     index.add_argument("src_path", help="the JSONL file")
-    index.add_argument("--index-path", "--index_path", dest="index_path", default=None,
-                       help="where to write the index (default: the JSONL path with suffix .idx)")
-    index.add_argument("--skip-malformed", action="store_true",
-                       help="leave lines that are not valid JSON out of the index (they are counted and listed)")
+    index.add_argument(
+        "--index-path",
+        "--index_path",
+        dest="index_path",
+        default=None,
+        help="where to write the index (default: the JSONL path with suffix .idx)",
+    )
+    index.add_argument(
+        "--skip-malformed",
+        action="store_true",
+        help="leave lines that are not valid JSON out of the index (they are counted and listed)",
+    )
     index.add_argument("--overwrite", action="store_true", help="replace an existing index")
     index.set_defaults(_data_run=_create_raw_index)
 
     pack = sub.add_parser("pack_encoded_data", help="tokenize a JSONL corpus into a .pbin file, as a config describes")
     pack.add_argument("config", help="pack config: `settings` (src_path, dst_path, ...) and a `tokenizer` component")
     pack.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    pack.add_argument("--skip-bad-documents", action="store_true",
-                      help="leave out documents that cannot be read or encoded (counted and listed) instead of stopping")
+    pack.add_argument(
+        "--skip-bad-documents",
+        action="store_true",
+        help="leave out documents that cannot be read or encoded (counted and listed) instead of stopping",
+    )
     pack.add_argument("--num-cpus", type=int, default=None, help="worker processes (overrides settings.num_cpus)")
     pack.set_defaults(_data_run=_pack_encoded_data)
 
     inspect = sub.add_parser("inspect", help="show tokens, documents and token width of a .pbin, and decode a sample")
     inspect.add_argument("path", help="the .pbin file")
-    inspect.add_argument("--tokenizer", default=None,
-                         help="tokenizer to decode with: a Hugging Face folder or tokenizer.json, or a SentencePiece .model")
+    inspect.add_argument(
+        "--tokenizer",
+        default=None,
+        help="tokenizer to decode with: a Hugging Face folder or tokenizer.json, or a SentencePiece .model",
+    )
     inspect.add_argument("--document", type=int, default=0, help="which document to show (default 0)")
     inspect.add_argument("--max-tokens", type=int, default=64, help="tokens of the document to show (default 64)")
     inspect.set_defaults(_data_run=_inspect)
@@ -95,7 +109,10 @@ def _create_raw_index(args: argparse.Namespace) -> int:
             progress.update(task, completed=position, rate=_rates(documents, None, time.perf_counter() - began))
 
         result = create_raw_index(
-            args.src_path, args.index_path, skip_malformed=args.skip_malformed, overwrite=args.overwrite,
+            args.src_path,
+            args.index_path,
+            skip_malformed=args.skip_malformed,
+            overwrite=args.overwrite,
             on_progress=on_progress,
         )
     print(f"{result.index_path}: {result.num_documents} documents indexed from {args.src_path}")

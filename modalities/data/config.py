@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, FilePath, StrictBool, field_validator, model_validator
 
@@ -45,14 +45,14 @@ class PreTrainedHFTokenizerConfig(ComponentConfig):
     pretrained_model_name_or_path: str = Field(
         description="Local folder saved with `save_pretrained` (holding tokenizer.json) or a tokenizer.json file."
     )
-    max_length: Optional[NonNegativeStrictInt] = Field(
+    max_length: NonNegativeStrictInt | None = Field(
         default=None, description="Length to truncate to (with `truncation`) or pad to (with `padding: max_length`)."
     )
     truncation: StrictBool = Field(default=False, description="Cut encodings longer than `max_length`.")
     padding: StrictBool | Literal["longest", "max_length", "do_not_pad"] = Field(
         default=False, description="Padding strategy of transformers: false, true/`longest`, or `max_length`."
     )
-    special_tokens: Optional[dict[str, str | list[str]]] = Field(
+    special_tokens: dict[str, str | list[str]] | None = Field(
         default=None,
         description="Special tokens to mark, e.g. `{pad_token: <|endoftext|>}`; they must already be in the vocabulary.",
     )
@@ -71,10 +71,10 @@ class MemMapDatasetConfig(ComponentConfig):
     """Documents of a JSONL file (located through its raw index), tokenized when accessed."""
 
     raw_data_path: FilePath = Field(description="The JSONL file.")
-    index_path: Optional[FilePath] = Field(
+    index_path: FilePath | None = Field(
         default=None, description="Its raw index (.idx); defaults to the JSONL path with the suffix .idx."
     )
-    tokenizer: ComponentRef["tokenizer"] = Field(description="Tokenizer applied to each document on access.")
+    tokenizer: ComponentRef[tokenizer] = Field(description="Tokenizer applied to each document on access.")
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
     sample_key: str = Field(description=_SAMPLE_KEY)
 
@@ -112,7 +112,7 @@ class DummyDatasetConfig(ComponentConfig):
 
     num_samples: PositiveStrictInt = Field(description="Number of samples in the dataset.")
     sample_definition: list[DummySampleConfig] = Field(description="The arrays each sample holds.")
-    seed: Optional[StrictInt] = Field(
+    seed: StrictInt | None = Field(
         default=None, description="With a seed, sample i is the same on every access; without, it is fresh each time."
     )
 
@@ -134,7 +134,7 @@ class DistributedSamplerConfig(_RankedSamplerConfig):
     rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
     num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
     shuffle: StrictBool = Field(description="Permute the indices (the same permutation on every rank).")
-    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
+    dataset: ComponentRef[dataset] = Field(description=_DATASET)
     seed: StrictInt = Field(default=0, description="Seed of the permutation; epoch e uses seed + e.")
     drop_last: StrictBool = Field(
         default=True, description="Drop the tail that does not divide evenly; false pads by repeating indices."
@@ -144,7 +144,7 @@ class DistributedSamplerConfig(_RankedSamplerConfig):
 class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
     """A distributed sampler that starts after a number of samples already consumed globally."""
 
-    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
+    dataset: ComponentRef[dataset] = Field(description=_DATASET)
     rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
     num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
     epoch: NonNegativeStrictInt = Field(default=0, description="Epoch to start in (selects the permutation).")
@@ -162,7 +162,7 @@ class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
 class BatchSamplerConfig(ComponentConfig):
     """Groups a sampler's indices into batches."""
 
-    sampler: ComponentRef["sampler"] = Field(description="The sampler whose indices are grouped.")
+    sampler: ComponentRef[sampler] = Field(description="The sampler whose indices are grouped.")
     batch_size: PositiveStrictInt = Field(description="Samples per batch on this rank (the micro-batch size).")
     drop_last: StrictBool = Field(default=True, description="Drop a last batch smaller than batch_size.")
 
@@ -181,9 +181,9 @@ class LLMDataLoaderConfig(ComponentConfig):
     """A torch DataLoader that knows its tag and can report and restore its position."""
 
     dataloader_tag: str = Field(description="Name of the loader in logs and results, e.g. `train` or `test`.")
-    dataset: ComponentRef["dataset"] = Field(description="The dataset to load from.")
-    batch_sampler: ComponentRef["batch_sampler"] = Field(description="Yields the index batches.")
-    collate_fn: Optional[ComponentRef["collate_fn"]] = Field(
+    dataset: ComponentRef[dataset] = Field(description="The dataset to load from.")
+    batch_sampler: ComponentRef[batch_sampler] = Field(description="Yields the index batches.")
+    collate_fn: ComponentRef[collate_fn] | None = Field(
         default=None, description="Turns a list of samples into a batch; torch's default collation when absent."
     )
     num_workers: NonNegativeStrictInt = Field(description="Loader worker processes (0 loads in the main process).")
@@ -191,7 +191,7 @@ class LLMDataLoaderConfig(ComponentConfig):
     skip_num_batches: NonNegativeStrictInt = Field(
         default=0, description="Batches of the first epoch to skip without loading them (when resuming)."
     )
-    fixed_num_batches: Optional[PositiveStrictInt] = Field(
+    fixed_num_batches: PositiveStrictInt | None = Field(
         default=None, description="Cut each epoch to this many batches (counting skipped ones)."
     )
 
@@ -208,7 +208,7 @@ class LLMDataLoaderConfig(ComponentConfig):
 class RepeatingDataLoaderConfig(ComponentConfig):
     """Runs a data loader for several epochs in a row."""
 
-    dataloader: ComponentRef["data_loader"] = Field(description="The loader to repeat.")
+    dataloader: ComponentRef[data_loader] = Field(description="The loader to repeat.")
     num_epochs: PositiveStrictInt = Field(description="Number of passes over the loader.")
     reshuffle_after_epoch: StrictBool = Field(
         default=False, description="Give each pass a new permutation (sampler epoch = pass number)."
@@ -261,8 +261,8 @@ class PackEncodedDataSettings(ComponentConfig):
     """The `settings` block of a pack config (the tokenizer is the top-level `tokenizer` component)."""
 
     src_path: FilePath = Field(description="The JSONL corpus.")
-    dst_path: Optional[Path] = Field(default=None, description="Output .pbin; defaults to src_path with suffix .pbin.")
-    index_path: Optional[FilePath] = Field(
+    dst_path: Path | None = Field(default=None, description="Output .pbin; defaults to src_path with suffix .pbin.")
+    index_path: FilePath | None = Field(
         default=None, description="Raw index of src_path; defaults to src_path with suffix .idx."
     )
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")

@@ -33,7 +33,9 @@ class PackedMemMapDatasetContinuous(Dataset):
     every token but the first is a target exactly once); without, samples are disjoint blocks.
     """
 
-    def __init__(self, raw_data_path: str | os.PathLike, sequence_length: int, sample_key: str, reuse_last_target: bool = True):
+    def __init__(
+        self, raw_data_path: str | os.PathLike, sequence_length: int, sample_key: str, reuse_last_target: bool = True
+    ):
         if sequence_length < 2:
             raise ValueError(f"sequence_length must be at least 2, got {sequence_length}")
         self.raw_data_path = Path(raw_data_path)
@@ -101,7 +103,9 @@ class MemMapDataset(Dataset):
         except (ValueError, KeyError) as e:
             raise DataError(f"{self.raw_data_path}: document {idx} at byte {offset}: {e}") from None
         if not isinstance(text, str):
-            raise DataError(f"{self.raw_data_path}: document {idx}: the jq pattern selects a value of type {type(text).__name__}, not a string")
+            raise DataError(
+                f"{self.raw_data_path}: document {idx}: the jq pattern selects a value of type {type(text).__name__}, not a string"
+            )
         return {self.sample_key: self.tokenizer.tokenize(text)}
 
 
@@ -111,7 +115,8 @@ class DummyDataset(Dataset):
     def __init__(self, num_samples: int, sample_definition: list, seed: int | None = None):
         self.num_samples = num_samples
         self.sample_definition = [
-            (d.sample_key, tuple(d.sample_shape), d.sample_type) if not isinstance(d, dict)
+            (d.sample_key, tuple(d.sample_shape), d.sample_type)
+            if not isinstance(d, dict)
             else (d["sample_key"], tuple(d["sample_shape"]), d["sample_type"])
             for d in sample_definition
         ]

@@ -7,8 +7,9 @@ never read.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, Sampler
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modalities.conversion.number_conversion import num_steps_from_num_samples, num_steps_from_num_tokens, num_tokens_from_num_steps
+from modalities.conversion.number_conversion import (
+    num_steps_from_num_samples,
+    num_steps_from_num_tokens,
+    num_tokens_from_num_steps,
+)
 
 
 def num_tokens_from_packed_mem_map_dataset_continuous(
@@ -24,7 +28,9 @@ def num_tokens_from_packed_mem_map_dataset_continuous(
     steps = num_steps_from_num_tokens(
         dp_degree, local_micro_batch_size, num_samples * sequence_length, sequence_length, gradient_accumulation_steps
     )
-    return num_tokens_from_num_steps(steps, dp_degree, local_micro_batch_size, sequence_length, gradient_accumulation_steps)
+    return num_tokens_from_num_steps(
+        steps, dp_degree, local_micro_batch_size, sequence_length, gradient_accumulation_steps
+    )
 
 
 def num_steps_from_raw_dataset_index(

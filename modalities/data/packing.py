@@ -17,9 +17,9 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -83,7 +83,9 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
             errors.append((first_document + i, str(e.args[0])))
             continue
         if not isinstance(text, str):
-            errors.append((first_document + i, f"the jq pattern selects a value of type {type(text).__name__}, not a string"))
+            errors.append(
+                (first_document + i, f"the jq pattern selects a value of type {type(text).__name__}, not a string")
+            )
             continue
         texts.append(text)
         documents.append(first_document + i)
@@ -151,7 +153,9 @@ def pack_encoded_data(
     width = token_width_for_vocab(tokenizer.vocab_size)
     eod_id = tokenizer.get_token_id(eod_token)
     init_args = (str(src), jq_steps, tokenizer.batch_encoder(), eod_id, width)
-    tasks = [(start, index[start : start + processing_batch_size]) for start in range(0, len(index), processing_batch_size)]
+    tasks = [
+        (start, index[start : start + processing_batch_size]) for start in range(0, len(index), processing_batch_size)
+    ]
 
     # More workers than batches would only cost start-up time.
     num_workers = max(1, min(num_cpus, len(tasks)))

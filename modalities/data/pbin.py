@@ -147,7 +147,7 @@ class PackedFileWriter:
         offsets = self._data_len + np.cumsum(byte_lengths) - byte_lengths
         self._write(np.ascontiguousarray(tokens, dtype=self.dtype), np.stack([offsets, byte_lengths], axis=1))
 
-    def write_packed(self, source: "PackedFile") -> None:
+    def write_packed(self, source: PackedFile) -> None:
         """Append another .pbin's tokens and documents (its offsets shifted past what is written)."""
         if source.token_width != self.token_width:
             raise DataError(f"{source.path}: token width {source.token_width} differs from {self.token_width}")
@@ -182,7 +182,9 @@ class PackedFileWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
-def merge_packed_files(sources: list[str | os.PathLike], dst_path: str | os.PathLike, overwrite: bool = False) -> tuple[int, int]:
+def merge_packed_files(
+    sources: list[str | os.PathLike], dst_path: str | os.PathLike, overwrite: bool = False
+) -> tuple[int, int]:
     """Concatenate .pbin files (same token width) into one; returns (documents, tokens) of the result."""
     if not sources:
         raise DataError("merge needs at least one input .pbin file")

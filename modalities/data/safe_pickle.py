@@ -20,10 +20,10 @@ PICKLE_PROTOCOL = 4
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+    def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"refusing to load '{module}.{name}': an index holds only lists, tuples and ints")
 
-    def persistent_load(self, pid):  # noqa: ANN001, ANN201
+    def persistent_load(self, pid):
         raise pickle.UnpicklingError("refusing a persistent id: an index holds only lists, tuples and ints")
 
 

@@ -8,8 +8,8 @@ packer ships to its worker processes: it encodes a batch exactly as ``tokenize_b
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from modalities.data.errors import DataError
 
@@ -109,7 +109,7 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
     def special_token_ids(self) -> dict[str, int]:
         return {token: self.tokenizer.convert_tokens_to_ids(token) for token in self.tokenizer.all_special_tokens}
 
-    def batch_encoder(self) -> "HFBatchEncoder":
+    def batch_encoder(self) -> HFBatchEncoder:
         # Let transformers configure truncation/padding on a copy of the backend, exactly as its __call__ does.
         backend = self.tokenizer.backend_tokenizer
         self.tokenizer.set_truncation_and_padding(
@@ -223,7 +223,7 @@ class PreTrainedSPTokenizer(TokenizerWrapper):
     def is_special_token_id(self, token_id: int) -> bool:
         return bool(self.processor.is_control(token_id))
 
-    def batch_encoder(self) -> "SPBatchEncoder":
+    def batch_encoder(self) -> SPBatchEncoder:
         return SPBatchEncoder(self.model_proto)
 
 

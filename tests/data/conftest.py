@@ -11,7 +11,7 @@ TEXTS = [
     "The old miller carried the wooden bridge.",
     "Café au lait, naïve façade — unicode survives byte offsets. 日本語も。",
     "",
-    "A line with \"quotes\", a backslash \\ and a\nnewline inside the string.",
+    'A line with "quotes", a backslash \\ and a\nnewline inside the string.',
     "Numbers 1650 and 2025; punctuation!? Done.",
 ] + [f"Document number {i} says the river crossed the distant hills {i % 7} times." for i in range(40)]
 
@@ -27,7 +27,9 @@ def write_jsonl(path: Path, records: list, raw_lines: dict[int, str] | None = No
 
 @pytest.fixture
 def corpus(tmp_path) -> Path:
-    return write_jsonl(tmp_path / "corpus.jsonl", [{"id": i, "text": t, "meta": {"body": t.upper()}} for i, t in enumerate(TEXTS)])
+    return write_jsonl(
+        tmp_path / "corpus.jsonl", [{"id": i, "text": t, "meta": {"body": t.upper()}} for i, t in enumerate(TEXTS)]
+    )
 
 
 @pytest.fixture(scope="session")

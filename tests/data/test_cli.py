@@ -1,7 +1,5 @@
 """`modalities data ...`: the four subcommands, their output, and clear errors with exit code 1."""
 
-import pytest
-
 from modalities.cli.main import main
 from modalities.data.pbin import PackedFile
 from tests.data.conftest import EOD, SAMPLE_TOKENIZER, TEXTS, write_jsonl

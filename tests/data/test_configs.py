@@ -165,7 +165,9 @@ def test_number_conversions_in_settings(tmp_path):
 
 def test_wrong_kind_and_bad_values_are_config_errors(tmp_path):
     text = TRAINING_DATA_SECTION.replace(
-        "    batch_sampler:\n      component_key: batch_sampler", "    batch_sampler:\n      component_key: batch_sampler", 1
+        "    batch_sampler:\n      component_key: batch_sampler",
+        "    batch_sampler:\n      component_key: batch_sampler",
+        1,
     ).replace("shuffle: true\n            seed: 42", "shuffle: true\n            seed: 42\n            bogus: 1", 1)
     with pytest.raises(ConfigError, match="bogus"):
         Main(load_app_config_dict(_write(tmp_path, text))).build_components()

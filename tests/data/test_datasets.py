@@ -59,8 +59,10 @@ def test_mem_map_dataset_tokenizes_documents(corpus, hf_tokenizer):
 
 
 def test_dummy_dataset_shapes_and_seed():
-    definition = [{"sample_key": "x", "sample_shape": (3, 2), "sample_type": "float"},
-                  {"sample_key": "ids", "sample_shape": (5,), "sample_type": "int"}]
+    definition = [
+        {"sample_key": "x", "sample_shape": (3, 2), "sample_type": "float"},
+        {"sample_key": "ids", "sample_shape": (5,), "sample_type": "int"},
+    ]
     ds = DummyDataset(num_samples=4, sample_definition=definition, seed=1)
     assert len(ds) == 4
     sample = ds[2]

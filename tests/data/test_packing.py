@@ -9,7 +9,6 @@ from modalities.data.errors import DataError
 from modalities.data.packing import pack_encoded_data
 from modalities.data.pbin import PackedFile
 from modalities.data.raw_index import create_raw_index
-
 from tests.data.conftest import EOD, TEXTS, write_jsonl
 
 
@@ -110,7 +109,13 @@ def test_shipped_sample_matches_a_fresh_pack(tmp_path, hf_tokenizer):
     from tests.data.conftest import REPO
 
     sample = REPO / "data" / "sample"
-    result = pack_encoded_data(sample / "corpus.jsonl", hf_tokenizer, EOD, dst_path=tmp_path / "s.pbin",
-                               index_path=sample / "corpus.idx", processing_batch_size=200)
+    result = pack_encoded_data(
+        sample / "corpus.jsonl",
+        hf_tokenizer,
+        EOD,
+        dst_path=tmp_path / "s.pbin",
+        index_path=sample / "corpus.idx",
+        processing_batch_size=200,
+    )
     assert result.dst_path.read_bytes() == (sample / "corpus.pbin").read_bytes()
     assert np.array_equal(PackedFile(sample / "corpus.pbin").tokens, PackedFile(result.dst_path).tokens)

@@ -7,7 +7,6 @@ import pytest
 
 from modalities.data.errors import DataError
 from modalities.data.raw_index import create_raw_index, read_raw_index
-
 from tests.data.conftest import write_jsonl
 
 
@@ -26,16 +25,16 @@ def test_offsets_and_lengths_are_bytes(corpus):
 
 
 def test_malformed_line_names_its_line_number(tmp_path):
-    path = write_jsonl(tmp_path / "bad.jsonl", [{"text": str(i)} for i in range(6)], raw_lines={3: '{"text": "unterminated'})
+    path = write_jsonl(
+        tmp_path / "bad.jsonl", [{"text": str(i)} for i in range(6)], raw_lines={3: '{"text": "unterminated'}
+    )
     with pytest.raises(DataError, match=r"bad.jsonl:4: not a valid JSON line.*--skip-malformed"):
         create_raw_index(path)
     assert not path.with_suffix(".idx").exists()
 
 
 def test_skip_malformed_reports_the_lines(tmp_path):
-    path = write_jsonl(
-        tmp_path / "bad.jsonl", [{"text": str(i)} for i in range(6)], raw_lines={1: "not json", 4: ""}
-    )
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"text": str(i)} for i in range(6)], raw_lines={1: "not json", 4: ""})
     result = create_raw_index(path, skip_malformed=True)
     assert result.skipped_lines == [2, 5]
     assert result.num_documents == 4

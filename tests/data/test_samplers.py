@@ -32,7 +32,9 @@ def test_every_sample_once_per_epoch(num_replicas, shuffle):
 def test_matches_torch_distributed_sampler(n, drop_last):
     for rank in range(4):
         ours = distributed_sampler(Sized(n), rank=rank, num_replicas=4, shuffle=True, seed=3, drop_last=drop_last)
-        torch_sampler = DistributedSampler(Sized(n), num_replicas=4, rank=rank, shuffle=True, seed=3, drop_last=drop_last)
+        torch_sampler = DistributedSampler(
+            Sized(n), num_replicas=4, rank=rank, shuffle=True, seed=3, drop_last=drop_last
+        )
         for epoch in (0, 5):
             ours.set_epoch(epoch)
             torch_sampler.set_epoch(epoch)

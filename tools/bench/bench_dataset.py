@@ -83,8 +83,12 @@ def main() -> None:
 
     print(f"{num_samples:,} samples of {seq + 1} tokens in batches of {bs}")
     print(f"numpy memmap slicing + stack (baseline): {baseline_rate:12,.0f} samples/s")
-    print(f"dataset + gpt_2_llm_collator:            {ours_rate:12,.0f} samples/s  ratio {ours_rate / baseline_rate:.2f}")
-    print(f"data_loader/default (num_workers=0):     {loader_rate:12,.0f} samples/s  ratio {loader_rate / baseline_rate:.2f}")
+    print(
+        f"dataset + gpt_2_llm_collator:            {ours_rate:12,.0f} samples/s  ratio {ours_rate / baseline_rate:.2f}"
+    )
+    print(
+        f"data_loader/default (num_workers=0):     {loader_rate:12,.0f} samples/s  ratio {loader_rate / baseline_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

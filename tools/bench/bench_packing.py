@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,12 +76,24 @@ def main() -> None:
         ceiling, best = None, None
         for _ in range(args.rounds):
             run = json.loads(
-                subprocess.run([sys.executable, "-c", CEILING, str(tokenizer_json), str(corpus), str(args.batch_size)], env=env,
-                               check=True, capture_output=True, text=True).stdout
+                subprocess.run(
+                    [sys.executable, "-c", CEILING, str(tokenizer_json), str(corpus), str(args.batch_size)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
             )
             ceiling = run if ceiling is None or run["seconds"] < ceiling["seconds"] else ceiling
-            result = pack_encoded_data(corpus, tokenizer, "<|endoftext|>", dst_path=Path(tmp) / "out.pbin",
-                                       num_cpus=args.num_cpus, processing_batch_size=args.batch_size, overwrite=True)
+            result = pack_encoded_data(
+                corpus,
+                tokenizer,
+                "<|endoftext|>",
+                dst_path=Path(tmp) / "out.pbin",
+                num_cpus=args.num_cpus,
+                processing_batch_size=args.batch_size,
+                overwrite=True,
+            )
             best = result if best is None or result.seconds < best.seconds else best
         assert best.num_tokens == ceiling["tokens"], "the packer and the ceiling must encode the same tokens"
 
@@ -90,8 +101,10 @@ def main() -> None:
     packing_rate = best.num_tokens / best.seconds
     print(f"corpus: {len(texts)} documents, {args.megabytes:.0f} MB, {best.num_tokens:,} tokens; {args.num_cpus} cpus")
     print(f"ceiling (encode_batch_fast, {args.num_cpus} threads): {ceiling_rate:12,.0f} tokens/s")
-    print(f"pack_encoded_data ({args.num_cpus} workers, end to end): {packing_rate:12,.0f} tokens/s "
-          f"({best.num_documents / best.seconds:,.0f} documents/s)")
+    print(
+        f"pack_encoded_data ({args.num_cpus} workers, end to end): {packing_rate:12,.0f} tokens/s "
+        f"({best.num_documents / best.seconds:,.0f} documents/s)"
+    )
     print(f"ratio packing / ceiling: {packing_rate / ceiling_rate:.2f}")
 
 
