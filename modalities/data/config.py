@@ -3,8 +3,6 @@
 Field names follow Modalities' configs, so its data, sampler and loader sections load unchanged.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -74,7 +72,7 @@ class MemMapDatasetConfig(ComponentConfig):
     index_path: FilePath | None = Field(
         default=None, description="Its raw index (.idx); defaults to the JSONL path with the suffix .idx."
     )
-    tokenizer: ComponentRef[tokenizer] = Field(description="Tokenizer applied to each document on access.")
+    tokenizer: ComponentRef["tokenizer"] = Field(description="Tokenizer applied to each document on access.")
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
     sample_key: str = Field(description=_SAMPLE_KEY)
 
@@ -134,7 +132,7 @@ class DistributedSamplerConfig(_RankedSamplerConfig):
     rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
     num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
     shuffle: StrictBool = Field(description="Permute the indices (the same permutation on every rank).")
-    dataset: ComponentRef[dataset] = Field(description=_DATASET)
+    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
     seed: StrictInt = Field(default=0, description="Seed of the permutation; epoch e uses seed + e.")
     drop_last: StrictBool = Field(
         default=True, description="Drop the tail that does not divide evenly; false pads by repeating indices."
@@ -144,7 +142,7 @@ class DistributedSamplerConfig(_RankedSamplerConfig):
 class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
     """A distributed sampler that starts after a number of samples already consumed globally."""
 
-    dataset: ComponentRef[dataset] = Field(description=_DATASET)
+    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
     rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
     num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
     epoch: NonNegativeStrictInt = Field(default=0, description="Epoch to start in (selects the permutation).")
@@ -162,7 +160,7 @@ class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
 class BatchSamplerConfig(ComponentConfig):
     """Groups a sampler's indices into batches."""
 
-    sampler: ComponentRef[sampler] = Field(description="The sampler whose indices are grouped.")
+    sampler: ComponentRef["sampler"] = Field(description="The sampler whose indices are grouped.")
     batch_size: PositiveStrictInt = Field(description="Samples per batch on this rank (the micro-batch size).")
     drop_last: StrictBool = Field(default=True, description="Drop a last batch smaller than batch_size.")
 
@@ -181,9 +179,9 @@ class LLMDataLoaderConfig(ComponentConfig):
     """A torch DataLoader that knows its tag and can report and restore its position."""
 
     dataloader_tag: str = Field(description="Name of the loader in logs and results, e.g. `train` or `test`.")
-    dataset: ComponentRef[dataset] = Field(description="The dataset to load from.")
-    batch_sampler: ComponentRef[batch_sampler] = Field(description="Yields the index batches.")
-    collate_fn: ComponentRef[collate_fn] | None = Field(
+    dataset: ComponentRef["dataset"] = Field(description="The dataset to load from.")
+    batch_sampler: ComponentRef["batch_sampler"] = Field(description="Yields the index batches.")
+    collate_fn: ComponentRef["collate_fn"] | None = Field(
         default=None, description="Turns a list of samples into a batch; torch's default collation when absent."
     )
     num_workers: NonNegativeStrictInt = Field(description="Loader worker processes (0 loads in the main process).")
@@ -208,7 +206,7 @@ class LLMDataLoaderConfig(ComponentConfig):
 class RepeatingDataLoaderConfig(ComponentConfig):
     """Runs a data loader for several epochs in a row."""
 
-    dataloader: ComponentRef[data_loader] = Field(description="The loader to repeat.")
+    dataloader: ComponentRef["data_loader"] = Field(description="The loader to repeat.")  # noqa: F821
     num_epochs: PositiveStrictInt = Field(description="Number of passes over the loader.")
     reshuffle_after_epoch: StrictBool = Field(
         default=False, description="Give each pass a new permutation (sampler epoch = pass number)."
