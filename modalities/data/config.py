@@ -260,7 +260,7 @@ class PackEncodedDataSettings(ComponentConfig):
 
     src_path: FilePath = Field(description="The JSONL corpus.")
     dst_path: Path | None = Field(default=None, description="Output .pbin; defaults to src_path with suffix .pbin.")
-    index_path: FilePath | None = Field(
+    index_path: Path | None = Field(
         default=None, description="Raw index of src_path; defaults to src_path with suffix .idx."
     )
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")

@@ -78,11 +78,22 @@ class PackedFile:
                 self._index = self._check_index(load_offsets_index(f.read(), str(self.path)))
         self.dtype = TOKEN_DTYPES[self.token_width]
         self.num_tokens = self.data_len // self.token_width
+        self._map_tokens()
+
+    def _map_tokens(self) -> None:
         # np.memmap cannot map zero bytes; an empty file simply has no tokens.
         if self.num_tokens:
             self.tokens = np.memmap(self.path, dtype=self.dtype, mode="r", offset=HEADER_SIZE, shape=(self.num_tokens,))
         else:
             self.tokens = np.zeros(0, dtype=self.dtype)
+
+    def __getstate__(self) -> dict:
+        # A pickled memmap would carry a copy of all tokens (e.g. to spawned loader workers); map the file again.
+        return {k: v for k, v in self.__dict__.items() if k != "tokens"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._map_tokens()
 
     def _check_index(self, index: np.ndarray) -> np.ndarray:
         if len(index) == 0:

@@ -138,3 +138,14 @@ def test_merge_concatenates_documents(tmp_path):
     with pytest.raises(DataError, match="different token widths"):
         merge_packed_files([tmp_path / "a.pbin", tmp_path / "c.pbin"], tmp_path / "m2.pbin")
     assert not (tmp_path / "m2.pbin").exists()
+
+
+def test_pickling_maps_the_file_again(tmp_path):
+    docs = [[1, 2, 3], [4, 5]]
+    reference_pbin(tmp_path / "p.pbin", docs, 2)
+    packed = PackedFile(tmp_path / "p.pbin")
+    payload = pickle.dumps(packed)
+    assert len(payload) < 1000 and b"\x01\x00\x02\x00\x03\x00" not in payload, "no token copy in the pickle"
+    restored = pickle.loads(payload)
+    assert isinstance(restored.tokens, np.memmap)
+    assert [restored.document(i).tolist() for i in range(2)] == docs
