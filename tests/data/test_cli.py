@@ -83,4 +83,6 @@ def test_pack_skip_bad_documents_flag(tmp_path, capsys):
 def test_pack_without_index_says_how_to_make_one(tmp_path, corpus, capsys):
     config = _pack_config(tmp_path, corpus)
     assert main(["data", "pack_encoded_data", str(config)]) == 1
-    assert "corpus.idx: index file not found; create it with `modalities data create_raw_index`" in capsys.readouterr().err
+    assert (
+        "corpus.idx: index file not found; create it with `modalities data create_raw_index`" in capsys.readouterr().err
+    )

@@ -7,7 +7,7 @@ import pytest
 from modalities import ConfigError, Main, load_app_config_dict
 from modalities.batch import DatasetBatch
 from modalities.data.loaders import LLMDataLoader, RepeatingDataLoader
-from tests.data.conftest import REPO
+from tests.data.conftest import REPO, TEXTS
 
 SAMPLE = REPO / "data" / "sample"
 
@@ -184,3 +184,43 @@ def test_pack_quickstart_config_validates():
     assert settings.num_cpus >= 1 and settings.eod_token == "<|endoftext|>"
     tokenizer = Main({"tokenizer": config["tokenizer"]}).build_components()["tokenizer"]
     assert tokenizer.vocab_size == 2048
+
+
+def test_mem_map_dummy_and_sentencepiece_build_through_main(tmp_path, corpus, sp_model):
+    from modalities.data.raw_index import create_raw_index
+
+    create_raw_index(corpus)
+    text = f"""
+    sp_tokenizer:
+      component_key: tokenizer
+      variant_key: pretrained_sp_tokenizer
+      config:
+        tokenizer_model_file: {sp_model}
+    raw_dataset:
+      component_key: dataset
+      variant_key: mem_map_dataset
+      config:
+        raw_data_path: {corpus}
+        tokenizer:
+          instance_key: sp_tokenizer
+          pass_type: BY_REFERENCE
+        jq_pattern: .meta.body
+        sample_key: input_ids
+    dummy:
+      component_key: dataset
+      variant_key: dummy_dataset
+      config:
+        num_samples: 3
+        seed: 0
+        sample_definition:
+          - sample_key: images
+            sample_shape: [3, 4, 4]
+            sample_type: float
+    """
+    components = Main(load_app_config_dict(_write(tmp_path, text))).build_components()
+    tokenizer = components["sp_tokenizer"]
+    assert components["raw_dataset"][1]["input_ids"] == tokenizer.tokenize(TEXTS[1].upper())
+    assert components["dummy"][2]["images"].shape == (3, 4, 4)
+    bad = text.replace("jq_pattern: .meta.body", "jq_pattern: meta.body")
+    with pytest.raises(ConfigError, match="must start with '.'"):
+        Main(load_app_config_dict(_write(tmp_path, bad))).build_components()
