@@ -60,7 +60,7 @@ _worker: dict = {}
 
 def _init_worker(src_path: str, jq_steps: tuple, encoder: Callable, eod_id: int, token_width: int) -> None:
     tokenizer_parallelism_off()
-    _worker.update(src=open(src_path, "rb"), jq_steps=jq_steps, encoder=encoder, eod_id=eod_id, width=token_width)
+    _worker.update(src=open(src_path, "rb"), jq_steps=jq_steps, encoder=encoder, eod_id=eod_id, width=token_width)  # noqa: SIM115
 
 
 def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
@@ -109,13 +109,13 @@ def _encode_each_on_failure(encoder, texts, documents, errors) -> list[list[int]
     """Batch-encode; if the batch fails, encode one by one to name the documents that fail."""
     try:
         return encoder(texts)
-    except Exception:
+    except Exception:  # noqa: S110, BLE001 - a failing batch is retried document by document below
         pass
     encoded = []
     for text, document in zip(texts, documents):
         try:
             encoded.append(encoder([text])[0])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             errors.append((document, f"the tokenizer failed on it ({type(e).__name__}: {e})"))
     return encoded
 

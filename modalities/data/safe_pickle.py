@@ -31,7 +31,7 @@ def load_offsets_index(data: bytes, where: str) -> np.ndarray:
     """Unpickle an index of (offset, length) pairs into an ``(n, 2)`` int64 array; ``where`` names the file."""
     try:
         obj = _NoGlobalsUnpickler(io.BytesIO(data)).load()
-    except Exception as e:  # UnpicklingError, EOFError, ValueError, ... all mean "not a valid index"
+    except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, ValueError, ...: all mean "not an index"
         raise DataError(f"{where}: the document index is not a valid pickled list of (offset, length): {e}") from None
     if not isinstance(obj, list) or any(type(entry) not in (tuple, list) for entry in obj):
         raise DataError(

@@ -56,7 +56,7 @@ class ResumableDistributedSampler(Sampler[int]):
         remaining = len(self.dataset) - self._skip()
         if self.drop_last:
             return remaining // self.num_replicas
-        return -(-remaining // self.num_replicas)
+        return -(-remaining // self.num_replicas)  # noqa: PLE0303
 
     def global_order(self) -> list[int]:
         """All indices of this epoch in the order the ranks consume them (before skipping)."""

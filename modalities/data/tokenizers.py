@@ -69,7 +69,7 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
                 self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
             else:
                 self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except Exception as e:  # transformers raises OSError/ValueError/... with long messages
+        except Exception as e:  # noqa: BLE001 - transformers raises OSError, ValueError, ... for a bad folder
             raise DataError(f"{path}: cannot load the tokenizer: {e}") from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise DataError(f"{path}: only fast (tokenizers-backed) Hugging Face tokenizers are supported")
@@ -193,7 +193,7 @@ class PreTrainedSPTokenizer(TokenizerWrapper):
         self.processor = sentencepiece.SentencePieceProcessor()
         try:
             self.processor.LoadFromSerializedProto(self.model_proto)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise DataError(f"{path}: not a SentencePiece model: {e}") from None
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
