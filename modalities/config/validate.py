@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from modalities.config.diagnostics import Diagnostic, did_you_mean
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
-from modalities.config.spans import Path, dotted
+from modalities.config.spans import Path, dotted, get_at
 from modalities.registry import Registry
 from modalities.registry.registry import ComponentSpec
 from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder
@@ -125,9 +125,7 @@ class _Validator:
             )
             return None
         if not isinstance(variant, str):
-            if variant is not None:
-                self.error(node.path + ("variant_key",), f"variant_key must be a string, got {variant!r}")
-            return None
+            return None  # the graph stage reported it
         spec = self.registry.get(key, variant)
         if spec is None:
             close = did_you_mean(variant, variants)
@@ -140,18 +138,21 @@ class _Validator:
             )
         return spec
 
-    def with_placeholders(self, value: Any, path: Path) -> Any:
+    def with_placeholders(self, value: Any, path: Path, _containers: frozenset = frozenset()) -> Any:
         if is_component_node(value):
             return placeholder_for(self.graph, self.registry, path)
         if is_reference_node(value):
             ref = self.graph.references.get(path)
-            if ref is None or ref.target is None:
+            if ref is None or ref.target is None or ref.target in _containers:
                 return ComponentPlaceholder(path, _UNKNOWN_KIND, f"unresolved reference at '{dotted(path)}'")
-            return placeholder_for(self.graph, self.registry, ref.target)
+            if ref.target in self.graph.nodes:
+                return placeholder_for(self.graph, self.registry, ref.target)
+            container = get_at(self.graph.document.values, ref.target)  # e.g. a list of data loaders
+            return self.with_placeholders(container, ref.target, _containers | {ref.target})
         if isinstance(value, dict):
-            return {k: self.with_placeholders(v, path + (k,)) for k, v in value.items()}
+            return {k: self.with_placeholders(v, path + (k,), _containers) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.with_placeholders(v, path + (i,)) for i, v in enumerate(value)]
+            return [self.with_placeholders(v, path + (i,), _containers) for i, v in enumerate(value)]
         return value
 
     def check_unknown_fields(self, config_class: type[BaseModel], data: dict, path: Path) -> bool:
@@ -182,7 +183,7 @@ class _Validator:
     ) -> int:
         """Add the errors as diagnostics; returns how many were reported (deferred ones are not)."""
         before = len(self.diagnostics)
-        for item in error.errors(include_url=False):
+        for item in _one_error_per_location(error.errors(include_url=False), data):
             loc = _data_location(data, item["loc"])
             path = config_path + loc
             kind, value = item["type"], item.get("input")
@@ -195,6 +196,8 @@ class _Validator:
                 continue
             if kind == "missing":
                 name = item["loc"][-1]
+                if _explained_by_typo(data, loc[:-1], name, _model_at(cls, loc[:-1]) or cls):
+                    continue  # the unknown-field error beside it already says "did you mean"
                 self.error(path[:-1] if loc else path, f"missing required field '{name}'", code="missing-field",
                            hint=_field_hint(_model_at(cls, loc[:-1]) or cls, name), key=True)
                 continue
@@ -215,6 +218,17 @@ class _Validator:
             if kind not in _REFERENCE_ERRORS and value.kind in VALUE_KINDS:
                 return True  # a number_conversion and the like: its value is checked when it is built
         return False
+
+
+def _one_error_per_location(items: list[dict], data: Any) -> list[dict]:
+    """A union field reports one error per alternative at the same place; keep the most telling one."""
+    chosen: dict[tuple, dict] = {}
+    for item in items:
+        key = (_data_location(data, item["loc"]), item["type"] == "missing")
+        best = chosen.get(key)
+        if best is None or (item["type"] in _REFERENCE_ERRORS and best["type"] not in _REFERENCE_ERRORS):
+            chosen[key] = item
+    return list(chosen.values())
 
 
 def _field_names(config_class: type[BaseModel]) -> set[str]:
@@ -270,6 +284,20 @@ def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
                     current = inner[0]
                     break
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _explained_by_typo(data: Any, loc: tuple, name: Any, cls: type[BaseModel]) -> bool:
+    """Whether a missing field ``name`` stands beside an unknown key that is a misspelling of it."""
+    import difflib
+
+    node = data
+    for part in loc:
+        node = node[part] if isinstance(node, (dict, list)) else None
+    if not isinstance(node, dict) or not isinstance(name, str):
+        return False
+    known = _field_names(cls)
+    unknown = [k for k in node if isinstance(k, str) and k not in known]
+    return any(difflib.get_close_matches(k, [name], n=1, cutoff=0.6) for k in unknown)
 
 
 def _field_hint(cls: type[BaseModel], name: Any) -> str | None:
