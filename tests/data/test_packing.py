@@ -119,3 +119,37 @@ def test_shipped_sample_matches_a_fresh_pack(tmp_path, hf_tokenizer):
     )
     assert result.dst_path.read_bytes() == (sample / "corpus.pbin").read_bytes()
     assert np.array_equal(PackedFile(sample / "corpus.pbin").tokens, PackedFile(result.dst_path).tokens)
+
+
+class _FailsOnBoom:
+    def __call__(self, texts):
+        if any("BOOM" in t for t in texts):
+            raise RuntimeError("cannot encode this")
+        return [[ord(c) % 200 + 1 for c in t] for t in texts]
+
+
+class _ByteTokenizer:
+    """Stands in for a tokenizer whose encoder fails on some documents."""
+
+    vocab_size = 256
+
+    def get_token_id(self, token):
+        return 0
+
+    def batch_encoder(self):
+        return _FailsOnBoom()
+
+
+def test_encode_failure_names_the_document(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"text": "fine"}, {"text": "a BOOM here"}, {"text": "ok"}])
+    create_raw_index(path)
+    with pytest.raises(DataError, match=r"c.jsonl:2: document 1: the tokenizer failed on it \(RuntimeError"):
+        pack_encoded_data(path, _ByteTokenizer(), EOD)
+    result = pack_encoded_data(path, _ByteTokenizer(), EOD, skip_bad_documents=True)
+    assert [s.line for s in result.skipped] == [2]
+    packed = PackedFile(result.dst_path)
+    assert packed.token_width == 1
+    assert [packed.document(i).tolist() for i in range(2)] == [
+        _FailsOnBoom()(["fine"])[0] + [0],
+        _FailsOnBoom()(["ok"])[0] + [0],
+    ]
