@@ -5,8 +5,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.training.conftest import REPO, read_results, subprocess_env
 
 
@@ -15,8 +13,6 @@ def _torchrun_script(script, *args, timeout=60):
     return subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
 
 
-# TEMPORARY until the data area is on main; then this marker goes (the project does not skip tests).
-@pytest.mark.skipif(not (REPO / "data/sample/corpus.pbin").exists(), reason="needs the data area (sample corpus)")
 def test_library_usage_example_trains_with_its_custom_collate_fn(tmp_path):
     result = _torchrun_script(REPO / "examples/library_usage/main.py", "--experiments-root", str(tmp_path),
                               "--experiment-id", "lib")

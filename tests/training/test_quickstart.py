@@ -1,17 +1,9 @@
 """The real stack: quick-start config under torchrun on 2 CPU ranks, then convert to-torch and to-hf."""
 
-import importlib.util
 import subprocess
 import sys
 
-import pytest
-
 from tests.training.conftest import REPO, read_results, subprocess_env
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("modalities.models.gpt2") is None or not (REPO / "data/sample/corpus.pbin").exists(),
-    reason="needs model/gpt2 and the shipped sample data (merged from the models and data areas)",
-)
 
 SMALL = [
     "--set", "settings.training_target.num_target_steps=8",
