@@ -1,8 +1,8 @@
 """Modalities as a library: register a custom collate function at runtime and train with it from YAML.
 
-    torchrun --nproc_per_node 2 examples/library_usage/main.py          # from the repository root, on CPU
-    python examples/library_usage/main.py                              # one process
-    python examples/library_usage/main.py --resume experiments/<id>/checkpoints/latest
+torchrun --nproc_per_node 2 examples/library_usage/main.py          # from the repository root, on CPU
+python examples/library_usage/main.py                              # one process
+python examples/library_usage/main.py --resume experiments/<id>/checkpoints/latest
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def main() -> None:
     config_dict = load_app_config_dict(args.config, args.experiment_id, experiments_root=args.experiments_root)
 
     # the Main entry point of modalities, built from the config
-    modalities_main = Main(config_dict=config_dict, experiments_root=args.experiments_root, experiment_id=args.experiment_id)
+    modalities_main = Main(
+        config_dict=config_dict, experiments_root=args.experiments_root, experiment_id=args.experiment_id
+    )
 
     # add the custom component: the YAML can now use collate_fn/custom_gpt_2_llm_collator
     modalities_main.add_custom_component(

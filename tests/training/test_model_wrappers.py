@@ -42,14 +42,18 @@ def _count_block_forwards(model: nn.Module) -> list[int]:
 
 @pytest.mark.parametrize(
     "variant, ac_freq, recomputed",
-    [("full_activation_checkpointing", 1, [True, True, True, True]),
-     ("selective_layer_activation_checkpointing", 2, [True, False, True, False])],
+    [
+        ("full_activation_checkpointing", 1, [True, True, True, True]),
+        ("selective_layer_activation_checkpointing", 2, [True, False, True, False]),
+    ],
 )
 def test_activation_checkpointing_recomputes_chosen_blocks_with_same_loss_and_grads(variant, ac_freq, recomputed):
     tokens = torch.randint(0, 32, (4, 9), generator=torch.Generator().manual_seed(1))
     reference = _tiny_lm()
     checkpointed = get_activation_checkpointed_model(
-        copy.deepcopy(reference), layers_fqn="h", ac_variant=variant,
+        copy.deepcopy(reference),
+        layers_fqn="h",
+        ac_variant=variant,
         ac_fun_params=ActivationCheckpointingParams(ac_freq=ac_freq),
     )
     forwards = _count_block_forwards(checkpointed)
@@ -62,7 +66,9 @@ def test_activation_checkpointing_recomputes_chosen_blocks_with_same_loss_and_gr
     for name, grad in grads.items():
         assert torch.allclose(grad, expected_grads[name], atol=1e-6), name
     # the state dict keeps its names, so checkpoints load with or without activation checkpointing
-    assert {k.replace("_checkpoint_wrapped_module.", "") for k in checkpointed.state_dict()} == set(reference.state_dict())
+    assert {k.replace("_checkpoint_wrapped_module.", "") for k in checkpointed.state_dict()} == set(
+        reference.state_dict()
+    )
     # FSDP still finds the wrapped blocks by their class name
     assert len(find_blocks(checkpointed, ["TinyBlock"])) == 4
 

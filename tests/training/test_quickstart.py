@@ -26,10 +26,10 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
     latest = tmp_path / "qs" / "checkpoints" / "latest"
     env = subprocess_env()
     to_torch = subprocess.run([sys.executable, "-m", "modalities", "convert", "to-torch", str(latest), str(tmp_path / "m.pt")],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert to_torch.returncode == 0, to_torch.stderr[-2000:]
     to_hf = subprocess.run([sys.executable, "-m", "modalities", "convert", "to-hf", str(latest), str(tmp_path / "hf")],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert to_hf.returncode == 0, to_hf.stderr[-2000:]
 
     import torch
@@ -37,6 +37,6 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
 
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
     state = torch.load(tmp_path / "m.pt", weights_only=True)
-    assert any(torch.equal(p, state[k]) for k, p in state.items())  # state dict round trip is non-empty
+    assert torch.equal(hf.transformer.wte.weight, state["transformer.wte.weight"])  # the trained weights
     out = hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
     assert out.shape == (1, 8)

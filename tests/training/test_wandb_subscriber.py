@@ -32,17 +32,29 @@ def no_outward_connections(monkeypatch):
 
 
 def _result(step: int, loss: float) -> Message:
-    return Message(MessageType.RESULT, EvaluationResultBatch(
-        dataloader_tag="train", num_train_steps_done=step, losses={"train loss avg": loss},
-        metrics={"grad norm avg": 1.0}, throughput_metrics={"tokens/s": 100.0, "mfu": None},
-    ))
+    return Message(
+        MessageType.RESULT,
+        EvaluationResultBatch(
+            dataloader_tag="train",
+            num_train_steps_done=step,
+            losses={"train loss avg": loss},
+            metrics={"grad norm avg": 1.0},
+            throughput_metrics={"tokens/s": 100.0, "mfu": None},
+        ),
+    )
 
 
 def test_offline_wandb_writes_its_run_folder_without_network(tmp_path, no_outward_connections):
     config_file = tmp_path / "cfg.yaml"
     config_file.write_text("settings: {}\n")
-    subscriber = WandBResultSubscriber(global_rank=0, project="proj", experiment_id="exp-1", mode="OFFLINE",
-                                       directory=str(tmp_path / "wandb_storage"), config_file_path=str(config_file))
+    subscriber = WandBResultSubscriber(
+        global_rank=0,
+        project="proj",
+        experiment_id="exp-1",
+        mode="OFFLINE",
+        directory=str(tmp_path / "wandb_storage"),
+        config_file_path=str(config_file),
+    )
     subscriber.consume_message(_result(1, 3.5))
     subscriber.consume_message(_result(2, 3.0))
     subscriber.close()
@@ -56,8 +68,9 @@ def test_offline_wandb_writes_its_run_folder_without_network(tmp_path, no_outwar
 
 def test_wandb_on_other_ranks_or_disabled_writes_nothing(tmp_path, no_outward_connections):
     for rank, mode in ((1, "OFFLINE"), (0, "DISABLED")):
-        subscriber = WandBResultSubscriber(global_rank=rank, project="p", experiment_id="e", mode=mode,
-                                           directory=str(tmp_path / f"w{rank}"))
+        subscriber = WandBResultSubscriber(
+            global_rank=rank, project="p", experiment_id="e", mode=mode, directory=str(tmp_path / f"w{rank}")
+        )
         subscriber.consume_message(_result(1, 1.0))
         subscriber.close()
     assert list(tmp_path.iterdir()) == []

@@ -24,16 +24,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
 
-from modalities import Main  # noqa: E402
-from modalities.batch import DatasetBatch  # noqa: E402
-from modalities.logging.broker import ExperimentStatus, MessageType  # noqa: E402
+from modalities import Main
+from modalities.batch import DatasetBatch
+from modalities.logging.broker import ExperimentStatus, MessageType
 
 MODEL_SIZES = {  # n_layer, n_embd, n_head, vocab_size, sequence_length, micro-batch size
     "tiny": (4, 256, 4, 2048, 128, 8),
@@ -71,7 +72,7 @@ class TokenBatchesConfig(BaseModel):
 class StepTimer:
     """A progress subscriber that notes the time each training step ends."""
 
-    instances: list["StepTimer"] = []
+    instances: ClassVar[list[StepTimer]] = []
 
     def __init__(self, synchronize: bool):
         self.synchronize = synchronize
@@ -99,12 +100,26 @@ def gpt2_config(args) -> dict:
         "component_key": "model",
         "variant_key": "gpt2",
         "config": {
-            "sample_key": "input_ids", "prediction_key": "logits", "poe_type": "ABSOLUTE",
-            "sequence_length": seq, "vocab_size": vocab, "n_layer": n_layer, "n_head_q": n_head,
-            "n_head_kv": n_head, "n_embd": n_embd, "ffn_hidden": 4 * n_embd, "dropout": 0.0, "bias": True,
-            "attention_config": {"qkv_transforms": []}, "attention_implementation": "pytorch_flash",
-            "activation_type": "gelu", "use_weight_tying": True, "use_meta_device": False,
-            "attention_norm_config": norm, "ffn_norm_config": norm, "lm_head_norm_config": norm,
+            "sample_key": "input_ids",
+            "prediction_key": "logits",
+            "poe_type": "ABSOLUTE",
+            "sequence_length": seq,
+            "vocab_size": vocab,
+            "n_layer": n_layer,
+            "n_head_q": n_head,
+            "n_head_kv": n_head,
+            "n_embd": n_embd,
+            "ffn_hidden": 4 * n_embd,
+            "dropout": 0.0,
+            "bias": True,
+            "attention_config": {"qkv_transforms": []},
+            "attention_implementation": "pytorch_flash",
+            "activation_type": "gelu",
+            "use_weight_tying": True,
+            "use_meta_device": False,
+            "attention_norm_config": norm,
+            "ffn_norm_config": norm,
+            "lm_head_norm_config": norm,
         },
     }
 
@@ -120,61 +135,122 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
         "settings": {
             "experiment_id": experiment_id,
             "referencing_keys": {"sample_key": "input_ids", "target_key": "target_ids", "prediction_key": "logits"},
-            "step_profile": {"gradient_accumulation_steps": 1, "local_train_micro_batch_size": batch_size,
-                             "sequence_length": seq},
-            "intervals": {"training_log_interval_in_steps": 10, "checkpointing_interval_in_steps": 10 * steps,
-                          "evaluation_interval_in_steps": 10 * steps},
+            "step_profile": {
+                "gradient_accumulation_steps": 1,
+                "local_train_micro_batch_size": batch_size,
+                "sequence_length": seq,
+            },
+            "intervals": {
+                "training_log_interval_in_steps": 10,
+                "checkpointing_interval_in_steps": 10 * steps,
+                "evaluation_interval_in_steps": 10 * steps,
+            },
             "training_target": {"num_target_steps": steps},
         },
-        "device_mesh": {"component_key": "device_mesh", "variant_key": "default",
-                        "config": {"device_type": args.device, "world_size": 1}},
+        "device_mesh": {
+            "component_key": "device_mesh",
+            "variant_key": "default",
+            "config": {"device_type": args.device, "world_size": 1},
+        },
         "model_raw": gpt2_config(args),
-        "optimizer": {"component_key": "optimizer", "variant_key": "adam_w",
-                      "config": {"lr": LR, "betas": list(BETAS), "eps": EPS, "weight_decay": WEIGHT_DECAY,
-                                 "weight_decay_groups_excluded": ["embedding", "layernorm"],
-                                 "wrapped_model": ref("model")}},
-        "app_state": {"component_key": "app_state", "variant_key": "raw",
-                      "config": {"model": ref("model"), "optimizer": ref("optimizer")}},
-        "loss_fn": {"component_key": "loss", "variant_key": "clm_cross_entropy_loss",
-                    "config": {"target_key": "target_ids", "prediction_key": "logits"}},
-        "gradient_clipper": {"component_key": "gradient_clipper", "variant_key": "fsdp2",
-                             "config": {"wrapped_model": ref("model"), "norm_type": "P2_NORM", "max_norm": MAX_NORM}},
-        "train_dataloader": {"component_key": "data_loader", "variant_key": "bench_token_batches",
-                             "config": {"num_batches": 8, "batch_size": batch_size, "sequence_length": seq,
-                                        "vocab_size": MODEL_SIZES[args.model_size][3]}},
-        "eval_dataloaders": [],
-        "checkpoint_saving": {
-            "component_key": "checkpoint_saving", "variant_key": "default",
+        "optimizer": {
+            "component_key": "optimizer",
+            "variant_key": "adam_w",
             "config": {
-                "checkpoint_saving_strategy": {"component_key": "checkpoint_saving_strategy",
-                                               "variant_key": "save_k_most_recent_checkpoints_strategy",
-                                               "config": {"k": 0}},
-                "checkpoint_saving_execution": {"component_key": "checkpoint_saving_execution", "variant_key": "dcp",
-                                                "config": {"checkpoint_path": str(experiments_root), "global_rank": 0,
-                                                           "experiment_id": experiment_id}},
+                "lr": LR,
+                "betas": list(BETAS),
+                "eps": EPS,
+                "weight_decay": WEIGHT_DECAY,
+                "weight_decay_groups_excluded": ["embedding", "layernorm"],
+                "wrapped_model": ref("model"),
             },
         },
-        "progress_subscriber": {"component_key": "progress_subscriber", "variant_key": "bench_step_timer",
-                                "config": {"synchronize": args.device == "cuda"}},
+        "app_state": {
+            "component_key": "app_state",
+            "variant_key": "raw",
+            "config": {"model": ref("model"), "optimizer": ref("optimizer")},
+        },
+        "loss_fn": {
+            "component_key": "loss",
+            "variant_key": "clm_cross_entropy_loss",
+            "config": {"target_key": "target_ids", "prediction_key": "logits"},
+        },
+        "gradient_clipper": {
+            "component_key": "gradient_clipper",
+            "variant_key": "fsdp2",
+            "config": {"wrapped_model": ref("model"), "norm_type": "P2_NORM", "max_norm": MAX_NORM},
+        },
+        "train_dataloader": {
+            "component_key": "data_loader",
+            "variant_key": "bench_token_batches",
+            "config": {
+                "num_batches": 8,
+                "batch_size": batch_size,
+                "sequence_length": seq,
+                "vocab_size": MODEL_SIZES[args.model_size][3],
+            },
+        },
+        "eval_dataloaders": [],
+        "checkpoint_saving": {
+            "component_key": "checkpoint_saving",
+            "variant_key": "default",
+            "config": {
+                "checkpoint_saving_strategy": {
+                    "component_key": "checkpoint_saving_strategy",
+                    "variant_key": "save_k_most_recent_checkpoints_strategy",
+                    "config": {"k": 0},
+                },
+                "checkpoint_saving_execution": {
+                    "component_key": "checkpoint_saving_execution",
+                    "variant_key": "dcp",
+                    "config": {
+                        "checkpoint_path": str(experiments_root),
+                        "global_rank": 0,
+                        "experiment_id": experiment_id,
+                    },
+                },
+            },
+        },
+        "progress_subscriber": {
+            "component_key": "progress_subscriber",
+            "variant_key": "bench_step_timer",
+            "config": {"synchronize": args.device == "cuda"},
+        },
         "evaluation_subscriber": {"component_key": "results_subscriber", "variant_key": "dummy", "config": {}},
     }
     block_model = "model_raw"
     if args.compile:
-        config["compiled_model"] = {"component_key": "model", "variant_key": "compiled",
-                                    "config": {"model": ref("model_raw"), "block_names": ["GPT2Block"]}}
+        config["compiled_model"] = {
+            "component_key": "model",
+            "variant_key": "compiled",
+            "config": {"model": ref("model_raw"), "block_names": ["GPT2Block"]},
+        }
         block_model = "compiled_model"
     if fsdp:
         dtype = DTYPES[args.dtype][0]
-        config["model"] = {"component_key": "model", "variant_key": "fsdp2_wrapped",
-                           "config": {"model": ref(block_model), "device_mesh": ref("device_mesh"),
-                                      "block_names": ["GPT2Block"],
-                                      "mixed_precision_settings": {"param_dtype": dtype, "reduce_dtype": dtype}}}
+        config["model"] = {
+            "component_key": "model",
+            "variant_key": "fsdp2_wrapped",
+            "config": {
+                "model": ref(block_model),
+                "device_mesh": ref("device_mesh"),
+                "block_names": ["GPT2Block"],
+                "mixed_precision_settings": {"param_dtype": dtype, "reduce_dtype": dtype},
+            },
+        }
     else:
-        config["model"] = {"component_key": "model", "variant_key": "model_initialized",
-                           "config": {"model": ref(block_model), "model_initializer": {
-                               "component_key": "model_initialization", "variant_key": "composed",
-                               "config": {"model_type": "gpt2", "weight_init_type": "plain", "mean": 0.0,
-                                          "std": 0.02}}}}
+        config["model"] = {
+            "component_key": "model",
+            "variant_key": "model_initialized",
+            "config": {
+                "model": ref(block_model),
+                "model_initializer": {
+                    "component_key": "model_initialization",
+                    "variant_key": "composed",
+                    "config": {"model_type": "gpt2", "weight_init_type": "plain", "mean": 0.0, "std": 0.02},
+                },
+            },
+        }
     return config
 
 
@@ -186,7 +262,7 @@ def new_main(config: dict, experiments_root: Path, experiment_id: str) -> Main:
 
 
 def tokens_per_second(step_end_times: list[float], warmup: int, tokens_per_step: int) -> float:
-    timed = step_end_times[warmup - 1:]  # the end of the last warm-up step starts the clock
+    timed = step_end_times[warmup - 1 :]  # the end of the last warm-up step starts the clock
     return (len(timed) - 1) * tokens_per_step / (timed[-1] - timed[0])
 
 
@@ -202,8 +278,9 @@ def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int) ->
 def run_hand_written(args, experiments_root: Path) -> float:
     """The baseline: the loop one writes by hand around the same model and batches."""
     config = training_config(args, fsdp=False, experiments_root=experiments_root, experiment_id="hand")
-    components = new_main({"model_raw": config["model_raw"], "train_dataloader": config["train_dataloader"]},
-                          experiments_root, "hand").build_components()
+    components = new_main(
+        {"model_raw": config["model_raw"], "train_dataloader": config["train_dataloader"]}, experiments_root, "hand"
+    ).build_components()
     device = torch.device(args.device)
     model = components["model_raw"].to(device)
     if args.compile:
@@ -211,8 +288,12 @@ def run_hand_written(args, experiments_root: Path) -> float:
             block.compile()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=LR, betas=BETAS, eps=EPS)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=LR,
+        betas=BETAS,
+        eps=EPS,
+    )
     autocast = torch.autocast(device.type, dtype=DTYPES[args.dtype][1], enabled=args.dtype != "fp32")
     batches = iter(components["train_dataloader"])
     step_end_times = []
@@ -259,17 +340,21 @@ def main() -> None:
     if args.device == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
 
-    n_layer, n_embd, n_head, vocab, seq, batch_size = MODEL_SIZES[args.model_size]
-    print(f"GPT-2 {args.model_size} ({n_layer} layers, d={n_embd}, vocab {vocab}), batch {batch_size} x {seq} tokens, "
-          f"{args.device} {args.dtype}{' compiled' if args.compile else ''}, {torch.get_num_threads()} threads; "
-          f"{args.warmup} warm-up + {args.steps} timed steps, {args.repeats} repetitions")
+    n_layer, n_embd, _, vocab, seq, batch_size = MODEL_SIZES[args.model_size]
+    print(
+        f"GPT-2 {args.model_size} ({n_layer} layers, d={n_embd}, vocab {vocab}), batch {batch_size} x {seq} tokens, "
+        f"{args.device} {args.dtype}{' compiled' if args.compile else ''}, {torch.get_num_threads()} threads; "
+        f"{args.warmup} warm-up + {args.steps} timed steps, {args.repeats} repetitions"
+    )
     results: dict[str, list[float]] = {"hand-written loop": [], "modalities": [], "modalities + FSDP2 (1 rank)": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for repetition in range(args.repeats):
-            runs = [("hand-written loop", lambda: run_hand_written(args, root)),
-                    ("modalities", lambda: run_modalities(args, False, root, repetition)),
-                    ("modalities + FSDP2 (1 rank)", lambda: run_modalities(args, True, root, repetition))]
+            runs = [
+                ("hand-written loop", lambda: run_hand_written(args, root)),
+                ("modalities", lambda r=repetition: run_modalities(args, False, root, r)),
+                ("modalities + FSDP2 (1 rank)", lambda r=repetition: run_modalities(args, True, root, r)),
+            ]
             if args.device == "cuda":
                 runs.pop(1)  # only fully_shard moves a model to the GPU: a config without FSDP trains on the CPU
             if repetition % 2:
