@@ -122,13 +122,12 @@ class LspClient:
                 self._diagnostics_changed.wait(left)
             return self._diagnostics[uri]
 
-    def completion_labels(self, uri: str, line: int, character: int) -> list[str]:
+    def completions(self, uri: str, line: int, character: int) -> list[dict]:
         result = self.request(
             "textDocument/completion",
             {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
         )
-        items = result.get("items", []) if isinstance(result, dict) else (result or [])
-        return [item["label"] for item in items]
+        return result.get("items", []) if isinstance(result, dict) else (result or [])
 
     def hover(self, uri: str, line: int, character: int) -> str:
         result = self.request(

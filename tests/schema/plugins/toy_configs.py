@@ -1,5 +1,6 @@
-"""Components a test plugin registers: optimizer-like variants, a model, and a trainer-like component whose
-fields take other components by kind. Imported by ``--plugin tests.schema.plugins.toy_components``."""
+"""Components of a test plugin: optimizer-like variants, a model, and a trainer-like component whose fields
+take other components by kind. Importing this module registers nothing; ``toy_plugin`` (what ``--plugin``
+imports) and the tests call :func:`register`."""
 
 from __future__ import annotations
 
@@ -63,20 +64,17 @@ def toy_trainer(**kwargs) -> dict:
     return kwargs
 
 
+TOY_OPTIMIZERS = ("toy_adam", "toy_sgd")
+
+
 def register(registry) -> None:
-    registry.register(component_key="model", variant_key="toy_model", custom_component=toy_model,
-                      custom_config=ToyModelConfig)
-    registry.register(component_key="optimizer", variant_key="toy_sgd", custom_component=toy_sgd,
-                      custom_config=ToySgdConfig)
-    registry.register(component_key="optimizer", variant_key="toy_adam", custom_component=toy_adam,
-                      custom_config=ToyAdamConfig)
-    registry.register(component_key="toy_trainer", variant_key="default", custom_component=toy_trainer,
-                      custom_config=ToyTrainerConfig, description="A trainer from a test plugin.")
-
-
-if __name__ != "__main__":
-    from modalities.registry import default_registry
-
-    registry = default_registry()
-    if ("toy_trainer", "default") not in registry:
-        register(registry)
+    rows = [
+        ("model", "toy_model", toy_model, ToyModelConfig),
+        ("optimizer", "toy_sgd", toy_sgd, ToySgdConfig),
+        ("optimizer", "toy_adam", toy_adam, ToyAdamConfig),
+        ("toy_trainer", "default", toy_trainer, ToyTrainerConfig),
+    ]
+    for component_key, variant_key, builder, config in rows:
+        registry.register(
+            component_key=component_key, variant_key=variant_key, custom_component=builder, custom_config=config
+        )
