@@ -1,0 +1,24 @@
+"""Pieces shared by the commands that compile a config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="the YAML config file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value before validation, e.g. --set optimizer.config.lr=3e-4 (VALUE is YAML; repeatable)",
+    )
+    parser.add_argument("--experiments-root", default=None, help="folder for experiment outputs (default ./experiments)")
+
+
+def use_color(stream=sys.stderr) -> bool:
+    return stream.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get("TERM") != "dumb"

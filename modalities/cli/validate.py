@@ -1,0 +1,62 @@
+"""``modalities validate CONFIG``: every error of a config at once, each with file:line:col, nothing built."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from modalities.cli.common import add_compile_arguments, use_color
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_compile_arguments(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
+    parser.add_argument("--print-resolved", action="store_true", help="print the config after --set and ${...}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from modalities.config.compiler import compile_file
+    from modalities.config.diagnostics import ERROR, WARNING, ConfigError, render_json, render_text
+
+    try:
+        compiled = compile_file(args.config, overrides=args.overrides, experiments_root=args.experiments_root)
+    except ConfigError as e:
+        compiled, diagnostics = None, e.diagnostics
+    else:
+        diagnostics = compiled.diagnostics
+    errors = [d for d in diagnostics if d.severity == ERROR]
+    if args.format == "json":
+        print(render_json(diagnostics))
+    else:
+        if diagnostics:
+            print(render_text(diagnostics, color=use_color()), file=sys.stderr)
+        if errors:
+            warnings = len(diagnostics) - len(errors)
+            summary = f"{args.config}: {len(errors)} error{'s' * (len(errors) != 1)}"
+            print(summary + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
+        else:
+            print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)))
+    if args.print_resolved and compiled is not None:
+        _print_resolved(compiled.document.values)
+    return 1 if errors else 0
+
+
+def _summary(config: str, compiled, warnings: int) -> str:
+    graph = compiled.graph
+    order = [".".join(map(str, p)) for p in graph.build_order()]
+    top = len(graph.top_level_components())
+    lines = [
+        f"{config}: ok, {len(graph.nodes)} components ({top} top-level), {len(graph.references)} references"
+        + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""),
+        "build order: " + " -> ".join(order),
+    ]
+    return "\n".join(lines)
+
+
+def _print_resolved(values) -> None:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.dump(values, sys.stdout)

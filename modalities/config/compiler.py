@@ -1,0 +1,145 @@
+"""The pipeline: load -> overrides -> resolve -> graph -> validate. Building is a separate, later step.
+
+Every stage adds to one list of diagnostics, and a stage that can go on after errors does, so one run reports
+every mistake in a file at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any, Iterable, Sequence
+
+from modalities.config.diagnostics import ConfigError, Diagnostic, has_errors
+from modalities.config.graph import ComponentGraph, build_component_graph
+from modalities.config.load import Document, load_document
+from modalities.config.overrides import apply_overrides
+from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
+from modalities.config.validate import ValidatedGraph, validate_graph
+from modalities.registry import Registry, default_registry
+
+# The top-level names a training run asks for (as in Modalities): such a component is "used" even when no
+# other component references it.
+DEFAULT_ENTRY_POINTS = frozenset(
+    {
+        "app_state",
+        "device_mesh",
+        "model",
+        "wrapped_model",
+        "optimizer",
+        "lr_scheduler",
+        "loss_fn",
+        "train_dataloader",
+        "eval_dataloaders",
+        "checkpoint_saving",
+        "checkpoint_loading",
+        "gradient_clipper",
+        "progress_subscriber",
+        "evaluation_subscriber",
+        "mfu_calculator",
+        "tokenizer",
+        "scheduled_pipeline",
+    }
+)
+
+
+def default_experiment_id() -> str:
+    """Shared by every rank of a torchrun job: set MODALITIES_EXPERIMENT_ID to choose it."""
+    return os.environ.get("MODALITIES_EXPERIMENT_ID") or time.strftime("%Y-%m-%d__%H-%M-%S")
+
+
+@dataclass
+class CompiledConfig:
+    document: ResolvedDocument
+    registry: Registry
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    graph: ComponentGraph | None = None
+    validated: ValidatedGraph | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    def raise_for_errors(self) -> None:
+        if not self.ok:
+            raise ConfigError(self.diagnostics)
+
+
+def load_and_resolve(
+    config_path: str | FilePath,
+    *,
+    overrides: Sequence[str] = (),
+    experiment_id: str | None = None,
+    experiments_root: str | FilePath | None = None,
+) -> tuple[ResolvedDocument, list[Diagnostic]]:
+    """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed."""
+    document = load_document(config_path)
+    return resolve(document, overrides=overrides, experiment_id=experiment_id, experiments_root=experiments_root)
+
+
+def resolve(
+    document: Document,
+    *,
+    overrides: Sequence[str] = (),
+    experiment_id: str | None = None,
+    experiments_root: str | FilePath | None = None,
+) -> tuple[ResolvedDocument, list[Diagnostic]]:
+    diagnostics = apply_overrides(document, overrides)
+    config_path = document.config_path
+    root = FilePath(experiments_root) if experiments_root else FilePath("experiments")
+    context = ResolverContext(
+        config_path=config_path,
+        experiments_root=root.resolve(),
+        experiment_id=experiment_id or default_experiment_id(),
+    )
+    resolved, resolve_diagnostics = resolve_document(document, context)
+    return resolved, diagnostics + resolve_diagnostics
+
+
+def compile_document(
+    document: ResolvedDocument,
+    registry: Registry | None = None,
+    *,
+    diagnostics: Iterable[Diagnostic] = (),
+    entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
+) -> CompiledConfig:
+    """Stages 3-4 on a resolved document."""
+    registry = registry if registry is not None else default_registry()
+    compiled = CompiledConfig(document=document, registry=registry, diagnostics=list(diagnostics))
+    compiled.graph, graph_diagnostics = build_component_graph(document, entry_points)
+    compiled.diagnostics += graph_diagnostics
+    compiled.validated, validation_diagnostics = validate_graph(compiled.graph, registry)
+    compiled.diagnostics += validation_diagnostics
+    return compiled
+
+
+def compile_file(
+    config_path: str | FilePath,
+    registry: Registry | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    experiment_id: str | None = None,
+    experiments_root: str | FilePath | None = None,
+    entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
+) -> CompiledConfig:
+    """Stages 1-4 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
+    collected in the result's diagnostics."""
+    document, diagnostics = load_and_resolve(
+        config_path, overrides=overrides, experiment_id=experiment_id, experiments_root=experiments_root
+    )
+    return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points)
+
+
+def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:
+    """A document for a config given as a dict (positions unknown unless it came from load_app_config_dict)."""
+    source = getattr(values, "document", None)
+    if isinstance(source, ResolvedDocument):
+        return ResolvedDocument(
+            values=dict(values),
+            source_map=source.source_map,
+            config_path=source.config_path,
+            unresolved_paths=source.unresolved_paths,
+        )
+    return ResolvedDocument(values=dict(values))

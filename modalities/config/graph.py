@@ -1,0 +1,224 @@
+"""Stage 3: the resolved Document -> a networkx DiGraph of every component instance.
+
+Nodes are component instances wherever they stand (top level, nested inline, in lists, in ``settings``), keyed
+by their path. An edge ``a -> b`` means "a needs b" (b is nested in a's config, or a's config references b) and
+carries the field that creates it, so a cycle can be printed link by link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import networkx as nx
+
+from modalities.config.diagnostics import WARNING, Diagnostic, did_you_mean
+from modalities.config.resolve import REFERENCE_PASS_TYPE, ResolvedDocument, is_component_node, is_reference_node
+from modalities.config.spans import Path, Span, dotted
+
+COMPONENT_NODE_KEYS = ("component_key", "variant_key", "config")
+REFERENCE_NODE_KEYS = ("instance_key", "pass_type")
+NESTS = "nests"
+REFERENCES = "references"
+
+
+@dataclass
+class ComponentNode:
+    path: Path
+    component_key: Any
+    variant_key: Any
+    config: Any
+    span: Span | None
+
+    @property
+    def name(self) -> str:
+        return dotted(self.path)
+
+
+@dataclass
+class Reference:
+    """A ``{instance_key, pass_type}`` node at ``path``, made by component ``owner`` (None outside components)."""
+
+    path: Path
+    owner: Path | None
+    instance_key: Any
+    target: Path | None = None
+
+
+@dataclass
+class ComponentGraph:
+    nx: nx.DiGraph
+    document: ResolvedDocument
+    nodes: dict[Path, ComponentNode] = field(default_factory=dict)
+    references: dict[Path, Reference] = field(default_factory=dict)
+
+    def build_order(self) -> list[Path]:
+        """Dependencies first; ties broken by position in the file, so the order is stable."""
+        order = {path: i for i, path in enumerate(self.nodes)}
+        return list(nx.lexicographical_topological_sort(self.nx.reverse(copy=False), key=order.__getitem__))
+
+    def top_level_components(self) -> list[ComponentNode]:
+        return [n for p, n in self.nodes.items() if len(p) == 1]
+
+    def owner_of(self, path: Path) -> Path | None:
+        """The component whose config contains ``path`` (the nearest one)."""
+        for i in range(len(path) - 1, 0, -1):
+            if path[:i] in self.nodes and path[i] == "config":
+                return path[:i]
+        return None
+
+
+def build_component_graph(
+    document: ResolvedDocument, entry_points: Iterable[str] = ()
+) -> tuple[ComponentGraph, list[Diagnostic]]:
+    builder = _GraphBuilder(document)
+    builder.walk(document.values, (), None)
+    builder.link_references()
+    builder.check_cycles()
+    builder.warn_unused(set(entry_points))
+    return builder.graph, builder.diagnostics
+
+
+class _GraphBuilder:
+    def __init__(self, document: ResolvedDocument):
+        self.document = document
+        self.graph = ComponentGraph(nx=nx.DiGraph(), document=document)
+        self.diagnostics: list[Diagnostic] = []
+
+    def span(self, path: Path) -> Span | None:
+        return self.document.source_map.value(path)
+
+    def error(self, path: Path, message: str, hint: str | None = None, code: str = "", key: bool = False) -> None:
+        span = self.document.source_map.key(path) if key else self.span(path)
+        self.diagnostics.append(Diagnostic(message, span=span, path=path, hint=hint, code=code))
+
+    def walk(self, value: Any, path: Path, owner: Path | None) -> None:
+        if is_component_node(value):
+            self.add_component(value, path, owner)
+        elif is_reference_node(value):
+            self.add_reference(value, path, owner)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.walk(item, path + (key,), owner)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.walk(item, path + (index,), owner)
+
+    def add_component(self, value: dict, path: Path, owner: Path | None) -> None:
+        for key in value:
+            if key not in COMPONENT_NODE_KEYS:
+                self.error(
+                    path + (key,),
+                    f"unexpected key '{key}' in a component node (it takes component_key, variant_key, config)",
+                    hint=did_you_mean(key, COMPONENT_NODE_KEYS) or "put component settings under 'config:'",
+                    code="unknown-field",
+                    key=True,
+                )
+        if "variant_key" not in value:
+            self.error(path, f"component '{dotted(path)}' has no variant_key", code="missing-variant", key=True)
+        config = value.get("config")
+        node = ComponentNode(path, value.get("component_key"), value.get("variant_key"), config, self.span(path))
+        self.graph.nodes[path] = node
+        self.graph.nx.add_node(
+            path,
+            component_key=node.component_key,
+            variant_key=node.variant_key,
+            name=node.name,
+            span=self.document.source_map.key(path) or node.span,
+        )
+        if owner is not None:
+            self.graph.nx.add_edge(owner, path, field=dotted(path[len(owner) + 1 :]), relation=NESTS, span=node.span)
+        if config is not None:
+            self.walk(config, path + ("config",), path)
+
+    def add_reference(self, value: dict, path: Path, owner: Path | None) -> None:
+        for key in value:
+            if key not in REFERENCE_NODE_KEYS:
+                self.error(
+                    path + (key,),
+                    f"unexpected key '{key}' in a reference (it takes instance_key and pass_type)",
+                    hint=did_you_mean(key, REFERENCE_NODE_KEYS),
+                    code="unknown-field",
+                    key=True,
+                )
+        pass_type = value.get("pass_type", REFERENCE_PASS_TYPE)
+        if pass_type != REFERENCE_PASS_TYPE:
+            self.error(
+                path + ("pass_type",),
+                f"pass_type must be {REFERENCE_PASS_TYPE}, not {pass_type!r}",
+                hint="a reference always shares the one built object",
+                code="pass-type",
+            )
+        self.graph.references[path] = Reference(path, owner, value.get("instance_key"))
+
+    def link_references(self) -> None:
+        top_level = [p[0] for p in self.graph.nodes if len(p) == 1]
+        nested = [dotted(p) for p in self.graph.nodes if len(p) > 1]
+        for ref in self.graph.references.values():
+            target = self._find_target(ref.instance_key)
+            if target is None:
+                key = ref.instance_key
+                hint = did_you_mean(key, top_level + nested) if isinstance(key, str) else None
+                if hint is None and top_level:
+                    hint = "components defined at the top level: " + ", ".join(map(str, top_level[:12]))
+                self.error(
+                    ref.path + ("instance_key",),
+                    f"unknown instance_key {key!r}: no component of that name",
+                    hint=hint,
+                    code="unknown-reference",
+                )
+                continue
+            ref.target = target
+            if ref.owner is not None:
+                field_path = dotted(ref.path[len(ref.owner) + 1 :])
+                self.graph.nx.add_edge(ref.owner, target, field=field_path, relation=REFERENCES, span=self.span(ref.path))
+
+    def _find_target(self, instance_key: Any) -> Path | None:
+        if not isinstance(instance_key, str) or not instance_key:
+            return None
+        if (instance_key,) in self.graph.nodes:
+            return (instance_key,)
+        parts = tuple(int(p) if p.isdigit() else p for p in instance_key.split("."))
+        return parts if parts in self.graph.nodes else None
+
+    def check_cycles(self) -> None:
+        g = self.graph.nx
+        if nx.is_directed_acyclic_graph(g):
+            return
+        for component in nx.strongly_connected_components(g):
+            members = sorted(component, key=list(self.graph.nodes).index)
+            if len(members) == 1 and not g.has_edge(members[0], members[0]):
+                continue
+            cycle = nx.find_cycle(g.subgraph(members), source=members[0])
+            links = []
+            for u, v in cycle:
+                data = g.edges[u, v]
+                verb = "references" if data["relation"] == REFERENCES else "contains"
+                links.append(f"'{dotted(u)}' {verb} '{dotted(v)}' via {data['field']} ({data['span']})")
+            first_edge = g.edges[cycle[0]]
+            self.diagnostics.append(
+                Diagnostic(
+                    "reference cycle: " + "; ".join(links),
+                    span=first_edge["span"],
+                    path=cycle[0][0],
+                    hint="components are built dependencies first, so a cycle can never be built: remove one link",
+                    code="reference-cycle",
+                )
+            )
+
+    def warn_unused(self, entry_points: set[str]) -> None:
+        used_outside = {r.target for r in self.graph.references.values() if r.owner is None and r.target}
+        for node in self.graph.top_level_components():
+            name = node.path[0]
+            if self.graph.nx.in_degree(node.path) or node.path in used_outside or name in entry_points:
+                continue
+            self.diagnostics.append(
+                Diagnostic(
+                    f"component '{name}' is not used by any other component nor by the run",
+                    span=self.document.source_map.key(node.path),
+                    path=node.path,
+                    severity=WARNING,
+                    hint="it is still built; remove it if it is left over",
+                    code="unused-component",
+                )
+            )

@@ -1,0 +1,75 @@
+"""Where every key and value of a config came from, kept beside the values (never inside them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+Path = tuple  # a path into the document: keys (str) and list indices (int)
+
+OVERRIDE_FILE = "<--set>"
+
+
+@dataclass(frozen=True)
+class Span:
+    """1-based line and column of a range in a file. ``text`` holds the source line when it is not a file
+    (a ``--set`` flag)."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    text: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class SourceMap:
+    values: dict[Path, Span] = field(default_factory=dict)
+    keys: dict[Path, Span] = field(default_factory=dict)
+
+    def value(self, path: Path) -> Span | None:
+        """The span of the value at ``path``, or of its nearest ancestor that has one."""
+        for prefix in _prefixes(tuple(path)):
+            span = self.values.get(prefix)
+            if span is not None:
+                return span
+        return None
+
+    def key(self, path: Path) -> Span | None:
+        """The span of the key that names ``path`` (falls back to the value's span)."""
+        return self.keys.get(tuple(path)) or self.value(path)
+
+    def copy_subtree(self, source: Path, target: Path) -> None:
+        """Give the paths under ``target`` the spans of the same paths under ``source``."""
+        source, target = tuple(source), tuple(target)
+        n = len(source)
+        for table in (self.values, self.keys):
+            additions = {target + p[n:]: s for p, s in table.items() if p[:n] == source and len(p) > n}
+            table.update(additions)
+
+    def drop_subtree(self, path: Path) -> None:
+        path = tuple(path)
+        n = len(path)
+        for table in (self.values, self.keys):
+            for p in [p for p in table if p[:n] == path and len(p) > n]:
+                del table[p]
+
+
+def _prefixes(path: Path) -> Iterator[Path]:
+    for i in range(len(path), -1, -1):
+        yield path[:i]
+
+
+def dotted(path: Path) -> str:
+    """``("model", "config", "layers", 0)`` -> ``model.config.layers.0``."""
+    return ".".join(str(p) for p in path)
+
+
+def get_at(values: Any, path: Path) -> Any:
+    for part in path:
+        values = values[part]
+    return values

@@ -1,0 +1,280 @@
+"""Stage 4: every component node checked against its registered config class, all errors in one pass.
+
+Nothing is built here. Each nested component and each reference is replaced by a placeholder that knows the
+kind its target produces, so a field typed ``ComponentRef["optimizer"]`` can reject a dataset before any
+model exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from modalities.config.diagnostics import Diagnostic, did_you_mean
+from modalities.config.graph import ComponentGraph, ComponentNode
+from modalities.config.resolve import is_component_node, is_reference_node
+from modalities.config.spans import Path, dotted
+from modalities.registry import Registry
+from modalities.registry.registry import ComponentSpec
+from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder
+
+# Kinds whose components deliver a plain value (a number, a function) rather than an object of their own kind.
+VALUE_KINDS = frozenset({"int", "float", "str", "bool", "callable", "path", "list", "dict"})
+_UNKNOWN_KIND = "<unknown>"
+_REFERENCE_ERRORS = {"component_kind", "component_expected"}
+
+
+@dataclass
+class ValidatedNode:
+    node: ComponentNode
+    spec: ComponentSpec
+    config: BaseModel | None  # None when some fields wait for values that other components compute when built
+    raw_config: dict  # the config with placeholders where components stand, as validated
+
+
+@dataclass
+class ValidatedGraph:
+    graph: ComponentGraph
+    registry: Registry
+    nodes: dict[Path, ValidatedNode] = field(default_factory=dict)
+
+
+def validate_graph(graph: ComponentGraph, registry: Registry) -> tuple[ValidatedGraph, list[Diagnostic]]:
+    validator = _Validator(graph, registry)
+    for node in graph.nodes.values():
+        validator.validate_node(node)
+    return validator.result, validator.diagnostics
+
+
+def placeholder_for(graph: ComponentGraph, registry: Registry, path: Path) -> ComponentPlaceholder:
+    node = graph.nodes.get(path)
+    spec = _lookup(registry, node) if node else None
+    kind = spec.produces if spec else _UNKNOWN_KIND
+    label = f"'{dotted(path)}'"
+    if node is not None:
+        label += f" ({node.component_key}/{node.variant_key}"
+        if node.span:
+            label += f", {node.span}"
+        label += ")"
+    return ComponentPlaceholder(path, kind, label)
+
+
+def _lookup(registry: Registry, node: ComponentNode) -> ComponentSpec | None:
+    if isinstance(node.component_key, str) and isinstance(node.variant_key, str):
+        return registry.get(node.component_key, node.variant_key)
+    return None
+
+
+class _Validator:
+    def __init__(self, graph: ComponentGraph, registry: Registry):
+        self.graph = graph
+        self.registry = registry
+        self.source_map = graph.document.source_map
+        self.unresolved = graph.document.unresolved_paths
+        self.result = ValidatedGraph(graph=graph, registry=registry)
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, path: Path, message: str, hint: str | None = None, code: str = "", key: bool = False) -> None:
+        span = self.source_map.key(path) if key else self.source_map.value(path)
+        self.diagnostics.append(Diagnostic(message, span=span, path=path, hint=hint, code=code))
+
+    def validate_node(self, node: ComponentNode) -> None:
+        spec = self.find_spec(node)
+        if spec is None:
+            return
+        config_path = node.path + ("config",)
+        raw = node.config if node.config is not None else {}
+        if not isinstance(raw, dict):
+            self.error(config_path, f"config of {spec.name} must be a mapping of fields, got {type(raw).__name__}")
+            return
+        try:
+            config_class = spec.config_class()
+        except Exception as e:
+            self.error(node.path, f"cannot load the config class of {spec.name}: {type(e).__name__}: {e}")
+            return
+        prepared = self.with_placeholders(raw, config_path)
+        unknown = self.check_unknown_fields(config_class, prepared, config_path)
+        try:
+            validated = config_class.model_validate(prepared, context={"phase": VALIDATE_PHASE})
+        except ValidationError as e:
+            reported = self.report(e, prepared, config_path, config_class, skip_extra=unknown)
+            if not reported and not unknown:  # only deferred values: checked again at build time
+                self.result.nodes[node.path] = ValidatedNode(node, spec, None, prepared)
+            return
+        except Exception as e:  # a validator in the config class that raises something else
+            self.error(config_path, f"{spec.name}: {type(e).__name__}: {e}")
+            return
+        if not unknown:
+            self.result.nodes[node.path] = ValidatedNode(node, spec, validated, prepared)
+
+    def find_spec(self, node: ComponentNode) -> ComponentSpec | None:
+        key, variant = node.component_key, node.variant_key
+        if not isinstance(key, str):
+            self.error(node.path + ("component_key",), f"component_key must be a string, got {key!r}")
+            return None
+        variants = self.registry.variants(key)
+        if not variants:
+            self.error(
+                node.path + ("component_key",),
+                f"unknown component_key '{key}'",
+                hint=did_you_mean(key, self.registry.component_keys())
+                or "run `modalities components` to list them, or register yours (--plugin)",
+                code="unknown-component",
+            )
+            return None
+        if not isinstance(variant, str):
+            if variant is not None:
+                self.error(node.path + ("variant_key",), f"variant_key must be a string, got {variant!r}")
+            return None
+        spec = self.registry.get(key, variant)
+        if spec is None:
+            close = did_you_mean(variant, variants)
+            listing = "variants of " + key + ": " + ", ".join(variants)
+            self.error(
+                node.path + ("variant_key",),
+                f"unknown variant_key '{variant}' for component_key '{key}'",
+                hint=f"{close} ({listing})" if close else listing,
+                code="unknown-variant",
+            )
+        return spec
+
+    def with_placeholders(self, value: Any, path: Path) -> Any:
+        if is_component_node(value):
+            return placeholder_for(self.graph, self.registry, path)
+        if is_reference_node(value):
+            ref = self.graph.references.get(path)
+            if ref is None or ref.target is None:
+                return ComponentPlaceholder(path, _UNKNOWN_KIND, f"unresolved reference at '{dotted(path)}'")
+            return placeholder_for(self.graph, self.registry, ref.target)
+        if isinstance(value, dict):
+            return {k: self.with_placeholders(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.with_placeholders(v, path + (i,)) for i, v in enumerate(value)]
+        return value
+
+    def check_unknown_fields(self, config_class: type[BaseModel], data: dict, path: Path) -> bool:
+        """Unknown fields are errors even for user config classes that do not forbid them themselves."""
+        extra = config_class.model_config.get("extra")
+        if extra in ("forbid", "allow"):
+            return False
+        known = _field_names(config_class)
+        found = False
+        for key in data:
+            if key not in known:
+                found = True
+                self.unknown_field(key, path, config_class)
+        return found
+
+    def unknown_field(self, key: Any, path: Path, config_class: type[BaseModel]) -> None:
+        fields = sorted(_field_names(config_class))
+        self.error(
+            path + (key,),
+            f"unknown field '{key}' for {config_class.__name__}",
+            hint=did_you_mean(key, fields) or ("fields: " + ", ".join(fields) if fields else "it takes no fields"),
+            code="unknown-field",
+            key=True,
+        )
+
+    def report(
+        self, error: ValidationError, data: Any, config_path: Path, cls: type[BaseModel], skip_extra: bool
+    ) -> int:
+        """Add the errors as diagnostics; returns how many were reported (deferred ones are not)."""
+        before = len(self.diagnostics)
+        for item in error.errors(include_url=False):
+            loc = _data_location(data, item["loc"])
+            path = config_path + loc
+            kind, value = item["type"], item.get("input")
+            if self.suppressed(path, kind, value):
+                continue
+            if kind == "extra_forbidden":
+                if not skip_extra:
+                    owner = _model_at(cls, loc[:-1])
+                    self.unknown_field(loc[-1] if loc else "?", path[:-1], owner or cls)
+                continue
+            if kind == "missing":
+                name = item["loc"][-1]
+                self.error(path[:-1] if loc else path, f"missing required field '{name}'", code="missing-field",
+                           hint=_field_hint(_model_at(cls, loc[:-1]) or cls, name), key=True)
+                continue
+            message = item["msg"]
+            if isinstance(value, ComponentPlaceholder) and kind not in _REFERENCE_ERRORS:
+                message = f"{message}, but got component {value.label} which produces '{value.kind}'"
+            elif kind not in _REFERENCE_ERRORS and not isinstance(value, (dict, list)):
+                message = f"{message} (got {value!r})"
+            self.error(path, message, code=kind)
+        return len(self.diagnostics) - before + (1 if skip_extra else 0)
+
+    def suppressed(self, path: Path, kind: str, value: Any) -> bool:
+        if any(path[: len(p)] == p for p in self.unresolved):
+            return True  # already reported as an interpolation error
+        if isinstance(value, ComponentPlaceholder):
+            if value.kind == _UNKNOWN_KIND:
+                return True  # its own node already has an error
+            if kind not in _REFERENCE_ERRORS and value.kind in VALUE_KINDS:
+                return True  # a number_conversion and the like: its value is checked when it is built
+        return False
+
+
+def _field_names(config_class: type[BaseModel]) -> set[str]:
+    names: set[str] = set()
+    for name, info in config_class.model_fields.items():
+        names.add(name)
+        if info.alias:
+            names.add(info.alias)
+        choices = getattr(info.validation_alias, "choices", None)
+        if choices:
+            names.update(c for c in choices if isinstance(c, str))
+        elif isinstance(info.validation_alias, str):
+            names.add(info.validation_alias)
+    return names
+
+
+def _data_location(data: Any, loc: tuple) -> tuple:
+    """The part of a pydantic error location that exists in the data (unions add type names to it)."""
+    found: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            found.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            found.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part == loc[-1]:
+            found.append(part)  # a missing or unknown key at this level
+            break
+        else:
+            continue
+    return tuple(found)
+
+
+def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The nested config class at ``loc`` (for hints on unknown or missing fields), if it can be followed."""
+    import typing
+
+    current: Any = cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            for arg in typing.get_args(annotation):
+                inner = [a for a in typing.get_args(arg) if isinstance(a, type) and issubclass(a, BaseModel)]
+                if inner:
+                    current = inner[0]
+                    break
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _field_hint(cls: type[BaseModel], name: Any) -> str | None:
+    info = cls.model_fields.get(name) if isinstance(name, str) else None
+    if info is None:
+        return None
+    described = f": {info.description}" if info.description else ""
+    return f"add '{name}' under this config{described}"
