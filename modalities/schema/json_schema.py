@@ -162,18 +162,13 @@ class _Transformer:
             annotations = {k: schema[k] for k in _ANNOTATION_KEYS if k in schema}
             return {**annotations, "anyOf": self.alternatives_for_kinds(schema[COMPONENT_KINDS_SCHEMA_KEY])}
         schema = self.structure(schema)
-        if _is_plain_string(schema):
-            return schema
         annotations = {k: schema.pop(k) for k in _ANNOTATION_KEYS if k in schema}
-        if list(schema) == ["anyOf"]:
-            branches = schema["anyOf"]
-        else:
-            branches = [schema]
-        extra: list[dict] = []
-        if any(_accepts_integer(b) for b in branches):
-            extra += self.alternatives_for_kinds(["int"])
-        else:
-            extra.append(_def_ref(INTERPOLATION_DEF))
+        branches = schema["anyOf"] if list(schema) == ["anyOf"] else [schema]
+        value_kinds = sorted({kind for b in branches for kind in _value_kinds_for(b)})
+        value_kinds = [k for k in value_kinds if self.registry.specs_producing([k])]
+        if not value_kinds and all(_is_plain_string(b) for b in branches):
+            return {**annotations, **schema}  # any string already matches `${...}`
+        extra = self.alternatives_for_kinds(value_kinds) if value_kinds else [_def_ref(INTERPOLATION_DEF)]
         # Keep each alternative once, in order; pydantic's Optional[...] already gives anyOf branches.
         merged: list[dict] = []
         for branch in branches + extra:
@@ -210,11 +205,25 @@ def _is_object_schema(schema: Any) -> bool:
     return isinstance(schema, dict) and ("properties" in schema or schema.get("type") == "object")
 
 
-def _accepts_integer(schema: Any) -> bool:
-    if not isinstance(schema, dict):
-        return False
-    t = schema.get("type")
-    return t == "integer" or (isinstance(t, list) and "integer" in t)
+# A component producing a plain value (a `number_conversion` produces `int`) may stand where a value of a
+# matching JSON type is accepted.
+_VALUE_KIND_TYPES = {
+    "int": {"integer", "number"},
+    "float": {"number"},
+    "str": {"string"},
+    "path": {"string"},
+    "bool": {"boolean"},
+    "list": {"array"},
+    "dict": {"object"},
+}
+
+
+def _value_kinds_for(schema: Any) -> list[str]:
+    if not isinstance(schema, dict) or {"enum", "const"} & set(schema):
+        return []
+    types = schema.get("type")
+    types = set(types) if isinstance(types, list) else {types}
+    return [kind for kind, accepted in _VALUE_KIND_TYPES.items() if types & accepted]
 
 
 def _common_defs(top_level_description: str) -> dict[str, Any]:
@@ -239,7 +248,7 @@ def _common_defs(top_level_description: str) -> dict[str, Any]:
                     "description": "How the component is passed: the one built object, shared.",
                 },
             },
-            "required": ["instance_key", "pass_type"],
+            "required": ["instance_key"],
             "additionalProperties": False,
         },
         TOP_LEVEL_ENTRY_DEF: {
@@ -254,7 +263,7 @@ def _common_defs(top_level_description: str) -> dict[str, Any]:
     }
 
 
-def _variant_def(spec: ComponentSpec, config_ref: dict) -> dict:
+def _variant_def(spec: ComponentSpec, config_ref: dict, config_required: bool) -> dict:
     description = spec.description or f"{spec.name}"
     return {
         "title": f"{spec.component_key} / {spec.variant_key}",
@@ -265,7 +274,8 @@ def _variant_def(spec: ComponentSpec, config_ref: dict) -> dict:
             "variant_key": {"const": spec.variant_key, "description": description},
             "config": {**config_ref, "description": f"The fields of `{spec.config_name}`."},
         },
-        "required": ["component_key", "variant_key", "config"],
+        # `config` may be left out when every field has a default, as the compiler allows.
+        "required": ["component_key", "variant_key"] + (["config"] if config_required else []),
         "additionalProperties": False,
     }
 
@@ -294,7 +304,8 @@ def generate_document_schema(registry: Registry) -> dict[str, Any]:
         return dict(key_map[(cls, "validation")])
 
     for spec, cls in pairs:
-        defs[variant_def_name(spec)] = _variant_def(spec, model_ref(cls))
+        config_required = any(f.is_required() for f in cls.model_fields.values())
+        defs[variant_def_name(spec)] = _variant_def(spec, model_ref(cls), config_required)
     for component_key in registry.component_keys():
         variants = [registry.get(component_key, v) for v in registry.variants(component_key)]
         defs[component_key_def_name(component_key)] = {
