@@ -82,7 +82,7 @@ def _config_classes(registry: Registry) -> list[tuple[ComponentSpec, type[BaseMo
     return pairs
 
 
-def _reachable_models(roots: Iterable[type[BaseModel]]) -> list[type[BaseModel]]:
+def reachable_models(roots: Iterable[type[BaseModel]]) -> list[type[BaseModel]]:
     """Every pydantic model reachable from ``roots`` through field annotations (for alias handling)."""
     seen: list[type[BaseModel]] = []
     stack = list(roots)
@@ -293,7 +293,7 @@ def generate_document_schema(registry: Registry) -> dict[str, Any]:
         [(cls, "validation") for cls in classes] + [(Settings, "validation")], ref_template="#/$defs/model.{model}"
     )
     pydantic_defs: dict[str, Any] = collected.get("$defs", {})
-    _add_alias_choices(pydantic_defs, _reachable_models(classes))
+    _add_alias_choices(pydantic_defs, reachable_models(classes))
 
     transformer = _Transformer(registry)
     defs: dict[str, Any] = {}
