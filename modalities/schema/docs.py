@@ -16,8 +16,7 @@ from pydantic import AliasChoices, BaseModel
 from pydantic.fields import FieldInfo
 
 from modalities.registry.registry import ComponentSpec, Registry
-from modalities.registry.types import COMPONENT_KINDS_SCHEMA_KEY
-from modalities.schema.json_schema import SchemaGenerationError, reachable_models
+from modalities.schema.json_schema import SchemaGenerationError, describe_type, reachable_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEADER = (
@@ -45,42 +44,6 @@ def _source_link(location: str, doc_dir: Path) -> str:
     return f"{label} (`{module}`)"
 
 
-def _type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
-    """A short, readable type from a field's pydantic JSON schema."""
-    if COMPONENT_KINDS_SCHEMA_KEY in schema:
-        kinds = schema[COMPONENT_KINDS_SCHEMA_KEY]
-        return "component: " + (" or ".join(f"`{k}`" for k in kinds) if "any" not in kinds else "any kind")
-    if "$ref" in schema:
-        return f"`{schema['$ref'].rsplit('/', 1)[-1]}`"
-    if "const" in schema:
-        return f"`{json.dumps(schema['const'])}`"
-    if "enum" in schema:
-        return " | ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
-    if "anyOf" in schema:
-        return " or ".join(_type_of(s, defs) for s in schema["anyOf"])
-    kind = schema.get("type")
-    if kind == "array":
-        if isinstance(schema.get("prefixItems"), list):
-            return "[" + ", ".join(_type_of(s, defs) for s in schema["prefixItems"]) + "]"
-        items = schema.get("items")
-        return f"list of {_type_of(items, defs)}" if isinstance(items, dict) and items else "list"
-    if kind == "object":
-        values = schema.get("additionalProperties")
-        return f"mapping of {_type_of(values, defs)}" if isinstance(values, dict) and values else "mapping"
-    names = {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}
-    text = names.get(kind, "any") if isinstance(kind, str) else "any"
-    bounds = [
-        (key, symbol)
-        for key, symbol in (("exclusiveMinimum", ">"), ("minimum", "≥"), ("exclusiveMaximum", "<"), ("maximum", "≤"))
-        if key in schema
-    ]
-    if bounds:
-        text += " (" + ", ".join(f"{symbol} {schema[key]}" for key, symbol in bounds) + ")"
-    if "pattern" in schema:
-        text += f" matching `{schema['pattern']}`"
-    return text
-
-
 def _default_of(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
@@ -106,7 +69,7 @@ def _field_names(name: str, info: FieldInfo) -> str:
     return f"`{name}`" + (" (also " + ", ".join(f"`{n}`" for n in others) + ")" if others else "")
 
 
-def _field_table(cls: type[BaseModel], schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+def _field_table(cls: type[BaseModel], schema: dict[str, Any]) -> list[str]:
     if not cls.model_fields:
         return ["No fields.", ""]
     lines = ["| Field | Type | Default | Description |", "|---|---|---|---|"]
@@ -117,7 +80,7 @@ def _field_table(cls: type[BaseModel], schema: dict[str, Any], defs: dict[str, A
             prop_name = next((c for c in info.validation_alias.choices if c in properties), name)
         field_schema = properties.get(prop_name, {})
         lines.append(
-            f"| {_field_names(name, info)} | {_cell(_type_of(field_schema, defs))} | {_cell(_default_of(info))} "
+            f"| {_field_names(name, info)} | {_cell(describe_type(field_schema))} | {_cell(_default_of(info))} "
             f"| {_cell(info.description or '')} |"
         )
     return lines + [""]
@@ -144,12 +107,12 @@ def _variant_section(spec: ComponentSpec, doc_dir: Path) -> list[str]:
         f"{_source_link(spec.config_location, doc_dir)}" + (f": {doc.splitlines()[0]}" if doc else "."),
         "",
     ]
-    lines += _field_table(cls, schema, defs)
+    lines += _field_table(cls, schema)
     for nested in _nested_models(cls):
         nested_schema = defs.get(nested.__name__, nested.model_json_schema(ref_template="#/$defs/{model}"))
         nested_doc = (nested.__doc__ or "").strip().splitlines()
         lines += [f"`{nested.__name__}`" + (f": {nested_doc[0]}" if nested_doc else ""), ""]
-        lines += _field_table(nested, nested_schema, defs)
+        lines += _field_table(nested, nested_schema)
     return lines
 
 

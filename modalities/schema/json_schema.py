@@ -180,7 +180,10 @@ class _Transformer:
         """Recurse into the parts of a schema that hold values."""
         schema = dict(schema)
         if "properties" in schema:
-            schema["properties"] = {name: self.value(s) for name, s in schema["properties"].items()}
+            required = set(schema.get("required", []))
+            schema["properties"] = {
+                name: self.value(_for_hover(name, s, name in required)) for name, s in schema["properties"].items()
+            }
         if isinstance(schema.get("additionalProperties"), dict):
             schema["additionalProperties"] = self.value(schema["additionalProperties"])
         if isinstance(schema.get("items"), dict):
@@ -195,6 +198,55 @@ class _Transformer:
 
     def model(self, schema: dict) -> dict:
         return self.structure(schema)
+
+
+def describe_type(schema: dict[str, Any]) -> str:
+    """A short, readable type from a field's pydantic JSON schema."""
+    if COMPONENT_KINDS_SCHEMA_KEY in schema:
+        kinds = schema[COMPONENT_KINDS_SCHEMA_KEY]
+        return "component: " + (" or ".join(f"`{k}`" for k in kinds) if "any" not in kinds else "any kind")
+    if "$ref" in schema:
+        return f"`{schema['$ref'].rsplit('/', 1)[-1].removeprefix('model.')}`"
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    if "enum" in schema:
+        return " | ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(describe_type(s) for s in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "array":
+        if isinstance(schema.get("prefixItems"), list):
+            return "[" + ", ".join(describe_type(s) for s in schema["prefixItems"]) + "]"
+        items = schema.get("items")
+        return f"list of {describe_type(items)}" if isinstance(items, dict) and items else "list"
+    if kind == "object":
+        values = schema.get("additionalProperties")
+        return f"mapping of {describe_type(values)}" if isinstance(values, dict) and values else "mapping"
+    names = {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}
+    text = names.get(kind, "any") if isinstance(kind, str) else "any"
+    bounds = [
+        (key, symbol)
+        for key, symbol in (("exclusiveMinimum", ">"), ("minimum", "≥"), ("exclusiveMaximum", "<"), ("maximum", "≤"))
+        if key in schema
+    ]
+    if bounds:
+        text += " (" + ", ".join(f"{symbol} {schema[key]}" for key, symbol in bounds) + ")"
+    if "pattern" in schema:
+        text += f" matching `{schema['pattern']}`"
+    return text
+
+
+def _for_hover(name: str, schema: dict, required: bool) -> dict:
+    """Editors show a field's title and description on hover, not its type or default: add them there."""
+    if not isinstance(schema, dict):
+        return schema
+    facts = [f"Type: {describe_type(schema)}"]
+    if "default" in schema:
+        facts.append(f"default {json.dumps(schema['default'])}")
+    elif required:
+        facts.append("required")
+    description = schema.get("description", "")
+    return {**schema, "title": name, "description": (description + "\n\n" if description else "") + ", ".join(facts)}
 
 
 def _is_plain_string(schema: dict) -> bool:

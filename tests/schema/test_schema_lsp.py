@@ -114,6 +114,26 @@ def test_custom_component_from_a_plugin_is_completed_and_hovered(server, workspa
     assert "Learning-rate schedule." in hover
 
 
+def test_hover_shows_description_type_and_default(server, workspace):
+    uri, lines = open_config(
+        server,
+        workspace,
+        "hover.yaml",
+        """\
+        optimizer:
+          component_key: optimizer
+          variant_key: toy_sgd
+          config:
+            lr: 0.1
+            momentum: 0.5
+        """,
+    )
+    lr = server.hover(uri, line_of(lines, "lr:"), 5)
+    assert "Learning rate." in lr and "Type: float, required" in lr
+    momentum = server.hover(uri, line_of(lines, "momentum:"), 6)
+    assert "Momentum factor." in momentum and "Type: float, default 0.0" in momentum
+
+
 def test_misspelled_field_and_wrong_type_are_reported_on_their_lines(server, workspace):
     uri, lines = open_config(
         server,
