@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from modalities.registry import default_registry
 
     registry = default_registry()
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=240)
     if not args.component or "/" not in args.component:
         key = args.component
         if key and not registry.variants(key):

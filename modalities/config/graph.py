@@ -169,7 +169,7 @@ class _GraphBuilder:
                 )
                 continue
             ref.target = target
-            if ref.owner is not None:
+            if ref.owner is not None and not self.graph.nx.has_edge(ref.owner, target):
                 field_path = dotted(ref.path[len(ref.owner) + 1 :])
                 self.graph.nx.add_edge(ref.owner, target, field=field_path, relation=REFERENCES, span=self.span(ref.path))
 

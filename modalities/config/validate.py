@@ -195,6 +195,8 @@ class _Validator:
                 continue
             if kind == "missing":
                 name = item["loc"][-1]
+                if _explained_by_typo(data, loc[:-1], name, _model_at(cls, loc[:-1]) or cls):
+                    continue  # the unknown-field error beside it already says "did you mean"
                 self.error(path[:-1] if loc else path, f"missing required field '{name}'", code="missing-field",
                            hint=_field_hint(_model_at(cls, loc[:-1]) or cls, name), key=True)
                 continue
@@ -270,6 +272,20 @@ def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
                     current = inner[0]
                     break
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _explained_by_typo(data: Any, loc: tuple, name: Any, cls: type[BaseModel]) -> bool:
+    """Whether a missing field ``name`` stands beside an unknown key that is a misspelling of it."""
+    import difflib
+
+    node = data
+    for part in loc:
+        node = node[part] if isinstance(node, (dict, list)) else None
+    if not isinstance(node, dict) or not isinstance(name, str):
+        return False
+    known = _field_names(cls)
+    unknown = [k for k in node if isinstance(k, str) and k not in known]
+    return any(difflib.get_close_matches(k, [name], n=1, cutoff=0.6) for k in unknown)
 
 
 def _field_hint(cls: type[BaseModel], name: Any) -> str | None:

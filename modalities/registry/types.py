@@ -80,14 +80,14 @@ class _ComponentKinds:
                     "expected {expected}, but {label} produces '{actual}'",
                     {"expected": _describe_kinds(kinds), "label": value.label, "actual": value.kind},
                 )
-            if phase == VALIDATE_PHASE or isinstance(value, (dict, list, str, int, float)) or value is None:
+            if phase == VALIDATE_PHASE:
                 raise PydanticCustomError(
                     "component_expected",
                     "expected {expected}: a component node (component_key, variant_key, config) or a reference "
                     "(instance_key, pass_type: BY_REFERENCE)",
                     {"expected": _describe_kinds(kinds)},
                 )
-            return value  # build phase: the built object of the right node
+            return value  # build phase: the built object of a node whose kind validation already checked
 
         return core_schema.with_info_plain_validator_function(check)
 

@@ -1,0 +1,137 @@
+import os
+
+import pytest
+
+from modalities.config.compiler import resolve
+from modalities.config.load import load_text
+from modalities.config.resolve import register_resolver
+
+
+def resolved(text, **kw):
+    document, diagnostics = resolve(load_text(text, "f.yaml"), **kw)
+    return document, diagnostics
+
+
+def test_whole_string_keeps_type_and_embedded_becomes_text():
+    doc, diags = resolved(
+        """
+settings: {n: 4, lr: 0.5, flag: true, items: [a, b, c], nested: {k: v}}
+x: ${settings.n}
+y: "run_${settings.n}_${settings.lr}"
+z: ${settings.items.1}
+w: ${settings.nested}
+f: ${settings.flag}
+"""
+    )
+    assert not diags
+    v = doc.values
+    assert v["x"] == 4 and type(v["x"]) is int
+    assert v["y"] == "run_4_0.5"
+    assert v["z"] == "b"
+    assert v["w"] == {"k": "v"}
+    assert v["f"] is True
+
+
+def test_chains_of_interpolations_resolve():
+    doc, diags = resolved("a: ${b}\nb: ${c.d}\nc: {d: 7}\n")
+    assert not diags and doc.values["a"] == 7
+
+
+def test_interpolation_cycle_is_an_error_with_the_chain():
+    doc, diags = resolved("a: ${b}\nb: ${c}\nc: ${a}\n")
+    cycles = [d for d in diags if d.code == "interpolation-cycle"]
+    assert len(cycles) == 1
+    message = cycles[0].message
+    assert "a (f.yaml:1:4) -> b (f.yaml:2:4) -> c (f.yaml:3:4) -> a" in message
+
+
+def test_unknown_path_names_the_missing_part_with_did_you_mean():
+    doc, diags = resolved("settings: {sequence_length: 3}\nx: ${settings.sequence_lenght}\n")
+    (d,) = diags
+    assert "'sequence_lenght' does not exist in settings" in d.message
+    assert "sequence_length" in d.hint
+    assert (d.span.line, d.span.col) == (2, 4)
+    assert ("x",) in doc.unresolved_paths
+
+
+def test_interpolating_a_component_gives_a_reference():
+    doc, diags = resolved(
+        """
+settings:
+  steps: {component_key: number_conversion, variant_key: v, config: {a: 1}}
+  block: {inner: {component_key: k, variant_key: v}, n: 1}
+x: ${settings.steps}
+y: ${settings.block}
+"""
+    )
+    assert not diags
+    assert doc.values["x"] == {"instance_key": "settings.steps", "pass_type": "BY_REFERENCE"}
+    assert doc.values["y"] == {"inner": {"instance_key": "settings.block.inner", "pass_type": "BY_REFERENCE"}, "n": 1}
+
+
+def test_component_inside_longer_string_is_an_error():
+    _, diags = resolved("s: {component_key: k, variant_key: v}\nx: a_${s}\n")
+    assert len(diags) == 1 and "cannot be part of a longer string" in diags[0].message
+
+
+def test_builtin_resolvers(monkeypatch, tmp_path):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("MY_VAR", "hello")
+    doc, diags = resolved(
+        """
+a: ${cuda_env:LOCAL_RANK}
+b: ${cuda_env:RANK}
+c: ${cuda_env:WORLD_SIZE}
+d: ${node_env:num_cpus}
+e: ${env:MY_VAR}
+f: ${env:UNSET_VAR_XYZ,12}
+g: ${modalities_env:experiment_id}
+h: ${modalities_env:experiments_root_path}
+""",
+        experiment_id="exp1",
+        experiments_root=tmp_path,
+    )
+    assert not diags
+    v = doc.values
+    assert (v["a"], v["b"], v["c"]) == (0, 0, 1)
+    assert v["d"] == os.cpu_count()
+    assert v["e"] == "hello" and v["f"] == 12
+    assert v["g"] == "exp1" and v["h"] == str(tmp_path.resolve())
+
+
+def test_cuda_env_reads_torchrun_variables(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setenv("RANK", "5")
+    doc, _ = resolved("a: ${cuda_env:WORLD_SIZE}\nb: ${cuda_env:RANK}\n")
+    assert doc.values == {"a": 8, "b": 5}
+
+
+def test_config_paths(write_config):
+    from modalities.config.compiler import load_and_resolve
+
+    path = write_config("a: ${modalities_env:config_file_path}\nb: ${modalities_env:config_folder_path}\n")
+    doc, diags = load_and_resolve(path)
+    assert not diags
+    assert doc.values == {"a": str(path.resolve()), "b": str(path.resolve().parent)}
+
+
+def test_unknown_resolver_and_bad_argument():
+    _, diags = resolved("a: ${cuda_envv:RANK}\nb: ${cuda_env:FOO}\nc: ${env:NOPE_NOT_SET_123}\n")
+    messages = [d.message for d in diags]
+    assert any("unknown resolver 'cuda_envv'" in m for m in messages)
+    assert any("cuda_env knows" in m for m in messages)
+    assert any("NOPE_NOT_SET_123" in m for m in messages)
+    assert [d.span.line for d in diags] == [1, 2, 3]
+
+
+def test_user_resolver():
+    register_resolver("double", lambda arg, ctx: 2 * int(arg), replace=True)
+    doc, diags = resolved("a: ${double:21}\n")
+    assert not diags and doc.values["a"] == 42
+
+
+def test_escaped_interpolation_is_kept_literally():
+    doc, diags = resolved("a: 'cost \\${x}'\n")
+    assert not diags and doc.values["a"] == "cost ${x}"
