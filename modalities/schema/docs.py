@@ -16,6 +16,7 @@ from pydantic import AliasChoices, BaseModel
 from pydantic.fields import FieldInfo
 
 from modalities.registry.registry import ComponentSpec, Registry
+from modalities.schema.files import write_atomic
 from modalities.schema.json_schema import SchemaGenerationError, describe_type, reachable_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -151,9 +152,4 @@ def _anchor(heading: str) -> str:
 
 def write_docs(registry: Registry, out_path: str | Path) -> Path:
     """Write the reference to ``out_path`` through a temporary name."""
-    from modalities.schema.json_schema import _write_atomic
-
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, generate_docs(registry, out))
-    return out
+    return write_atomic(out_path, generate_docs(registry, out_path))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
+
+from modalities.schema.files import write_atomic
 
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
 GRAPHVIZ_FORMATS = {".svg": "svg", ".png": "png"}
@@ -201,13 +202,4 @@ def render_to_file(graph: nx.DiGraph, out_path: str | os.PathLike, title: str | 
         data = to_mermaid(graph, title).encode()
     else:
         data = run_graphviz(to_dot(graph, title), fmt)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomic(out, data)

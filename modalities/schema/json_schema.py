@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,6 +26,7 @@ from pydantic.json_schema import models_json_schema
 
 from modalities.registry.registry import ComponentSpec, Registry, RegistryError
 from modalities.registry.types import COMPONENT_KINDS_SCHEMA_KEY
+from modalities.schema.files import write_atomic
 
 DOCUMENT_SCHEMA_NAME = "modalities.schema.json"
 COMPONENTS_DIR = "components"
@@ -443,8 +443,7 @@ def write_schemas(registry: Registry, out_dir: str | os.PathLike) -> list[Path]:
     files = generate_schemas(registry)
     for rel, schema in files.items():
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, render(schema))
+        write_atomic(path, render(schema))
         written.append(path)
     for stale in _stale_component_files(out, files):
         stale.unlink()
@@ -471,14 +470,3 @@ def _stale_component_files(out: Path, files: dict[str, Any]) -> list[Path]:
     if not components.is_dir():
         return []
     return sorted(p for p in components.rglob("*.schema.json") if p.relative_to(out).as_posix() not in files)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
