@@ -161,9 +161,13 @@ class _Transformer:
         if COMPONENT_KINDS_SCHEMA_KEY in schema:
             annotations = {k: schema[k] for k in _ANNOTATION_KEYS if k in schema}
             return {**annotations, "anyOf": self.alternatives_for_kinds(schema[COMPONENT_KINDS_SCHEMA_KEY])}
+        takes_component_list = any(_is_component_list(b) for b in [schema, *schema.get("anyOf", [])])
         schema = self.structure(schema)
         annotations = {k: schema.pop(k) for k in _ANNOTATION_KEYS if k in schema}
         branches = schema["anyOf"] if list(schema) == ["anyOf"] else [schema]
+        if takes_component_list:
+            # A list of components may also be a reference to a top-level list of them (`eval_dataloaders`).
+            branches = [*branches, _def_ref(REFERENCE_DEF)]
         value_kinds = sorted({kind for b in branches for kind in _value_kinds_for(b)})
         value_kinds = [k for k in value_kinds if self.registry.specs_producing([k])]
         if not value_kinds and all(_is_plain_string(b) for b in branches):
@@ -247,6 +251,11 @@ def _for_hover(name: str, schema: dict, required: bool) -> dict:
         facts.append("required")
     description = schema.get("description", "")
     return {**schema, "title": name, "description": (description + "\n\n" if description else "") + ", ".join(facts)}
+
+
+def _is_component_list(schema: Any) -> bool:
+    items = schema.get("items") if isinstance(schema, dict) else None
+    return isinstance(items, dict) and COMPONENT_KINDS_SCHEMA_KEY in items
 
 
 def _is_plain_string(schema: dict) -> bool:

@@ -207,3 +207,12 @@ def test_every_config_carries_the_schema_modeline():
         assert modeline, f"{config}: add '# yaml-language-server: $schema=<relative path>/modalities.schema.json'"
         target = (config.parent / modeline.split("$schema=", 1)[1].strip()).resolve()
         assert target == (REPO_ROOT / "schemas" / DOCUMENT_SCHEMA_NAME).resolve(), f"{config}: {modeline}"
+
+
+def test_a_list_of_components_may_be_a_reference_to_a_top_level_list(toy_document_schema):
+    def trainer(callbacks) -> dict:
+        return {"t": node("toy_trainer", "default", optimizer=SGD, num_steps=3, callbacks=callbacks)}
+
+    assert _errors(toy_document_schema, trainer(ref("all_callbacks"))) == []
+    assert _errors(toy_document_schema, trainer([ref("model"), MODEL])) == []
+    assert _errors(toy_document_schema, trainer(MODEL)), "one component where a list belongs"
