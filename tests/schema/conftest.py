@@ -12,6 +12,13 @@ from tests.schema.plugins.toy_configs import register as register_toy_components
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def single_process_env(monkeypatch):
+    """Configs read `${cuda_env:RANK}` and friends; compile them as the one process of a job."""
+    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(scope="session")
 def toy_registry() -> Registry:
     """The built-in components plus those of the toy test plugin (the process-wide registry is left alone)."""

@@ -45,12 +45,6 @@ def configs() -> list[tuple[Path, str]]:
     return found + [(DATA / "number_conversion_only.yaml", "default"), (DATA / "toy_training.yaml", "toy")]
 
 
-@pytest.fixture(autouse=True)
-def distributed_env(monkeypatch):
-    for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1")):
-        monkeypatch.setenv(name, value)
-
-
 @pytest.fixture(scope="module")
 def registries(toy_registry) -> dict[str, Registry]:
     return {"default": default_registry(), "toy": toy_registry}
