@@ -113,8 +113,7 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
     for kind in sorted(by_kind):
         lines.append(f"  subgraph {_dot_string('cluster_' + kind)} {{")
         lines.append(
-            f'    label={_dot_string(kind)}; style="rounded,dashed"; color="{_CLUSTER_BORDER}"; '
-            f'fontcolor="#374151";'
+            f'    label={_dot_string(kind)}; style="rounded,dashed"; color="{_CLUSTER_BORDER}"; fontcolor="#374151";'
         )
         for node in by_kind[kind]:
             data = graph.nodes[node]
@@ -124,7 +123,7 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
             label = f'<<b>{_html(_short_name(name))}</b><br/><font point-size="9">{_html(variant)}</font>>'
             tooltip = "\n".join(filter(None, [where, name, variant]))
             lines.append(
-                f"    {ids[node]} [label={label}, tooltip={_dot_string(tooltip)}, fillcolor=\"{colors[kind]}\"];"
+                f'    {ids[node]} [label={label}, tooltip={_dot_string(tooltip)}, fillcolor="{colors[kind]}"];'
             )
         lines.append("  }")
     for source, target, data in graph.edges(data=True):

@@ -391,9 +391,7 @@ def generate_document_schema(registry: Registry) -> dict[str, Any]:
             "anyOf": [_def_ref(variant_def_name(s)) for s in specs],
         }
 
-    top_level_description = (
-        "A component node, a reference to another top-level entry, or a list of these."
-    )
+    top_level_description = "A component node, a reference to another top-level entry, or a list of these."
     defs.update(_common_defs(top_level_description))
     settings_ref = model_ref(Settings)
     defs[SETTINGS_DEF] = {

@@ -15,8 +15,9 @@ PLUGIN = ("--plugin", "tests.schema.plugins.toy_plugin")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modalities", "schema", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "modalities", "schema", *args], capture_output=True, text=True, cwd=REPO_ROOT
+    )
 
 
 def test_check_passes_on_the_committed_schemas():

@@ -147,9 +147,7 @@ def schema_accepts(validator: jsonschema.Draft7Validator, values: dict) -> bool:
 
 
 @pytest.mark.parametrize("config, registry_name", configs(), ids=lambda v: getattr(v, "name", v))
-def test_schema_and_compiler_agree_on_the_config_and_its_broken_variants(
-    config, registry_name, registries, validators
-):
+def test_schema_and_compiler_agree_on_the_config_and_its_broken_variants(config, registry_name, registries, validators):
     registry, validator = registries[registry_name], validators[registry_name]
     source = load_document(config)
     accepted, errors = compiler_accepts(source.values, source, registry)
@@ -159,10 +157,13 @@ def test_schema_and_compiler_agree_on_the_config_and_its_broken_variants(
     disagreements, rejected = [], 0
     cases = list(broken_variants(source.values, registry))
     for case in cases:
-        by_compiler, by_schema = compiler_accepts(case.values, source, registry)[0], schema_accepts(validator, case.values)
+        by_compiler = compiler_accepts(case.values, source, registry)[0]
+        by_schema = schema_accepts(validator, case.values)
         if by_compiler != by_schema:
-            disagreements.append(f"{case.label}: compiler {'accepts' if by_compiler else 'rejects'}, "
-                                 f"schema {'accepts' if by_schema else 'rejects'}")
+            disagreements.append(
+                f"{case.label}: compiler {'accepts' if by_compiler else 'rejects'}, "
+                f"schema {'accepts' if by_schema else 'rejects'}"
+            )
         rejected += not by_schema
     assert disagreements == []
     assert cases and rejected >= len(cases) * 0.9, "the corpus should consist of broken configs"

@@ -46,8 +46,9 @@ def test_links_point_at_files_of_the_repository():
 
 def test_cli_check_and_plugin(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "modalities", "docs", *args], capture_output=True, text=True,
-                              cwd=REPO_ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "modalities", "docs", *args], capture_output=True, text=True, cwd=REPO_ROOT
+        )
 
     assert cli("--check").returncode == 0
     out = tmp_path / "components.md"

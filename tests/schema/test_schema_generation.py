@@ -125,10 +125,23 @@ def test_integer_fields_take_int_components_references_and_interpolations(toy_do
     def trainer(num_steps) -> dict:
         return {"t": node("toy_trainer", "default", optimizer=SGD, num_steps=num_steps)}
 
-    conversion = node("number_conversion", "num_steps_from_num_tokens", dp_degree=1, local_micro_batch_size=2,
-                      global_num_tokens=100, sequence_length=5, gradient_accumulation_steps=1)
-    callable_conversion = node("number_conversion", "num_tokens_from_num_steps_callable", dp_degree=1,
-                               local_micro_batch_size=2, sequence_length=5, gradient_accumulation_steps=1)
+    conversion = node(
+        "number_conversion",
+        "num_steps_from_num_tokens",
+        dp_degree=1,
+        local_micro_batch_size=2,
+        global_num_tokens=100,
+        sequence_length=5,
+        gradient_accumulation_steps=1,
+    )
+    callable_conversion = node(
+        "number_conversion",
+        "num_tokens_from_num_steps_callable",
+        dp_degree=1,
+        local_micro_batch_size=2,
+        sequence_length=5,
+        gradient_accumulation_steps=1,
+    )
     for ok in (3, conversion, ref("steps"), "${settings.training_target.num_target_steps}"):
         assert _errors(toy_document_schema, trainer(ok)) == [], ok
     for bad in (0, 2.5, "3", callable_conversion, MODEL):

@@ -37,9 +37,14 @@ def server(workspace):
     client.close()
 
 
+CURSOR = "|CURSOR|"
+
+
 def open_config(server: LspClient, workspace: Path, name: str, body: str) -> tuple[str, list[str]]:
-    """Write a config with the schema modeline (a relative path, as in configs/) and open it."""
+    """Write a config with the schema modeline (a relative path, as in configs/) and open it. A CURSOR
+    marker is replaced by a space (where completion is asked for)."""
     text = f"# yaml-language-server: $schema=../schemas/{DOCUMENT_SCHEMA_NAME}\n" + textwrap.dedent(body)
+    text = text.replace(CURSOR, " ")
     path = workspace / "configs" / name
     path.write_text(text)
     return server.open(path, text), text.splitlines()
@@ -57,7 +62,7 @@ def test_variant_key_completes_exactly_the_registered_optimizers(server, workspa
         """\
         optimizer:
           component_key: optimizer
-          variant_key: 
+          variant_key:|CURSOR|
         """,
     )
     line = line_of(lines, "variant_key:")
@@ -67,7 +72,7 @@ def test_variant_key_completes_exactly_the_registered_optimizers(server, workspa
 
 
 def test_component_key_completes_every_registered_key(server, workspace, toy_registry):
-    uri, lines = open_config(server, workspace, "component_key.yaml", "thing:\n  component_key: \n")
+    uri, lines = open_config(server, workspace, "component_key.yaml", "thing:\n  component_key:|CURSOR|\n")
     line = line_of(lines, "component_key:")
     labels = [item["label"] for item in server.completions(uri, line, len(lines[line]))]
     assert sorted(labels) == toy_registry.component_keys()
@@ -84,7 +89,7 @@ def test_config_completes_the_fields_of_that_variant(server, workspace, toy_regi
           component_key: optimizer
           variant_key: {variant_key}
           config:
-            
+           |CURSOR|
         """,
     )
     line = line_of(lines, "config:") + 1
@@ -104,7 +109,7 @@ def test_custom_component_from_a_plugin_is_completed_and_hovered(server, workspa
           component_key: toy_trainer
           variant_key: default
           config:
-            schedule: 
+            schedule:|CURSOR|
         """,
     )
     schedule_line = line_of(lines, "schedule:")

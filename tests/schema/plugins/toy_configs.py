@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from modalities.registry import register_component
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
 
 
