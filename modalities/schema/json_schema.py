@@ -4,8 +4,11 @@ The base is pydantic's ``model_json_schema`` of every registered config class; o
 
 - a field annotated ``ComponentRef[...]`` takes any registered variant producing one of those kinds, or a
   reference node (``instance_key`` + ``pass_type: BY_REFERENCE``);
-- an integer field also takes a component producing ``int`` (``number_conversion``) or a reference;
+- a field of a plain type also takes a component producing a value of that type (a ``number_conversion``
+  produces ``int``) or a reference; a list of components may be a reference to a top-level list;
 - every non-string value may be an interpolation string ``${...}`` (resolved before the compiler validates);
+- what the schema cannot express (cross-field validators of a config class) is named in the variant's
+  description, so the editor shows it and nobody mistakes the schema for the whole check.
 - per ``component_key``, the variants are ``anyOf`` branches told apart by ``const`` ``variant_key`` values,
   which yaml-language-server uses both for completion and to pick the branch whose errors it reports (it
   ignores OpenAPI ``discriminator``).
@@ -112,7 +115,7 @@ def _add_alias_choices(defs: dict[str, Any], models: list[type[BaseModel]]) -> N
         if isinstance(schema, dict) and "title" in schema:
             by_title.setdefault(schema["title"], []).append(schema)
     for cls in models:
-        for field_name, field in cls.model_fields.items():
+        for field in cls.model_fields.values():
             alias = field.validation_alias
             if not isinstance(alias, AliasChoices):
                 continue
@@ -199,9 +202,6 @@ class _Transformer:
             if key in schema:
                 schema[key] = [self.structure(s) if _is_object_schema(s) else s for s in schema[key]]
         return schema
-
-    def model(self, schema: dict) -> dict:
-        return self.structure(schema)
 
 
 def describe_type(schema: dict[str, Any]) -> str:
@@ -302,7 +302,10 @@ def _common_defs(top_level_description: str) -> dict[str, Any]:
             "check that the entry exists and is of the right kind: `modalities validate` does.",
             "type": "object",
             "properties": {
-                "instance_key": {"type": "string", "description": "Name of a top-level entry of this file."},
+                "instance_key": {
+                    "type": "string",
+                    "description": "Name of a top-level entry of this file (or the dotted path of a nested one).",
+                },
                 "pass_type": {
                     "type": "string",
                     "enum": ["BY_REFERENCE"],
@@ -324,15 +327,30 @@ def _common_defs(top_level_description: str) -> dict[str, Any]:
     }
 
 
-def _variant_def(spec: ComponentSpec, config_ref: dict, config_required: bool) -> dict:
-    description = spec.description or f"{spec.name}"
+def unchecked_validators(cls: type[BaseModel]) -> list[str]:
+    """The custom validators of a config class and its sub-models: rules a JSON Schema cannot express."""
+    rules = []
+    for model in reachable_models([cls]):
+        decorators = model.__pydantic_decorators__
+        for name, decorator in {**decorators.model_validators, **decorators.field_validators}.items():
+            func = getattr(decorator.func, "__func__", decorator.func)
+            doc = (func.__doc__ or "").strip().splitlines()
+            rules.append(f"{doc[0] if doc else name.strip('_').replace('_', ' ')} (`{model.__name__}.{name}`)")
+    return rules
+
+
+def _variant_def(spec: ComponentSpec, cls: type[BaseModel], config_ref: dict, config_required: bool) -> dict:
+    description = f"{spec.description or spec.name}\n\nProduces: `{spec.produces}`. Config: `{spec.config_name}`."
+    rules = unchecked_validators(cls)
+    if rules:
+        description += " Also checked by `modalities validate`, not by this schema: " + "; ".join(rules) + "."
     return {
         "title": f"{spec.component_key} / {spec.variant_key}",
-        "description": f"{description}\n\nProduces: `{spec.produces}`. Config: `{spec.config_name}`.",
+        "description": description,
         "type": "object",
         "properties": {
             "component_key": {"const": spec.component_key, "description": "The kind of component."},
-            "variant_key": {"const": spec.variant_key, "description": description},
+            "variant_key": {"const": spec.variant_key, "description": spec.description or spec.name},
             "config": {**config_ref, "description": f"The fields of `{spec.config_name}`."},
         },
         # `config` may be left out when every field has a default, as the compiler allows.
@@ -359,14 +377,14 @@ def generate_document_schema(registry: Registry) -> dict[str, Any]:
     transformer = _Transformer(registry)
     defs: dict[str, Any] = {}
     for name, schema in pydantic_defs.items():
-        defs[f"model.{name}"] = transformer.model(schema)
+        defs[f"model.{name}"] = transformer.structure(schema)
 
     def model_ref(cls: type[BaseModel]) -> dict:
         return dict(key_map[(cls, "validation")])
 
     for spec, cls in pairs:
         config_required = any(f.is_required() for f in cls.model_fields.values())
-        defs[variant_def_name(spec)] = _variant_def(spec, model_ref(cls), config_required)
+        defs[variant_def_name(spec)] = _variant_def(spec, cls, model_ref(cls), config_required)
     for component_key in registry.component_keys():
         variants = [registry.get(component_key, v) for v in registry.variants(component_key)]
         defs[component_key_def_name(component_key)] = {

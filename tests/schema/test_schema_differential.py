@@ -178,3 +178,14 @@ def test_wrong_kind_references_are_the_compilers_to_catch(config, registry_name,
     for case in wrong_kind_references(source.values, registry):
         assert schema_accepts(validator, case.values), case.label
         assert not compiler_accepts(case.values, source, registry)[0], case.label
+
+
+def test_cross_field_rules_are_the_compilers_to_catch_and_named_in_the_schema(registries, validators):
+    source = load_document(DATA / "toy_training.yaml")
+    broken = copy.deepcopy(source.values)
+    broken["optimizer"]["config"]["betas"] = [0.9, 1.5]
+    assert schema_accepts(validators["toy"], broken)
+    accepted, errors = compiler_accepts(broken, source, registries["toy"])
+    assert not accepted and any("betas must lie in [0, 1)" in e for e in errors), errors
+    description = generate_document_schema(registries["toy"])["$defs"]["component.optimizer.toy_adam"]["description"]
+    assert "_betas_below_one" in description

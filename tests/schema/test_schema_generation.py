@@ -170,6 +170,15 @@ def test_schema_description_names_what_it_cannot_check(toy_document_schema):
     assert "instance_key" in description and "cross-field" in description and "modalities validate" in description
 
 
+def test_cross_field_rules_are_named_in_the_variant_description(toy_document_schema):
+    """A model validator is beyond JSON Schema: the schema accepts betas of 1.5, and says who checks them."""
+    adam = toy_document_schema["$defs"]["component.optimizer.toy_adam"]
+    assert "not by this schema: both betas lie in [0, 1) (`ToyAdamConfig._betas_below_one`)" in adam["description"]
+    bad_betas = node("optimizer", "toy_adam", wrapped_model=ref("model"), lr=0.1, betas=[1.5, 0.9])
+    assert _errors(toy_document_schema, {"o": bad_betas}) == []
+    assert "not by this schema" not in toy_document_schema["$defs"]["component.optimizer.toy_sgd"]["description"]
+
+
 def test_component_schema_files_resolve_into_the_document_schema(toy_registry, toy_schema_dir):
     spec = toy_registry.get("optimizer", "toy_sgd")
     path = toy_schema_dir / component_schema_filename(spec)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import model_validator
+
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
 
 
@@ -30,6 +32,13 @@ class ToyAdamConfig(ComponentConfig):
     lr: float = Field(description="Learning rate.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Coefficients of the running averages.")
     amsgrad: bool = Field(False, description="Use the AMSGrad variant.")
+
+    @model_validator(mode="after")
+    def _betas_below_one(self) -> "ToyAdamConfig":
+        """both betas lie in [0, 1)"""
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {self.betas}")
+        return self
 
 
 class ToyTrainerConfig(ComponentConfig):
