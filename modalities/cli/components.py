@@ -73,5 +73,25 @@ def describe_fields(config_class):
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    return text or str(annotation).replace("typing.", "")
+    """A short, readable type: ``list[component: dataset]``, ``int | None``, ``Literal['a', 'b']``."""
+    import types
+    import typing
+
+    from modalities.registry.types import component_kinds_of
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        kinds = component_kinds_of(list(annotation.__metadata__))
+        return f"component: {' | '.join(kinds)}" if kinds else _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(repr(a) for a in args) + "]"
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_name(a) for a in args)}]" if args else name
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

@@ -48,7 +48,7 @@ def _summary(config: str, compiled, warnings: int) -> str:
     lines = [
         f"{config}: ok, {len(graph.nodes)} components ({top} top-level), {len(graph.references)} references"
         + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""),
-        "build order: " + " -> ".join(order),
+        "build order: " + " -> ".join(order[:30]) + (f" ... ({len(order) - 30} more)" if len(order) > 30 else ""),
     ]
     return "\n".join(lines)
 

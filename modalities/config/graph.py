@@ -116,6 +116,12 @@ class _GraphBuilder:
                 )
         if "variant_key" not in value:
             self.error(path, f"component '{dotted(path)}' has no variant_key", code="missing-variant", key=True)
+        elif not isinstance(value["variant_key"], str):
+            self.error(
+                path + ("variant_key",),
+                f"variant_key must be a string naming a variant, got {value['variant_key']!r}",
+                code="unknown-variant",
+            )
         config = value.get("config")
         node = ComponentNode(path, value.get("component_key"), value.get("variant_key"), config, self.span(path))
         self.graph.nodes[path] = node

@@ -43,7 +43,7 @@ def load_text(text: str, filename: str = "<string>") -> Document:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="safe")  # libyaml's parser when ruamel.yaml.clib is installed: several times faster
     try:
         root = yaml.compose(text)
     except MarkedYAMLError as e:

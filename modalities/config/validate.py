@@ -125,9 +125,7 @@ class _Validator:
             )
             return None
         if not isinstance(variant, str):
-            if variant is not None:
-                self.error(node.path + ("variant_key",), f"variant_key must be a string, got {variant!r}")
-            return None
+            return None  # the graph stage reported it
         spec = self.registry.get(key, variant)
         if spec is None:
             close = did_you_mean(variant, variants)
@@ -182,7 +180,7 @@ class _Validator:
     ) -> int:
         """Add the errors as diagnostics; returns how many were reported (deferred ones are not)."""
         before = len(self.diagnostics)
-        for item in error.errors(include_url=False):
+        for item in _one_error_per_location(error.errors(include_url=False), data):
             loc = _data_location(data, item["loc"])
             path = config_path + loc
             kind, value = item["type"], item.get("input")
@@ -217,6 +215,17 @@ class _Validator:
             if kind not in _REFERENCE_ERRORS and kind != "extra_forbidden" and value.kind in VALUE_KINDS:
                 return True  # a number_conversion and the like: its value is checked when it is built
         return False
+
+
+def _one_error_per_location(items: list[dict], data: Any) -> list[dict]:
+    """A union field reports one error per alternative at the same place; keep the most telling one."""
+    chosen: dict[tuple, dict] = {}
+    for item in items:
+        key = (_data_location(data, item["loc"]), item["type"] == "missing")
+        best = chosen.get(key)
+        if best is None or (item["type"] in _REFERENCE_ERRORS and best["type"] not in _REFERENCE_ERRORS):
+            chosen[key] = item
+    return list(chosen.values())
 
 
 def _field_names(config_class: type[BaseModel]) -> set[str]:

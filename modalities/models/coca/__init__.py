@@ -1,0 +1,1 @@
+"""CoCa (Contrastive Captioners): model, collator and loss."""

@@ -1,0 +1,1 @@
+"""LoRA adapters on the Linear layers of a model."""

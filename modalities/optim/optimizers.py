@@ -1,0 +1,173 @@
+"""Adam and AdamW whose parameters are split into weight-decay groups by parameter name.
+
+A model names its groups in ``weight_decay_groups``: group name -> regular expressions searched in parameter
+names (e.g. ``{"linear": [r"\\.attn", r"\\.mlp"], "embedding": [r"\\.wte"], "layernorm": [r"_norm"]}``).
+The config lists the groups to exclude from weight decay. Every trainable parameter must fall into exactly one
+group, so a renamed layer cannot silently change which parameters are decayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.optim import Adam, AdamW, Optimizer
+
+logger = logging.getLogger(__name__)
+
+# Path segments that wrappers insert into parameter names: torch.compile, activation checkpointing and FSDP1.
+# FSDP2's fully_shard keeps the original names.
+WRAPPER_NAME_SEGMENTS = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
+# Attributes through which those wrappers expose the module they wrap.
+_WRAPPED_MODULE_ATTRIBUTES = ("_orig_mod", "_checkpoint_wrapped_module", "_fsdp_wrapped_module")
+
+
+class OptimizerGroupError(ValueError):
+    pass
+
+
+def unwrapped_parameter_name(name: str) -> str:
+    """The parameter's name in the unwrapped model (wrapper segments removed)."""
+    for segment in WRAPPER_NAME_SEGMENTS:
+        name = name.replace(segment, "")
+    return name
+
+
+def find_weight_decay_groups(model: nn.Module) -> dict[str, list[str]] | None:
+    """The model's ``weight_decay_groups``, looked up through wrappers; None if it declares none."""
+    module: nn.Module | None = model
+    while module is not None:
+        groups = getattr(module, "weight_decay_groups", None)
+        if groups is not None:
+            return groups
+        module = next((module._modules[a] for a in _WRAPPED_MODULE_ATTRIBUTES if a in module._modules), None)
+    return None
+
+
+@dataclass
+class _NamedGroup:
+    name: str
+    parameters: list[nn.Parameter]
+    weight_decay: float
+
+
+def _local_numel(parameter: torch.Tensor) -> int:
+    # A DTensor's numel() is the global size; this rank holds only its shard.
+    to_local = getattr(parameter, "to_local", None)
+    return to_local().numel() if to_local is not None else parameter.numel()
+
+
+def assign_weight_decay_groups(
+    named_parameters: dict[str, nn.Parameter], weight_decay_groups: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Group name -> names of the parameters it matches; raises unless every parameter matches exactly one."""
+    compiled = {group: [re.compile(p) for p in patterns] for group, patterns in weight_decay_groups.items()}
+    members: dict[str, list[str]] = {group: [] for group in compiled}
+    unmatched: list[str] = []
+    ambiguous: list[str] = []
+    for name in named_parameters:
+        plain_name = unwrapped_parameter_name(name)
+        hits = [g for g, patterns in compiled.items() if any(p.search(plain_name) for p in patterns)]
+        if not hits:
+            unmatched.append(plain_name)
+        elif len(hits) > 1:
+            ambiguous.append(f"{plain_name} (in {', '.join(hits)})")
+        else:
+            members[hits[0]].append(name)
+    problems = []
+    if unmatched:
+        problems.append(f"parameters in no group: {', '.join(unmatched)}")
+    if ambiguous:
+        problems.append(f"parameters in more than one group: {', '.join(ambiguous)}")
+    if problems:
+        patterns = "; ".join(f"{g}: {p}" for g, p in weight_decay_groups.items())
+        raise OptimizerGroupError(
+            "every trainable parameter must match exactly one of the model's weight_decay_groups "
+            f"({patterns}); " + "; ".join(problems) + ". Fix the model's weight_decay_groups patterns."
+        )
+    return members
+
+
+def get_optimizer_groups(
+    model: nn.Module, weight_decay: float, weight_decay_groups_excluded: list[str]
+) -> list[dict]:
+    """torch param groups: one with ``weight_decay`` and one with 0 for the excluded groups (empty ones left out)."""
+    named_parameters = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if not named_parameters:
+        raise OptimizerGroupError(f"the model ({type(model).__name__}) has no trainable parameters")
+
+    if weight_decay == 0 or not weight_decay_groups_excluded:
+        groups = [_NamedGroup("all", list(named_parameters.values()), weight_decay)]
+    else:
+        weight_decay_groups = find_weight_decay_groups(model)
+        if not weight_decay_groups:
+            raise OptimizerGroupError(
+                f"weight_decay_groups_excluded is {weight_decay_groups_excluded}, but the model "
+                f"({type(model).__name__}) declares no weight_decay_groups; leave weight_decay_groups_excluded "
+                "empty to decay every parameter"
+            )
+        unknown = [g for g in weight_decay_groups_excluded if g not in weight_decay_groups]
+        if unknown:
+            raise OptimizerGroupError(
+                f"weight_decay_groups_excluded names unknown group(s) {unknown}; the model "
+                f"({type(model).__name__}) has the groups {sorted(weight_decay_groups)}"
+            )
+        members = assign_weight_decay_groups(named_parameters, weight_decay_groups)
+        groups = [
+            _NamedGroup(
+                group,
+                [named_parameters[n] for n in names],
+                0.0 if group in weight_decay_groups_excluded else weight_decay,
+            )
+            for group, names in members.items()
+        ]
+
+    _log_groups(groups)
+    decayed = [p for g in groups if g.weight_decay != 0 for p in g.parameters]
+    not_decayed = [p for g in groups if g.weight_decay == 0 for p in g.parameters]
+    param_groups = []
+    if decayed:
+        param_groups.append({"params": decayed, "weight_decay": weight_decay})
+    if not_decayed:
+        param_groups.append({"params": not_decayed, "weight_decay": 0.0})
+    return param_groups
+
+
+def _log_groups(groups: list[_NamedGroup]) -> None:
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return
+    for group in groups:
+        logger.info(
+            "optimizer group %s: %d tensors, %s parameters on this rank, weight_decay=%s",
+            group.name,
+            len(group.parameters),
+            f"{sum(_local_numel(p) for p in group.parameters):,}",
+            group.weight_decay,
+        )
+
+
+def get_adam(
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    weight_decay_groups_excluded: list[str],
+    wrapped_model: nn.Module,
+) -> Optimizer:
+    param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
+    return Adam(param_groups, lr=lr, betas=tuple(betas), eps=eps)
+
+
+def get_adam_w(
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    weight_decay_groups_excluded: list[str],
+    wrapped_model: nn.Module,
+) -> Optimizer:
+    param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
+    return AdamW(param_groups, lr=lr, betas=tuple(betas), eps=eps)

@@ -1,0 +1,83 @@
+"""Run under torchrun with 2 CPU ranks by test_gradient_clipping.py (not a test module itself).
+
+Shards a tiny model with FSDP2 ``fully_shard`` and checks, on every rank, that the clippers' norms and the
+clipped gradients equal those of the unsharded model on the same batch, and that AdamW built on the sharded
+model steps like AdamW on the unsharded one. Writes ``rank<N>.ok`` into the directory given as argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
+
+from modalities.optim.gradient_clipping import get_fsdp2_gradient_clipper, get_fsdp2_logging_only_gradient_clipper
+from modalities.optim.optimizers import get_adam_w
+from tiny_model import TinyLM, tiny_batch
+
+TORCH_NORM = {"P1_NORM": 1.0, "P2_NORM": 2.0, "MAX_NORM": float("inf")}
+
+
+def backward(model: torch.nn.Module) -> None:
+    inputs, targets = tiny_batch()  # the same batch on every rank: FSDP's averaged grads equal the plain ones
+    logits = model({"input_ids": inputs})["logits"]
+    F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)).backward()
+
+
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def main(out_dir: Path) -> None:
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("dp_shard",))
+    reference = TinyLM(vocab_size=13, dim=8)  # 13 embedding rows: uneven shards
+    model = copy.deepcopy(reference)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    backward(model)
+    backward(reference)
+    assert all(isinstance(p.grad, DTensor) for p in model.parameters())
+
+    for norm_name, norm_type in TORCH_NORM.items():
+        norm = get_fsdp2_logging_only_gradient_clipper(model, norm_name, device_mesh=mesh).clip_gradients()
+        expected = torch.nn.utils.get_total_norm([p.grad for p in reference.parameters()], norm_type=norm_type)
+        assert not isinstance(norm, DTensor), type(norm)
+        torch.testing.assert_close(norm, expected, msg=f"{norm_name} on rank {rank}")
+    # The local shards alone give another norm, so an unreduced norm would have failed above.
+    local = torch.nn.utils.get_total_norm([p.grad.to_local() for p in model.parameters()], norm_type=2.0)
+    assert not torch.allclose(local, expected), "local shards carry the whole norm: the test proves nothing"
+
+    expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm=0.01)
+    assert expected > 0.01
+    norm = get_fsdp2_gradient_clipper(model, max_norm=0.01, norm_type="P2_NORM", device_mesh=mesh).clip_gradients()
+    torch.testing.assert_close(norm, expected)
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(full(p.grad), q.grad, msg=f"clipped grad of {name} on rank {rank}")
+
+    fields = dict(lr=0.05, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.5,
+                  weight_decay_groups_excluded=["embedding", "layernorm"])
+    optimizer = get_adam_w(wrapped_model=model, **fields)
+    reference_optimizer = get_adam_w(wrapped_model=reference, **fields)
+    group_sizes = [len(g["params"]) for g in optimizer.param_groups]
+    assert group_sizes == [len(g["params"]) for g in reference_optimizer.param_groups]
+    optimizer.step()
+    reference_optimizer.step()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(full(p.detach()), q.detach(), msg=f"{name} after AdamW on rank {rank}")
+
+    (out_dir / f"rank{rank}.ok").write_text("ok")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
