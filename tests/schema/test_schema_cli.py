@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,24 @@ def test_main_writes_the_schema_of_its_own_registry(tmp_path):
     document = json.loads((tmp_path / DOCUMENT_SCHEMA_NAME).read_text())
     assert "component.model.toy_model" in document["$defs"]
     assert check_schemas(main.registry, tmp_path) == []
+
+
+def test_components_of_an_installed_entry_point_plugin_are_written(tmp_path):
+    site = tmp_path / "site"
+    dist_info = site / "toy_plugin-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[modalities.plugins]\ntoy = tests.schema.plugins.toy_configs:register\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO_ROOT}"}
+    out = tmp_path / "schemas"
+    result = subprocess.run(
+        [sys.executable, "-m", "modalities", "schema", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "components" / "toy_trainer" / "default.schema.json").is_file()
