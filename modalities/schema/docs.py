@@ -70,7 +70,7 @@ def _field_names(name: str, info: FieldInfo) -> str:
     return f"`{name}`" + (" (also " + ", ".join(f"`{n}`" for n in others) + ")" if others else "")
 
 
-def _field_table(cls: type[BaseModel], schema: dict[str, Any]) -> list[str]:
+def _field_table(cls: type[BaseModel], schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     if not cls.model_fields:
         return ["No fields.", ""]
     lines = ["| Field | Type | Default | Description |", "|---|---|---|---|"]
@@ -81,7 +81,7 @@ def _field_table(cls: type[BaseModel], schema: dict[str, Any]) -> list[str]:
             prop_name = next((c for c in info.validation_alias.choices if c in properties), name)
         field_schema = properties.get(prop_name, {})
         lines.append(
-            f"| {_field_names(name, info)} | {_cell(describe_type(field_schema))} | {_cell(_default_of(info))} "
+            f"| {_field_names(name, info)} | {_cell(describe_type(field_schema, defs))} | {_cell(_default_of(info))} "
             f"| {_cell(info.description or '')} |"
         )
     return lines + [""]
@@ -108,12 +108,12 @@ def _variant_section(spec: ComponentSpec, doc_dir: Path) -> list[str]:
         f"{_source_link(spec.config_location, doc_dir)}" + (f": {doc.splitlines()[0]}" if doc else "."),
         "",
     ]
-    lines += _field_table(cls, schema)
+    lines += _field_table(cls, schema, defs)
     for nested in _nested_models(cls):
         nested_schema = defs.get(nested.__name__, nested.model_json_schema(ref_template="#/$defs/{model}"))
         nested_doc = (nested.__doc__ or "").strip().splitlines()
         lines += [f"`{nested.__name__}`" + (f": {nested_doc[0]}" if nested_doc else ""), ""]
-        lines += _field_table(nested, nested_schema)
+        lines += _field_table(nested, nested_schema, defs)
     return lines
 
 

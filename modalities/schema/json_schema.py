@@ -88,14 +88,14 @@ def _config_classes(registry: Registry) -> list[tuple[ComponentSpec, type[BaseMo
 def reachable_models(roots: Iterable[type[BaseModel]]) -> list[type[BaseModel]]:
     """Every pydantic model reachable from ``roots`` through field annotations (for alias handling)."""
     seen: list[type[BaseModel]] = []
-    stack = list(roots)
-    while stack:
-        cls = stack.pop()
+    queue = list(roots)
+    while queue:
+        cls = queue.pop(0)  # breadth first, in field order: the order a reader meets them
         if cls in seen:
             continue
         seen.append(cls)
         for field in cls.model_fields.values():
-            stack.extend(_models_in_annotation(field.annotation))
+            queue.extend(_models_in_annotation(field.annotation))
     return seen
 
 
@@ -142,8 +142,9 @@ def _add_alias_choices(defs: dict[str, Any], models: list[type[BaseModel]]) -> N
 class _Transformer:
     """Rewrites pydantic's schemas into what a config file may hold at each place."""
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, pydantic_defs: dict[str, Any]):
         self.registry = registry
+        self.pydantic_defs = pydantic_defs
         self.used_kinds: set[str] = set()
 
     def alternatives_for_kinds(self, kinds: Iterable[str]) -> list[dict]:
@@ -189,7 +190,8 @@ class _Transformer:
         if "properties" in schema:
             required = set(schema.get("required", []))
             schema["properties"] = {
-                name: self.value(_for_hover(name, s, name in required)) for name, s in schema["properties"].items()
+                name: self.value(_for_hover(name, s, name in required, self.pydantic_defs))
+                for name, s in schema["properties"].items()
             }
         if isinstance(schema.get("additionalProperties"), dict):
             schema["additionalProperties"] = self.value(schema["additionalProperties"])
@@ -204,28 +206,30 @@ class _Transformer:
         return schema
 
 
-def describe_type(schema: dict[str, Any]) -> str:
-    """A short, readable type from a field's pydantic JSON schema."""
+def describe_type(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
+    """A short, readable type from a field's pydantic JSON schema; ``defs`` resolves named enums."""
     if COMPONENT_KINDS_SCHEMA_KEY in schema:
         kinds = schema[COMPONENT_KINDS_SCHEMA_KEY]
         return "component: " + (" or ".join(f"`{k}`" for k in kinds) if "any" not in kinds else "any kind")
     if "$ref" in schema:
-        return f"`{schema['$ref'].rsplit('/', 1)[-1].removeprefix('model.')}`"
+        name = schema["$ref"].rsplit("/", 1)[-1].removeprefix("model.")
+        target = (defs or {}).get(name, {})
+        return describe_type(target, defs) if "enum" in target else f"`{name}`"
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     if "enum" in schema:
         return " | ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "anyOf" in schema:
-        return " or ".join(describe_type(s) for s in schema["anyOf"])
+        return " or ".join(describe_type(s, defs) for s in schema["anyOf"])
     kind = schema.get("type")
     if kind == "array":
         if isinstance(schema.get("prefixItems"), list):
-            return "[" + ", ".join(describe_type(s) for s in schema["prefixItems"]) + "]"
+            return "[" + ", ".join(describe_type(s, defs) for s in schema["prefixItems"]) + "]"
         items = schema.get("items")
-        return f"list of {describe_type(items)}" if isinstance(items, dict) and items else "list"
+        return f"list of {describe_type(items, defs)}" if isinstance(items, dict) and items else "list"
     if kind == "object":
         values = schema.get("additionalProperties")
-        return f"mapping of {describe_type(values)}" if isinstance(values, dict) and values else "mapping"
+        return f"mapping of {describe_type(values, defs)}" if isinstance(values, dict) and values else "mapping"
     names = {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}
     text = names.get(kind, "any") if isinstance(kind, str) else "any"
     bounds = [
@@ -240,11 +244,11 @@ def describe_type(schema: dict[str, Any]) -> str:
     return text
 
 
-def _for_hover(name: str, schema: dict, required: bool) -> dict:
+def _for_hover(name: str, schema: dict, required: bool, defs: dict[str, Any]) -> dict:
     """Editors show a field's title and description on hover, not its type or default: add them there."""
     if not isinstance(schema, dict):
         return schema
-    facts = [f"Type: {describe_type(schema)}"]
+    facts = [f"Type: {describe_type(schema, defs)}"]
     if "default" in schema:
         facts.append(f"default {json.dumps(schema['default'])}")
     elif required:
@@ -374,7 +378,7 @@ def generate_document_schema(registry: Registry) -> dict[str, Any]:
     pydantic_defs: dict[str, Any] = collected.get("$defs", {})
     _add_alias_choices(pydantic_defs, reachable_models(classes))
 
-    transformer = _Transformer(registry)
+    transformer = _Transformer(registry, pydantic_defs)
     defs: dict[str, Any] = {}
     for name, schema in pydantic_defs.items():
         defs[f"model.{name}"] = transformer.structure(schema)
