@@ -6,7 +6,7 @@ from typing import Any
 
 from modalities.config.diagnostics import Diagnostic
 from modalities.config.resolve import is_component_node, is_reference_node
-from modalities.config.spans import Path, dotted
+from modalities.config.spans import Path, dotted, get_at
 from modalities.config.validate import ValidatedGraph
 from modalities.registry.types import BUILD_PHASE, ComponentPlaceholder
 
@@ -70,8 +70,10 @@ def _substitute_document(value: Any, path: Path, graph: Any, built: dict[Path, A
     if path in built:
         return built[path]
     if is_reference_node(value):
-        ref = graph.references.get(path)
-        return built[ref.target]
+        target = graph.references[path].target
+        if target in built:
+            return built[target]
+        return _substitute_document(get_at(graph.document.values, target), target, graph, built)
     if is_component_node(value):
         return built[path]
     if isinstance(value, dict):

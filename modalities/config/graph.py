@@ -14,7 +14,7 @@ import networkx as nx
 
 from modalities.config.diagnostics import WARNING, Diagnostic, did_you_mean
 from modalities.config.resolve import REFERENCE_PASS_TYPE, ResolvedDocument, is_component_node, is_reference_node
-from modalities.config.spans import Path, Span, dotted
+from modalities.config.spans import Path, Span, dotted, get_at
 
 COMPONENT_NODE_KEYS = ("component_key", "variant_key", "config")
 REFERENCE_NODE_KEYS = ("instance_key", "pass_type")
@@ -60,6 +60,29 @@ class ComponentGraph:
     def top_level_components(self) -> list[ComponentNode]:
         return [n for p, n in self.nodes.items() if len(p) == 1]
 
+    def container_members(self, path: Path, _seen: frozenset = frozenset()) -> list[Path]:
+        """The components a list or mapping at ``path`` holds, directly or through references."""
+        members: list[Path] = []
+
+        def visit(value: Any, at: Path) -> None:
+            if at in self.nodes:
+                members.append(at)
+            elif at in self.references:
+                target = self.references[at].target
+                if target in self.nodes:
+                    members.append(target)
+                elif target is not None and target not in _seen:
+                    members.extend(self.container_members(target, _seen | {path}))
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    visit(item, at + (key,))
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    visit(item, at + (index,))
+
+        visit(get_at(self.document.values, path), path)
+        return members
+
     def owner_of(self, path: Path) -> Path | None:
         """The component whose config contains ``path`` (the nearest one)."""
         for i in range(len(path) - 1, 0, -1):
@@ -74,6 +97,7 @@ def build_component_graph(
     builder = _GraphBuilder(document)
     builder.walk(document.values, (), None)
     builder.link_references()
+    builder.link_container_references()
     builder.check_cycles()
     builder.warn_unused(set(entry_points))
     return builder.graph, builder.diagnostics
@@ -175,17 +199,41 @@ class _GraphBuilder:
                 )
                 continue
             ref.target = target
+            if target not in self.graph.nodes:
+                continue  # a container: linked to its members once every reference has a target
             if ref.owner is not None and not self.graph.nx.has_edge(ref.owner, target):
                 field_path = dotted(ref.path[len(ref.owner) + 1 :])
                 self.graph.nx.add_edge(ref.owner, target, field=field_path, relation=REFERENCES, span=self.span(ref.path))
 
     def _find_target(self, instance_key: Any) -> Path | None:
+        """A component node, or (as Modalities allows) a list or mapping of components such as a top-level
+        ``eval_dataloaders: [...]``."""
         if not isinstance(instance_key, str) or not instance_key:
             return None
         if (instance_key,) in self.graph.nodes:
             return (instance_key,)
         parts = tuple(int(p) if p.isdigit() else p for p in instance_key.split("."))
-        return parts if parts in self.graph.nodes else None
+        if parts in self.graph.nodes:
+            return parts
+        try:
+            value = get_at(self.document.values, parts)
+        except (KeyError, IndexError, TypeError):
+            return None
+        if isinstance(value, (list, dict)) and not is_reference_node(value) and parts[:1] != ("settings",):
+            return parts
+        return None
+
+    def link_container_references(self) -> None:
+        """A component that references a container needs every component the container holds."""
+        for ref in self.graph.references.values():
+            if ref.owner is None or ref.target is None or ref.target in self.graph.nodes:
+                continue
+            for member in self.graph.container_members(ref.target):
+                if not self.graph.nx.has_edge(ref.owner, member):
+                    field_path = dotted(ref.path[len(ref.owner) + 1 :])
+                    self.graph.nx.add_edge(
+                        ref.owner, member, field=field_path, relation=REFERENCES, span=self.span(ref.path)
+                    )
 
     def check_cycles(self) -> None:
         g = self.graph.nx
@@ -213,7 +261,15 @@ class _GraphBuilder:
             )
 
     def warn_unused(self, entry_points: set[str]) -> None:
-        used_outside = {r.target for r in self.graph.references.values() if r.owner is None and r.target}
+        used_outside: set[Path] = set()
+        for ref in self.graph.references.values():
+            if ref.target is None:
+                continue
+            if ref.target in self.graph.nodes:
+                if ref.owner is None:
+                    used_outside.add(ref.target)
+            else:
+                used_outside.update(self.graph.container_members(ref.target))
         for node in self.graph.top_level_components():
             name = node.path[0]
             if self.graph.nx.in_degree(node.path) or node.path in used_outside or name in entry_points:

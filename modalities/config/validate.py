@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from modalities.config.diagnostics import Diagnostic, did_you_mean
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
-from modalities.config.spans import Path, dotted
+from modalities.config.spans import Path, dotted, get_at
 from modalities.registry import Registry
 from modalities.registry.registry import ComponentSpec
 from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder
@@ -138,18 +138,21 @@ class _Validator:
             )
         return spec
 
-    def with_placeholders(self, value: Any, path: Path) -> Any:
+    def with_placeholders(self, value: Any, path: Path, _containers: frozenset = frozenset()) -> Any:
         if is_component_node(value):
             return placeholder_for(self.graph, self.registry, path)
         if is_reference_node(value):
             ref = self.graph.references.get(path)
-            if ref is None or ref.target is None:
+            if ref is None or ref.target is None or ref.target in _containers:
                 return ComponentPlaceholder(path, _UNKNOWN_KIND, f"unresolved reference at '{dotted(path)}'")
-            return placeholder_for(self.graph, self.registry, ref.target)
+            if ref.target in self.graph.nodes:
+                return placeholder_for(self.graph, self.registry, ref.target)
+            container = get_at(self.graph.document.values, ref.target)  # e.g. a list of data loaders
+            return self.with_placeholders(container, ref.target, _containers | {ref.target})
         if isinstance(value, dict):
-            return {k: self.with_placeholders(v, path + (k,)) for k, v in value.items()}
+            return {k: self.with_placeholders(v, path + (k,), _containers) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.with_placeholders(v, path + (i,)) for i, v in enumerate(value)]
+            return [self.with_placeholders(v, path + (i,), _containers) for i, v in enumerate(value)]
         return value
 
     def check_unknown_fields(self, config_class: type[BaseModel], data: dict, path: Path) -> bool:

@@ -26,5 +26,10 @@ class NNModel(nn.Module):
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def block_classes(self) -> tuple[type[nn.Module], ...]:
+        """The classes of the repeated blocks (e.g. transformer layers), for per-block FSDP sharding and
+        activation checkpointing; empty if the model has none."""
+        return ()
+
     def get_parameters(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters())

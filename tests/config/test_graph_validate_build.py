@@ -268,3 +268,43 @@ def test_overrides_apply_before_validation(compile_yaml):
     assert err.span.file == "<--set>" and "model.config.width=wide" in err.span.text
     compiled = compile_yaml(VALID, overrides=["no_equals_sign"])
     assert errors(compiled)[0].code == "override"
+
+
+def test_reference_to_a_top_level_list_of_components(compile_yaml):
+    """As in Modalities configs: `eval_dataloaders: [refs]` and a component referencing that list."""
+    compiled = compile_yaml(
+        """
+d1: {component_key: toy_dataset, variant_key: range, config: {size: 1}}
+d2: {component_key: toy_dataset, variant_key: range, config: {size: 2}}
+all_datasets:
+  - {instance_key: d1, pass_type: BY_REFERENCE}
+  - {instance_key: d2, pass_type: BY_REFERENCE}
+loader:
+  component_key: toy_loader
+  variant_key: multi
+  config:
+    datasets: {instance_key: all_datasets, pass_type: BY_REFERENCE}
+"""
+    )
+    assert [d.path for d in compiled.diagnostics] == [("loader",)]  # only: nothing uses the loader
+    assert compiled.graph.nx.has_edge(("loader",), ("d1",)) and compiled.graph.nx.has_edge(("loader",), ("d2",))
+    built = build_components(compiled.validated)
+    assert built["loader"][0] is built["d1"] and built["loader"][1] is built["d2"]
+    assert built["all_datasets"][1] is built["d2"]
+
+
+def test_reference_to_a_list_is_kind_checked_element_by_element(compile_yaml):
+    compiled = compile_yaml(
+        """
+m: {component_key: toy_model, variant_key: linear, config: {width: 1}}
+things:
+  - {instance_key: m, pass_type: BY_REFERENCE}
+loader:
+  component_key: toy_loader
+  variant_key: multi
+  config:
+    datasets: {instance_key: things, pass_type: BY_REFERENCE}
+"""
+    )
+    (err,) = errors(compiled)
+    assert err.code == "component_kind" and "toy_model" in err.message

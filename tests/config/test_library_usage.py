@@ -70,7 +70,7 @@ def test_custom_component_is_private_to_its_main(write_config):
     with pytest.raises(ConfigError) as e:
         Main(config_dict=config_dict).build_components()
     (err,) = e.value.errors
-    assert err.code == "unknown-component" and err.span.line == 7
+    assert err.code == "unknown-variant" and err.span.line == 8  # collate_fn exists, this variant does not
 
 
 def test_errors_from_main_carry_positions_and_custom_config_fields_are_checked(write_config):

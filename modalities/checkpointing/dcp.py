@@ -1,0 +1,149 @@
+"""Sharded checkpoints with torch.distributed.checkpoint (`checkpoint_saving_execution/dcp|fsdp`,
+`checkpoint_loading/dcp|fsdp`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
+
+from modalities.checkpointing.layout import (
+    CONFIG_FILE,
+    LATEST,
+    PROGRESS_FILE,
+    TMP_PREFIX,
+    CheckpointError,
+    checkpoint_name,
+    point_latest_to,
+    rank_state_file,
+    read_progress,
+    resolve_checkpoint,
+)
+
+# Test hook: seconds to sleep after the shards are written and before the checkpoint is renamed into place, so
+# a test can kill the process in the middle of a save.
+SLEEP_MID_SAVE_ENV = "MODALITIES_TEST_SLEEP_MID_SAVE_S"
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+class DCPCheckpointSaving:
+    def __init__(self, checkpoint_path: str, global_rank: int, experiment_id: str):
+        self.checkpoints_dir = Path(checkpoint_path) / experiment_id / "checkpoints"
+        self.global_rank = global_rank
+
+    def save(self, progress: dict[str, int], app_state, rank_state: dict[str, Any], config_dict: dict | None) -> str:
+        name = checkpoint_name(progress["num_seen_steps"])
+        final = self.checkpoints_dir / name
+        tmp = self.checkpoints_dir / f"{TMP_PREFIX}{name}"
+        rank = _rank()
+        if rank == 0:
+            self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():  # left by a save that was killed
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+        _barrier()
+        try:
+            dcp.save({"app": app_state}, checkpoint_id=str(tmp))
+            torch.save(rank_state, rank_state_file(tmp, rank))
+            if rank == 0:
+                (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2))
+                if config_dict is not None:
+                    from modalities.training.experiment import dump_yaml
+
+                    (tmp / CONFIG_FILE).write_text(dump_yaml(config_dict))
+            delay = float(os.environ.get(SLEEP_MID_SAVE_ENV, "0") or 0)
+            if delay:
+                print(f"[test hook] sleeping {delay}s in the middle of saving {tmp}", flush=True)
+                time.sleep(delay)
+        except BaseException:
+            # Ctrl-C or a failed write: nothing half-written stays behind, `latest` is untouched.
+            if rank == 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        # dcp.save raises on every rank if any rank failed, so past this barrier all shards are on disk.
+        _barrier()
+        if rank == 0:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            point_latest_to(self.checkpoints_dir, name)
+        _barrier()
+        return str(final)
+
+    def delete(self, num_seen_steps: int) -> None:
+        if _rank() != 0:
+            return
+        folder = self.checkpoints_dir / checkpoint_name(num_seen_steps)
+        latest = self.checkpoints_dir / LATEST
+        if latest.exists() and latest.resolve() == folder.resolve():
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_training_checkpoint(path: str | Path, app_state) -> tuple[Path, dict, dict[str, Any]]:
+    """Load model, optimizer and scheduler into app_state; return the folder, the progress and this rank's state."""
+    folder = resolve_checkpoint(path)
+    progress = read_progress(folder)
+    world_size = dist.get_world_size() if dist.is_initialized() else 1
+    saved_world_size = progress.get("world_size", world_size)
+    if saved_world_size != world_size:
+        raise CheckpointError(
+            f"{folder} was saved by {saved_world_size} ranks but this run has {world_size}; resume with "
+            f"{saved_world_size} ranks (the data position and RNG states are per rank)"
+        )
+    dcp.load({"app": app_state}, checkpoint_id=str(folder))
+    rank_file = rank_state_file(folder, _rank())
+    if not rank_file.is_file():
+        raise CheckpointError(f"{rank_file} is missing: the checkpoint is incomplete")
+    rank_state = torch.load(rank_file, weights_only=False)
+    return folder, progress, rank_state
+
+
+class DCPCheckpointLoading:
+    def __init__(self, global_rank: int | None = None):
+        pass
+
+    def load_model_checkpoint(self, model: nn.Module, file_path: Path) -> nn.Module:
+        folder = resolve_checkpoint(file_path)
+        state = get_model_state_dict(model)
+        dcp.load({"app": {"model": state}}, checkpoint_id=str(folder))
+        set_model_state_dict(model, state)
+        return model
+
+    def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
+        folder = resolve_checkpoint(file_path)
+        model_state, optimizer_state = get_state_dict(model, optimizer)
+        dcp.load({"app": {"model": model_state, "optimizer": optimizer_state}}, checkpoint_id=str(folder))
+        set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
+        return optimizer
+
+
+def read_model_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The full (unsharded) model state dict of a checkpoint folder, read in one process without a process group."""
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+    folder = resolve_checkpoint(path)
+    state = _load_state_dict_from_keys(keys={"app.model"}, checkpoint_id=str(folder))
+    return dict(state["app"]["model"])

@@ -1,0 +1,49 @@
+"""Progress and results subscribers of the training message broker."""
+
+from modalities.registry.registry import ComponentSpec
+
+_CFG = "modalities.logging.config:"
+_SUB = "modalities.logging.subscribers:"
+
+CATALOG = [
+    ComponentSpec(
+        "progress_subscriber",
+        "dummy",
+        _CFG + "DummyProgressSubscriberConfig",
+        _SUB + "DummySubscriber",
+        description="Shows no progress.",
+        interface="MessageSubscriber",
+    ),
+    ComponentSpec(
+        "progress_subscriber",
+        "rich",
+        _CFG + "RichProgressSubscriberConfig",
+        _SUB + "RichProgressSubscriber",
+        description="Live progress bar with step, loss and tokens/s.",
+        interface="MessageSubscriber",
+    ),
+    ComponentSpec(
+        "results_subscriber",
+        "dummy",
+        _CFG + "DummyResultSubscriberConfig",
+        _SUB + "DummySubscriber",
+        description="Shows no results (the JSONL results file is always written).",
+        interface="MessageSubscriber",
+    ),
+    ComponentSpec(
+        "results_subscriber",
+        "rich",
+        _CFG + "RichResultSubscriberConfig",
+        _SUB + "RichResultSubscriber",
+        description="Prints training and evaluation results as tables.",
+        interface="MessageSubscriber",
+    ),
+    ComponentSpec(
+        "results_subscriber",
+        "wandb",
+        _CFG + "WandBEvaluationResultSubscriberConfig",
+        _SUB + "WandBResultSubscriber",
+        description="Logs results to Weights & Biases, offline by default.",
+        interface="MessageSubscriber",
+    ),
+]

@@ -1,0 +1,51 @@
+"""Configs of the progress and results subscribers (torch-free)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from modalities.registry.types import ComponentConfig, ComponentRef, Field, NonNegativeStrictInt, PositiveStrictInt, StrictInt
+
+
+class DummyProgressSubscriberConfig(ComponentConfig):
+    """Consumes progress messages and shows nothing."""
+
+
+class RichProgressSubscriberConfig(ComponentConfig):
+    """A live progress bar (rank 0 only) with the step, the latest training loss and tokens/s."""
+
+    global_rank: StrictInt = Field(ge=0, description="This process's rank; only rank 0 draws.")
+    num_seen_steps: NonNegativeStrictInt = Field(default=0, description="Steps already done when the run starts.")
+    num_target_steps: PositiveStrictInt = Field(description="Steps of the whole run (the bar's total).")
+    train_dataloader_tag: str = Field(default="train", description="Tag of the training data loader.")
+    eval_dataloaders: list[ComponentRef["data_loader"]] | None = Field(
+        default=None, description="Evaluation loaders (one line each while evaluating)."
+    )
+
+
+class DummyResultSubscriberConfig(ComponentConfig):
+    """Consumes results and shows nothing (the JSONL results file is written regardless)."""
+
+
+class RichResultSubscriberConfig(ComponentConfig):
+    """Prints each training and evaluation result as a table on rank 0."""
+
+    global_rank: StrictInt = Field(ge=0, description="This process's rank; only rank 0 prints.")
+    num_ranks: PositiveStrictInt | None = Field(default=None, description="Accepted for compatibility; unused.")
+
+
+class WandbMode(str, Enum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+    DISABLED = "DISABLED"
+
+
+class WandBEvaluationResultSubscriberConfig(ComponentConfig):
+    """Logs results to Weights & Biases (offline by default: nothing goes to the network)."""
+
+    global_rank: StrictInt = Field(ge=0, description="This process's rank; only rank 0 logs.")
+    project: str = Field(description="W&B project name.")
+    experiment_id: str = Field(description="Run name (`${settings.experiment_id}`).")
+    mode: WandbMode = Field(default=WandbMode.OFFLINE, description="OFFLINE (default), ONLINE or DISABLED.")
+    directory: str = Field(default="wandb_storage", description="Folder for W&B's local files.")
+    config_file_path: str | None = Field(default=None, description="Config file uploaded with the run.")

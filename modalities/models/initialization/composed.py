@@ -1,0 +1,139 @@
+"""Weight initialization by parameter name, applied in place; works on meta-device and FSDP2-sharded models.
+
+Parameters are selected by regexes over their names (the names Modalities uses, so its configs mean the same
+here). Wrapper prefixes added by torch.compile, activation checkpointing or FSDP1 are stripped first, so the
+init can run after wrapping. ``torch.nn.init`` runs in place on DTensor shards, so sharded models are
+initialized without gathering.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+_WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
+
+
+@dataclass(frozen=True)
+class NamedParameterFilter:
+    weights: tuple[str, ...]
+    biases: tuple[str, ...] = ()
+
+
+_GPT2_LINEAR = r"transformer\.h\.\d+\.(attn\.(q_attn|k_attn|v_attn|c_proj)|mlp\.(c_fc|c_proj|W|V|W_2))"
+PARAMETER_GROUPS: dict[str, dict[str, NamedParameterFilter]] = {
+    "gpt2": {
+        "plain": NamedParameterFilter(
+            weights=(_GPT2_LINEAR + r"\.weight", r"transformer\.(wte|wpe)\.weight", r"lm_head\.weight"),
+            biases=(_GPT2_LINEAR + r"\.bias", r"lm_head\.bias"),
+        ),
+        # The projections that write into the residual stream: attention output and the MLP's last layer.
+        "scaled": NamedParameterFilter(weights=(r"transformer\.h\.\d+\.(attn\.c_proj|mlp\.c_proj|mlp\.W_2)\.weight",)),
+        "scaled_embed": NamedParameterFilter(weights=(r"transformer\.(wte|wpe)\.weight",)),
+    },
+    "coca": {
+        "plain": NamedParameterFilter(weights=(r".*\.weight",), biases=(r".*\.bias",)),
+        "scaled": NamedParameterFilter(weights=()),
+        "scaled_embed": NamedParameterFilter(weights=()),
+    },
+}
+
+
+def normalize_parameter_name(name: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+@dataclass(frozen=True)
+class NormalInitStep:
+    std: float
+    parameters: NamedParameterFilter
+
+
+class ComposedModelInitializer:
+    """Runs its steps in order; a later step overrides an earlier one on the parameters it matches."""
+
+    def __init__(self, mean: float, steps: list[NormalInitStep], seed: int | None = None):
+        self.mean, self.steps, self.seed = mean, steps, seed
+
+    @torch.no_grad()
+    def initialize_in_place(self, model: nn.Module) -> None:
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        named = [(normalize_parameter_name(name), p) for name, p in model.named_parameters()]
+        for step in self.steps:
+            for name, p in named:
+                if any(re.fullmatch(regex, name) for regex in step.parameters.weights):
+                    nn.init.normal_(p, mean=self.mean, std=step.std)
+                elif any(re.fullmatch(regex, name) for regex in step.parameters.biases):
+                    nn.init.zeros_(p)
+
+
+def plain_std(std: float | str, hidden_dim: int | None) -> float:
+    # "auto" keeps a unit-variance input at roughly unit variance through each projection: 1 / sqrt(d).
+    return 1 / math.sqrt(hidden_dim) if std == "auto" else float(std)
+
+
+def composed_initializer(
+    model_type: str,
+    weight_init_type: str,
+    mean: float,
+    std: float | str,
+    hidden_dim: int | None = None,
+    num_layers: int | None = None,
+    seed: int | None = None,
+    multi_device_generator_policy: str = "warn",
+) -> ComposedModelInitializer:
+    """Builder of ``model_initialization/composed``."""
+    groups = PARAMETER_GROUPS[model_type]
+    base_std = plain_std(std, hidden_dim)
+    steps = [NormalInitStep(base_std, groups["plain"])]
+    if weight_init_type in ("scaled", "scaled_embed"):
+        steps.append(NormalInitStep(base_std / math.sqrt(2 * num_layers), groups["scaled"]))
+    if weight_init_type == "scaled_embed":
+        steps.append(NormalInitStep(math.sqrt(0.4), groups["scaled_embed"]))
+    return ComposedModelInitializer(mean=mean, steps=steps, seed=seed)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _shared_parameter_slots(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """(module, attribute) places of each parameter registered in more than one place."""
+    slots: dict[int, list[tuple[nn.Module, str]]] = {}
+    for module in model.modules():
+        for name, parameter in module._parameters.items():
+            if parameter is not None:
+                slots.setdefault(id(parameter), []).append((module, name))
+    return [places for places in slots.values() if len(places) > 1]
+
+
+@torch.no_grad()
+def materialize_meta_parameters(model: nn.Module, device: torch.device | None = None) -> bool:
+    """Give a meta-device model real (uninitialized) storage and reset every module that knows how, so that
+    parameters no name-based init touches (norm scales, ...) get their defaults. Returns whether it did."""
+    if not any(p.device.type == "meta" for p in model.parameters()):
+        return False
+    shared = _shared_parameter_slots(model)
+    model.to_empty(device=device or _default_device())
+    # to_empty gives every module its own new tensor, which would silently untie tied weights (wte/lm_head).
+    for (owner, owner_name), *others in shared:
+        for module, name in others:
+            setattr(module, name, getattr(owner, owner_name))
+    for module in model.modules():
+        if callable(getattr(module, "reset_parameters", None)):
+            module.reset_parameters()
+    return True
+
+
+def initialize_model(model: nn.Module, model_initializer: ComposedModelInitializer) -> nn.Module:
+    """Builder of ``model/model_initialized``: materialize meta parameters if any, then initialize in place."""
+    materialize_meta_parameters(model)
+    model_initializer.initialize_in_place(model)
+    return model

@@ -1,0 +1,20 @@
+"""Config of ``mfu_calculator/gpt2`` (torch-free)."""
+
+from __future__ import annotations
+
+from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
+
+
+class GPT2MFUCalculatorConfig(ComponentConfig):
+    """Model FLOPs utilization of a GPT-2-style model: achieved model FLOP/s over the devices' bf16 peak."""
+
+    n_layer: PositiveStrictInt = Field(description="Number of transformer blocks (L in 12*L*T*d).")
+    sequence_length: PositiveStrictInt = Field(description="Tokens per sample (T in 12*L*T*d).")
+    n_embd: PositiveStrictInt = Field(description="Model width (d in 12*L*T*d).")
+    world_size: PositiveStrictInt = Field(description="Number of devices the throughput is measured over.")
+    wrapped_model: ComponentRef["model"] = Field(
+        description="The (possibly sharded) model whose parameters are counted."
+    )
+    device_mesh: ComponentRef["device_mesh"] | None = Field(
+        default=None, description="Accepted for Modalities configs; the device count is taken from world_size."
+    )

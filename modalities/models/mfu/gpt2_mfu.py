@@ -1,0 +1,69 @@
+"""Model FLOPs utilization (MFU, PaLM appendix B) of GPT-2-style decoders.
+
+Training FLOPs per token = 6 N + 12 L T d: 6 N for the forward (2 N) and backward (4 N) matrix multiplies
+with the weights, and 12 L T d for the attention score and value products (QK^T and AV, forward and backward,
+over T positions in each of L layers).
+
+N counts the parameters that take part in a matrix multiply per token: all parameters except the embedding
+tables, which are looked up, not multiplied. With weight tying the shared matrix is counted once, as the
+output projection (which is a real d x vocab multiply). Norm scales and biases are included: they are a
+negligible fraction and not worth a second rule. Modalities counts all trainable parameters instead, which
+overstates MFU by the (untied) embedding tables.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Dense bf16 tensor-core peaks, FLOP/s per device (no sparsity).
+PEAK_BF16_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12}
+
+
+def peak_flops_of_device_name(device_name: str) -> float | None:
+    for gpu, peak in PEAK_BF16_FLOPS.items():
+        if gpu in device_name.upper():
+            return peak
+    return None
+
+
+def matmul_parameter_count(model: nn.Module) -> int:
+    """Parameters except embedding tables (an embedding shared with an output Linear counts once)."""
+    # DTensor.numel() is the global size, so sharded models are counted whole.
+    embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding_weights or id(p) in linear_weights)
+
+
+class GPT2MFUCalculator:
+    def __init__(
+        self,
+        n_layer: int,
+        sequence_length: int,
+        n_embd: int,
+        world_size: int,
+        wrapped_model: nn.Module,
+        device_mesh: object | None = None,
+        peak_flops_per_device: float | None = None,
+    ):
+        self.num_matmul_parameters = matmul_parameter_count(wrapped_model)
+        self.sequence_length = sequence_length
+        self.flops_per_token = 6 * self.num_matmul_parameters + 12 * n_layer * sequence_length * n_embd
+        if peak_flops_per_device is None and torch.cuda.is_available():
+            peak_flops_per_device = peak_flops_of_device_name(torch.cuda.get_device_name())
+        # None on CPU or an unknown GPU: throughput is still reported, MFU is not.
+        self.peak_flops = peak_flops_per_device * world_size if peak_flops_per_device is not None else None
+
+    def throughput(self, num_samples_per_second: float) -> dict[str, float | None]:
+        """tokens/s, model FLOP/s and MFU (None without a known peak) for a global sample rate."""
+        tokens_per_second = num_samples_per_second * self.sequence_length
+        flops_per_second = tokens_per_second * self.flops_per_token
+        mfu = flops_per_second / self.peak_flops if self.peak_flops else None
+        return {"tokens_per_second": tokens_per_second, "model_flops_per_second": flops_per_second, "mfu": mfu}
+
+    def compute(self, num_samples_per_second: float) -> float | None:
+        """MFU in [0, 1], or None where the peak is unknown (e.g. CPU).
+
+        ``num_samples_per_second`` is the global rate: samples/s summed over all ``world_size`` devices (the
+        peak it is divided by is per-device peak x world_size)."""
+        return self.throughput(num_samples_per_second)["mfu"]

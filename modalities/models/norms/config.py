@@ -1,0 +1,73 @@
+"""Configs of the normalization layers (torch-free).
+
+The three variants keep the field names of Modalities' configs: ``layer_norm`` and ``pytorch_rms_norm`` follow
+torch's own argument names (``normalized_shape``, ``eps``), ``rms_norm`` uses ``ndim`` and ``epsilon``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from modalities.registry.types import ComponentConfig, Field, PositiveStrictInt
+
+NormType = Literal["layer_norm", "rms_norm", "pytorch_rms_norm"]
+
+
+class LayerNormConfig(ComponentConfig):
+    """torch.nn.LayerNorm over the last dimension."""
+
+    normalized_shape: PositiveStrictInt = Field(description="Size of the normalized (last) dimension, e.g. n_embd.")
+    eps: float = Field(default=1e-6, gt=0, description="Added to the variance for numerical stability.")
+    elementwise_affine: bool = Field(default=True, description="Learn a per-feature scale (and bias, see `bias`).")
+    bias: bool = Field(default=True, description="Learn a per-feature bias (only with elementwise_affine).")
+
+
+class RMSLayerNormConfig(ComponentConfig):
+    """RMS normalization (Zhang & Sennrich 2019) computed in float32, with an optional learned bias."""
+
+    ndim: PositiveStrictInt = Field(description="Size of the normalized (last) dimension, e.g. n_embd.")
+    epsilon: float = Field(default=1e-6, gt=0, description="Added to the mean square for numerical stability.")
+    bias: bool = Field(default=True, description="Learn a per-feature bias added after scaling.")
+
+
+class PytorchRMSLayerNormConfig(ComponentConfig):
+    """torch.nn.RMSNorm over the last dimension (learned scale, no bias)."""
+
+    normalized_shape: PositiveStrictInt = Field(description="Size of the normalized (last) dimension, e.g. n_embd.")
+    eps: float = Field(default=1e-5, gt=0, description="Added to the mean square for numerical stability.")
+
+
+NORM_CONFIG_CLASSES: dict[str, type[ComponentConfig]] = {
+    "layer_norm": LayerNormConfig,
+    "rms_norm": RMSLayerNormConfig,
+    "pytorch_rms_norm": PytorchRMSLayerNormConfig,
+}
+
+
+class LayerNormWrapperConfig(ComponentConfig):
+    """A normalization layer inside a model: which kind (`norm_type`) and its settings (`config`)."""
+
+    norm_type: NormType = Field(description="layer_norm (torch LayerNorm), rms_norm, or pytorch_rms_norm.")
+    config: LayerNormConfig | RMSLayerNormConfig | PytorchRMSLayerNormConfig = Field(
+        description="Settings of the chosen norm: the fields of its layer_norm/<norm_type> component."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_config_for_norm_type(cls, data: Any) -> Any:
+        # The union alone cannot tell {normalized_shape, eps} of layer_norm from that of pytorch_rms_norm,
+        # so the config is validated against the class its norm_type names.
+        if (
+            isinstance(data, dict)
+            and data.get("norm_type") in NORM_CONFIG_CLASSES
+            and isinstance(data.get("config"), dict)
+        ):
+            data = dict(data)
+            data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(data["config"])
+        return data
+
+    @property
+    def normalized_size(self) -> int:
+        return self.config.ndim if isinstance(self.config, RMSLayerNormConfig) else self.config.normalized_shape

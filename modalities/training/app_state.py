@@ -1,0 +1,37 @@
+"""`app_state/raw`: what a checkpoint holds of the model, optimizer and scheduler, as a DCP Stateful."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.stateful import Stateful
+
+
+class AppState(Stateful):
+    def __init__(self, model: nn.Module, optimizer, lr_scheduler=None):
+        self.model = model
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+
+    def state_dict(self) -> dict[str, Any]:
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer)
+        state = {"model": model_state, "optimizer": optimizer_state}
+        if self.lr_scheduler is not None:
+            state["lr_scheduler"] = self.lr_scheduler.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        set_state_dict(
+            self.model,
+            self.optimizer,
+            model_state_dict=state_dict["model"],
+            optim_state_dict=state_dict["optimizer"],
+        )
+        if self.lr_scheduler is not None and "lr_scheduler" in state_dict:
+            self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])
+
+
+def get_raw_app_state(model: nn.Module, optimizer, lr_scheduler=None) -> AppState:
+    return AppState(model=model, optimizer=optimizer, lr_scheduler=lr_scheduler)

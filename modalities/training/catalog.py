@@ -1,0 +1,48 @@
+"""Training components: device mesh, app state, model wrappers (FSDP2, activation checkpointing, compile,
+checkpointed) and the parallel-degree number conversion."""
+
+from modalities.registry.registry import ComponentSpec
+
+_CFG = "modalities.training.config:"
+_WRAP = "modalities.training.model_wrappers:"
+
+CATALOG = [
+    ComponentSpec(
+        "device_mesh", "default", _CFG + "DeviceMeshConfig", "modalities.training.device_mesh:get_device_mesh",
+        description="Device mesh over the ranks (starts the process group if needed).", interface="DeviceMesh",
+    ),
+    ComponentSpec(
+        "number_conversion", "parallel_degree", _CFG + "ParallelDegreeConfig",
+        "modalities.training.device_mesh:get_parallel_degree", produces="int",
+        description="Product of the sizes of device-mesh dimensions (e.g. the data-parallel degree).", interface="int",
+    ),
+    ComponentSpec(
+        "app_state", "raw", _CFG + "RawAppStateConfig", "modalities.training.app_state:get_raw_app_state",
+        description="Model, optimizer and scheduler as one checkpointable state.", interface="AppState",
+    ),
+    ComponentSpec(
+        "model", "fsdp2_wrapped", _CFG + "FSDP2WrappedModelConfig", _WRAP + "get_fsdp2_wrapped_model",
+        description="FSDP2 fully_shard per block and at the root, with a mixed-precision policy.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "fsdp_wrapped", _CFG + "FSDPWrappedModelConfig", _WRAP + "get_fsdp_wrapped_model",
+        description="The older fsdp_wrapped config form, sharded with FSDP2 over all ranks.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "activation_checkpointed", _CFG + "ActivationCheckpointedModelConfig",
+        _WRAP + "get_activation_checkpointed_model",
+        description="Activation checkpointing of every block or every n-th block.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "compiled", _CFG + "CompiledModelConfig", _WRAP + "get_compiled_model",
+        description="torch.compile per block, in place.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "checkpointed", _CFG + "CheckpointedModelConfig", _WRAP + "get_checkpointed_model",
+        description="A model with weights loaded from a checkpoint.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "optimizer", "checkpointed", _CFG + "CheckpointedOptimizerConfig", _WRAP + "get_checkpointed_optimizer",
+        description="An optimizer with its state loaded from a checkpoint folder.", interface="torch.optim.Optimizer",
+    ),
+]

@@ -1,0 +1,215 @@
+"""Configs of the training components and of the `settings` block of a training run (torch-free)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from modalities.registry.types import (
+    ComponentConfig,
+    ComponentRef,
+    Field,
+    NonNegativeStrictInt,
+    PositiveStrictInt,
+)
+
+
+class PrecisionEnum(str, Enum):
+    FP_32 = "FP_32"
+    FP_16 = "FP_16"
+    BF_16 = "BF_16"
+
+
+class DeviceMeshConfig(ComponentConfig):
+    """The device mesh of the run; only data parallelism (replicate x shard) is supported."""
+
+    device_type: Literal["cuda", "cpu"] = Field(
+        description="Device of every rank: `cuda` (one GPU per rank, NCCL) or `cpu` (gloo)."
+    )
+    data_parallel_replicate_degree: PositiveStrictInt = Field(
+        default=1, description="Replicas of the sharded model (HSDP); 1 for plain FSDP."
+    )
+    data_parallel_shard_degree: int = Field(
+        default=-1, description="Ranks one model is sharded over; -1 takes what the world size leaves."
+    )
+    tensor_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no tensor parallelism).")
+    pipeline_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no pipeline parallelism).")
+    context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
+    enable_loss_parallel: bool = Field(default=False, description="Must be false (needs tensor parallelism).")
+    world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
+
+
+class ParallelDegreeConfig(ComponentConfig):
+    """The product of the sizes of some parallelism dimensions of a device mesh (e.g. the data-parallel degree)."""
+
+    device_mesh: ComponentRef["device_mesh"] = Field(description="The device mesh to read.")
+    parallelism_methods: list[Literal["dp_shard", "dp_replicate", "tp", "pp", "cp"]] = Field(
+        description="Dimensions whose sizes are multiplied; a dimension absent from the mesh counts as 1."
+    )
+
+
+class RawAppStateConfig(ComponentConfig):
+    """The state a checkpoint holds: model, optimizer and (optionally) learning-rate scheduler."""
+
+    model: ComponentRef["model"] = Field(description="The model being trained (usually the initialized FSDP model).")
+    optimizer: ComponentRef["optimizer"] = Field(description="The optimizer over the model's parameters.")
+    lr_scheduler: ComponentRef["scheduler"] | None = Field(default=None, description="The learning-rate scheduler.")
+
+
+class MixedPrecisionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    param_dtype: PrecisionEnum = Field(
+        default=PrecisionEnum.FP_32, description="Dtype parameters are cast to for forward and backward."
+    )
+    reduce_dtype: PrecisionEnum = Field(
+        default=PrecisionEnum.FP_32, description="Dtype gradients are reduced in across ranks."
+    )
+
+
+class FSDP2WrappedModelConfig(ComponentConfig):
+    """A model sharded with FSDP2 `fully_shard`: once per block, then at the root."""
+
+    model: ComponentRef["model"] = Field(description="The model to shard (may live on the meta device).")
+    device_mesh: ComponentRef["device_mesh"] = Field(description="The mesh the model is sharded over.")
+    block_names: list[str] = Field(
+        min_length=1, description="Class names of the blocks each sharded on its own (e.g. `[GPT2Block]`)."
+    )
+    mixed_precision_settings: MixedPrecisionSettings = Field(
+        default_factory=MixedPrecisionSettings, description="Parameter and gradient-reduction dtypes."
+    )
+    reshard_after_forward: bool = Field(
+        default=True, description="Free gathered parameters after forward (less memory, one more all-gather)."
+    )
+
+
+class ShardingStrategy(str, Enum):
+    FULL_SHARD = "FULL_SHARD"
+    SHARD_GRAD_OP = "SHARD_GRAD_OP"
+    HYBRID_SHARD = "HYBRID_SHARD"
+    NO_SHARD = "NO_SHARD"
+
+
+class FSDPWrappedModelConfig(ComponentConfig):
+    """The older `fsdp_wrapped` form of Modalities configs, carried out with FSDP2 on a one-dimensional mesh."""
+
+    model: ComponentRef["model"] = Field(description="The model to shard.")
+    sync_module_states: bool = Field(default=True, description="Accepted for compatibility; FSDP2 shards from rank-identical weights.")
+    mixed_precision_settings: PrecisionEnum | MixedPrecisionSettings = Field(
+        default=PrecisionEnum.FP_32, description="One dtype for parameters and reductions, or both separately."
+    )
+    sharding_strategy: ShardingStrategy = Field(
+        default=ShardingStrategy.FULL_SHARD,
+        description="FULL_SHARD reshards after forward; SHARD_GRAD_OP keeps parameters gathered until backward.",
+    )
+    block_names: list[str] = Field(min_length=1, description="Class names of the blocks each sharded on its own.")
+
+
+class ActivationCheckpointingVariant(str, Enum):
+    full_activation_checkpointing = "full_activation_checkpointing"
+    selective_layer_activation_checkpointing = "selective_layer_activation_checkpointing"
+
+
+class ActivationCheckpointingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ac_freq: PositiveStrictInt = Field(default=1, description="Checkpoint every ac_freq-th block (1: every block).")
+
+
+class ActivationCheckpointedModelConfig(ComponentConfig):
+    """Recompute the activations of transformer blocks in backward instead of storing them (apply before FSDP)."""
+
+    model: ComponentRef["model"] = Field(description="The model whose blocks are checkpointed.")
+    ac_variant: ActivationCheckpointingVariant = Field(
+        default=ActivationCheckpointingVariant.full_activation_checkpointing,
+        description="Every block, or every ac_freq-th block (selective_layer_...).",
+    )
+    layers_fqn: str = Field(description="Dotted name of the ModuleList holding the blocks (e.g. `transformer.h`).")
+    ac_fun_params: ActivationCheckpointingParams = Field(
+        default_factory=ActivationCheckpointingParams, description="Parameters of the selective variant."
+    )
+
+
+class CompiledModelConfig(ComponentConfig):
+    """torch.compile each block in place (state-dict names unchanged, so checkpoints stay compatible)."""
+
+    model: ComponentRef["model"] = Field(description="The model whose blocks are compiled.")
+    block_names: list[str] = Field(min_length=1, description="Class names of the blocks to compile one by one.")
+    fullgraph: bool = Field(default=False, description="Require each block to compile into a single graph.")
+    backend: str = Field(default="inductor", description="torch.compile backend (`inductor`, `aot_eager`, `eager`).")
+
+
+class CheckpointedModelConfig(ComponentConfig):
+    """A model with weights loaded from a checkpoint."""
+
+    model: ComponentRef["model"] = Field(description="The model to load into (sharded for `fsdp`, plain for `torch`).")
+    checkpoint_loading: ComponentRef["checkpoint_loading"] = Field(description="How the checkpoint is read.")
+    checkpoint_path: str = Field(description="A checkpoint folder (fsdp/dcp) or a `.pt` file (torch).")
+
+
+class CheckpointedOptimizerConfig(ComponentConfig):
+    """An optimizer with its state loaded from a checkpoint folder."""
+
+    optimizer: ComponentRef["optimizer"] = Field(description="The optimizer to load into.")
+    wrapped_model: ComponentRef["model"] = Field(description="The model the optimizer works on.")
+    checkpoint_loading: ComponentRef["checkpoint_loading"] = Field(description="How the checkpoint is read.")
+    checkpoint_path: str = Field(description="The checkpoint folder.")
+
+
+# ---- the `settings` block of a training config (not a component; read by the executor) -------------------------
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepProfile(_Settings):
+    gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
+    local_train_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank and micro-batch.")
+    sequence_length: PositiveStrictInt = Field(description="Tokens per sample.")
+    dp_degree: PositiveStrictInt | None = Field(default=None, description="Data-parallel degree (informational).")
+
+
+class Intervals(_Settings):
+    training_log_interval_in_steps: PositiveStrictInt = Field(description="Log training metrics every k steps.")
+    checkpointing_interval_in_steps: PositiveStrictInt = Field(description="Offer a checkpoint every k steps.")
+    evaluation_interval_in_steps: PositiveStrictInt = Field(description="Evaluate every k steps.")
+
+
+class TrainingTarget(_Settings):
+    num_target_tokens: PositiveStrictInt | None = Field(default=None, description="Tokens to train on in all.")
+    num_target_steps: PositiveStrictInt = Field(description="Optimizer steps to train for in all.")
+
+
+class TrainingProgress(_Settings):
+    global_num_seen_tokens: NonNegativeStrictInt = Field(default=0, description="Tokens already trained on.")
+    num_seen_steps: NonNegativeStrictInt = Field(default=0, description="Optimizer steps already done.")
+    num_seen_samples: NonNegativeStrictInt = Field(default=0, description="Samples already trained on.")
+    last_step: int = Field(default=-1, description="Index of the last step done (-1: none).")
+
+
+class ConsistencyEnforcement(_Settings):
+    enforce_tokens_per_step_consistency: bool = Field(default=False, description="Error on token/step mismatch.")
+    enforce_last_step_logged: bool = Field(default=False, description="Error if the last step is not logged.")
+    enforce_last_step_evaluated: bool = Field(default=False, description="Error if the last step is not evaluated.")
+    enforce_last_step_checkpointed: bool = Field(default=False, description="Error if the last step is not saved.")
+
+
+class TrainingSettings(BaseModel):
+    """The `settings` block the executor reads; other entries (paths, cuda_env, ...) are free-form."""
+
+    model_config = ConfigDict(extra="allow")
+
+    experiment_id: str | None = Field(default=None, description="Name of the experiment folder.")
+    referencing_keys: dict[str, str] = Field(description="sample_key, target_key and prediction_key.")
+    step_profile: StepProfile = Field(description="Micro-batch size, sequence length, gradient accumulation.")
+    intervals: Intervals = Field(description="Logging, checkpointing and evaluation intervals.")
+    training_target: TrainingTarget = Field(description="How long to train.")
+    training_progress: TrainingProgress = Field(
+        default_factory=TrainingProgress, description="Where training starts (0 for a fresh run)."
+    )
+    consistency_enforcement: ConsistencyEnforcement = Field(
+        default_factory=ConsistencyEnforcement, description="Which inconsistencies are errors."
+    )

@@ -1,0 +1,174 @@
+"""`run_training(main)`: from a validated config to a finished (or resumed) training run.
+
+Order matters: the settings and the device are checked before the process group starts; the process group
+starts before anything is built (the device mesh needs it); a checkpoint is loaded after everything is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from modalities.training.config import TrainingSettings
+
+REQUIRED_KEYS = (
+    "settings",
+    "app_state",
+    "loss_fn",
+    "train_dataloader",
+    "eval_dataloaders",
+    "checkpoint_saving",
+    "gradient_clipper",
+    "progress_subscriber",
+    "evaluation_subscriber",
+)
+
+
+class TrainingConfigError(ValueError):
+    pass
+
+
+def check_training_config(config: dict[str, Any]) -> None:
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise TrainingConfigError(
+            "a training config needs the top-level key(s) "
+            + ", ".join(f"'{key}'" for key in missing)
+            + " (see configs/quickstart.yaml for a complete training config)"
+        )
+
+
+def _plain_settings(settings: Any) -> dict:
+    if not isinstance(settings, dict):
+        raise TrainingConfigError("settings: expected a mapping")
+    return settings
+
+
+def parse_settings(settings: dict) -> TrainingSettings:
+    try:
+        return TrainingSettings.model_validate(settings)
+    except ValidationError as e:
+        lines = []
+        for error in e.errors():
+            where = ".".join(str(p) for p in ("settings", *error["loc"]))
+            lines.append(f"{where}: {error['msg']}")
+        raise TrainingConfigError("invalid training settings:\n  " + "\n  ".join(lines)) from None
+
+
+def device_type_of(config: dict) -> str:
+    mesh = config.get("device_mesh")
+    if isinstance(mesh, dict) and isinstance(mesh.get("config"), dict) and "device_type" in mesh["config"]:
+        return mesh["config"]["device_type"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
+    """Train with the components of ``main``'s config; returns the final training progress."""
+    config = main.config_dict
+    check_training_config(config)
+    device_type = device_type_of(config)
+
+    import torch.distributed as dist
+
+    from modalities.checkpointing.dcp import load_training_checkpoint
+    from modalities.logging.broker import MessageBroker, MessageType
+    from modalities.logging.subscribers import JSONLResultsWriter
+    from modalities.training.distributed import (
+        check_device_available,
+        destroy_process_group,
+        ensure_process_group,
+        local_device,
+    )
+    from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
+    from modalities.training.gym import Gym, LoopSettings, TrainingProgress, restore_rng_state
+
+    check_device_available(device_type)
+    ensure_process_group(device_type)
+    try:
+        components = main.build_components()
+        built_settings = components.get("settings")
+        settings = parse_settings(_plain_settings(built_settings if isinstance(built_settings, dict) else config["settings"]))
+        rank = dist.get_rank()
+        device = local_device(device_type)
+        app_state = components["app_state"]
+        train_loader = components["train_dataloader"]
+        eval_loaders = list(components["eval_dataloaders"] or [])
+
+        progress = TrainingProgress(
+            num_seen_steps=settings.training_progress.num_seen_steps,
+            num_seen_samples=settings.training_progress.num_seen_samples,
+            global_num_seen_tokens=settings.training_progress.global_num_seen_tokens,
+        )
+        restore = None
+        if resume_from is not None:
+            folder, saved, rank_state = load_training_checkpoint(resume_from, app_state)
+            progress = TrainingProgress(
+                num_seen_steps=saved["num_seen_steps"],
+                num_seen_samples=saved["num_seen_samples"],
+                global_num_seen_tokens=saved["global_num_seen_tokens"],
+                train_batches_consumed=saved.get("train_batches_consumed", 0),
+            )
+            restore = _data_restorer(train_loader, rank_state, restore_rng_state)
+            if rank == 0:
+                print(f"resuming from {folder} after step {progress.num_seen_steps}", flush=True)
+
+        experiment_id = str(getattr(main, "experiment_id", None) or settings.experiment_id or "experiment")
+        experiments_root = Path(getattr(main, "experiments_root", None) or "experiments")
+        broker = MessageBroker()
+        broker.add_subscriber(components["progress_subscriber"], MessageType.PROGRESS, MessageType.RESULT)
+        broker.add_subscriber(components["evaluation_subscriber"], MessageType.RESULT)
+        if rank == 0:
+            folder = prepare_experiment_folder(experiments_root, experiment_id, config)
+            broker.add_subscriber(JSONLResultsWriter(folder / RESULTS_FILE), MessageType.RESULT)
+
+        loop = LoopSettings(
+            gradient_accumulation_steps=settings.step_profile.gradient_accumulation_steps,
+            num_target_steps=settings.training_target.num_target_steps,
+            training_log_interval_in_steps=settings.intervals.training_log_interval_in_steps,
+            evaluation_interval_in_steps=settings.intervals.evaluation_interval_in_steps,
+            checkpointing_interval_in_steps=settings.intervals.checkpointing_interval_in_steps,
+            train_dataloader_tag=getattr(train_loader, "dataloader_tag", None) or "train",
+            extra_progress={"experiment_id": experiment_id, "num_target_steps": settings.training_target.num_target_steps},
+        )
+        gym = Gym(
+            app_state=app_state,
+            loss_fn=components["loss_fn"],
+            gradient_clipper=components["gradient_clipper"],
+            device=device,
+            broker=broker,
+            settings=loop,
+            mfu_calculator=components.get("mfu_calculator"),
+            checkpoint_saving=components["checkpoint_saving"],
+            config_dict=config,
+        )
+        try:
+            final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)
+        finally:
+            broker.close()
+        return final.as_dict()
+    finally:
+        destroy_process_group()
+
+
+def _data_restorer(train_loader, rank_state: dict, restore_rng_state):
+    """Positions the train data where the checkpoint left it, then restores the RNG states (last, since creating
+    a data iterator draws from the torch RNG)."""
+
+    def restore():
+        loader_state = rank_state.get("train_dataloader")
+        if loader_state is not None and hasattr(train_loader, "load_state_dict"):
+            train_loader.load_state_dict(loader_state)
+            data_iterator = iter(train_loader)
+        else:
+            data_iterator = iter(train_loader)
+            for _ in range(rank_state.get("train_batches_consumed", 0)):
+                next(data_iterator)
+        restore_rng_state(rank_state["rng"])
+        return data_iterator
+
+    return restore

@@ -1,0 +1,305 @@
+"""The training loop: Trainer (steps with gradient accumulation), Evaluator, and Gym (intervals, checkpoints).
+
+Per micro-batch there is no host sync: losses accumulate in a device tensor. Once per optimizer step the loss
+(summed over ranks) is read to stop on a NaN/inf before the optimizer applies it.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from modalities.batch import EvaluationResultBatch, InferenceResultBatch
+from modalities.logging.broker import ExperimentStatus, MessageBroker
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class DataExhaustedError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainingProgress:
+    num_seen_steps: int = 0
+    num_seen_samples: int = 0
+    global_num_seen_tokens: int = 0
+    train_batches_consumed: int = 0  # micro-batches this rank took from the train loader
+
+    def as_dict(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "num_seen_steps": self.num_seen_steps,
+            "num_seen_samples": self.num_seen_samples,
+            "global_num_seen_tokens": self.global_num_seen_tokens,
+            "last_step": self.num_seen_steps - 1,
+            "train_batches_consumed": self.train_batches_consumed,
+            **extra,
+        }
+
+
+@dataclass
+class LoopSettings:
+    gradient_accumulation_steps: int
+    num_target_steps: int
+    training_log_interval_in_steps: int
+    evaluation_interval_in_steps: int
+    checkpointing_interval_in_steps: int
+    train_dataloader_tag: str = "train"
+    extra_progress: dict[str, Any] = field(default_factory=dict)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def _set_gradient_sync(model: nn.Module, enabled: bool) -> None:
+    setter = getattr(model, "set_requires_gradient_sync", None)  # FSDP2 models
+    if setter is not None:
+        setter(enabled)
+
+
+class Evaluator:
+    def __init__(self, model: nn.Module, loss_fn, device: torch.device, broker: MessageBroker):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.device = device
+        self.broker = broker
+
+    @torch.no_grad()
+    def evaluate(self, eval_loaders: list, num_train_steps_done: int) -> list[EvaluationResultBatch]:
+        results = []
+        self.model.eval()
+        try:
+            for index, loader in enumerate(eval_loaders):
+                tag = getattr(loader, "dataloader_tag", None) or f"eval_{index}"
+                self.broker.publish_progress(num_train_steps_done, ExperimentStatus.EVALUATION, tag)
+                started = time.perf_counter()
+                totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss*samples, samples, tokens
+                for batch in loader:
+                    batch = batch.to(self.device, non_blocking=True)
+                    predictions = self.model(batch.samples)
+                    loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+                    num_samples = len(batch)
+                    num_tokens = next(iter(batch.samples.values())).numel()
+                    totals += torch.stack(
+                        [loss.detach().double() * num_samples, totals.new_tensor(num_samples), totals.new_tensor(num_tokens)]
+                    )
+                loss_sum, num_samples, num_tokens = _all_reduce_sum(totals).tolist()
+                elapsed = time.perf_counter() - started
+                result = EvaluationResultBatch(
+                    dataloader_tag=tag,
+                    num_train_steps_done=num_train_steps_done,
+                    losses={"loss avg": loss_sum / num_samples if num_samples else float("nan")},
+                    throughput_metrics={"tokens/s": num_tokens / elapsed if elapsed > 0 else None},
+                )
+                self.broker.publish_result(result)
+                results.append(result)
+        finally:
+            self.model.train()
+        return results
+
+
+class Gym:
+    """Runs optimizer steps until the target, evaluating, logging and checkpointing at their intervals."""
+
+    def __init__(
+        self,
+        app_state,
+        loss_fn,
+        gradient_clipper,
+        device: torch.device,
+        broker: MessageBroker,
+        settings: LoopSettings,
+        mfu_calculator=None,
+        checkpoint_saving=None,
+        config_dict: dict | None = None,
+    ):
+        self.app_state = app_state
+        self.model: nn.Module = app_state.model
+        self.optimizer = app_state.optimizer
+        self.lr_scheduler = app_state.lr_scheduler
+        self.loss_fn = loss_fn
+        self.gradient_clipper = gradient_clipper
+        self.device = device
+        self.broker = broker
+        self.settings = settings
+        self.mfu_calculator = mfu_calculator
+        self.checkpoint_saving = checkpoint_saving
+        self.config_dict = config_dict
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        self.evaluator = Evaluator(self.model, loss_fn, device, broker)
+        self.last_checkpoint: str | None = None
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, progress: TrainingProgress, train_loader) -> None:
+        if self.checkpoint_saving is None:
+            return
+        rank_state = {
+            "rng": capture_rng_state(),
+            "train_dataloader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
+            "train_batches_consumed": progress.train_batches_consumed,
+        }
+        extra = {"world_size": self.world_size, **self.settings.extra_progress}
+        saved = self.checkpoint_saving.save_checkpoint(
+            progress.as_dict(**extra), self.app_state, rank_state, self.config_dict
+        )
+        if saved is not None:
+            self.last_checkpoint = saved
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        train_loader,
+        eval_loaders: list,
+        progress: TrainingProgress,
+        restore_rank_state: Callable[[], Any] | None = None,
+    ) -> TrainingProgress:
+        s = self.settings
+        acc = s.gradient_accumulation_steps
+        # A resumed run gets its iterator already positioned, with the RNG states restored after creating it.
+        data = restore_rank_state() if restore_rank_state is not None else iter(train_loader)
+        self.model.train()
+        interval = torch.zeros(2, device=self.device)  # summed step losses and grad norms since last log
+        steps_in_interval = tokens_in_interval = samples_in_interval = 0
+        interval_started = time.perf_counter()
+        last_loss = last_norm = 0.0
+
+        while progress.num_seen_steps < s.num_target_steps:
+            step_loss = torch.zeros((), device=self.device)
+            local_samples = local_tokens = 0
+            for micro_step in range(acc):
+                try:
+                    batch = next(data)
+                except StopIteration:
+                    raise DataExhaustedError(
+                        f"train_dataloader ran out of data after {progress.num_seen_steps} steps "
+                        f"(target: {s.num_target_steps}); lower settings.training_target or add data"
+                    ) from None
+                progress.train_batches_consumed += 1
+                batch = batch.to(self.device, non_blocking=True)
+                _set_gradient_sync(self.model, micro_step == acc - 1)
+                predictions = self.model(batch.samples)
+                loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+                (loss / acc).backward()
+                step_loss += loss.detach()
+                local_samples += len(batch)
+                local_tokens += next(iter(batch.samples.values())).numel()
+            step_loss /= acc
+
+            grad_norm = self.gradient_clipper.clip_gradients() if self.gradient_clipper is not None else None
+            norm = grad_norm.detach().float().reshape(()) if isinstance(grad_norm, torch.Tensor) else step_loss.new_zeros(())
+            # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN.
+            global_loss = _all_reduce_sum(step_loss.clone()) / self.world_size
+            step_values = torch.stack([global_loss, norm.to(global_loss.device)])
+            if not bool(torch.isfinite(step_values[0])):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._raise_non_finite(float(step_values[0]), progress.num_seen_steps + 1)
+            self.optimizer.step()
+            if self.lr_scheduler is not None:
+                self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+            progress.num_seen_steps += 1
+            progress.num_seen_samples += local_samples * self.world_size
+            progress.global_num_seen_tokens += local_tokens * self.world_size
+            interval += step_values
+            steps_in_interval += 1
+            samples_in_interval += local_samples * self.world_size
+            tokens_in_interval += local_tokens * self.world_size
+            step = progress.num_seen_steps
+            self.broker.publish_progress(step, ExperimentStatus.TRAIN, s.train_dataloader_tag)
+
+            if step % s.training_log_interval_in_steps == 0 or step == s.num_target_steps:
+                elapsed = time.perf_counter() - interval_started
+                (loss_sum, norm_sum), (last_loss, last_norm) = interval.tolist(), step_values.tolist()
+                self._publish_training_result(
+                    step, loss_sum / steps_in_interval, last_loss, norm_sum / steps_in_interval, last_norm,
+                    tokens_in_interval / elapsed, samples_in_interval / elapsed, progress,
+                )
+                interval.zero_()
+                steps_in_interval = tokens_in_interval = samples_in_interval = 0
+                interval_started = time.perf_counter()
+            if eval_loaders and step % s.evaluation_interval_in_steps == 0:
+                self.evaluator.evaluate(eval_loaders, step)
+                interval_started = time.perf_counter()
+            if step % s.checkpointing_interval_in_steps == 0:
+                self._save_checkpoint(progress, train_loader)
+                interval_started = time.perf_counter()
+        return progress
+
+    def _raise_non_finite(self, value: float, step: int) -> None:
+        checkpoint = self.last_checkpoint
+        if checkpoint is None and self.checkpoint_saving is not None:
+            latest = self.checkpoint_saving.checkpoints_dir / "latest"
+            checkpoint = str(latest.resolve()) if latest.exists() else None
+        where = (
+            f"the last good checkpoint is {checkpoint} (resume with --resume {checkpoint}, e.g. with a lower learning rate)"
+            if checkpoint
+            else "no checkpoint was saved before it"
+        )
+        raise NonFiniteLossError(f"the training loss is {value} at step {step}; training stopped and {where}")
+
+    def _publish_training_result(
+        self, step, loss_avg, loss_last, norm_avg, norm_last, tokens_per_s, samples_per_s, progress
+    ) -> None:
+        mfu = None
+        if self.mfu_calculator is not None and self.device.type == "cuda":
+            value = self.mfu_calculator.compute(samples_per_s)  # the global rate: the calculator divides by world_size
+            mfu = float(value) if value is not None else None
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        result = EvaluationResultBatch(
+            dataloader_tag=self.settings.train_dataloader_tag,
+            num_train_steps_done=step,
+            losses={"train loss avg": loss_avg, "train loss last": loss_last},
+            metrics={
+                "consumed tokens": progress.global_num_seen_tokens,
+                "grad norm avg": norm_avg,
+                "grad norm last": norm_last,
+                "lr mean": float(sum(lrs) / len(lrs)),
+            },
+            throughput_metrics={
+                "tokens/s": tokens_per_s,
+                "samples/s": samples_per_s,
+                "mfu": mfu,
+                "peak memory MB": peak_memory_mb(self.device),
+            },
+        )
+        self.broker.publish_result(result)

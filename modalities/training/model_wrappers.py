@@ -1,0 +1,136 @@
+"""Model wrappers: FSDP2 sharding, activation checkpointing, per-block torch.compile, loading from checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+from modalities.training.distributed import TrainingSetupError
+
+_DTYPES = {"FP_32": torch.float32, "FP_16": torch.float16, "BF_16": torch.bfloat16}
+
+
+def _dtype(value) -> torch.dtype:
+    return _DTYPES[getattr(value, "value", value)]
+
+
+def _class_name(module: nn.Module) -> str:
+    inner = getattr(module, "_checkpoint_wrapped_module", None)  # an activation-checkpointed block
+    return type(inner if inner is not None else module).__name__
+
+
+def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
+    """The outermost modules whose class is named in block_names (a checkpoint wrapper counts as its block)."""
+    wanted = set(block_names)
+    blocks: list[nn.Module] = []
+    claimed: set[int] = set()
+    for module in model.modules():
+        if id(module) in claimed:
+            continue
+        if _class_name(module) in wanted:
+            blocks.append(module)
+            claimed.update(id(m) for m in module.modules())
+    if not blocks:
+        names = sorted({type(m).__name__ for m in model.modules()})
+        raise TrainingSetupError(
+            f"block_names {block_names} match no module of {type(model).__name__}; its module classes are: "
+            + ", ".join(names)
+        )
+    return blocks
+
+
+def get_fsdp2_wrapped_model(
+    model: nn.Module,
+    device_mesh: DeviceMesh,
+    block_names: list[str],
+    mixed_precision_settings=None,
+    reshard_after_forward: bool = True,
+) -> nn.Module:
+    param_dtype = _dtype(getattr(mixed_precision_settings, "param_dtype", "FP_32"))
+    reduce_dtype = _dtype(getattr(mixed_precision_settings, "reduce_dtype", "FP_32"))
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+    names = device_mesh.mesh_dim_names or ()
+    mesh = device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
+    for block in find_blocks(model, block_names):
+        fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+    # The root keeps its parameters gathered after forward: backward needs them right away.
+    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
+    return model
+
+
+def get_fsdp_wrapped_model(
+    model: nn.Module,
+    block_names: list[str],
+    sync_module_states: bool = True,
+    mixed_precision_settings=None,
+    sharding_strategy="FULL_SHARD",
+) -> nn.Module:
+    import torch.distributed as dist
+
+    from modalities.training.device_mesh import get_device_mesh
+
+    strategy = getattr(sharding_strategy, "value", sharding_strategy)
+    if strategy in ("HYBRID_SHARD", "NO_SHARD"):
+        raise TrainingSetupError(
+            f"model/fsdp_wrapped: sharding_strategy {strategy} is not supported; use FULL_SHARD or SHARD_GRAD_OP, "
+            "or model/fsdp2_wrapped with a device_mesh for hybrid sharding"
+        )
+    if mixed_precision_settings is None or isinstance(mixed_precision_settings, (str,)) or hasattr(
+        mixed_precision_settings, "value"
+    ):
+        from modalities.training.config import MixedPrecisionSettings
+
+        dtype = getattr(mixed_precision_settings, "value", mixed_precision_settings or "FP_32")
+        mixed_precision_settings = MixedPrecisionSettings(param_dtype=dtype, reduce_dtype=dtype)
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    mesh = get_device_mesh(device_type=device_type, world_size=dist.get_world_size() if dist.is_initialized() else 1)
+    return get_fsdp2_wrapped_model(
+        model,
+        mesh,
+        block_names,
+        mixed_precision_settings,
+        reshard_after_forward=strategy == "FULL_SHARD",
+    )
+
+
+def _get_submodule(model: nn.Module, fqn: str, field: str) -> nn.Module:
+    try:
+        return model.get_submodule(fqn)
+    except AttributeError as e:
+        raise TrainingSetupError(f"{field} '{fqn}' names no submodule of {type(model).__name__}: {e}") from None
+
+
+def get_activation_checkpointed_model(model: nn.Module, layers_fqn: str, ac_variant="full_activation_checkpointing", ac_fun_params=None) -> nn.Module:
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
+
+    layers = _get_submodule(model, layers_fqn, "layers_fqn")
+    if not isinstance(layers, nn.ModuleList):
+        raise TrainingSetupError(f"layers_fqn '{layers_fqn}' is a {type(layers).__name__}, not an nn.ModuleList of blocks")
+    variant = getattr(ac_variant, "value", ac_variant)
+    every = 1 if variant == "full_activation_checkpointing" else ac_fun_params.ac_freq
+    for index, block in enumerate(layers):
+        if index % every == 0:
+            layers[index] = checkpoint_wrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    return model
+
+
+def get_compiled_model(model: nn.Module, block_names: list[str], fullgraph: bool = False, backend: str = "inductor") -> nn.Module:
+    for block in find_blocks(model, block_names):
+        block.compile(fullgraph=fullgraph, backend=backend)
+    return model
+
+
+def get_checkpointed_model(model: nn.Module, checkpoint_loading, checkpoint_path: str) -> nn.Module:
+    return checkpoint_loading.load_model_checkpoint(model, Path(checkpoint_path))
+
+
+def get_checkpointed_optimizer(optimizer, wrapped_model: nn.Module, checkpoint_loading, checkpoint_path: str):
+    return checkpoint_loading.load_optimizer_checkpoint(optimizer, wrapped_model, Path(checkpoint_path))
+
+
+def is_fsdp_sharded(model: nn.Module) -> bool:
+    return isinstance(model, FSDPModule)

@@ -1,0 +1,61 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "training" / "tiny.yaml"
+PLUGIN = "tests.training.standins"
+
+
+def read_results(experiment_folder: Path, tag: str = "train") -> dict[int, float]:
+    """step -> loss of that step, from the JSONL results file."""
+    losses = {}
+    for line in (experiment_folder / "results.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["dataloader_tag"] == tag:
+            losses[record["num_train_steps_done"]] = record["losses"].get("train loss last", record["losses"].get("loss avg"))
+    return losses
+
+
+def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Path = TINY) -> int:
+    from modalities.cli.main import main
+
+    return main(["train", str(config), "--plugin", PLUGIN, "--experiments-root", str(tmp_path),
+                 "--experiment-id", experiment_id, *extra])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def subprocess_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env
+
+
+def torchrun_cmd(nproc: int, *args: str, nnodes: int = 1, node_rank: int | None = None, port: int | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nnodes == 1:
+        cmd += ["--standalone"]
+    else:
+        cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=loopback",
+                "--max-restarts=0"]
+    return cmd + ["-m", "modalities", *args]
+
+
+@pytest.fixture
+def run_torchrun():
+    def run(nproc: int, *args: str, timeout: int = 120, **env):
+        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(**env),
+                              capture_output=True, text=True, timeout=timeout)
+    return run

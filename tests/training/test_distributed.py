@@ -1,0 +1,41 @@
+"""FSDP2 across processes: 2 ranks agree with 1 process on the same global batch; two torchrun "nodes" on
+loopback train together."""
+
+import subprocess
+
+from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
+
+
+def _args(tmp_path, experiment_id, *extra):
+    return ["train", str(TINY), "--plugin", PLUGIN, "--experiments-root", str(tmp_path), "--experiment-id",
+            experiment_id, "--set", "settings.training_target.num_target_steps=4", *extra]
+
+
+def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path, run_torchrun):
+    two = run_torchrun(2, *_args(tmp_path, "two"))
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_torchrun(1, *_args(tmp_path, "one", "--set", "settings.step_profile.local_train_micro_batch_size=8"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    losses_two, losses_one = read_results(tmp_path / "two"), read_results(tmp_path / "one")
+    assert sorted(losses_two) == [1, 2, 3, 4]
+    for step in losses_one:
+        assert abs(losses_two[step] - losses_one[step]) < 1e-5, (step, losses_two, losses_one)
+    # both ranks wrote their shard and their data/RNG state into one checkpoint
+    step_3 = tmp_path / "two" / "checkpoints" / "step_3"
+    assert (step_3 / "rank_0.pt").is_file() and (step_3 / "rank_1.pt").is_file()
+
+
+def test_two_nodes_on_loopback_train_together(tmp_path):
+    port = free_port()
+    env = subprocess_env(MODALITIES_EXPERIMENT_ID="nodes")
+    args = _args(tmp_path, "nodes")
+    procs = [
+        subprocess.Popen(torchrun_cmd(1, *args, nnodes=2, port=port) + [], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    losses = read_results(tmp_path / "nodes")
+    assert sorted(losses) == [1, 2, 3, 4]
+    assert (tmp_path / "nodes" / "checkpoints" / "step_3" / "rank_1.pt").is_file()

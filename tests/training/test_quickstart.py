@@ -1,0 +1,50 @@
+"""The real stack: quick-start config under torchrun on 2 CPU ranks, then convert to-torch and to-hf."""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.training.conftest import REPO, read_results, subprocess_env
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("modalities.models.gpt2") is None or not (REPO / "data/sample/corpus.pbin").exists(),
+    reason="needs model/gpt2 and the shipped sample data (merged from the models and data areas)",
+)
+
+SMALL = [
+    "--set", "settings.training_target.num_target_steps=8",
+    "--set", "settings.step_profile.sequence_length=64",
+    "--set", "settings.step_profile.local_train_micro_batch_size=4",
+    "--set", "settings.intervals.checkpointing_interval_in_steps=4",
+    "--set", "settings.intervals.evaluation_interval_in_steps=8",
+    "--set", "evaluation_subscriber={component_key: results_subscriber, variant_key: dummy, config: {}}",
+]
+
+
+def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun):
+    result = run_torchrun(2, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
+                          "--experiment-id", "qs", *SMALL, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = read_results(tmp_path / "qs")
+    assert sorted(losses) == list(range(1, 9))
+    assert losses[8] < losses[1] - 0.5
+
+    latest = tmp_path / "qs" / "checkpoints" / "latest"
+    env = subprocess_env()
+    to_torch = subprocess.run([sys.executable, "-m", "modalities", "convert", "to-torch", str(latest), str(tmp_path / "m.pt")],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert to_torch.returncode == 0, to_torch.stderr[-2000:]
+    to_hf = subprocess.run([sys.executable, "-m", "modalities", "convert", "to-hf", str(latest), str(tmp_path / "hf")],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert to_hf.returncode == 0, to_hf.stderr[-2000:]
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert any(torch.equal(p, state[k]) for k, p in state.items())  # state dict round trip is non-empty
+    out = hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
+    assert out.shape == (1, 8)
