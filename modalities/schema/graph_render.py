@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from modalities.config.graph import REFERENCES
 from modalities.schema.files import write_atomic
 
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
@@ -24,7 +25,6 @@ GRAPHVIZ_INSTALL_HINT = (
     "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
     "conda: conda install graphviz)"
 )
-REFERENCES = "references"
 
 # Fill colours per component_key, assigned in sorted key order so a picture is stable from run to run.
 _PALETTE = (
