@@ -1,0 +1,289 @@
+"""Configs of the data components (torch-free: `modalities validate` imports this module).
+
+Field names follow Modalities' configs, so its data, sampler and loader sections load unchanged.
+"""
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, FilePath, StrictBool, field_validator, model_validator
+
+from modalities.registry.types import (
+    ComponentConfig,
+    ComponentRef,
+    Field,
+    NonNegativeStrictInt,
+    PositiveStrictInt,
+    StrictInt,
+)
+
+SequenceLength = Annotated[int, Field(strict=True, gt=1)]
+
+_SAMPLE_KEY = "Key under which a sample's token ids are stored (e.g. `input_ids`); the collator reads it."
+_DATASET = "The dataset to draw sample indices for."
+
+
+def _check_jq_pattern(pattern: str) -> str:
+    from modalities.data.jq_pattern import JqPatternError, compile_jq_pattern
+
+    try:
+        compile_jq_pattern(pattern)
+    except JqPatternError as e:
+        raise ValueError(str(e)) from None
+    return pattern
+
+
+# --- tokenizers ---------------------------------------------------------------------------------------------
+
+
+class PreTrainedHFTokenizerConfig(ComponentConfig):
+    """A Hugging Face fast tokenizer from a local folder or tokenizer.json (never downloaded)."""
+
+    pretrained_model_name_or_path: str = Field(
+        description="Local folder saved with `save_pretrained` (holding tokenizer.json) or a tokenizer.json file."
+    )
+    max_length: NonNegativeStrictInt | None = Field(
+        default=None, description="Length to truncate to (with `truncation`) or pad to (with `padding: max_length`)."
+    )
+    truncation: StrictBool = Field(default=False, description="Cut encodings longer than `max_length`.")
+    padding: StrictBool | Literal["longest", "max_length", "do_not_pad"] = Field(
+        default=False, description="Padding strategy of transformers: false, true/`longest`, or `max_length`."
+    )
+    special_tokens: dict[str, str | list[str]] | None = Field(
+        default=None,
+        description="Special tokens to mark, e.g. `{pad_token: <|endoftext|>}`; they must already be in the vocabulary.",
+    )
+
+
+class PreTrainedSPTokenizerConfig(ComponentConfig):
+    """A SentencePiece tokenizer from a local .model file."""
+
+    tokenizer_model_file: str = Field(description="Path of the SentencePiece .model file.")
+
+
+# --- datasets -----------------------------------------------------------------------------------------------
+
+
+class MemMapDatasetConfig(ComponentConfig):
+    """Documents of a JSONL file (located through its raw index), tokenized when accessed."""
+
+    raw_data_path: FilePath = Field(description="The JSONL file.")
+    index_path: FilePath | None = Field(
+        default=None, description="Its raw index (.idx); defaults to the JSONL path with the suffix .idx."
+    )
+    tokenizer: ComponentRef["tokenizer"] = Field(description="Tokenizer applied to each document on access.")
+    jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
+    sample_key: str = Field(description=_SAMPLE_KEY)
+
+    @field_validator("jq_pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str) -> str:
+        return _check_jq_pattern(pattern)
+
+
+class PackedMemMapDatasetContinuousConfig(ComponentConfig):
+    """Fixed-length samples cut from the token stream of a .pbin file, across document boundaries."""
+
+    raw_data_path: Path = Field(description="The packed .pbin file (from `modalities data pack_encoded_data`).")
+    sequence_length: SequenceLength = Field(
+        description="Model input length; each sample holds sequence_length + 1 tokens (inputs and shifted targets)."
+    )
+    sample_key: str = Field(description=_SAMPLE_KEY)
+    reuse_last_target: StrictBool = Field(
+        default=True,
+        description="Consecutive samples share one token (the last target is the next first input); false gives "
+        "disjoint blocks.",
+    )
+
+
+class DummySampleConfig(ComponentConfig):
+    """One entry of a dummy sample: a random array of a given shape and type."""
+
+    sample_key: str = Field(description="Key of the array in the sample.")
+    sample_shape: tuple[StrictInt, ...] = Field(description="Shape of the array.")
+    sample_type: Literal["float", "int"] = Field(description="`float` (standard normal) or `int` (0..511).")
+
+
+class DummyDatasetConfig(ComponentConfig):
+    """Random samples of given shapes, for tests and throughput measurements."""
+
+    num_samples: PositiveStrictInt = Field(description="Number of samples in the dataset.")
+    sample_definition: list[DummySampleConfig] = Field(description="The arrays each sample holds.")
+    seed: StrictInt | None = Field(
+        default=None, description="With a seed, sample i is the same on every access; without, it is fresh each time."
+    )
+
+
+# --- sampling -----------------------------------------------------------------------------------------------
+
+
+class _RankedSamplerConfig(ComponentConfig):
+    @model_validator(mode="after")
+    def _rank_below_replicas(self):
+        if isinstance(self.rank, int) and isinstance(self.num_replicas, int) and self.rank >= self.num_replicas:
+            raise ValueError(f"rank ({self.rank}) must be below num_replicas ({self.num_replicas})")
+        return self
+
+
+class DistributedSamplerConfig(_RankedSamplerConfig):
+    """Each rank draws its share of the dataset's indices; shuffling is seeded by seed + epoch."""
+
+    rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
+    num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
+    shuffle: StrictBool = Field(description="Permute the indices (the same permutation on every rank).")
+    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
+    seed: StrictInt = Field(default=0, description="Seed of the permutation; epoch e uses seed + e.")
+    drop_last: StrictBool = Field(
+        default=True, description="Drop the tail that does not divide evenly; false pads by repeating indices."
+    )
+
+
+class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
+    """A distributed sampler that starts after a number of samples already consumed globally."""
+
+    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
+    rank: NonNegativeStrictInt = Field(description="Data-parallel rank of this process.")
+    num_replicas: PositiveStrictInt = Field(description="Number of data-parallel ranks.")
+    epoch: NonNegativeStrictInt = Field(default=0, description="Epoch to start in (selects the permutation).")
+    shuffle: StrictBool = Field(default=False, description="Permute the indices (the same on every rank).")
+    seed: StrictInt = Field(default=0, description="Seed of the permutation; epoch e uses seed + e.")
+    drop_last: StrictBool = Field(
+        default=True, description="Drop the tail that does not divide evenly; false pads by repeating indices."
+    )
+    skip_num_global_samples: NonNegativeStrictInt = Field(
+        default=0,
+        description="Samples of the starting epoch already consumed by all ranks together (when resuming).",
+    )
+
+
+class BatchSamplerConfig(ComponentConfig):
+    """Groups a sampler's indices into batches."""
+
+    sampler: ComponentRef["sampler"] = Field(description="The sampler whose indices are grouped.")
+    batch_size: PositiveStrictInt = Field(description="Samples per batch on this rank (the micro-batch size).")
+    drop_last: StrictBool = Field(default=True, description="Drop a last batch smaller than batch_size.")
+
+
+class GPT2LLMCollateFnConfig(ComponentConfig):
+    """Stacks token samples; inputs are tokens[:, :-1] and targets tokens[:, 1:]."""
+
+    sample_key: str = Field(description="Key of the token ids in each sample, and of the inputs in the batch.")
+    target_key: str = Field(description="Key of the targets in the batch (e.g. `target_ids`).")
+
+
+# --- data loaders -------------------------------------------------------------------------------------------
+
+
+class LLMDataLoaderConfig(ComponentConfig):
+    """A torch DataLoader that knows its tag and can report and restore its position."""
+
+    dataloader_tag: str = Field(description="Name of the loader in logs and results, e.g. `train` or `test`.")
+    dataset: ComponentRef["dataset"] = Field(description="The dataset to load from.")
+    batch_sampler: ComponentRef["batch_sampler"] = Field(description="Yields the index batches.")
+    collate_fn: ComponentRef["collate_fn"] | None = Field(
+        default=None, description="Turns a list of samples into a batch; torch's default collation when absent."
+    )
+    num_workers: NonNegativeStrictInt = Field(description="Loader worker processes (0 loads in the main process).")
+    pin_memory: StrictBool = Field(description="Pin batches in page-locked memory for faster host-to-GPU copies.")
+    skip_num_batches: NonNegativeStrictInt = Field(
+        default=0, description="Batches of the first epoch to skip without loading them (when resuming)."
+    )
+    fixed_num_batches: PositiveStrictInt | None = Field(
+        default=None, description="Cut each epoch to this many batches (counting skipped ones)."
+    )
+
+    @model_validator(mode="after")
+    def _fixed_after_skip(self):
+        if self.fixed_num_batches is not None and self.fixed_num_batches <= self.skip_num_batches:
+            raise ValueError(
+                f"fixed_num_batches ({self.fixed_num_batches}) must be larger than skip_num_batches "
+                f"({self.skip_num_batches})"
+            )
+        return self
+
+
+class RepeatingDataLoaderConfig(ComponentConfig):
+    """Runs a data loader for several epochs in a row."""
+
+    dataloader: ComponentRef["data_loader"] = Field(description="The loader to repeat.")  # noqa: F821
+    num_epochs: PositiveStrictInt = Field(description="Number of passes over the loader.")
+    reshuffle_after_epoch: StrictBool = Field(
+        default=False, description="Give each pass a new permutation (sampler epoch = pass number)."
+    )
+
+
+# --- number conversions that read data files ----------------------------------------------------------------
+
+
+def _dp_degree_field() -> object:
+    return Field(
+        validation_alias=AliasChoices("dp_degree", "num_ranks"),
+        strict=True,
+        gt=0,
+        description="Number of data-parallel ranks (also accepted as `num_ranks`).",
+    )
+
+
+class NumTokensFromPackedMemMapDatasetContinuousConfig(ComponentConfig):
+    """Tokens training really consumes from a .pbin: whole steps of all ranks, micro-batches and accumulation."""
+
+    dataset_path: Path = Field(description="The packed .pbin file.")
+    sequence_length: SequenceLength = Field(description="Model input length (tokens per sample).")
+    dp_degree: int = _dp_degree_field()
+    local_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank per forward/backward pass.")
+    gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
+    reuse_last_target: StrictBool = Field(
+        default=True, description="As in the dataset: whether consecutive samples share one token."
+    )
+
+
+class NumStepsFromRawDatasetIndexConfig(ComponentConfig):
+    """Optimizer steps for one pass over the documents of a raw index (one document per sample)."""
+
+    raw_index_path: Path = Field(description="The raw index (.idx) of the JSONL file.")
+    num_ranks: int = Field(
+        validation_alias=AliasChoices("num_ranks", "dp_degree"),
+        strict=True,
+        gt=0,
+        description="Number of data-parallel ranks (also accepted as `dp_degree`).",
+    )
+    local_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank per forward/backward pass.")
+    gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
+
+
+# --- `modalities data pack_encoded_data` --------------------------------------------------------------------
+
+
+class PackEncodedDataSettings(ComponentConfig):
+    """The `settings` block of a pack config (the tokenizer is the top-level `tokenizer` component)."""
+
+    src_path: FilePath = Field(description="The JSONL corpus.")
+    dst_path: Path | None = Field(default=None, description="Output .pbin; defaults to src_path with suffix .pbin.")
+    index_path: Path | None = Field(
+        default=None, description="Raw index of src_path; defaults to src_path with suffix .idx."
+    )
+    jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
+    num_cpus: PositiveStrictInt = Field(
+        default_factory=lambda: os.cpu_count() or 1, description="Worker processes that tokenize in parallel."
+    )
+    eod_token: str = Field(description="Token appended after every document, e.g. `<|endoftext|>`.")
+    processing_batch_size: PositiveStrictInt = Field(
+        default=1000, description="Documents a worker encodes in one batch."
+    )
+    raw_samples_queue_size: PositiveStrictInt = Field(
+        default=4, description="Batches queued for the workers beyond one per worker (bounds memory)."
+    )
+    processed_samples_queue_size: PositiveStrictInt = Field(
+        default=4, description="Encoded batches that may wait to be written (bounds memory)."
+    )
+    skip_bad_documents: StrictBool = Field(
+        default=False,
+        description="Leave out documents that cannot be read or encoded (counted and reported) instead of stopping.",
+    )
+    overwrite: StrictBool = Field(default=False, description="Replace an existing output file.")
+
+    @field_validator("jq_pattern")
+    @classmethod
+    def _check_pattern(cls, pattern: str) -> str:
+        return _check_jq_pattern(pattern)

@@ -1,0 +1,135 @@
+"""Datasets: JSONL tokenized on access, fixed-length samples from a .pbin token stream, and random samples."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from modalities.data.errors import DataError
+from modalities.data.jq_pattern import apply_jq_pattern, compile_jq_pattern
+from modalities.data.pbin import PackedFile
+from modalities.data.raw_index import default_index_path, read_raw_index
+from modalities.data.tokenizers import TokenizerWrapper
+
+
+def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_target: bool) -> int:
+    """Samples of sequence_length + 1 tokens in a stream of num_tokens tokens."""
+    block = sequence_length + 1
+    if num_tokens < block:
+        return 0
+    if reuse_last_target:
+        return (num_tokens - block) // (block - 1) + 1
+    return num_tokens // block
+
+
+class PackedMemMapDatasetContinuous(Dataset):
+    """Samples of ``sequence_length + 1`` consecutive tokens of a .pbin file, ignoring document boundaries.
+
+    With ``reuse_last_target`` sample i starts at token ``i * sequence_length`` (neighbours share one token, so
+    every token but the first is a target exactly once); without, samples are disjoint blocks.
+    """
+
+    def __init__(
+        self, raw_data_path: str | os.PathLike, sequence_length: int, sample_key: str, reuse_last_target: bool = True
+    ):
+        if sequence_length < 2:
+            raise ValueError(f"sequence_length must be at least 2, got {sequence_length}")
+        self.raw_data_path = Path(raw_data_path)
+        self.sample_key = sample_key
+        self.sequence_length = sequence_length
+        self.reuse_last_target = reuse_last_target
+        self.packed = PackedFile(self.raw_data_path, load_index=False)
+        self._block = sequence_length + 1
+        self._stride = sequence_length if reuse_last_target else self._block
+        self._num_samples = num_continuous_samples(self.packed.num_tokens, sequence_length, reuse_last_target)
+        if self._num_samples == 0:
+            raise DataError(
+                f"{self.raw_data_path}: {self.packed.num_tokens} tokens are fewer than one sample of "
+                f"sequence_length + 1 = {self._block} tokens; use a shorter sequence_length or more data"
+            )
+
+    def __len__(self) -> int:
+        return self._num_samples
+
+    def __getitem__(self, idx: int) -> dict[str, np.ndarray]:
+        if idx < 0:
+            idx += self._num_samples
+        if not 0 <= idx < self._num_samples:
+            raise IndexError(f"sample {idx} is out of range for {self._num_samples} samples of {self.raw_data_path}")
+        start = idx * self._stride
+        return {self.sample_key: self.packed.tokens[start : start + self._block].astype(np.int64)}
+
+
+class MemMapDataset(Dataset):
+    """One sample per JSONL document, read through the raw index and tokenized on access."""
+
+    def __init__(
+        self,
+        raw_data_path: str | os.PathLike,
+        tokenizer: TokenizerWrapper,
+        sample_key: str,
+        index_path: str | os.PathLike | None = None,
+        jq_pattern: str = ".text",
+    ):
+        self.raw_data_path = Path(raw_data_path)
+        self.index_path = Path(index_path) if index_path is not None else default_index_path(self.raw_data_path)
+        self.index = read_raw_index(self.index_path, self.raw_data_path)
+        self.tokenizer = tokenizer
+        self.sample_key = sample_key
+        self._jq_steps = compile_jq_pattern(jq_pattern)
+        self._file = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict:
+        # Each loader worker opens its own file handle.
+        return {**self.__dict__, "_file": None}
+
+    def __getitem__(self, idx: int) -> dict[str, list[int]]:
+        if not -len(self.index) <= idx < len(self.index):
+            raise IndexError(f"document {idx} is out of range for {len(self.index)} documents of {self.raw_data_path}")
+        if self._file is None:
+            self._file = self.raw_data_path.open("rb")
+        offset, length = (int(v) for v in self.index[idx])
+        self._file.seek(offset)
+        raw = self._file.read(length)
+        try:
+            text = apply_jq_pattern(self._jq_steps, json.loads(raw))
+        except (ValueError, KeyError) as e:
+            raise DataError(f"{self.raw_data_path}: document {idx} at byte {offset}: {e}") from None
+        if not isinstance(text, str):
+            raise DataError(
+                f"{self.raw_data_path}: document {idx}: the jq pattern selects a value of type {type(text).__name__}, not a string"
+            )
+        return {self.sample_key: self.tokenizer.tokenize(text)}
+
+
+class DummyDataset(Dataset):
+    """Random arrays of the configured shapes; with a seed, sample i is reproducible."""
+
+    def __init__(self, num_samples: int, sample_definition: list, seed: int | None = None):
+        self.num_samples = num_samples
+        self.sample_definition = [
+            (d.sample_key, tuple(d.sample_shape), d.sample_type)
+            if not isinstance(d, dict)
+            else (d["sample_key"], tuple(d["sample_shape"]), d["sample_type"])
+            for d in sample_definition
+        ]
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, idx: int) -> dict[str, np.ndarray]:
+        if not 0 <= idx < self.num_samples:
+            raise IndexError(f"sample {idx} is out of range for {self.num_samples} dummy samples")
+        rng = np.random.default_rng(None if self.seed is None else (self.seed, idx))
+        sample = {}
+        for key, shape, kind in self.sample_definition:
+            sample[key] = rng.standard_normal(shape) if kind == "float" else rng.integers(0, 512, size=shape)
+        return sample

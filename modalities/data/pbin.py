@@ -1,0 +1,217 @@
+"""The packed token file (.pbin), byte-compatible with Modalities.
+
+Layout (all little-endian)::
+
+    bytes 0..8    uint64  length of the token section in bytes (N)
+    bytes 8..12   uint32  token width in bytes: 1, 2 or 4
+    bytes 12..12+N        the tokens, each `width` bytes
+    bytes 12+N..          pickled list of (byte_offset, byte_length) per document; offsets count from the
+                          start of the token section
+
+See docs/data-format.md.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from modalities.data.errors import DataError
+from modalities.data.safe_pickle import dump_offsets_index, load_offsets_index
+
+DATA_SECTION_LENGTH_BYTES = 8
+TOKEN_WIDTH_BYTES = 4
+HEADER_SIZE = DATA_SECTION_LENGTH_BYTES + TOKEN_WIDTH_BYTES
+TOKEN_DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+
+
+def token_width_for_vocab(vocab_size: int) -> int:
+    """The smallest supported width (1, 2 or 4 bytes) that holds every id below ``vocab_size``."""
+    for width in (1, 2, 4):
+        if vocab_size <= 1 << (8 * width):
+            return width
+    raise DataError(f"a vocabulary of {vocab_size} tokens does not fit the 4-byte tokens of the .pbin format")
+
+
+def encode_header(data_len: int, token_width: int) -> bytes:
+    return struct.pack("<QI", data_len, token_width)
+
+
+class PackedFile:
+    """A read-only view of a .pbin file: header checked, tokens memory-mapped, index loaded on demand."""
+
+    def __init__(self, path: str | os.PathLike, load_index: bool = True):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(
+                f"{self.path}: packed data file not found; create it with `modalities data pack_encoded_data`"
+            )
+        file_size = self.path.stat().st_size
+        with self.path.open("rb") as f:
+            header = f.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                raise DataError(
+                    f"{self.path}: truncated .pbin file: {file_size} bytes, shorter than the {HEADER_SIZE}-byte header"
+                )
+            self.data_len, self.token_width = struct.unpack("<QI", header)
+            if self.token_width not in TOKEN_DTYPES:
+                raise DataError(
+                    f"{self.path}: token width {self.token_width} in the header is not 1, 2 or 4 bytes; "
+                    "the file is corrupted or not a .pbin file"
+                )
+            if HEADER_SIZE + self.data_len > file_size:
+                raise DataError(
+                    f"{self.path}: truncated .pbin file: the header announces {self.data_len} bytes of tokens but "
+                    f"the file has only {file_size - HEADER_SIZE} after the header"
+                )
+            if self.data_len % self.token_width:
+                raise DataError(
+                    f"{self.path}: the token section ({self.data_len} bytes) is not a multiple of the token width "
+                    f"({self.token_width}); the file is corrupted"
+                )
+            self._index: np.ndarray | None = None
+            if load_index:
+                f.seek(HEADER_SIZE + self.data_len)
+                self._index = self._check_index(load_offsets_index(f.read(), str(self.path)))
+        self.dtype = TOKEN_DTYPES[self.token_width]
+        self.num_tokens = self.data_len // self.token_width
+        self._map_tokens()
+
+    def _map_tokens(self) -> None:
+        # np.memmap cannot map zero bytes; an empty file simply has no tokens.
+        if self.num_tokens:
+            self.tokens = np.memmap(self.path, dtype=self.dtype, mode="r", offset=HEADER_SIZE, shape=(self.num_tokens,))
+        else:
+            self.tokens = np.zeros(0, dtype=self.dtype)
+
+    def __getstate__(self) -> dict:
+        # A pickled memmap would carry a copy of all tokens (e.g. to spawned loader workers); map the file again.
+        return {k: v for k, v in self.__dict__.items() if k != "tokens"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._map_tokens()
+
+    def _check_index(self, index: np.ndarray) -> np.ndarray:
+        if len(index) == 0:
+            return index
+        ends = index[:, 0] + index[:, 1]
+        bad = np.flatnonzero(ends > self.data_len)
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(
+                f"{self.path}: document {i} of the index (offset {index[i, 0]}, length {index[i, 1]}) lies beyond "
+                f"the {self.data_len}-byte token section; the file is corrupted"
+            )
+        misaligned = np.flatnonzero((index[:, 0] % self.token_width) | (index[:, 1] % self.token_width))
+        if len(misaligned):
+            i = int(misaligned[0])
+            raise DataError(
+                f"{self.path}: document {i} of the index (offset {index[i, 0]}, length {index[i, 1]}) is not aligned "
+                f"to the {self.token_width}-byte token width; the file is corrupted"
+            )
+        return index
+
+    @property
+    def index(self) -> np.ndarray:
+        """``(num_documents, 2)`` array of (byte offset, byte length) within the token section."""
+        if self._index is None:
+            with self.path.open("rb") as f:
+                f.seek(HEADER_SIZE + self.data_len)
+                self._index = self._check_index(load_offsets_index(f.read(), str(self.path)))
+        return self._index
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.index)
+
+    def document(self, i: int) -> np.ndarray:
+        offset, length = self.index[i]
+        start = offset // self.token_width
+        return np.asarray(self.tokens[start : start + length // self.token_width])
+
+
+class PackedFileWriter:
+    """Writes a .pbin to a temporary file in the destination folder and renames it into place on ``close``."""
+
+    def __init__(self, dst_path: str | os.PathLike, token_width: int, overwrite: bool = False):
+        if token_width not in TOKEN_DTYPES:
+            raise ValueError(f"token width must be 1, 2 or 4, got {token_width}")
+        self.dst_path = Path(dst_path)
+        if self.dst_path.exists() and not overwrite:
+            raise DataError(f"{self.dst_path}: output file already exists; remove it or ask to overwrite it")
+        self.dst_path.parent.mkdir(parents=True, exist_ok=True)
+        self.token_width = token_width
+        self.dtype = TOKEN_DTYPES[token_width]
+        self.tmp_path = self.dst_path.with_name(f".{self.dst_path.name}.{os.getpid()}.tmp")
+        self._file = self.tmp_path.open("wb")
+        self._file.write(encode_header(0, token_width))
+        self._data_len = 0
+        self._index_parts: list[np.ndarray] = []
+
+    def write_tokens(self, tokens: np.ndarray, doc_token_lengths: np.ndarray) -> None:
+        """Append the tokens of consecutive documents (EOD already included) and their token counts."""
+        byte_lengths = np.asarray(doc_token_lengths, dtype=np.int64) * self.token_width
+        offsets = self._data_len + np.cumsum(byte_lengths) - byte_lengths
+        self._write(np.ascontiguousarray(tokens, dtype=self.dtype), np.stack([offsets, byte_lengths], axis=1))
+
+    def write_packed(self, source: PackedFile) -> None:
+        """Append another .pbin's tokens and documents (its offsets shifted past what is written)."""
+        if source.token_width != self.token_width:
+            raise DataError(f"{source.path}: token width {source.token_width} differs from {self.token_width}")
+        index = source.index + np.array([self._data_len, 0], dtype=np.int64)
+        chunk = 1 << 24
+        for start in range(0, source.num_tokens, chunk):
+            self._write(np.asarray(source.tokens[start : start + chunk]), None)
+        self._index_parts.append(index)
+
+    def _write(self, tokens: np.ndarray, index: np.ndarray | None) -> None:
+        self._file.write(tokens.tobytes())
+        self._data_len += tokens.nbytes
+        if index is not None:
+            self._index_parts.append(index)
+
+    def close(self) -> tuple[int, int]:
+        """Write the index and header, rename into place; returns (documents, tokens)."""
+        index = np.concatenate(self._index_parts) if self._index_parts else np.zeros((0, 2), dtype=np.int64)
+        self._file.write(dump_offsets_index(index[:, 0], index[:, 1]))
+        self._file.seek(0)
+        self._file.write(encode_header(self._data_len, self.token_width))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.tmp_path, self.dst_path)
+        return len(index), self._data_len // self.token_width
+
+    def abort(self) -> None:
+        """Drop the temporary file; the destination is left as it was."""
+        if not self._file.closed:
+            self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def merge_packed_files(
+    sources: list[str | os.PathLike], dst_path: str | os.PathLike, overwrite: bool = False
+) -> tuple[int, int]:
+    """Concatenate .pbin files (same token width) into one; returns (documents, tokens) of the result."""
+    if not sources:
+        raise DataError("merge needs at least one input .pbin file")
+    files = [PackedFile(p) for p in sources]
+    widths = {f.token_width for f in files}
+    if len(widths) > 1:
+        detail = ", ".join(f"{f.path} ({f.token_width} bytes)" for f in files)
+        raise DataError(f"cannot merge files with different token widths (different tokenizers?): {detail}")
+    dst = Path(dst_path)
+    if any(dst.resolve() == f.path.resolve() for f in files):
+        raise DataError(f"{dst}: the output must not be one of the inputs")
+    writer = PackedFileWriter(dst, files[0].token_width, overwrite=overwrite)
+    try:
+        for f in files:
+            writer.write_packed(f)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise

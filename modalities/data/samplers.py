@@ -1,0 +1,89 @@
+"""Distributed sampling that is deterministic in (seed, epoch) and can start mid-epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+
+import torch
+from torch.utils.data import BatchSampler, Sampler
+
+
+class ResumableDistributedSampler(Sampler[int]):
+    """This rank's share of a global order of the dataset's indices.
+
+    The global order is ``torch.randperm(len(dataset))`` seeded with ``seed + epoch`` (or 0..n-1 unshuffled),
+    the same on every rank. In the starting epoch the first ``skip_num_global_samples`` entries are skipped
+    (they were consumed before a restart); the rest is trimmed (``drop_last``) or padded to a multiple of
+    ``num_replicas`` and dealt round-robin: rank r takes entries r, r + R, r + 2R, ... With no skip this is
+    exactly torch's ``DistributedSampler``; with a skip of k (a multiple of R) each rank continues where its
+    sequence stopped after k global samples.
+    """
+
+    def __init__(
+        self,
+        dataset: Sized,
+        rank: int,
+        num_replicas: int,
+        epoch: int = 0,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = True,
+        skip_num_global_samples: int = 0,
+    ):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} must be in [0, {num_replicas})")
+        if skip_num_global_samples > len(dataset):
+            raise ValueError(
+                f"skip_num_global_samples ({skip_num_global_samples}) exceeds the dataset's {len(dataset)} samples"
+            )
+        self.dataset = dataset
+        self.rank = rank
+        self.num_replicas = num_replicas
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = epoch
+        self.start_epoch = epoch
+        self.skip_num_global_samples = skip_num_global_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _skip(self) -> int:
+        return self.skip_num_global_samples if self.epoch == self.start_epoch else 0
+
+    def __len__(self) -> int:
+        remaining = len(self.dataset) - self._skip()
+        if self.drop_last:
+            return remaining // self.num_replicas
+        return -(-remaining // self.num_replicas)  # noqa: PLE0303
+
+    def global_order(self) -> list[int]:
+        """All indices of this epoch in the order the ranks consume them (before skipping)."""
+        n = len(self.dataset)
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + self.epoch)
+            return torch.randperm(n, generator=generator).tolist()
+        return list(range(n))
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.global_order()[self._skip() :]
+        total = len(self) * self.num_replicas
+        if total > len(indices):  # pad by repeating from the start, as torch does
+            repeats = -(-(total - len(indices)) // max(len(indices), 1))
+            indices = indices + (indices * repeats)[: total - len(indices)]
+        return iter(indices[self.rank : total : self.num_replicas])
+
+
+def distributed_sampler(
+    dataset: Sized, rank: int, num_replicas: int, shuffle: bool, seed: int = 0, drop_last: bool = True
+) -> ResumableDistributedSampler:
+    """torch's DistributedSampler order, given rank and world size explicitly (no process group needed)."""
+    return ResumableDistributedSampler(
+        dataset=dataset, rank=rank, num_replicas=num_replicas, shuffle=shuffle, seed=seed, drop_last=drop_last
+    )
+
+
+def batch_sampler(sampler: Sampler, batch_size: int, drop_last: bool = True) -> BatchSampler:
+    return BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)

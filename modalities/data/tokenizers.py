@@ -1,0 +1,255 @@
+"""Tokenizers: a local Hugging Face tokenizer (folder or tokenizer.json) and a local SentencePiece model.
+
+Both implement :class:`TokenizerWrapper`. ``batch_encoder()`` returns a small picklable callable that the
+packer ships to its worker processes: it encodes a batch exactly as ``tokenize_batch`` does, but loads only the
+`tokenizers`/`sentencepiece` runtime in the worker (no transformers import per process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from modalities.data.errors import DataError
+
+
+class TokenizerWrapper:
+    """What the data pipeline needs from a tokenizer."""
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenize_batch([text])[0]
+
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, special and added tokens included (every id is below it)."""
+        raise NotImplementedError
+
+    def get_token_id(self, token: str) -> int:
+        raise NotImplementedError
+
+    @property
+    def special_token_ids(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def is_special_token_id(self, token_id: int) -> bool:
+        return token_id in set(self.special_token_ids.values())
+
+    def batch_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+        raise NotImplementedError
+
+
+class PreTrainedHFTokenizer(TokenizerWrapper):
+    """A Hugging Face tokenizer loaded from a local folder (or a tokenizer.json file); never downloads."""
+
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str,
+        truncation: bool = False,
+        padding: bool | str = False,
+        max_length: int | None = None,
+        special_tokens: dict[str, str | list[str]] | None = None,
+    ):
+        from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+        path = Path(pretrained_model_name_or_path)
+        if not path.exists():
+            raise DataError(
+                f"{path}: tokenizer not found; give a local folder (with tokenizer.json) or a tokenizer.json file "
+                "(nothing is downloaded)"
+            )
+        try:
+            if path.is_file():
+                self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - transformers raises OSError, ValueError, ... for a bad folder
+            raise DataError(f"{path}: cannot load the tokenizer: {e}") from None
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise DataError(f"{path}: only fast (tokenizers-backed) Hugging Face tokenizers are supported")
+        if special_tokens:
+            size_before = len(self.tokenizer)
+            self.tokenizer.add_special_tokens(special_tokens, **_keep_existing_special_tokens(self.tokenizer))
+            if len(self.tokenizer) > size_before:
+                raise DataError(
+                    f"{path}: special_tokens {special_tokens} add tokens the vocabulary does not have; only tokens "
+                    "already in the vocabulary can be marked special (the model's embedding is not resized)"
+                )
+        self.path = path
+        self.truncation = truncation
+        self.padding = padding
+        self.max_length = max_length
+
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(
+            list(texts), max_length=self.max_length, padding=self.padding, truncation=self.truncation
+        )["input_ids"]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def get_token_id(self, token: str) -> int:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        unk = self.tokenizer.unk_token_id
+        if not isinstance(token_id, int) or (token_id == unk and token != self.tokenizer.unk_token):
+            raise DataError(f"{self.path}: token {token!r} is not a single token of this tokenizer's vocabulary")
+        return token_id
+
+    @property
+    def special_token_ids(self) -> dict[str, int]:
+        return {token: self.tokenizer.convert_tokens_to_ids(token) for token in self.tokenizer.all_special_tokens}
+
+    def batch_encoder(self) -> HFBatchEncoder:
+        # Let transformers configure truncation/padding on a copy of the backend, exactly as its __call__ does.
+        backend = self.tokenizer.backend_tokenizer
+        self.tokenizer.set_truncation_and_padding(
+            padding_strategy=_padding_strategy(self.padding, self.max_length),
+            truncation_strategy=_truncation_strategy(self.truncation, self.max_length),
+            max_length=self.max_length,
+            stride=0,
+            pad_to_multiple_of=None,
+            padding_side=None,
+        )
+        try:
+            tokenizer_json = backend.to_str()
+        finally:
+            backend.no_truncation()
+            backend.no_padding()
+        return HFBatchEncoder(tokenizer_json)
+
+
+def _keep_existing_special_tokens(tokenizer) -> dict[str, bool]:
+    # transformers 4.x calls the flag replace_additional_special_tokens, 5.x replace_extra_special_tokens.
+    import inspect
+
+    parameters = inspect.signature(tokenizer.add_special_tokens).parameters
+    for name in ("replace_extra_special_tokens", "replace_additional_special_tokens"):
+        if name in parameters:
+            return {name: False}
+    return {}
+
+
+def _padding_strategy(padding: bool | str, max_length: int | None):
+    from transformers.utils import PaddingStrategy
+
+    if padding is True or padding == "longest":
+        return PaddingStrategy.LONGEST
+    if padding == "max_length":
+        return PaddingStrategy.MAX_LENGTH if max_length is not None else PaddingStrategy.LONGEST
+    return PaddingStrategy.DO_NOT_PAD
+
+
+def _truncation_strategy(truncation: bool | str, max_length: int | None):
+    from transformers.tokenization_utils_base import TruncationStrategy
+
+    if truncation in (True, "longest_first") and max_length is not None:
+        return TruncationStrategy.LONGEST_FIRST
+    return TruncationStrategy.DO_NOT_TRUNCATE
+
+
+class HFBatchEncoder:
+    """Picklable batch encoder over a `tokenizers.Tokenizer` (rebuilt from its JSON in each process)."""
+
+    def __init__(self, tokenizer_json: str):
+        self.tokenizer_json = tokenizer_json
+        self._tokenizer = None
+
+    def __getstate__(self) -> dict:
+        return {"tokenizer_json": self.tokenizer_json}
+
+    def __setstate__(self, state: dict) -> None:
+        self.tokenizer_json = state["tokenizer_json"]
+        self._tokenizer = None
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self.tokenizer_json)
+        return [encoding.ids for encoding in self._tokenizer.encode_batch_fast(texts, add_special_tokens=True)]
+
+
+class PreTrainedSPTokenizer(TokenizerWrapper):
+    """A SentencePiece model from a local .model file."""
+
+    def __init__(self, tokenizer_model_file: str):
+        import sentencepiece
+
+        path = Path(tokenizer_model_file)
+        if not path.is_file():
+            raise DataError(f"{path}: SentencePiece model file not found")
+        self.path = path
+        self.model_proto = path.read_bytes()
+        self.processor = sentencepiece.SentencePieceProcessor()
+        try:
+            self.processor.LoadFromSerializedProto(self.model_proto)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"{path}: not a SentencePiece model: {e}") from None
+
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.processor.encode(list(texts))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.processor.decode([int(t) for t in token_ids])
+
+    @property
+    def vocab_size(self) -> int:
+        return self.processor.vocab_size()
+
+    def get_token_id(self, token: str) -> int:
+        piece_id = self.processor.piece_to_id(token)
+        if piece_id == self.processor.unk_id() and token != self.processor.id_to_piece(self.processor.unk_id()):
+            raise DataError(f"{self.path}: token {token!r} is not a piece of this SentencePiece model")
+        return piece_id
+
+    @property
+    def special_token_ids(self) -> dict[str, int]:
+        return {
+            self.processor.id_to_piece(i): i
+            for i in range(self.processor.vocab_size())
+            if self.processor.is_control(i) or self.processor.is_unknown(i) or self.processor.is_user_defined(i)
+        }
+
+    def is_special_token_id(self, token_id: int) -> bool:
+        return bool(self.processor.is_control(token_id))
+
+    def batch_encoder(self) -> SPBatchEncoder:
+        return SPBatchEncoder(self.model_proto)
+
+
+class SPBatchEncoder:
+    """Picklable batch encoder over a serialized SentencePiece model."""
+
+    def __init__(self, model_proto: bytes):
+        self.model_proto = model_proto
+        self._processor = None
+
+    def __getstate__(self) -> dict:
+        return {"model_proto": self.model_proto}
+
+    def __setstate__(self, state: dict) -> None:
+        self.model_proto = state["model_proto"]
+        self._processor = None
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        if self._processor is None:
+            import sentencepiece
+
+            self._processor = sentencepiece.SentencePieceProcessor()
+            self._processor.LoadFromSerializedProto(self.model_proto)
+        return self._processor.encode(texts)
+
+
+def tokenizer_parallelism_off() -> None:
+    """Worker processes encode one batch each; Rust threads inside them would only oversubscribe the cores."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"

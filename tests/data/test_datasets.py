@@ -1,0 +1,84 @@
+"""Datasets and the number conversions that read data files."""
+
+import numpy as np
+import pytest
+
+from modalities.data.datasets import DummyDataset, MemMapDataset, PackedMemMapDatasetContinuous
+from modalities.data.errors import DataError
+from modalities.data.number_conversion import (
+    num_steps_from_raw_dataset_index,
+    num_tokens_from_packed_mem_map_dataset_continuous,
+)
+from modalities.data.pbin import PackedFileWriter
+from modalities.data.raw_index import create_raw_index
+from tests.data.conftest import TEXTS
+
+
+def _pbin(path, tokens, width=2):
+    writer = PackedFileWriter(path, width)
+    writer.write_tokens(np.array(tokens), [len(tokens)])
+    writer.close()
+    return path
+
+
+def test_continuous_samples_overlap_by_one(tmp_path):
+    stream = list(range(100, 123))  # 23 tokens
+    ds = PackedMemMapDatasetContinuous(_pbin(tmp_path / "d.pbin", stream), sequence_length=4, sample_key="input_ids")
+    # samples of 5 tokens starting every 4 tokens: (23 - 1) // 4 = 5
+    assert len(ds) == 5
+    assert [ds[i]["input_ids"].tolist() for i in range(len(ds))] == [stream[4 * i : 4 * i + 5] for i in range(5)]
+    assert ds[0]["input_ids"].dtype == np.int64
+    # every token except the first is a target exactly once
+    targets = [t for i in range(len(ds)) for t in ds[i]["input_ids"][1:].tolist()]
+    assert targets == stream[1:21]
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_continuous_without_reuse_is_disjoint(tmp_path):
+    stream = list(range(23))
+    ds = PackedMemMapDatasetContinuous(
+        _pbin(tmp_path / "d.pbin", stream, width=1), sequence_length=4, sample_key="x", reuse_last_target=False
+    )
+    assert len(ds) == 4
+    assert [ds[i]["x"].tolist() for i in range(4)] == [stream[5 * i : 5 * i + 5] for i in range(4)]
+
+
+def test_continuous_too_short_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="d.pbin: 3 tokens are fewer than one sample"):
+        PackedMemMapDatasetContinuous(_pbin(tmp_path / "d.pbin", [1, 2, 3]), sequence_length=4, sample_key="x")
+
+
+def test_mem_map_dataset_tokenizes_documents(corpus, hf_tokenizer):
+    create_raw_index(corpus)
+    ds = MemMapDataset(corpus, hf_tokenizer, sample_key="input_ids")
+    assert len(ds) == len(TEXTS)
+    assert ds[1]["input_ids"] == hf_tokenizer.tokenize(TEXTS[1])
+    nested = MemMapDataset(corpus, hf_tokenizer, sample_key="ids", jq_pattern=".meta.body")
+    assert nested[0]["ids"] == hf_tokenizer.tokenize(TEXTS[0].upper())
+
+
+def test_dummy_dataset_shapes_and_seed():
+    definition = [
+        {"sample_key": "x", "sample_shape": (3, 2), "sample_type": "float"},
+        {"sample_key": "ids", "sample_shape": (5,), "sample_type": "int"},
+    ]
+    ds = DummyDataset(num_samples=4, sample_definition=definition, seed=1)
+    assert len(ds) == 4
+    sample = ds[2]
+    assert sample["x"].shape == (3, 2) and sample["x"].dtype == np.float64
+    assert sample["ids"].shape == (5,) and 0 <= sample["ids"].min() and sample["ids"].max() < 512
+    assert np.array_equal(ds[2]["x"], sample["x"]) and not np.array_equal(ds[3]["x"], sample["x"])
+
+
+def test_num_tokens_from_packed_dataset(tmp_path):
+    path = _pbin(tmp_path / "d.pbin", list(range(1001)))
+    # 1000 // 10 = 100 samples of 10 inputs; steps = 100 // 2 ranks // 3 micro // 2 accum = 8
+    assert num_tokens_from_packed_mem_map_dataset_continuous(path, 10, 2, 3, 2) == 8 * 2 * 3 * 2 * 10
+    ds = PackedMemMapDatasetContinuous(path, sequence_length=10, sample_key="x")
+    assert len(ds) == 100
+
+
+def test_num_steps_from_raw_index(corpus):
+    result = create_raw_index(corpus)
+    assert num_steps_from_raw_dataset_index(result.index_path, 2, 4, 1) == len(TEXTS) // 2 // 4

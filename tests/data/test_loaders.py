@@ -1,0 +1,106 @@
+"""Collator and data loaders: batches, position reporting and exact resumption, repeating with reshuffle."""
+
+import numpy as np
+import pytest
+import torch
+
+from modalities.batch import DatasetBatch
+from modalities.data.collate import GPT2LLMCollateFn
+from modalities.data.datasets import PackedMemMapDatasetContinuous
+from modalities.data.loaders import LLMDataLoader, RepeatingDataLoader
+from modalities.data.pbin import PackedFileWriter
+from modalities.data.samplers import ResumableDistributedSampler, batch_sampler
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    writer = PackedFileWriter(tmp_path / "d.pbin", 2)
+    writer.write_tokens(np.arange(1, 98), [97])
+    writer.close()
+    return PackedMemMapDatasetContinuous(tmp_path / "d.pbin", sequence_length=4, sample_key="input_ids")  # 24 samples
+
+
+def _loader(dataset, num_workers=0, shuffle=True, rank=0, num_replicas=1, batch_size=3, **kwargs):
+    sampler = ResumableDistributedSampler(dataset, rank, num_replicas, shuffle=shuffle, seed=5)
+    return LLMDataLoader(
+        dataloader_tag="train",
+        dataset=dataset,
+        batch_sampler=batch_sampler(sampler, batch_size=batch_size, drop_last=True),
+        collate_fn=GPT2LLMCollateFn(sample_key="input_ids", target_key="target_ids"),
+        num_workers=num_workers,
+        pin_memory=False,
+        **kwargs,
+    )
+
+
+def _firsts(batches) -> list[list[int]]:
+    return [b.samples["input_ids"][:, 0].tolist() for b in batches]
+
+
+def test_collator_shifts_targets(dataset):
+    batch = GPT2LLMCollateFn("input_ids", "target_ids")([dataset[0], dataset[3]])
+    assert isinstance(batch, DatasetBatch)
+    assert batch.samples["input_ids"].tolist() == [[1, 2, 3, 4], [13, 14, 15, 16]]
+    assert batch.targets["target_ids"].tolist() == [[2, 3, 4, 5], [14, 15, 16, 17]]
+    assert batch.samples["input_ids"].dtype == torch.int64
+    with pytest.raises(KeyError, match="no key 'ids'"):
+        GPT2LLMCollateFn("ids", "t")([dataset[0]])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resume_on_exactly_the_next_batch(dataset, num_workers):
+    full = _firsts(_loader(dataset))
+    assert len(full) == 8 and sorted(x for b in full for x in b) == [1 + 4 * i for i in range(24)]
+
+    loader = _loader(dataset, num_workers=num_workers)
+    assert loader.dataloader_tag == "train" and loader.batch_size == 3 and len(loader) == 8
+    taken = []
+    for batch in loader:
+        taken.append(batch)
+        if len(taken) == 3:
+            break
+    state = loader.state_dict()
+    assert state == {"dataloader_tag": "train", "epoch": 0, "batches_consumed": 3}
+
+    restarted = _loader(dataset, num_workers=num_workers)  # a fresh process after a restart
+    restarted.load_state_dict(state)
+    assert _firsts(taken) + _firsts(restarted) == full
+    assert restarted.state_dict()["batches_consumed"] == 0  # the epoch finished
+
+
+def test_skip_and_fixed_num_batches(dataset):
+    full = _firsts(_loader(dataset))
+    assert _firsts(_loader(dataset, skip_num_batches=2, fixed_num_batches=5)) == full[2:5]
+    with pytest.raises(ValueError, match="fewer than fixed_num_batches"):
+        _loader(dataset, fixed_num_batches=9)
+
+
+def test_repeating_loader_reshuffles_each_epoch_and_resumes(dataset):
+    repeating = RepeatingDataLoader(_loader(dataset), num_epochs=3, reshuffle_after_epoch=True)
+    assert len(repeating) == 24 and repeating.dataloader_tag == "train" and repeating.batch_size == 3
+    batches = _firsts(repeating)
+    epochs = [batches[0:8], batches[8:16], batches[16:24]]
+    for epoch in epochs:
+        assert sorted(x for b in epoch for x in b) == [1 + 4 * i for i in range(24)]
+    assert epochs[0] != epochs[1] != epochs[2]
+
+    same_order = _firsts(RepeatingDataLoader(_loader(dataset), num_epochs=2, reshuffle_after_epoch=False))
+    assert same_order[:8] == same_order[8:] == epochs[0]
+
+    partial = RepeatingDataLoader(_loader(dataset), num_epochs=3, reshuffle_after_epoch=True)
+    consumed = []
+    for batch in partial:
+        consumed.append(batch)
+        if len(consumed) == 11:
+            break
+    state = partial.state_dict()
+    assert state["pass"] == 1 and state["dataloader"]["batches_consumed"] == 3
+    resumed = RepeatingDataLoader(_loader(dataset), num_epochs=3, reshuffle_after_epoch=True)
+    resumed.load_state_dict(state)
+    assert _firsts(consumed) + _firsts(resumed) == batches
+
+
+def test_ranks_get_disjoint_batches(dataset):
+    per_rank = [_firsts(_loader(dataset, rank=r, num_replicas=2, batch_size=2)) for r in range(2)]
+    flat = [x for rank in per_rank for b in rank for x in b]
+    assert sorted(flat) == [1 + 4 * i for i in range(24)]
