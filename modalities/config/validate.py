@@ -215,7 +215,7 @@ class _Validator:
         if isinstance(value, ComponentPlaceholder):
             if value.kind == _UNKNOWN_KIND:
                 return True  # its own node already has an error
-            if kind not in _REFERENCE_ERRORS and value.kind in VALUE_KINDS:
+            if kind not in _REFERENCE_ERRORS and kind != "extra_forbidden" and value.kind in VALUE_KINDS:
                 return True  # a number_conversion and the like: its value is checked when it is built
         return False
 

@@ -41,7 +41,10 @@ def test_bad_registrations_are_rejected():
         Registry().register(component_key="k", variant_key="v", custom_component=dict, custom_config=dict)
 
 
-def test_register_component_lands_in_the_process_registry():
+def test_register_component_lands_in_the_process_registry(monkeypatch):
+    import modalities.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "_default", default_registry().copy())  # leave no trace for other tests
     spec = register_component(
         component_key="test_only_kind", variant_key="a", custom_component=dict, custom_config=Cfg, replace=True
     )

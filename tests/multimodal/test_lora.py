@@ -201,3 +201,72 @@ def test_dropout_acts_on_the_adapter_branch_only():
     assert not torch.allclose(layer(x), layer(x))  # a fresh dropout mask on the adapter input each call
     layer.eval()
     torch.testing.assert_close(layer(x), layer.merged_linear()(x), rtol=0, atol=1e-5)
+
+
+def test_lora_on_gpt2_through_the_compiler_trains_only_adapters_and_merges(tmp_path):
+    from modalities import Main, load_app_config_dict
+
+    config = tmp_path / "lora_gpt2.yaml"
+    config.write_text(
+        """
+model_raw:
+  component_key: model
+  variant_key: gpt2
+  config:
+    sample_key: input_ids
+    prediction_key: logits
+    poe_type: ABSOLUTE
+    sequence_length: 16
+    vocab_size: 64
+    n_layer: 2
+    n_head_q: 2
+    n_head_kv: 2
+    n_embd: 32
+    ffn_hidden: 64
+    dropout: 0.0
+    bias: true
+    attention_config: {qkv_transforms: [{type_hint: IdentityTransform, config: {}}]}
+    attention_implementation: manual
+    activation_type: gelu
+    attention_norm_config: {norm_type: layer_norm, config: {normalized_shape: 32, eps: 1.0e-5}}
+    ffn_norm_config: {norm_type: layer_norm, config: {normalized_shape: 32, eps: 1.0e-5}}
+    lm_head_norm_config: {norm_type: layer_norm, config: {normalized_shape: 32, eps: 1.0e-5}}
+    use_weight_tying: true
+    use_meta_device: false
+    seed: 1
+model:
+  component_key: model
+  variant_key: lora
+  config:
+    model: {instance_key: model_raw, pass_type: BY_REFERENCE}
+    r: 4
+    alpha: 8
+    target_layer_class_names: [GPT2Block]
+"""
+    )
+    model_raw = Main(load_app_config_dict(config)).build_components()["model_raw"]
+    inputs = {"input_ids": torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))}
+    with torch.no_grad():
+        base_logits = model_raw(inputs)["logits"].clone()
+
+    model = Main(load_app_config_dict(config)).build_components()["model"]
+    assert lora_layers(model), "no GPT-2 Linear layer was wrapped"
+    assert 0 < model.lora_trainable_parameters < model.lora_total_parameters
+    with torch.no_grad():
+        assert torch.equal(model(inputs)["logits"], base_logits)  # B starts at zero
+
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(3):
+        logits = model(inputs)["logits"]
+        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 64), inputs["input_ids"][:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    with torch.no_grad():
+        adapted = model(inputs)["logits"]
+        assert not torch.allclose(adapted, base_logits)
+        merge_lora(model)
+        assert not lora_layers(model)
+        torch.testing.assert_close(model(inputs)["logits"], adapted, atol=1e-5, rtol=1e-5)

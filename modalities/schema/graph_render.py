@@ -1,0 +1,204 @@
+"""Pictures of the component graph: DOT and Mermaid text, SVG and PNG through Graphviz's ``dot``.
+
+The input is the compiler's networkx graph (``modalities.config.graph``): one node per component instance,
+keyed by its path, with ``component_key``, ``variant_key``, ``name`` and ``span``; an edge ``a -> b`` means
+"a needs b" and carries ``field`` and ``relation`` ("nests" or "references"). A shared instance is one node
+with several incoming edges. Nodes are grouped in a box per ``component_key``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from modalities.config.graph import REFERENCES
+from modalities.schema.files import write_atomic
+
+TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
+GRAPHVIZ_FORMATS = {".svg": "svg", ".png": "png"}
+GRAPHVIZ_INSTALL_HINT = (
+    "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz; "
+    "conda: conda install graphviz)"
+)
+
+# Fill colours per component_key, assigned in sorted key order so a picture is stable from run to run.
+_PALETTE = (
+    "#dbeafe", "#dcfce7", "#fef9c3", "#fce7f3", "#ede9fe", "#ffedd5",
+    "#cffafe", "#f3f4f6", "#e0e7ff", "#fee2e2", "#ecfccb", "#fae8ff",
+)  # fmt: skip
+_CLUSTER_BORDER = "#9ca3af"
+
+
+class GraphRenderError(Exception):
+    pass
+
+
+class GraphvizNotFound(GraphRenderError):
+    def __init__(self, fmt: str):
+        super().__init__(
+            f"rendering .{fmt} needs Graphviz's `dot` program, which is not on PATH: {GRAPHVIZ_INSTALL_HINT}. "
+            "Without it, write .dot (Graphviz source) or .mmd (Mermaid), or print DOT with `-o -`."
+        )
+
+
+def _span_text(span: Any) -> str:
+    if span is None:
+        return ""
+    file, line = getattr(span, "file", None), getattr(span, "line", None)
+    if file is None and isinstance(span, tuple) and len(span) >= 2:
+        file, line = span[0], span[1]
+    return f"{file}:{line}" if file is not None else str(span)
+
+
+def _short_name(name: str) -> str:
+    """``train_dataloader.config.batch_sampler.config.sampler`` -> ``train_dataloader.batch_sampler.sampler``:
+    the ``config`` steps repeat on every nested node and make labels wide without saying anything."""
+    return ".".join(part for part in name.split(".") if part != "config")
+
+
+def _kind_of(data: dict) -> str:
+    key = data.get("component_key")
+    return key if isinstance(key, str) else "?"
+
+
+def _ordered_nodes(graph: nx.DiGraph) -> list:
+    """The compiler adds nodes in file order, which is the order a reader expects."""
+    return list(graph.nodes)
+
+
+def _node_ids(graph: nx.DiGraph) -> dict[Any, str]:
+    """Short ids: paths hold list indices and dots that would need quoting everywhere."""
+    return {node: f"n{i}" for i, node in enumerate(_ordered_nodes(graph))}
+
+
+def _colors(graph: nx.DiGraph) -> dict[str, str]:
+    kinds = sorted({_kind_of(d) for _, d in graph.nodes(data=True)})
+    return {kind: _PALETTE[i % len(_PALETTE)] for i, kind in enumerate(kinds)}
+
+
+def _dot_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
+    """Graphviz source: a box per component_key, a node per instance, solid edges for nesting and dashed
+    edges for references, each labelled with the field that makes it."""
+    ids = _node_ids(graph)
+    colors = _colors(graph)
+    lines = [
+        "digraph components {",
+        "  rankdir=LR;",
+        "  newrank=true;",
+        "  compound=true;",
+        "  nodesep=0.35;",
+        "  ranksep=0.7;",
+        '  graph [fontname="Helvetica", fontsize=12, labeljust=l];',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, color="#4b5563"];',
+        '  edge [fontname="Helvetica", fontsize=9, color="#4b5563", fontcolor="#374151"];',
+    ]
+    legend = "solid arrow: nested in the config · dashed arrow: reference (instance_key)"
+    lines.append(f"  labelloc=t; label={_dot_string(title + chr(10) + legend if title else legend)};")
+    by_kind: dict[str, list] = {}
+    for node in _ordered_nodes(graph):
+        by_kind.setdefault(_kind_of(graph.nodes[node]), []).append(node)
+    for kind in sorted(by_kind):
+        lines.append(f"  subgraph {_dot_string('cluster_' + kind)} {{")
+        lines.append(
+            f'    label={_dot_string(kind)}; style="rounded,dashed"; color="{_CLUSTER_BORDER}"; fontcolor="#374151";'
+        )
+        for node in by_kind[kind]:
+            data = graph.nodes[node]
+            name = data.get("name") or ".".join(map(str, node))
+            variant = f"{data.get('component_key')}/{data.get('variant_key')}"
+            where = _span_text(data.get("span"))
+            label = f'<<b>{_html(_short_name(name))}</b><br/><font point-size="9">{_html(variant)}</font>>'
+            tooltip = "\n".join(filter(None, [where, name, variant]))
+            lines.append(
+                f'    {ids[node]} [label={label}, tooltip={_dot_string(tooltip)}, fillcolor="{colors[kind]}"];'
+            )
+        lines.append("  }")
+    for source, target, data in graph.edges(data=True):
+        attributes = [f"label={_dot_string(str(data.get('field', '')))}"]
+        if data.get("relation") == REFERENCES:
+            attributes.append("style=dashed")
+        where = _span_text(data.get("span"))
+        if where:
+            attributes.append(f"tooltip={_dot_string(where)}")
+        lines.append(f"  {ids[source]} -> {ids[target]} [{', '.join(attributes)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def to_mermaid(graph: nx.DiGraph, title: str | None = None) -> str:
+    """A Mermaid flowchart: a subgraph per component_key; references as dotted arrows."""
+    ids = _node_ids(graph)
+    colors = _colors(graph)
+    lines = []
+    if title:
+        lines += ["---", f"title: {_mermaid_text(title)}", "---"]
+    lines.append("flowchart LR")
+    by_kind: dict[str, list] = {}
+    for node in _ordered_nodes(graph):
+        by_kind.setdefault(_kind_of(graph.nodes[node]), []).append(node)
+    for i, kind in enumerate(sorted(by_kind)):
+        lines.append(f'  subgraph k{i}["{_mermaid_text(kind)}"]')
+        for node in by_kind[kind]:
+            data = graph.nodes[node]
+            name = _short_name(data.get("name") or ".".join(map(str, node)))
+            variant = f"{data.get('component_key')}/{data.get('variant_key')}"
+            lines.append(f'    {ids[node]}["<b>{_mermaid_text(name)}</b><br/><small>{_mermaid_text(variant)}</small>"]')
+        lines.append("  end")
+        lines.append(f"  style k{i} fill:none,stroke:{_CLUSTER_BORDER},stroke-dasharray:4")
+    for source, target, data in graph.edges(data=True):
+        arrow = "-.->" if data.get("relation") == REFERENCES else "-->"
+        field = _mermaid_text(str(data.get("field", "")))
+        lines.append(f'  {ids[source]} {arrow}|"{field}"| {ids[target]}')
+    for node in _ordered_nodes(graph):
+        lines.append(f"  style {ids[node]} fill:{colors[_kind_of(graph.nodes[node])]}")
+    return "\n".join(lines) + "\n"
+
+
+def output_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in TEXT_FORMATS:
+        return TEXT_FORMATS[suffix]
+    if suffix in GRAPHVIZ_FORMATS:
+        return GRAPHVIZ_FORMATS[suffix]
+    known = ", ".join(sorted(TEXT_FORMATS) + sorted(GRAPHVIZ_FORMATS))
+    raise GraphRenderError(f"cannot tell the format of '{path}' from its extension: use one of {known}")
+
+
+def run_graphviz(dot_source: str, fmt: str) -> bytes:
+    dot = shutil.which("dot")
+    if dot is None:
+        raise GraphvizNotFound(fmt)
+    result = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise GraphRenderError(f"Graphviz `dot -T{fmt}` failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+def render_to_file(graph: nx.DiGraph, out_path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write the picture in the format the extension names (through a temporary name)."""
+    out = Path(out_path)
+    fmt = output_format(out)
+    if fmt == "dot":
+        data = to_dot(graph, title).encode()
+    elif fmt == "mermaid":
+        data = to_mermaid(graph, title).encode()
+    else:
+        data = run_graphviz(to_dot(graph, title), fmt)
+    return write_atomic(out, data)

@@ -1,0 +1,151 @@
+"""A minimal LSP client over stdio: enough to drive yaml-language-server from tests."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_JS = REPO_ROOT / "tools" / "lsp" / "node_modules" / "yaml-language-server" / "bin" / "yaml-language-server"
+INSTALL_HINT = "cd tools/lsp && npm ci   (installs yaml-language-server from tools/lsp/package-lock.json)"
+
+
+class LspClient:
+    def __init__(self, root: Path, settings: dict[str, Any]):
+        if not SERVER_JS.is_file():
+            raise RuntimeError(f"yaml-language-server is not installed at {SERVER_JS}; run: {INSTALL_HINT}")
+        self.settings = settings
+        self.proc = subprocess.Popen(
+            ["node", str(SERVER_JS), "--stdio"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._next_id = 0
+        self._responses: dict[int, queue.Queue] = {}
+        self._diagnostics: dict[str, list[dict]] = {}
+        self._diagnostics_changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
+        self.request(
+            "initialize",
+            {
+                "processId": None,
+                "rootUri": root.as_uri(),
+                "capabilities": {
+                    "workspace": {"configuration": True},
+                    "textDocument": {
+                        "completion": {"completionItem": {"snippetSupport": False}},
+                        "hover": {"contentFormat": ["markdown", "plaintext"]},
+                        "publishDiagnostics": {},
+                    },
+                },
+            },
+        )
+        self.notify("initialized", {})
+        self.notify("workspace/didChangeConfiguration", {"settings": settings})
+
+    # --- wire ---------------------------------------------------------------------------------------------
+    def _send(self, message: dict) -> None:
+        body = json.dumps(message).encode()
+        self.proc.stdin.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.proc.stdin.flush()
+
+    def _read_loop(self) -> None:
+        stream = self.proc.stdout
+        while True:
+            length = None
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                line = line.strip()
+                if not line:
+                    break
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            message = json.loads(stream.read(length))
+            self._dispatch(message)
+
+    def _dispatch(self, message: dict) -> None:
+        if "id" in message and "method" in message:  # a request from the server
+            method = message["method"]
+            if method == "workspace/configuration":
+                result = [self.settings.get(item.get("section", ""), None) for item in message["params"]["items"]]
+            else:
+                result = None
+            self._send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+        elif "id" in message:
+            self._responses.setdefault(message["id"], queue.Queue()).put(message)
+        elif message.get("method") == "textDocument/publishDiagnostics":
+            with self._diagnostics_changed:
+                self._diagnostics[message["params"]["uri"]] = message["params"]["diagnostics"]
+                self._diagnostics_changed.notify_all()
+
+    def request(self, method: str, params: dict, timeout: float = 20.0) -> Any:
+        self._next_id += 1
+        request_id = self._next_id
+        box = self._responses.setdefault(request_id, queue.Queue())
+        self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        message = box.get(timeout=timeout)
+        if "error" in message:
+            raise RuntimeError(f"{method} failed: {message['error']}")
+        return message.get("result")
+
+    def notify(self, method: str, params: dict) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    # --- documents ----------------------------------------------------------------------------------------
+    def open(self, path: Path, text: str) -> str:
+        uri = path.as_uri()
+        with self._diagnostics_changed:
+            self._diagnostics.pop(uri, None)
+        self.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}},
+        )
+        return uri
+
+    def diagnostics(self, uri: str, timeout: float = 15.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        with self._diagnostics_changed:
+            while uri not in self._diagnostics:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no diagnostics for {uri}")
+                self._diagnostics_changed.wait(left)
+            return self._diagnostics[uri]
+
+    def completions(self, uri: str, line: int, character: int) -> list[dict]:
+        result = self.request(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        )
+        return result.get("items", []) if isinstance(result, dict) else (result or [])
+
+    def hover(self, uri: str, line: int, character: int) -> str:
+        result = self.request(
+            "textDocument/hover", {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+        )
+        if not result:
+            return ""
+        contents = result["contents"]
+        return contents["value"] if isinstance(contents, dict) else str(contents)
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", {}, timeout=5)
+            self.notify("exit", {})
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
