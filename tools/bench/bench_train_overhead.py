@@ -226,9 +226,24 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
             "config": {"model": ref("model_raw"), "block_names": ["GPT2Block"]},
         }
         block_model = "compiled_model"
+    initialized = {
+        "component_key": "model",
+        "variant_key": "model_initialized",
+        "config": {
+            "model": ref(block_model),
+            "model_initializer": {
+                "component_key": "model_initialization",
+                "variant_key": "composed",
+                "config": {"model_type": "gpt2", "weight_init_type": "plain", "mean": 0.0, "std": 0.02},
+            },
+        },
+    }
     if fsdp:
+        # As training configs do it: built on the meta device, sharded (which places it on the mesh's device),
+        # then materialized and initialized.
+        config["model_raw"]["config"]["use_meta_device"] = True
         dtype = DTYPES[args.dtype][0]
-        config["model"] = {
+        config["fsdp_model"] = {
             "component_key": "model",
             "variant_key": "fsdp2_wrapped",
             "config": {
@@ -238,19 +253,8 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
                 "mixed_precision_settings": {"param_dtype": dtype, "reduce_dtype": dtype},
             },
         }
-    else:
-        config["model"] = {
-            "component_key": "model",
-            "variant_key": "model_initialized",
-            "config": {
-                "model": ref(block_model),
-                "model_initializer": {
-                    "component_key": "model_initialization",
-                    "variant_key": "composed",
-                    "config": {"model_type": "gpt2", "weight_init_type": "plain", "mean": 0.0, "std": 0.02},
-                },
-            },
-        }
+        initialized["config"]["model"] = ref("fsdp_model")
+    config["model"] = initialized
     return config
 
 
@@ -278,11 +282,14 @@ def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int) ->
 def run_hand_written(args, experiments_root: Path) -> float:
     """The baseline: the loop one writes by hand around the same model and batches."""
     config = training_config(args, fsdp=False, experiments_root=experiments_root, experiment_id="hand")
-    components = new_main(
-        {"model_raw": config["model_raw"], "train_dataloader": config["train_dataloader"]}, experiments_root, "hand"
-    ).build_components()
     device = torch.device(args.device)
-    model = components["model_raw"].to(device)
+    with device:  # the model's parameters are created and initialized on the device
+        model = new_main({"model_raw": config["model_raw"]}, experiments_root, "hand").build_components()["model_raw"]
+    batches = iter(
+        new_main({"train_dataloader": config["train_dataloader"]}, experiments_root, "hand").build_components()[
+            "train_dataloader"
+        ]
+    )
     if args.compile:
         for block in model.transformer.h:
             block.compile()
@@ -295,7 +302,6 @@ def run_hand_written(args, experiments_root: Path) -> float:
         eps=EPS,
     )
     autocast = torch.autocast(device.type, dtype=DTYPES[args.dtype][1], enabled=args.dtype != "fp32")
-    batches = iter(components["train_dataloader"])
     step_end_times = []
     model.train()
     for _ in range(args.warmup + args.steps):
