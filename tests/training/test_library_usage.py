@@ -28,6 +28,22 @@ def test_library_usage_example_trains_with_its_custom_collate_fn(tmp_path):
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_10", "step_5"]
     assert json.loads((checkpoints / "latest" / "training_progress.json").read_text())["num_seen_steps"] == 10
 
+    # resumed from step 5 on the real data pipeline (sampler position, RNG states): the same losses, bit for bit
+    example = REPO / "examples/library_usage/main.py"
+    resumed = _torchrun_script(
+        example,
+        "--experiments-root",
+        str(tmp_path),
+        "--experiment-id",
+        "lib_resumed",
+        "--resume",
+        str(checkpoints / "step_5"),
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed_losses = read_results(tmp_path / "lib_resumed")
+    assert sorted(resumed_losses) == [6, 8, 10]
+    assert all(resumed_losses[step] == losses[step] for step in (6, 8, 10)), (resumed_losses, losses)
+
 
 def test_main_run_uses_rank0_experiment_id_and_resumes(tmp_path):
     script = REPO / "tests/training/library_script.py"
