@@ -16,7 +16,7 @@ Positive = Annotated[int, Field(strict=True, gt=0)]
 NonNegative = Annotated[int, Field(strict=True, ge=0)]
 
 
-def _dp_degree_field() -> object:
+def dp_degree_field() -> object:
     return Field(
         validation_alias=AliasChoices("dp_degree", "num_ranks"),
         strict=True,
@@ -25,7 +25,7 @@ def _dp_degree_field() -> object:
     )
 
 
-def _num_ranks_field() -> object:
+def num_ranks_field() -> object:
     return Field(
         validation_alias=AliasChoices("num_ranks", "dp_degree"),
         strict=True,
@@ -42,7 +42,7 @@ _GRAD_ACC = "Micro-batches accumulated into one optimizer step."
 class LocalNumBatchesFromNumSamplesConfig(ComponentConfig):
     """Batches each rank sees for a global number of samples: samples // ranks // micro_batch."""
 
-    num_ranks: int = _num_ranks_field()
+    num_ranks: int = num_ranks_field()
     global_num_samples: NonNegative = Field(description="Samples across all ranks.")
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
 
@@ -50,7 +50,7 @@ class LocalNumBatchesFromNumSamplesConfig(ComponentConfig):
 class LocalNumBatchesFromNumTokensConfig(ComponentConfig):
     """Batches each rank sees for a global number of tokens: tokens // seq_len // ranks // micro_batch."""
 
-    num_ranks: int = _num_ranks_field()
+    num_ranks: int = num_ranks_field()
     global_num_tokens: NonNegative = Field(description="Tokens across all ranks.")
     sequence_length: Positive = Field(description=_SEQUENCE_LENGTH)
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
@@ -59,7 +59,7 @@ class LocalNumBatchesFromNumTokensConfig(ComponentConfig):
 class NumStepsFromNumSamplesConfig(ComponentConfig):
     """Optimizer steps for a global number of samples."""
 
-    num_ranks: int = _num_ranks_field()
+    num_ranks: int = num_ranks_field()
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
     global_num_samples: NonNegative = Field(description="Samples across all ranks.")
     gradient_accumulation_steps: Positive = Field(description=_GRAD_ACC)
@@ -68,7 +68,7 @@ class NumStepsFromNumSamplesConfig(ComponentConfig):
 class NumStepsFromNumTokensConfig(ComponentConfig):
     """Optimizer steps for a global number of tokens."""
 
-    dp_degree: int = _dp_degree_field()
+    dp_degree: int = dp_degree_field()
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
     global_num_tokens: NonNegative = Field(description="Tokens across all ranks.")
     sequence_length: Positive = Field(description=_SEQUENCE_LENGTH)
@@ -79,7 +79,7 @@ class NumTokensFromNumStepsConfig(ComponentConfig):
     """Global tokens consumed by a number of optimizer steps."""
 
     num_steps: NonNegative = Field(description="Optimizer steps.")
-    dp_degree: int = _dp_degree_field()
+    dp_degree: int = dp_degree_field()
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
     sequence_length: Positive = Field(description=_SEQUENCE_LENGTH)
     gradient_accumulation_steps: Positive = Field(description=_GRAD_ACC)
@@ -88,7 +88,7 @@ class NumTokensFromNumStepsConfig(ComponentConfig):
 class NumTokensFromNumStepsCallableConfig(ComponentConfig):
     """A function of the step count returning the global tokens consumed by that many steps."""
 
-    dp_degree: int = _dp_degree_field()
+    dp_degree: int = dp_degree_field()
     local_micro_batch_size: Positive = Field(description=_MICRO_BATCH)
     sequence_length: Positive = Field(description=_SEQUENCE_LENGTH)
     gradient_accumulation_steps: Positive = Field(description=_GRAD_ACC)

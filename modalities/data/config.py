@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, FilePath, StrictBool, field_validator, model_validator
+from pydantic import FilePath, StrictBool, field_validator, model_validator
 
+from modalities.conversion.config import dp_degree_field, num_ranks_field
 from modalities.registry.types import (
     ComponentConfig,
     ComponentRef,
@@ -216,21 +217,12 @@ class RepeatingDataLoaderConfig(ComponentConfig):
 # --- number conversions that read data files ----------------------------------------------------------------
 
 
-def _dp_degree_field() -> object:
-    return Field(
-        validation_alias=AliasChoices("dp_degree", "num_ranks"),
-        strict=True,
-        gt=0,
-        description="Number of data-parallel ranks (also accepted as `num_ranks`).",
-    )
-
-
 class NumTokensFromPackedMemMapDatasetContinuousConfig(ComponentConfig):
     """Tokens training really consumes from a .pbin: whole steps of all ranks, micro-batches and accumulation."""
 
     dataset_path: Path = Field(description="The packed .pbin file.")
     sequence_length: SequenceLength = Field(description="Model input length (tokens per sample).")
-    dp_degree: int = _dp_degree_field()
+    dp_degree: int = dp_degree_field()
     local_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank per forward/backward pass.")
     gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
     reuse_last_target: StrictBool = Field(
@@ -242,12 +234,7 @@ class NumStepsFromRawDatasetIndexConfig(ComponentConfig):
     """Optimizer steps for one pass over the documents of a raw index (one document per sample)."""
 
     raw_index_path: Path = Field(description="The raw index (.idx) of the JSONL file.")
-    num_ranks: int = Field(
-        validation_alias=AliasChoices("num_ranks", "dp_degree"),
-        strict=True,
-        gt=0,
-        description="Number of data-parallel ranks (also accepted as `dp_degree`).",
-    )
+    num_ranks: int = num_ranks_field()
     local_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank per forward/backward pass.")
     gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
 
