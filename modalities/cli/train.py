@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment-id", default=None, help="name of the experiment folder (default: a timestamp)")
 
 
+def _is_rank_zero() -> bool:
+    """Before the process group exists, torchrun's RANK variable tells the ranks apart."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _error(message: str) -> int:
     print(f"modalities train: error: {message}", file=sys.stderr)
     return 1
@@ -42,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
             args.config, experiment_id, overrides=args.overrides, experiments_root=args.experiments_root
         )
         main = Main(config, experiments_root=args.experiments_root, experiment_id=experiment_id)
-        main.validate()
+        warnings = main.validate()
     except ConfigError as e:
-        print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
+        if _is_rank_zero():  # every rank compiles the same file: one report is enough
+            print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
         return 1
+    if warnings and _is_rank_zero():
+        print(render_text(warnings, color=use_color()), file=sys.stderr)
 
     from modalities.checkpointing.layout import CheckpointError, resolve_checkpoint
     from modalities.training.distributed import TrainingSetupError

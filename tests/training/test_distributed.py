@@ -39,3 +39,13 @@ def test_two_nodes_on_loopback_train_together(tmp_path):
     losses = read_results(tmp_path / "nodes")
     assert sorted(losses) == [1, 2, 3, 4]
     assert (tmp_path / "nodes" / "checkpoints" / "step_3" / "rank_1.pt").is_file()
+
+
+def test_config_errors_are_reported_once_not_per_rank(tmp_path, run_torchrun):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(TINY.read_text().replace("variant_key: raw", "variant_key: rw", 1))
+    result = run_torchrun(2, "train", str(broken), "--plugin", PLUGIN, "--experiments-root", str(tmp_path))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert output.count("unknown variant_key 'rw'") == 1, output[-3000:]
+    assert not (tmp_path / "broken").exists()
