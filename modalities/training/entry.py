@@ -84,6 +84,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
     from modalities.logging.broker import MessageBroker, MessageType
     from modalities.logging.subscribers import JSONLResultsWriter
     from modalities.training.distributed import (
+        barrier,
         check_device_available,
         destroy_process_group,
         ensure_process_group,
@@ -156,6 +157,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
             final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)
         finally:
             broker.close()
+        barrier()  # finish together: a rank tearing gloo down early can abort a peer's background thread
         return final.as_dict()
     finally:
         destroy_process_group()

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "training" / "tiny.yaml"
-PLUGIN = "tests.training.standins"
+PLUGIN = "tests.training.standins_plugin"
 
 
 def read_results(experiment_folder: Path, tag: str = "train") -> dict[int, float]:
@@ -23,10 +23,33 @@ def read_results(experiment_folder: Path, tag: str = "train") -> dict[int, float
 
 
 def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Path = TINY) -> int:
+    """`modalities train --plugin ...` in this process, on a copy of the process registry that is thrown away
+    afterwards, so the stand-ins do not leak into other tests (schema freshness, duplicate registrations)."""
+    import sys
+
+    import modalities.registry as registry_module
     from modalities.cli.main import main
 
-    return main(["train", str(config), "--plugin", PLUGIN, "--experiments-root", str(tmp_path),
-                 "--experiment-id", experiment_id, *extra])
+    saved = registry_module.default_registry()
+    registry_module._default = saved.copy()
+    sys.modules.pop(PLUGIN, None)  # so that importing the plugin registers into the copy
+    try:
+        return main(["train", str(config), "--plugin", PLUGIN, "--experiments-root", str(tmp_path),
+                     "--experiment-id", experiment_id, *extra])
+    finally:
+        registry_module._default = saved
+        sys.modules.pop(PLUGIN, None)
+
+
+def standins_registry():
+    """A copy of the process registry with the stand-in components, for building them through `Main`."""
+    from modalities.registry import default_registry
+    from tests.training.standins import STANDINS
+
+    registry = default_registry().copy()
+    for key, variant, builder, config in STANDINS:
+        registry.register(component_key=key, variant_key=variant, custom_component=builder, custom_config=config)
+    return registry
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ experiment id, as happens when ranks resolve the timestamp in different seconds.
 import os
 import sys
 
-import tests.training.standins  # noqa: F401  (registers the stand-in components)
+import tests.training.standins_plugin  # noqa: F401  (registers the stand-in components)
 from modalities import Main, load_app_config_dict
 from tests.training.conftest import TINY
 

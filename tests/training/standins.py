@@ -1,6 +1,6 @@
 """Small stand-in components (model, data, loss, optimizer, clipper, scheduler) for executor tests, registered
-as a plugin (`--plugin tests.training.standins`): the executor's behaviour is tested independently of the
-other areas' components."""
+by the plugin `tests.training.standins_plugin`: the executor's behaviour is tested independently of the other
+areas' components."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from modalities.batch import DatasetBatch
 from modalities.models.model import NNModel
-from modalities.registry import register_component
 from modalities.registry.types import ComponentConfig, ComponentRef, Field
 
 
@@ -126,12 +125,11 @@ class TinyLoaderConfig(ComponentConfig):
     seed: int = Field(default=0, description="s")
 
 
-for key, variant, builder, config in [
+STANDINS = [
     ("model", "tiny_lm", TinyLM, TinyLMConfig),
     ("loss", "tiny_ce", TinyLoss, TinyLossConfig),
     ("optimizer", "tiny_adam_w", tiny_adam_w, TinyAdamWConfig),
     ("scheduler", "tiny_step_lr", tiny_step_lr, TinyStepLRConfig),
     ("gradient_clipper", "tiny", TinyClipper, TinyClipperConfig),
     ("data_loader", "tiny", TinyLoader, TinyLoaderConfig),
-]:
-    register_component(component_key=key, variant_key=variant, custom_component=builder, custom_config=config, replace=True)
+]

@@ -9,7 +9,7 @@ from modalities import Main
 from modalities.checkpointing.dcp import read_model_state_dict
 from modalities.cli.main import main as cli
 from modalities.training.distributed import destroy_process_group
-from tests.training.conftest import TINY, train_in_process
+from tests.training.conftest import TINY, standins_registry, train_in_process
 from tests.training.standins import TinyLM
 
 FULL = StateDictOptions(full_state_dict=True)
@@ -57,7 +57,8 @@ def trained_checkpoint(tmp_path_factory):
 def _build(tmp_path, extra_yaml: str) -> dict:
     config = tmp_path / "load.yaml"
     config.write_text(TINY.read_text() + extra_yaml)
-    return Main(config_path=config, experiments_root=tmp_path, experiment_id="load").build_components()
+    main = Main(config_path=config, experiments_root=tmp_path, experiment_id="load", registry=standins_registry())
+    return main.build_components()
 
 
 def test_checkpointed_model_and_optimizer_hold_the_saved_state(tmp_path, trained_checkpoint):
