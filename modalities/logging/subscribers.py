@@ -26,7 +26,9 @@ def _fmt(value) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
@@ -73,14 +75,26 @@ class RichProgressSubscriber:
                 )
         else:
             result = message.payload
+            loss = next(iter(result.losses.values()), None)
             if result.dataloader_tag == self.train_tag:
-                loss = next(iter(result.losses.values()), None)
-                tokens = result.throughput_metrics.get("tokens/s")
-                stats = f"loss {_fmt(loss)}  tokens/s {_fmt(tokens)}"
+                throughput = result.throughput_metrics
+                stats = f"loss {_fmt(loss)}  tokens/s {_fmt(throughput.get('tokens/s'))}"
+                if throughput.get("mfu") is not None:
+                    stats += f"  MFU {throughput['mfu']:.1%}"
                 self.progress.update(self.train_task, stats=stats)
+                # A line per logging interval stays in the scrollback (and in a SLURM log, where no bar is drawn).
+                metrics = result.metrics
+                self.progress.console.print(
+                    f"step {result.num_train_steps_done:>6}  {stats}  lr {_fmt(metrics.get('lr mean'))}  "
+                    f"grad norm {_fmt(metrics.get('grad norm last'))}",
+                    highlight=False,
+                )
             elif result.dataloader_tag in self.eval_tasks:
-                loss = next(iter(result.losses.values()), None)
                 self.progress.update(self.eval_tasks[result.dataloader_tag], stats=f"loss {_fmt(loss)}", total=1, completed=1)
+                self.progress.console.print(
+                    f"eval {result.dataloader_tag} after step {result.num_train_steps_done}: loss {_fmt(loss)}",
+                    highlight=False,
+                )
 
     def close(self) -> None:
         if self.active:
