@@ -11,6 +11,7 @@ SMALL = [
     "--set", "settings.step_profile.local_train_micro_batch_size=4",
     "--set", "settings.intervals.checkpointing_interval_in_steps=4",
     "--set", "settings.intervals.evaluation_interval_in_steps=8",
+    "--set", "settings.intervals.training_log_interval_in_steps=1",
     "--set", "evaluation_subscriber={component_key: results_subscriber, variant_key: dummy, config: {}}",
 ]
 
