@@ -97,6 +97,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
     ensure_process_group(device_type)
     try:
         agree_on_experiment_id(main)
+        _refuse_to_overwrite_a_run(main, resume_from)
         components = main.build_components()
         built_settings = components.get("settings")
         settings = parse_settings(_plain_settings(built_settings if isinstance(built_settings, dict) else config["settings"]))
@@ -161,6 +162,27 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
         return final.as_dict()
     finally:
         destroy_process_group()
+
+
+def _refuse_to_overwrite_a_run(main, resume_from) -> None:
+    """A fresh run must not append to another run's results nor overwrite its checkpoints; a resume may."""
+    import torch.distributed as dist
+
+    from modalities.training.experiment import existing_run_in
+
+    settings = main.config_dict.get("settings")
+    experiment_id = main.experiment_id or (settings.get("experiment_id") if isinstance(settings, dict) else None)
+    existing = None
+    if resume_from is None and dist.get_rank() == 0 and experiment_id:
+        existing = existing_run_in(Path(main.experiments_root or "experiments"), str(experiment_id))
+    box = [str(existing) if existing else None]
+    if dist.get_world_size() > 1:
+        dist.broadcast_object_list(box, src=0)  # every rank stops, not just rank 0
+    if box[0]:
+        raise TrainingConfigError(
+            f"experiment '{experiment_id}' already has a run ({box[0]}); choose another --experiment-id, "
+            "or continue it with --resume <its checkpoint>"
+        )
 
 
 def agree_on_experiment_id(main) -> None:

@@ -38,3 +38,9 @@ def prepare_experiment_folder(root: Path, experiment_id: str, config_dict: dict)
     tmp.write_text(dump_yaml(config_dict))
     tmp.replace(target)
     return folder
+
+
+def existing_run_in(root: Path, experiment_id: str) -> Path | None:
+    """The results file of an earlier run in this experiment folder, if there is one."""
+    results = Path(root) / experiment_id / RESULTS_FILE
+    return results if results.is_file() else None

@@ -115,3 +115,12 @@ def test_missing_top_level_key_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "'gradient_clipper'" in err
+
+
+def test_a_fresh_run_refuses_an_experiment_folder_that_holds_a_run(tmp_path, capsys):
+    steps = ("--set", "settings.training_target.num_target_steps=2")
+    assert train_in_process(tmp_path, "taken", *steps) == 0
+    results = (tmp_path / "taken" / "results.jsonl").read_text()
+    assert train_in_process(tmp_path, "taken", *steps) == 1
+    assert "already has a run" in capsys.readouterr().err
+    assert (tmp_path / "taken" / "results.jsonl").read_text() == results  # nothing appended or lost
