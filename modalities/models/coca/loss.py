@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from modalities.batch import InferenceResultBatch
+from modalities.optim.loss import CLMCrossEntropyLoss
 
 
 def info_nce(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor | float):
@@ -36,29 +37,19 @@ class CoCaLoss:
         ignore_index: int = -100,
         tag: str = "CoCaLoss",
     ):
-        self.target_key = target_key
-        self.prediction_key = prediction_key
         self.vision_cls_prediction_key = vision_cls_prediction_key
         self.text_cls_prediction_key = text_cls_prediction_key
         self.logit_scale_key = logit_scale_key
         self.temperature = temperature
         self.contrastive_loss_weight = contrastive_loss_weight
         self.captioning_loss_weight = captioning_loss_weight
-        self.ignore_index = ignore_index
         self.tag = tag
         self.last_losses: dict[str, torch.Tensor] = {}
+        # The captioning term is plain next-token cross-entropy: the language-model loss computes it.
+        self._captioning_loss = CLMCrossEntropyLoss(target_key, prediction_key, ignore_index=ignore_index, tag=tag)
 
     def __call__(self, batch: InferenceResultBatch) -> torch.Tensor:
-        logits = batch.get_predictions(self.prediction_key)
-        targets = batch.get_targets(self.target_key).to(logits.device).long()
-        if logits.shape[:-1] != targets.shape:
-            raise ValueError(
-                f"logits '{self.prediction_key}' {tuple(logits.shape)} do not match targets '{self.target_key}' "
-                f"{tuple(targets.shape)}"
-            )
-        captioning = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.ignore_index
-        )
+        captioning = self._captioning_loss(batch)
         if self.logit_scale_key is None:
             scale: torch.Tensor | float = 1.0 / self.temperature
         else:
