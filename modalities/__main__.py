@@ -1,3 +1,3 @@
-from modalities.cli.main import main
+from modalities.cli.main import run_as_program
 
-raise SystemExit(main())
+run_as_program()

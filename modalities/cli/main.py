@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
+from typing import NoReturn
 
 # command -> (module, one-line help). A command module defines add_arguments(parser) and run(args) -> int and
 # keeps heavy imports (torch, jsonschema, rich) inside run().
@@ -78,3 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modalities: interrupted", file=sys.stderr)
         return 130
+
+
+def run_as_program() -> NoReturn:
+    """The ``modalities`` command and ``python -m modalities``: run main() and exit with its status.
+
+    A process that trained leaves through exit_process, which skips interpreter finalization (see there why);
+    every other command exits normally. main() stays a plain function so tests can call it in-process.
+    """
+    try:
+        status: object = main()
+    except SystemExit as e:
+        status = e.code
+    except BaseException:  # a bug: show it as Python would, then leave the same way as any other ending
+        traceback.print_exc()
+        status = 1
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+        status = 1
+    exit_code = 0 if status is None else int(status)
+    distributed = sys.modules.get("modalities.training.distributed")  # imported only by commands that train
+    if distributed is not None and distributed.started_process_group():
+        distributed.exit_process(exit_code)
+    sys.exit(exit_code)

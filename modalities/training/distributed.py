@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
+
+
+_started_process_group = False
 
 
 class TrainingSetupError(RuntimeError):
@@ -53,6 +59,13 @@ def ensure_process_group(device_type: str) -> None:
         # Single process without torchrun: a one-rank group needs no rendezvous, so no port is taken.
         store = dist.HashStore()
         dist.init_process_group(backend=backend, store=store, rank=0, world_size=1, timeout=timeout)
+    global _started_process_group
+    _started_process_group = True
+
+
+def started_process_group() -> bool:
+    """Whether this process started a process group, whose background threads outlive its destruction."""
+    return _started_process_group or (dist.is_available() and dist.is_initialized())
 
 
 def local_device(device_type: str) -> torch.device:
@@ -67,3 +80,22 @@ def barrier() -> None:
 def destroy_process_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_process(exit_code: int) -> NoReturn:
+    """End a process that ran collectives, flushing its output but skipping interpreter finalization.
+
+    A backend's worker thread may still be releasing the tensors of the last collective when Python finalizes.
+    Releasing a tensor takes the GIL; a finalizing interpreter answers by ending that thread, which the C++
+    runtime turns into SIGABRT, so a run that succeeded exits as failed and torchrun tears its peers down.
+    destroy_process_group does not prevent it: once torch._dynamo is imported (DTensor and FSDP2 import it)
+    the group stays referenced from C++, so its threads are never joined. Training closes its own files and
+    loggers before returning, so nothing is left for finalization to do but flush the standard streams.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be written to it anyway
+            pass
+    logging.shutdown()
+    os._exit(exit_code)

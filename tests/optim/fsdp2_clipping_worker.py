@@ -20,6 +20,7 @@ from torch.distributed.tensor import DTensor
 
 from modalities.optim.gradient_clipping import get_fsdp2_gradient_clipper, get_fsdp2_logging_only_gradient_clipper
 from modalities.optim.optimizers import get_adam_w
+from modalities.training.distributed import exit_process
 from tiny_model import TinyLM, tiny_batch
 
 TORCH_NORM = {"P1_NORM": 1.0, "P2_NORM": 2.0, "MAX_NORM": float("inf")}
@@ -82,3 +83,4 @@ def main(out_dir: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    exit_process(0)  # finalization can abort while gloo threads release their last tensors: see exit_process

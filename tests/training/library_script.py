@@ -9,6 +9,7 @@ import sys
 
 import tests.training.standins_plugin  # noqa: F401  (registers the stand-in components)
 from modalities import Main, load_app_config_dict
+from modalities.training.distributed import exit_process
 from tests.training.conftest import TINY
 
 root, prefix, steps = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -20,3 +21,4 @@ config = load_app_config_dict(
     experiments_root=root,
 )
 Main(config, experiments_root=root).run(resume_from=resume_from)
+exit_process(0)  # as the modalities command ends: see exit_process for the gloo abort it avoids
