@@ -91,8 +91,21 @@ class LLMDataLoader(DataLoader):
         self._epoch = epoch
         self._batches_consumed = 0
 
+    def _sampler_skip(self) -> int:
+        """Samples the sampler leaves out at the start of its first epoch (Modalities' way of restarting)."""
+        return int(getattr(self._resumable.sampler, "skip_num_global_samples", 0) or 0)
+
+    def _sampler_start_epoch(self) -> int:
+        return int(getattr(self._resumable.sampler, "start_epoch", self._epoch))
+
     def state_dict(self) -> dict[str, Any]:
-        return {"dataloader_tag": self.dataloader_tag, "epoch": self._epoch, "batches_consumed": self._batches_consumed}
+        return {
+            "dataloader_tag": self.dataloader_tag,
+            "epoch": self._epoch,
+            "batches_consumed": self._batches_consumed,
+            # batches_consumed counts from where the sampler started, so a resume needs the same starting skip
+            "sampler_skip_num_global_samples": self._sampler_skip(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("dataloader_tag", self.dataloader_tag) != self.dataloader_tag:
@@ -104,7 +117,16 @@ class LLMDataLoader(DataLoader):
             raise ValueError(
                 f"data loader '{self.dataloader_tag}': {batches} consumed batches do not fit an epoch of {len(self)}"
             )
-        self._epoch = int(state["epoch"])
+        epoch = int(state["epoch"])
+        saved_skip = state.get("sampler_skip_num_global_samples")  # absent in states written before it was kept
+        if saved_skip is not None and epoch == self._sampler_start_epoch() and int(saved_skip) != self._sampler_skip():
+            raise ValueError(
+                f"data loader '{self.dataloader_tag}': the saved position ({batches} batches of epoch {epoch}) counts "
+                f"from sample {saved_skip}, but the sampler now skips {self._sampler_skip()} samples; resuming "
+                f"restores the data position by itself, so set the sampler's skip_num_global_samples back to "
+                f"{saved_skip}"
+            )
+        self._epoch = epoch
         self._batches_consumed = batches
 
     def __iter__(self):

@@ -121,7 +121,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
                 global_num_seen_tokens=saved["global_num_seen_tokens"],
                 train_batches_consumed=saved.get("train_batches_consumed", 0),
             )
-            restore = _data_restorer(train_loader, rank_state, restore_rng_state)
+            restore = _data_restorer(train_loader, rank_state, restore_rng_state, folder)
             if rank == 0:
                 print(f"resuming from {folder} after step {progress.num_seen_steps}", flush=True)
 
@@ -220,14 +220,18 @@ def _replace_in_strings(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _data_restorer(train_loader, rank_state: dict, restore_rng_state):
+def _data_restorer(train_loader, rank_state: dict, restore_rng_state, folder):
     """Positions the train data where the checkpoint left it, then restores the RNG states (last, since creating
     a data iterator draws from the torch RNG)."""
+    from modalities.checkpointing.layout import CheckpointError
 
     def restore():
         loader_state = rank_state.get("train_dataloader")
         if loader_state is not None and hasattr(train_loader, "load_state_dict"):
-            train_loader.load_state_dict(loader_state)
+            try:
+                train_loader.load_state_dict(loader_state)
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"{folder}: cannot resume the train data there: {e}") from e
             data_iterator = iter(train_loader)
         else:
             data_iterator = iter(train_loader)

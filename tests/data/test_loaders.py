@@ -20,8 +20,10 @@ def dataset(tmp_path):
     return PackedMemMapDatasetContinuous(tmp_path / "d.pbin", sequence_length=4, sample_key="input_ids")  # 24 samples
 
 
-def _loader(dataset, num_workers=0, shuffle=True, rank=0, num_replicas=1, batch_size=3, **kwargs):
-    sampler = ResumableDistributedSampler(dataset, rank, num_replicas, shuffle=shuffle, seed=5)
+def _loader(dataset, num_workers=0, shuffle=True, rank=0, num_replicas=1, batch_size=3, skip_samples=0, **kwargs):
+    sampler = ResumableDistributedSampler(
+        dataset, rank, num_replicas, shuffle=shuffle, seed=5, skip_num_global_samples=skip_samples
+    )
     return LLMDataLoader(
         dataloader_tag="train",
         dataset=dataset,
@@ -60,12 +62,34 @@ def test_resume_on_exactly_the_next_batch(dataset, num_workers):
         if len(taken) == 3:
             break
     state = loader.state_dict()
-    assert state == {"dataloader_tag": "train", "epoch": 0, "batches_consumed": 3}
+    assert state == {"dataloader_tag": "train", "epoch": 0, "batches_consumed": 3, "sampler_skip_num_global_samples": 0}
 
     restarted = _loader(dataset, num_workers=num_workers)  # a fresh process after a restart
     restarted.load_state_dict(state)
     assert _firsts(taken) + _firsts(restarted) == full
     assert restarted.state_dict()["batches_consumed"] == 0  # the epoch finished
+
+
+def test_resume_keeps_a_sampler_skip_and_refuses_a_changed_one(dataset):
+    full = _firsts(_loader(dataset, skip_samples=6))  # a run that itself started Modalities' way, 6 samples in
+    loader = _loader(dataset, skip_samples=6)
+    taken = [batch for _, batch in zip(range(2), loader)]
+    state = loader.state_dict()
+    assert state["sampler_skip_num_global_samples"] == 6
+
+    restarted = _loader(dataset, skip_samples=6)
+    restarted.load_state_dict(state)
+    assert _firsts(taken) + _firsts(restarted) == full
+
+    # Also skipping the consumed samples in the config would skip them twice: refused, with the value to restore.
+    doubly_skipped = _loader(dataset, skip_samples=12)
+    with pytest.raises(ValueError, match="sampler now skips 12 samples.*skip_num_global_samples back to 6"):
+        doubly_skipped.load_state_dict(state)
+
+    written_before_the_skip_was_kept = {k: v for k, v in state.items() if k != "sampler_skip_num_global_samples"}
+    restarted = _loader(dataset, skip_samples=6)
+    restarted.load_state_dict(written_before_the_skip_was_kept)
+    assert _firsts(restarted) == full[2:]
 
 
 def test_skip_and_fixed_num_batches(dataset):

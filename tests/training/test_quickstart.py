@@ -41,3 +41,11 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
     assert torch.equal(hf.transformer.wte.weight, state["transformer.wte.weight"])  # the trained weights
     out = hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
     assert out.shape == (1, 8)
+
+    # Setting the Modalities-style restart skip as well as --resume would skip the consumed samples twice.
+    resumed = run_torchrun(2, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
+                           "--experiment-id", "qs-twice", *SMALL, "--resume", str(latest),
+                           "--set", "settings.training_progress.num_seen_samples=64", timeout=240)
+    assert resumed.returncode == 1
+    assert f"{latest.resolve()}" in resumed.stderr or str(latest) in resumed.stderr
+    assert "skip_num_global_samples back to 0" in resumed.stderr
