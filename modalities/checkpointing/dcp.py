@@ -107,17 +107,18 @@ def load_training_checkpoint(path: str | Path, app_state) -> tuple[Path, dict, d
     folder = resolve_checkpoint(path)
     progress = read_progress(folder)
     world_size = dist.get_world_size() if dist.is_initialized() else 1
-    saved_world_size = progress.get("world_size", world_size)
-    if saved_world_size != world_size:
-        raise CheckpointError(
-            f"{folder} was saved by {saved_world_size} ranks but this run has {world_size}; resume with "
-            f"{saved_world_size} ranks (the data position and RNG states are per rank)"
-        )
-    dcp.load({"app": app_state}, checkpoint_id=str(folder))
-    rank_file = rank_state_file(folder, _rank())
+    saved_world_size = int(progress.get("world_size", world_size))
+    dcp.load({"app": app_state}, checkpoint_id=str(folder))  # DCP reshards to this run's ranks by itself
+    # On the saved number of ranks each rank takes its own data position and RNG states. On another number,
+    # every rank takes rank 0's data position (the ranks move in lockstep; the data loader converts it), and
+    # RNG states, which belong to ranks that no longer exist, start afresh.
+    same_ranks = saved_world_size == world_size
+    rank_file = rank_state_file(folder, _rank() if same_ranks else 0)
     if not rank_file.is_file():
         raise CheckpointError(f"{rank_file} is missing: the checkpoint is incomplete")
     rank_state = torch.load(rank_file, weights_only=False)
+    if not same_ranks:
+        rank_state = {**rank_state, "rng": None, "saved_world_size": saved_world_size}
     return folder, progress, rank_state
 
 

@@ -76,6 +76,8 @@ class LLMDataLoader(DataLoader):
         self._resumable = resumable
         self._epoch = getattr(resumable.sampler, "epoch", 0)
         self._batches_consumed = skip_num_batches
+        self._configured_skip = int(getattr(resumable.sampler, "skip_num_global_samples", 0) or 0)
+        self._configured_start_epoch = getattr(resumable.sampler, "start_epoch", self._epoch)
 
     @property
     def epoch(self) -> int:
@@ -91,43 +93,87 @@ class LLMDataLoader(DataLoader):
         self._epoch = epoch
         self._batches_consumed = 0
 
-    def _sampler_skip(self) -> int:
-        """Samples the sampler leaves out at the start of its first epoch (Modalities' way of restarting)."""
-        return int(getattr(self._resumable.sampler, "skip_num_global_samples", 0) or 0)
+    def _skip_in_epoch(self, epoch: int) -> int:
+        """Samples the sampler leaves out at the start of ``epoch`` (it skips in its starting epoch only)."""
+        sampler = self._resumable.sampler
+        skip = int(getattr(sampler, "skip_num_global_samples", 0) or 0)
+        return skip if epoch == getattr(sampler, "start_epoch", epoch) else 0
 
-    def _sampler_start_epoch(self) -> int:
-        return int(getattr(self._resumable.sampler, "start_epoch", self._epoch))
+    def _configured_skip_in_epoch(self, epoch: int) -> int:
+        """The skip the config asked for: Modalities' way of restarting, as opposed to a resumed position."""
+        return self._configured_skip if epoch == self._configured_start_epoch else 0
+
+    def forget_start_skip(self) -> None:
+        """The skip covered samples consumed before a restart; a later pass over the same epoch reads them."""
+        sampler = self._resumable.sampler
+        if getattr(sampler, "skip_num_global_samples", 0):
+            sampler.skip_num_global_samples = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "dataloader_tag": self.dataloader_tag,
             "epoch": self._epoch,
             "batches_consumed": self._batches_consumed,
-            # batches_consumed counts from where the sampler started, so a resume needs the same starting skip
-            "sampler_skip_num_global_samples": self._sampler_skip(),
+            # batches_consumed counts from start_sample of the epoch's global order; of that, the config skipped
+            # sampler_skip_num_global_samples (a resume must not skip those again)
+            "start_sample": self._skip_in_epoch(self._epoch),
+            "sampler_skip_num_global_samples": self._configured_skip_in_epoch(self._epoch),
+            # with the batch size, what lets another number of ranks take over the position
+            "num_replicas": getattr(self._resumable.sampler, "num_replicas", None),
+            "batch_size": self.batch_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("dataloader_tag", self.dataloader_tag) != self.dataloader_tag:
-            raise ValueError(
-                f"data loader state of '{state['dataloader_tag']}' cannot be loaded into '{self.dataloader_tag}'"
-            )
-        batches = int(state["batches_consumed"])
-        if not 0 <= batches <= len(self):
-            raise ValueError(
-                f"data loader '{self.dataloader_tag}': {batches} consumed batches do not fit an epoch of {len(self)}"
-            )
+        """Continue at the saved position. Saved by another number of ranks, the run continues the same global
+        sample order: the samples that all ranks consumed become the sampler's starting skip."""
+        tag = self.dataloader_tag
+        if state.get("dataloader_tag", tag) != tag:
+            raise ValueError(f"data loader state of '{state['dataloader_tag']}' cannot be loaded into '{tag}'")
         epoch = int(state["epoch"])
+        batches = int(state["batches_consumed"])
+        configured = self._configured_skip_in_epoch(epoch)
         saved_skip = state.get("sampler_skip_num_global_samples")  # absent in states written before it was kept
-        if saved_skip is not None and epoch == self._sampler_start_epoch() and int(saved_skip) != self._sampler_skip():
+        if saved_skip is not None and int(saved_skip) != configured:
             raise ValueError(
-                f"data loader '{self.dataloader_tag}': the saved position ({batches} batches of epoch {epoch}) counts "
-                f"from sample {saved_skip}, but the sampler now skips {self._sampler_skip()} samples; resuming "
-                f"restores the data position by itself, so set the sampler's skip_num_global_samples back to "
-                f"{saved_skip}"
+                f"data loader '{tag}': the saved position ({batches} batches of epoch {epoch}) counts from sample "
+                f"{saved_skip}, but the sampler now skips {configured} samples; resuming restores the data "
+                f"position by itself, so set the sampler's skip_num_global_samples back to {saved_skip}"
             )
+        start = int(state.get("start_sample", self._skip_in_epoch(epoch)))
+        saved_replicas = state.get("num_replicas")
+        replicas = getattr(self._resumable.sampler, "num_replicas", None)
+        if saved_replicas is not None and saved_replicas != replicas:
+            if self._resumable.stop is not None:
+                raise ValueError(
+                    f"data loader '{tag}': fixed_num_batches counts batches per rank, so a position saved by "
+                    f"{saved_replicas} ranks cannot move to {replicas}; resume with {saved_replicas} ranks"
+                )
+            if state.get("batch_size") is None:
+                raise ValueError(f"data loader '{tag}': the saved position does not record its batch size")
+            start += batches * int(state["batch_size"]) * int(saved_replicas)
+            batches = 0
+        if start != self._skip_in_epoch(epoch):
+            self._start_epoch_at(epoch, start, saved_replicas)
+        if not 0 <= batches <= len(self):
+            raise ValueError(f"data loader '{tag}': {batches} consumed batches do not fit an epoch of {len(self)}")
         self._epoch = epoch
         self._batches_consumed = batches
+
+    def _start_epoch_at(self, epoch: int, start: int, saved_replicas) -> None:
+        sampler = self._resumable.sampler
+        if not all(hasattr(sampler, name) for name in ("skip_num_global_samples", "start_epoch", "dataset")):
+            raise ValueError(
+                f"data loader '{self.dataloader_tag}': its sampler ({type(sampler).__name__}) cannot start an epoch "
+                f"at sample {start}, which a position saved by {saved_replicas} ranks needs here; use "
+                "sampler/resumable_distributed_sampler, or resume with the saved number of ranks"
+            )
+        if start > len(sampler.dataset):
+            raise ValueError(
+                f"data loader '{self.dataloader_tag}': the saved position, sample {start} of epoch {epoch}, lies "
+                f"beyond the dataset's {len(sampler.dataset)} samples"
+            )
+        sampler.start_epoch = epoch
+        sampler.skip_num_global_samples = start
 
     def __iter__(self):
         sampler = self._resumable.sampler
@@ -172,6 +218,8 @@ class RepeatingDataLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._pass = int(state["pass"])
+        if self._pass > 0:  # the first pass, and with it the sampler's starting skip, lies behind
+            self.dataloader.forget_start_skip()
         self.dataloader.load_state_dict(state["dataloader"])
 
     def __iter__(self) -> Iterator:
@@ -181,4 +229,5 @@ class RepeatingDataLoader:
                 self.dataloader.set_epoch(epoch)
             yield from self.dataloader
             self._pass += 1
+            self.dataloader.forget_start_skip()
         self._pass = 0

@@ -124,6 +124,14 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
             restore = _data_restorer(train_loader, rank_state, restore_rng_state, folder)
             if rank == 0:
                 print(f"resuming from {folder} after step {progress.num_seen_steps}", flush=True)
+                if "saved_world_size" in rank_state:
+                    print(
+                        f"the checkpoint was saved by {rank_state['saved_world_size']} ranks and this run has "
+                        f"{dist.get_world_size()}: model and optimizer are resharded and the data continues at the "
+                        "next sample of the same order, but RNG streams start afresh, so the losses will not "
+                        "match an uninterrupted run bit for bit",
+                        flush=True,
+                    )
 
         experiment_id = str(getattr(main, "experiment_id", None) or settings.experiment_id or "experiment")
         experiments_root = Path(getattr(main, "experiments_root", None) or "experiments")
@@ -233,11 +241,18 @@ def _data_restorer(train_loader, rank_state: dict, restore_rng_state, folder):
             except (ValueError, KeyError) as e:
                 raise CheckpointError(f"{folder}: cannot resume the train data there: {e}") from e
             data_iterator = iter(train_loader)
+        elif "saved_world_size" in rank_state:
+            raise CheckpointError(
+                f"{folder} was saved by {rank_state['saved_world_size']} ranks and this run has another number; "
+                f"this train_dataloader ({type(train_loader).__name__}) keeps no position that could move to other "
+                f"ranks, so resume with {rank_state['saved_world_size']} ranks"
+            )
         else:
             data_iterator = iter(train_loader)
             for _ in range(rank_state.get("train_batches_consumed", 0)):
                 next(data_iterator)
-        restore_rng_state(rank_state["rng"])
+        if rank_state.get("rng") is not None:
+            restore_rng_state(rank_state["rng"])
         return data_iterator
 
     return restore

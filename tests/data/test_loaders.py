@@ -62,7 +62,8 @@ def test_resume_on_exactly_the_next_batch(dataset, num_workers):
         if len(taken) == 3:
             break
     state = loader.state_dict()
-    assert state == {"dataloader_tag": "train", "epoch": 0, "batches_consumed": 3, "sampler_skip_num_global_samples": 0}
+    assert state == {"dataloader_tag": "train", "epoch": 0, "batches_consumed": 3, "start_sample": 0,
+                     "sampler_skip_num_global_samples": 0, "num_replicas": 1, "batch_size": 3}
 
     restarted = _loader(dataset, num_workers=num_workers)  # a fresh process after a restart
     restarted.load_state_dict(state)
@@ -128,3 +129,58 @@ def test_ranks_get_disjoint_batches(dataset):
     per_rank = [_firsts(_loader(dataset, rank=r, num_replicas=2, batch_size=2)) for r in range(2)]
     flat = [x for rank in per_rank for b in rank for x in b]
     assert sorted(flat) == [1 + 4 * i for i in range(24)]
+
+
+def _first_tokens_of_global_order(dataset, start: int) -> list[int]:
+    order = ResumableDistributedSampler(dataset, 0, 1, shuffle=True, seed=5).global_order()
+    return [1 + 4 * i for i in order[start:]]  # sample i starts with token 1 + 4 i
+
+
+@pytest.mark.parametrize("saved_ranks, resumed_ranks", [(2, 1), (1, 2), (2, 3)])
+def test_a_position_moves_to_another_number_of_ranks_and_continues_the_global_order(dataset, saved_ranks,
+                                                                                      resumed_ranks):
+    saved = [_loader(dataset, rank=r, num_replicas=saved_ranks, batch_size=2) for r in range(saved_ranks)]
+    iterators = [iter(loader) for loader in saved]
+    for _ in range(2):  # every rank takes two batches, in lockstep as training does
+        for iterator in iterators:
+            next(iterator)
+    states = [loader.state_dict() for loader in saved]
+    assert all(state == states[0] | {"num_replicas": saved_ranks} for state in states)  # any rank's will do
+
+    resumed = [_loader(dataset, rank=r, num_replicas=resumed_ranks, batch_size=2) for r in range(resumed_ranks)]
+    for loader in resumed:
+        loader.load_state_dict(states[0])
+    per_rank = [[x for b in _firsts(loader) for x in b] for loader in resumed]
+    # dealt round-robin, the ranks' samples interleave into the global order right after the consumed ones
+    interleaved = [per_rank[i % resumed_ranks][i // resumed_ranks] for i in range(sum(map(len, per_rank)))]
+    consumed = 2 * 2 * saved_ranks
+    assert interleaved == _first_tokens_of_global_order(dataset, consumed)[: len(interleaved)]
+    assert len(interleaved) > 24 - consumed - resumed_ranks * 2  # at most the last incomplete batches dropped
+
+    # a moved position is saved and resumed like any other
+    moved = _loader(dataset, rank=0, num_replicas=resumed_ranks, batch_size=2)
+    moved.load_state_dict(states[0])
+    taken = [batch for _, batch in zip(range(1), moved)]
+    state = moved.state_dict()
+    assert state["start_sample"] == consumed and state["sampler_skip_num_global_samples"] == 0
+    again = _loader(dataset, rank=0, num_replicas=resumed_ranks, batch_size=2)
+    again.load_state_dict(state)
+    assert [x for b in _firsts(taken) + _firsts(again) for x in b] == per_rank[0]
+
+
+def test_a_position_that_cannot_move_is_refused(dataset):
+    state = _loader(dataset, rank=0, num_replicas=2, batch_size=2).state_dict()
+    with pytest.raises(ValueError, match="fixed_num_batches counts batches per rank.*resume with 2 ranks"):
+        _loader(dataset, batch_size=2, fixed_num_batches=4).load_state_dict(state)
+    plain = LLMDataLoader(dataloader_tag="train", dataset=dataset,
+                          batch_sampler=torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(dataset), 2,
+                                                                      drop_last=True))
+    with pytest.raises(ValueError, match="SequentialSampler.*cannot start an epoch.*resumable_distributed_sampler"):
+        plain.load_state_dict(state | {"batches_consumed": 1})
+
+
+def test_a_repeated_epoch_reads_the_samples_its_starting_skip_left_out(dataset):
+    repeating = RepeatingDataLoader(_loader(dataset, skip_samples=6), num_epochs=2, reshuffle_after_epoch=False)
+    batches = _firsts(repeating)
+    assert len(batches) == 6 + 8  # 18 samples after the skip, then the whole epoch again
+    assert sorted(x for b in batches[6:] for x in b) == [1 + 4 * i for i in range(24)]
