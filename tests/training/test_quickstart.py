@@ -53,7 +53,8 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
     # On another number of ranks: one process with the same global batch (8 samples) continues the 2-rank run
     # from step 4, on the same samples in the same order, so its losses follow the uninterrupted run's.
     one = run_torchrun(1, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
-                       "--experiment-id", "qs-one", *SMALL, "--set", "settings.step_profile.local_train_micro_batch_size=8",
+                       "--experiment-id", "qs-one", *SMALL,
+                       "--set", "settings.step_profile.local_train_micro_batch_size=8",
                        "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"), timeout=240)
     assert one.returncode == 0, one.stderr[-3000:]
     assert "saved by 2 ranks and this run has 1" in one.stdout
