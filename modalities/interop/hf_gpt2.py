@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from modalities.checkpointing.compat import fit_state_dict_to_model
 from modalities.models.gpt2.model import GPT2LLM, RotaryTransform, build_gpt2_model
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class HFConversionError(ValueError):
 
 def _norms(model: GPT2LLM) -> dict[str, nn.Module]:
     norms = {"transformer.lm_head_norm": model.transformer.lm_head_norm}
-    for i, block in enumerate(model.transformer.h):
+    for i, block in enumerate(model.blocks):
         norms[f"transformer.h.{i}.attention_norm"] = block.attention_norm
         norms[f"transformer.h.{i}.ffn_norm"] = block.ffn_norm
     return norms
@@ -50,7 +51,7 @@ def hf_gpt2_problems(model: GPT2LLM) -> list[str]:
             f"grouped-query attention (n_head_kv={model.n_head_kv} < n_head_q={model.n_head_q}); HF GPT-2 has one "
             "key/value head per query head"
         )
-    if any(isinstance(t, RotaryTransform) for block in model.transformer.h for t in block.attn.qkv_transforms):
+    if any(isinstance(t, RotaryTransform) for block in model.blocks for t in block.attn.qkv_transforms):
         problems.append("RotaryTransform (RoPE); HF GPT-2 only has learned absolute position embeddings")
     norms = _norms(model)
     not_layer_norm = sorted(name for name, norm in norms.items() if not isinstance(norm, nn.LayerNorm))
@@ -80,7 +81,7 @@ def hf_gpt2_config_from_model(model: GPT2LLM) -> "GPT2Config":
         n_embd=model.n_embd,
         n_layer=model.n_layer,
         n_head=model.n_head_q,
-        n_inner=model.transformer.h[0].mlp.c_fc.out_features,
+        n_inner=model.blocks[0].mlp.c_fc.out_features,
         activation_function="gelu",
         resid_pdrop=dropout,
         embd_pdrop=dropout,
@@ -135,7 +136,7 @@ def _weight_map(model: GPT2LLM) -> list[tuple[str | None, str, str]]:
         add(f"{ours_norm}.weight", f"{hf_norm}.weight", "copy", "ones")
         add(f"{ours_norm}.bias", f"{hf_norm}.bias", "copy", "zeros")
     if not model.use_weight_tying:
-        add("lm_head.weight", "lm_head.weight", "copy", "zeros")
+        add("transformer.lm_head.weight", "lm_head.weight", "copy", "zeros")
     return entries
 
 
@@ -244,14 +245,12 @@ def export_state_dict_to_hf(
     fields = {name: getattr(config, name) for name in type(config).model_fields}
     fields.update(use_meta_device=True, attention_implementation="manual")
     model = build_gpt2_model(**fields)
-    # Tied checkpoints may hold the shared matrix under one name only; strict loading names anything missing.
-    if model.use_weight_tying and "lm_head.weight" not in state_dict and "transformer.wte.weight" in state_dict:
-        state_dict = {**state_dict, "lm_head.weight": state_dict["transformer.wte.weight"]}
+    state_dict = fit_state_dict_to_model(state_dict, model)
     missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
     if missing or unexpected:
         raise HFConversionError(
             f"the checkpoint does not fit the model config: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
         )
     if model.use_weight_tying:
-        model.lm_head.weight = model.transformer.wte.weight
+        model.transformer.wte.weight = model.transformer.lm_head.weight
     return export_to_hf(model, out_dir)

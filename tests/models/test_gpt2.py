@@ -9,7 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from modalities.models.gpt2.config import AttentionConfig, GPT2LLMConfig
+from modalities.models.gpt2.config import GPT2LLMConfig
 from modalities.models.gpt2.model import (
     CausalSelfAttention,
     GPT2Block,
@@ -68,7 +68,10 @@ def test_pytorch_flash_and_manual_attention_agree(variant):
 
 
 def attention(n_head_q: int, n_head_kv: int, implementation: str = "manual", n_embd: int = 32) -> CausalSelfAttention:
-    return CausalSelfAttention(n_embd, n_head_q, n_head_kv, True, 0.0, implementation, AttentionConfig()).eval()
+    config = GPT2LLMConfig(
+        **gpt2_config_dict(n_embd=n_embd, n_head_q=n_head_q, n_head_kv=n_head_kv, attention_implementation=implementation)
+    )
+    return CausalSelfAttention(config).eval()
 
 
 def test_multi_head_attention_matches_torch_multihead_attention():
@@ -136,12 +139,12 @@ def test_swiglu_hidden_dim_is_two_thirds_rounded_up(ffn_hidden, multiple, expect
 
 def test_swiglu_shapes_and_formula():
     torch.manual_seed(0)
-    mlp = SwiGLU(n_embd=32, ffn_hidden=128, bias=False, dropout=0.0, multiple_of=16)
+    mlp = SwiGLU(n_embd=32, ffn_hidden=128, bias=False, multiple_of=16)
     assert mlp.W.weight.shape == mlp.V.weight.shape == (96, 32) and mlp.W_2.weight.shape == (32, 96)
     x = torch.randn(2, 5, 32)
     expected = (torch.nn.functional.silu(x @ mlp.W.weight.T) * (x @ mlp.V.weight.T)) @ mlp.W_2.weight.T
     torch.testing.assert_close(mlp(x), expected)
-    block = build_gpt2(activation_type="swiglu", enforce_swiglu_hidden_dim_multiple_of=16).transformer.h[0]
+    block = build_gpt2(activation_type="swiglu", enforce_swiglu_hidden_dim_multiple_of=16).transformer.h["0"]
     assert isinstance(block.mlp, SwiGLU) and block.mlp.W.out_features == 96
 
 
@@ -174,11 +177,12 @@ def test_every_parameter_is_in_exactly_one_weight_decay_group(variant):
     assert "transformer.h.1.attn.q_attn.weight" in grouped["linear"]
 
 
-def test_blocks_are_a_module_list_of_the_listed_block_class():
+def test_blocks_are_a_module_dict_of_the_listed_block_class_keyed_by_layer_index():
+    # A ModuleDict keyed "0", "1", ... as in the reference: a pipeline stage can delete layers and keep names.
     model = build_gpt2(n_layer=3)
     assert model.block_classes() == (GPT2Block,)
-    assert isinstance(model.transformer.h, torch.nn.ModuleList) and len(model.transformer.h) == 3
-    assert all(type(block) is GPT2Block for block in model.transformer.h)
+    assert isinstance(model.transformer.h, torch.nn.ModuleDict) and list(model.transformer.h) == ["0", "1", "2"]
+    assert all(type(block) is GPT2Block for block in model.transformer.h.values())
 
 
 def test_meta_device_build_allocates_nothing():
@@ -198,7 +202,7 @@ def test_dao_flash_without_flash_attn_says_what_to_do():
 
 
 def test_absolute_positions_refuse_sequences_longer_than_the_table():
-    with pytest.raises(ValueError, match="sequence_length=16"):
+    with pytest.raises(ValueError, match="17 tokens but the model.s sequence_length is 16"):
         build_gpt2()({"input_ids": tokens(length=17)})
 
 

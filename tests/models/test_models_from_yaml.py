@@ -105,7 +105,7 @@ def test_modalities_style_model_config_builds_initializes_and_runs(tmp_path):
     model = components["initialized_model"]
     assert isinstance(model, GPT2LLM) and model is components["model_raw"]
     assert all(p.device.type == "cpu" and torch.isfinite(p).all() for p in model.parameters())
-    scaled = model.transformer.h[0].mlp.W_2.weight
+    scaled = model.transformer.h["0"].mlp.W_2.weight
     assert scaled.std().item() == pytest.approx(0.02 / math.sqrt(4), rel=0.1)
     logits = model({"input_ids": torch.randint(0, 128, (2, 32))})["logits"]
     assert logits.shape == (2, 32, 128)

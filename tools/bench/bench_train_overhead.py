@@ -291,7 +291,7 @@ def run_hand_written(args, experiments_root: Path) -> float:
         ]
     )
     if args.compile:
-        for block in model.transformer.h:
+        for block in model.transformer.h.values():
             block.compile()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]

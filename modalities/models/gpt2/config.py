@@ -12,7 +12,13 @@ from typing import Literal
 from pydantic import model_validator
 
 from modalities.models.norms.config import LayerNormWrapperConfig
-from modalities.registry.types import ComponentConfig, Field, PositiveStrictInt, StrictInt
+from modalities.registry.types import (
+    ComponentConfig,
+    ComponentRef,
+    Field,
+    PositiveStrictInt,
+    StrictInt,
+)
 
 
 class RotaryTransformConfig(ComponentConfig):
@@ -55,6 +61,11 @@ class AttentionConfig(ComponentConfig):
     qkv_transforms: list[QueryKeyValueTransformConfig] = Field(
         default_factory=list, description="Transforms applied in order to q, k, v (e.g. one RotaryTransform)."
     )
+    qk_norm_config: LayerNormWrapperConfig | None = Field(
+        default=None,
+        description="qk-norm: a norm over each head's query and key (size n_embd / n_head_q), applied after the "
+        "q/k transforms; stabilizes training of large models.",
+    )
 
 
 class GPT2LLMConfig(ComponentConfig):
@@ -92,10 +103,31 @@ class GPT2LLMConfig(ComponentConfig):
         "dao_flash: the flash-attn package (CUDA, must be installed)."
     )
     activation_type: Literal["gelu", "swiglu"] = Field(description="Feed-forward type: gelu MLP or SwiGLU.")
-    attention_norm_config: LayerNormWrapperConfig = Field(description="Norm before each attention layer.")
-    ffn_norm_config: LayerNormWrapperConfig = Field(description="Norm before each feed-forward layer.")
-    lm_head_norm_config: LayerNormWrapperConfig = Field(description="Norm before the output projection.")
-    use_weight_tying: bool = Field(description="Share the token embedding matrix with the output projection.")
+    attention_norm_config: LayerNormWrapperConfig | None = Field(
+        default=None, description="Norm before each attention layer (required unless `attention_norm` is given)."
+    )
+    ffn_norm_config: LayerNormWrapperConfig | None = Field(
+        default=None, description="Norm before each feed-forward layer (required unless `ffn_norm` is given)."
+    )
+    lm_head_norm_config: LayerNormWrapperConfig | None = Field(
+        default=None, description="Norm before the output projection (required unless `lm_head_norm` is given)."
+    )
+    attention_norm: ComponentRef["layer_norm"] | None = Field(  # noqa: F821
+        default=None,
+        description="Modalities 0.3 spelling of attention_norm_config: a layer_norm component (each block gets a "
+        "copy).",
+    )
+    ffn_norm: ComponentRef["layer_norm"] | None = Field(  # noqa: F821
+        default=None, description="Modalities 0.3 spelling of ffn_norm_config: a layer_norm component."
+    )
+    lm_head_norm: ComponentRef["layer_norm"] | None = Field(  # noqa: F821
+        default=None, description="Modalities 0.3 spelling of lm_head_norm_config: a layer_norm component."
+    )
+    use_weight_tying: bool = Field(
+        default=True,
+        description="Share the token embedding matrix with the output projection. Defaults to true, what configs "
+        "written before the field existed (Modalities 0.3) always got.",
+    )
     seed: int | None = Field(default=None, description="Seed torch's RNG with this before building, if set.")
     enforce_swiglu_hidden_dim_multiple_of: PositiveStrictInt = Field(
         default=256,
@@ -116,9 +148,21 @@ class GPT2LLMConfig(ComponentConfig):
                 "serves a whole group of query heads"
             )
         for name in ("attention_norm_config", "ffn_norm_config", "lm_head_norm_config"):
-            size = getattr(self, name).normalized_size
-            if size != self.n_embd:
-                problems.append(f"{name}.config normalizes {size} features but n_embd is {self.n_embd}")
+            legacy = name.removesuffix("_config")
+            wrapper, module = getattr(self, name), getattr(self, legacy)
+            if wrapper is None and module is None:
+                problems.append(f"{name} is required (the norm's {{norm_type, config}})")
+            elif wrapper is not None and module is not None:
+                problems.append(f"give {name} or {legacy}, not both")
+            elif wrapper is not None and wrapper.normalized_size != self.n_embd:
+                problems.append(f"{name}.config normalizes {wrapper.normalized_size} features but n_embd is {self.n_embd}")
+        qk_norm = self.attention_config.qk_norm_config
+        head_dim = self.n_embd // self.n_head_q
+        if qk_norm is not None and not self.n_embd % self.n_head_q and qk_norm.normalized_size != head_dim:
+            problems.append(
+                f"attention_config.qk_norm_config normalizes {qk_norm.normalized_size} features but each head has "
+                f"n_embd / n_head_q = {head_dim}"
+            )
         for i, transform in enumerate(self.attention_config.qkv_transforms):
             if not isinstance(transform.config, RotaryTransformConfig):
                 continue

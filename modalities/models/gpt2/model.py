@@ -1,26 +1,31 @@
 """A GPT-2-style decoder in the manner of nanoGPT, configured by Modalities' GPT2LLMConfig fields.
 
-    token ids -> wte (+ wpe if ABSOLUTE) -> dropout -> n_layer x GPT2Block -> lm_head_norm -> lm_head -> logits
+    token ids -> wte (+ wpe if ABSOLUTE) -> drop -> n_layer x GPT2Block -> lm_head_norm -> lm_head -> logits
     GPT2Block:  x + attn(attention_norm(x)),  then  x + mlp(ffn_norm(x))
 
 Attention has separate q/k/v projections so that key/value heads can be fewer than query heads (grouped-query
-attention); RoPE is a q/k transform. The module names (transformer.h.N.attn.q_attn, mlp.c_fc, mlp.W_2, ...) are
-those of Modalities' GPT2LLM, so its checkpoints, FSDP block names (GPT2Block) and init regexes carry over.
-The model holds no buffers: RoPE tables and causal masks are made in forward on the input's device, so a
-meta-device model only needs its parameters materialized.
+attention); RoPE is a q/k transform, optionally followed by a per-head q/k norm.
+
+Same YAML, same model as Modalities: module names (``transformer.h.<i>.attn.q_attn``, ``transformer.lm_head``, ...),
+the order in which modules are created (so a ``seed`` draws the same initial weights), which of two tied weights
+survives (the head's), and torch's default initialization are all the reference's. Its checkpoints therefore load
+unchanged, and its init regexes, FSDP block names (GPT2Block) and layer FQNs (``transformer.h``) mean the same.
+The blocks live in a ModuleDict keyed "0", "1", ... so that a pipeline stage can drop layers and keep the names.
+RoPE tables and causal masks are computed in forward on the input's device, so a meta-device model only needs
+its parameters materialized.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities.models.gpt2.config import AttentionConfig, RotaryTransformConfig
+from modalities.models.gpt2.config import GPT2LLMConfig, RotaryTransformConfig
 from modalities.models.model import NNModel
-from modalities.models.norms.config import LayerNormWrapperConfig
 from modalities.models.norms.layer_norms import build_norm
 
 try:
@@ -59,7 +64,10 @@ class IdentityTransform(nn.Module):
 
 class RotaryTransform(nn.Module):
     """Rotates each (even, odd-half) feature pair of q and k by an angle proportional to the position, so that
-    q_m . k_n depends on m - n only. Works on (batch, heads, sequence, head_dim) tensors."""
+    q_m . k_n depends on m - n only. Works on (batch, heads, sequence, head_dim) tensors.
+
+    The reference keeps the frequencies in a persistent ``inv_freq`` buffer, so its checkpoints carry one per
+    layer; ours computes them in forward, and loaders drop those keys (see ``checkpointing/compat.py``)."""
 
     def __init__(self, n_embd: int, n_head: int, seq_length_dim: int = -2, base_freq: int = 10000):
         super().__init__()
@@ -87,32 +95,29 @@ def manual_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, d
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(
-        self,
-        n_embd: int,
-        n_head_q: int,
-        n_head_kv: int,
-        bias: bool,
-        dropout: float,
-        attention_implementation: str,
-        attention_config: AttentionConfig,
-    ):
+    def __init__(self, config: GPT2LLMConfig):
         super().__init__()
-        if attention_implementation == "dao_flash" and flash_attn_func is None:
+        if config.attention_implementation == "dao_flash" and flash_attn_func is None:
             raise ImportError(
                 "attention_implementation 'dao_flash' needs the flash-attn package (pip install flash-attn, CUDA "
                 "only); use 'pytorch_flash' for torch's fused attention instead"
             )
-        self.n_head_q, self.n_head_kv = n_head_q, n_head_kv
-        self.head_dim = n_embd // n_head_q
-        self.attention_implementation = attention_implementation
-        self.dropout = dropout
-        self.q_attn = nn.Linear(n_embd, n_head_q * self.head_dim, bias=bias)
-        self.k_attn = nn.Linear(n_embd, n_head_kv * self.head_dim, bias=bias)
-        self.v_attn = nn.Linear(n_embd, n_head_kv * self.head_dim, bias=bias)
+        n_embd, bias = config.n_embd, config.bias
+        self.n_head_q, self.n_head_kv = config.n_head_q, config.n_head_kv
+        self.head_dim = n_embd // config.n_head_q
+        self.attention_implementation = config.attention_implementation
+        self.dropout = config.dropout
+        self.q_attn = nn.Linear(n_embd, self.n_head_q * self.head_dim, bias=bias)
+        self.k_attn = nn.Linear(n_embd, self.n_head_kv * self.head_dim, bias=bias)
+        self.v_attn = nn.Linear(n_embd, self.n_head_kv * self.head_dim, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.qkv_transforms = nn.ModuleList(build_qkv_transform(t) for t in attention_config.qkv_transforms)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.qkv_transforms = nn.ModuleList(build_qkv_transform(t) for t in config.attention_config.qkv_transforms)
+        # qk-norm: each head's query and key normalized over head_dim (after RoPE, as the reference does), so
+        # attention logits are steered by the angle between q and k rather than their lengths.
+        qk_norm = config.attention_config.qk_norm_config
+        self.q_norm = build_norm(qk_norm) if qk_norm is not None else None
+        self.k_norm = build_norm(qk_norm) if qk_norm is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -121,6 +126,8 @@ class CausalSelfAttention(nn.Module):
         v = self.v_attn(x).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
         for transform in self.qkv_transforms:
             q, k, v = transform(q, k, v)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         y = self._attend(q, k, v, self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -158,147 +165,154 @@ def swiglu_hidden_dim(ffn_hidden: int, multiple_of: int) -> int:
 
 
 class SwiGLU(nn.Module):
-    """W_2(silu(W x) * V x) (Shazeer 2020)."""
+    """W_2(silu(W x) * V x) (Shazeer 2020). No dropout on its output: the reference's SwiGLU has none."""
 
-    def __init__(self, n_embd: int, ffn_hidden: int, bias: bool, dropout: float, multiple_of: int):
+    def __init__(self, n_embd: int, ffn_hidden: int, bias: bool, multiple_of: int):
         super().__init__()
         hidden_dim = swiglu_hidden_dim(ffn_hidden, multiple_of)
         self.W = nn.Linear(n_embd, hidden_dim, bias=bias)
         self.V = nn.Linear(n_embd, hidden_dim, bias=bias)
         self.W_2 = nn.Linear(hidden_dim, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.W_2(F.silu(self.W(x)) * self.V(x)))
+        return self.W_2(F.silu(self.W(x)) * self.V(x))
 
 
 class GPT2Block(nn.Module):
-    def __init__(
-        self,
-        n_embd: int,
-        n_head_q: int,
-        n_head_kv: int,
-        ffn_hidden: int,
-        bias: bool,
-        dropout: float,
-        attention_implementation: str,
-        attention_config: AttentionConfig,
-        activation_type: str,
-        attention_norm_config: LayerNormWrapperConfig,
-        ffn_norm_config: LayerNormWrapperConfig,
-        enforce_swiglu_hidden_dim_multiple_of: int,
-    ):
+    def __init__(self, config: GPT2LLMConfig, attention_norm: nn.Module, ffn_norm: nn.Module):
         super().__init__()
-        self.attention_norm = build_norm(attention_norm_config)
-        self.attn = CausalSelfAttention(
-            n_embd, n_head_q, n_head_kv, bias, dropout, attention_implementation, attention_config
-        )
-        self.ffn_norm = build_norm(ffn_norm_config)
-        if activation_type == "swiglu":
-            self.mlp = SwiGLU(n_embd, ffn_hidden, bias, dropout, enforce_swiglu_hidden_dim_multiple_of)
+        # Norms first, then attention, then MLP: the reference's creation order, which fixes the RNG draws.
+        self.attention_norm = attention_norm
+        self.ffn_norm = ffn_norm
+        self.attn = CausalSelfAttention(config)
+        if config.activation_type == "swiglu":
+            self.mlp = SwiGLU(config.n_embd, config.ffn_hidden, config.bias, config.enforce_swiglu_hidden_dim_multiple_of)
         else:
-            self.mlp = TransformerMLP(n_embd, ffn_hidden, bias, dropout)
+            self.mlp = TransformerMLP(config.n_embd, config.ffn_hidden, config.bias, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attention_norm(x))
         return x + self.mlp(self.ffn_norm(x))
 
 
-class GPT2LLM(NNModel):
-    def __init__(
-        self,
-        *,
-        sample_key: str,
-        prediction_key: str,
-        poe_type: str,
-        sequence_length: int,
-        vocab_size: int,
-        n_layer: int,
-        n_head_q: int,
-        n_head_kv: int,
-        n_embd: int,
-        ffn_hidden: int,
-        dropout: float,
-        bias: bool,
-        attention_config: AttentionConfig,
-        attention_implementation: str,
-        activation_type: str,
-        attention_norm_config: LayerNormWrapperConfig,
-        ffn_norm_config: LayerNormWrapperConfig,
-        lm_head_norm_config: LayerNormWrapperConfig,
-        use_weight_tying: bool,
-        seed: int | None = None,
-        enforce_swiglu_hidden_dim_multiple_of: int = 256,
-    ):
-        super().__init__(seed=seed, weight_decay_groups=WEIGHT_DECAY_GROUPS)
-        self.sample_key, self.prediction_key = sample_key, prediction_key
-        self.poe_type, self.sequence_length, self.vocab_size = poe_type, sequence_length, vocab_size
-        self.n_layer, self.n_embd, self.n_head_q, self.n_head_kv = n_layer, n_embd, n_head_q, n_head_kv
-        self.activation_type, self.use_weight_tying = activation_type, use_weight_tying
+class _NormFactory:
+    """A fresh norm per use: from a ``{norm_type, config}`` block, or a copy of a built ``layer_norm`` component
+    (the way Modalities 0.3 configs give ``attention_norm``/``ffn_norm``/``lm_head_norm``)."""
 
-        layers = dict(wte=nn.Embedding(vocab_size, n_embd))
-        if poe_type == "ABSOLUTE":
-            layers["wpe"] = nn.Embedding(sequence_length, n_embd)
-        layers["drop"] = nn.Dropout(dropout)
-        layers["h"] = nn.ModuleList(
-            GPT2Block(
-                n_embd=n_embd,
-                n_head_q=n_head_q,
-                n_head_kv=n_head_kv,
-                ffn_hidden=ffn_hidden,
-                bias=bias,
-                dropout=dropout,
-                attention_implementation=attention_implementation,
-                attention_config=attention_config,
-                activation_type=activation_type,
-                attention_norm_config=attention_norm_config,
-                ffn_norm_config=ffn_norm_config,
-                enforce_swiglu_hidden_dim_multiple_of=enforce_swiglu_hidden_dim_multiple_of,
-            )
-            for _ in range(n_layer)
+    def __init__(self, wrapper_config, module: nn.Module | None):
+        self.wrapper_config, self.module = wrapper_config, module
+
+    def __call__(self) -> nn.Module:
+        return copy.deepcopy(self.module) if self.module is not None else build_norm(self.wrapper_config)
+
+
+class GPT2LLM(NNModel):
+    """Takes the fields of ``GPT2LLMConfig`` as keyword arguments (as the reference's GPT2LLM does)."""
+
+    def __init__(self, **fields):
+        attention_norm = fields.pop("attention_norm", None)
+        ffn_norm = fields.pop("ffn_norm", None)
+        lm_head_norm = fields.pop("lm_head_norm", None)
+        fields.pop("use_meta_device", None)
+        config = GPT2LLMConfig.model_validate(
+            {**fields, **_legacy_norm_placeholders(attention_norm, ffn_norm, lm_head_norm)}
         )
-        layers["lm_head_norm"] = build_norm(lm_head_norm_config)
-        self.transformer = nn.ModuleDict(layers)
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        if use_weight_tying:
-            self.lm_head.weight = self.transformer.wte.weight
-        self._init_gpt2_weights(std=0.02)
+        super().__init__(seed=config.seed, weight_decay_groups=WEIGHT_DECAY_GROUPS)
+        self.config = config
+        self.sample_key, self.prediction_key = config.sample_key, config.prediction_key
+        self.poe_type, self.sequence_length, self.vocab_size = config.poe_type, config.sequence_length, config.vocab_size
+        self.n_layer, self.n_embd = config.n_layer, config.n_embd
+        self.n_head_q, self.n_head_kv = config.n_head_q, config.n_head_kv
+        self.activation_type, self.use_weight_tying = config.activation_type, config.use_weight_tying
+
+        attention_norms = _NormFactory(config.attention_norm_config, attention_norm)
+        ffn_norms = _NormFactory(config.ffn_norm_config, ffn_norm)
+        head_norm = _NormFactory(config.lm_head_norm_config, lm_head_norm)
+        n_embd = config.n_embd
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, n_embd),
+                wpe=nn.Embedding(config.sequence_length, n_embd) if config.poe_type == "ABSOLUTE" else nn.Identity(),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleDict(
+                    {str(i): GPT2Block(config, attention_norms(), ffn_norms()) for i in range(config.n_layer)}
+                ),
+                lm_head_norm=head_norm(),
+                lm_head=nn.Linear(n_embd, config.vocab_size, bias=False),
+            )
+        )
+        if config.use_weight_tying:
+            # The head's weight is the one kept (and its default init): wte is pointed at it, as in the reference.
+            self.transformer.wte.weight = self.transformer.lm_head.weight
+
+    @property
+    def blocks(self) -> list[GPT2Block]:
+        return list(self.transformer.h.values())
 
     def block_classes(self) -> tuple[type[nn.Module], ...]:
         return (GPT2Block,)
 
-    @torch.no_grad()
-    def _init_gpt2_weights(self, std: float) -> None:
-        # GPT-2's own init, so a model built without model_initialized trains sensibly: N(0, std) weights, zero
-        # biases, and residual projections scaled by 1/sqrt(2 n_layer) so the residual stream does not grow
-        # with depth. On the meta device these calls cost nothing.
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        for block in self.transformer.h:
-            for projection in (
-                block.attn.c_proj,
-                block.mlp.W_2 if self.activation_type == "swiglu" else block.mlp.c_proj,
-            ):
-                nn.init.normal_(projection.weight, mean=0.0, std=std / math.sqrt(2 * self.n_layer))
+    def forward(self, inputs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
+        """A dict holding ``sample_key`` -> ``{prediction_key: logits}``; a tensor of token ids -> logits
+        (the form pipeline stages pass between each other)."""
+        if isinstance(inputs, dict):
+            return {self.prediction_key: self.forward_tokens(inputs[self.sample_key])}
+        return self.forward_tokens(inputs)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        input_ids = inputs[self.sample_key]
+    def forward_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # A pipeline stage holds only some of these modules; it runs the ones it has.
         T = input_ids.shape[1]
-        x = self.transformer.wte(input_ids)
-        if "wpe" in self.transformer:
-            if T > self.sequence_length:
-                raise ValueError(
-                    f"input has {T} tokens but the absolute position table holds sequence_length={self.sequence_length}"
-                )
-            x = x + self.transformer.wpe(torch.arange(T, device=input_ids.device))
-        x = self.transformer.drop(x)
-        for block in self.transformer.h:
+        if T > self.sequence_length:
+            raise ValueError(
+                f"input has {T} tokens but the model's sequence_length is {self.sequence_length}; "
+                "raise sequence_length in the model config or shorten the samples"
+            )
+        layers = self.transformer
+        x = layers.wte(input_ids) if "wte" in layers else input_ids
+        if "wpe" in layers and isinstance(layers.wpe, nn.Embedding):
+            x = x + layers.wpe(torch.arange(T, device=x.device))
+        if "drop" in layers:
+            x = layers.drop(x)
+        for block in layers.h.values():
             x = block(x)
-        logits = self.lm_head(self.transformer.lm_head_norm(x))
-        return {self.prediction_key: logits}
+        if "lm_head_norm" in layers:
+            x = layers.lm_head_norm(x)
+        return layers.lm_head(x) if "lm_head" in layers else x
+
+
+def _legacy_norm_placeholders(*modules: nn.Module | None) -> dict:
+    """GPT2LLMConfig wants the *_norm_config blocks; a model given built norm modules describes them by size."""
+    names = ("attention_norm_config", "ffn_norm_config", "lm_head_norm_config")
+    placeholders = {}
+    for name, module in zip(names, modules):
+        if module is not None:
+            placeholders[name] = describe_norm_module(module)
+    return placeholders
+
+
+def describe_norm_module(module: nn.Module) -> dict:
+    """The ``{norm_type, config}`` block of a built norm layer."""
+    from modalities.models.norms.layer_norms import RMSLayerNorm
+
+    if isinstance(module, nn.LayerNorm):
+        return {
+            "norm_type": "layer_norm",
+            "config": {
+                "normalized_shape": module.normalized_shape[0],
+                "eps": module.eps,
+                "elementwise_affine": module.elementwise_affine,
+                "bias": module.bias is not None,
+            },
+        }
+    if isinstance(module, nn.RMSNorm):
+        eps = module.eps if module.eps is not None else 1e-5
+        return {"norm_type": "pytorch_rms_norm", "config": {"normalized_shape": module.normalized_shape[0], "eps": eps}}
+    if isinstance(module, RMSLayerNorm):
+        return {
+            "norm_type": "rms_norm",
+            "config": {"ndim": module.weight.shape[0], "epsilon": module.epsilon, "bias": module.bias is not None},
+        }
+    raise TypeError(f"{type(module).__name__} is not a norm layer model/gpt2 knows (LayerNorm, RMSNorm)")
 
 
 def build_gpt2_model(*, use_meta_device: bool | None = False, **config) -> GPT2LLM:

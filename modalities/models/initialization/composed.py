@@ -24,19 +24,21 @@ class NamedParameterFilter:
     biases: tuple[str, ...] = ()
 
 
+# The parameter groups of the reference (arXiv 2312.16903), matched with re.fullmatch on unwrapped names.
 _GPT2_LINEAR = r"transformer\.h\.\d+\.(attn\.(q_attn|k_attn|v_attn|c_proj)|mlp\.(c_fc|c_proj|W|V|W_2))"
+_NOT_A_NORM = r"^(?!.*norm)(?!.*ln_)"  # CoCa: every weight and bias except those of norm layers
 PARAMETER_GROUPS: dict[str, dict[str, NamedParameterFilter]] = {
     "gpt2": {
         "plain": NamedParameterFilter(
-            weights=(_GPT2_LINEAR + r"\.weight", r"transformer\.(wte|wpe)\.weight", r"lm_head\.weight"),
-            biases=(_GPT2_LINEAR + r"\.bias", r"lm_head\.bias"),
+            weights=(_GPT2_LINEAR + r"\.weight", r"transformer\.(wte|wpe)\.weight", r"transformer\.lm_head\.weight"),
+            biases=(_GPT2_LINEAR + r"\.bias", r"transformer\.lm_head\.bias"),
         ),
         # The projections that write into the residual stream: attention output and the MLP's last layer.
         "scaled": NamedParameterFilter(weights=(r"transformer\.h\.\d+\.(attn\.c_proj|mlp\.c_proj|mlp\.W_2)\.weight",)),
-        "scaled_embed": NamedParameterFilter(weights=(r"transformer\.(wte|wpe)\.weight",)),
+        "scaled_embed": NamedParameterFilter(weights=(r"transformer\.(wte|wpe|lm_head)\.weight",)),
     },
     "coca": {
-        "plain": NamedParameterFilter(weights=(r".*\.weight",), biases=(r".*\.bias",)),
+        "plain": NamedParameterFilter(weights=(_NOT_A_NORM + r".*\.weight$",), biases=(_NOT_A_NORM + r".*\.bias$",)),
         "scaled": NamedParameterFilter(weights=()),
         "scaled_embed": NamedParameterFilter(weights=()),
     },
@@ -75,8 +77,8 @@ class ComposedModelInitializer:
 
 
 def plain_std(std: float | str, hidden_dim: int | None) -> float:
-    # "auto" keeps a unit-variance input at roughly unit variance through each projection: 1 / sqrt(d).
-    return 1 / math.sqrt(hidden_dim) if std == "auto" else float(std)
+    # "auto" is the "small init" of Nguyen & Salazar (2019), sqrt(2 / (5 d)), as in the reference.
+    return math.sqrt(2 / (5 * hidden_dim)) if std == "auto" else float(std)
 
 
 def composed_initializer(
@@ -116,8 +118,7 @@ def _shared_parameter_slots(model: nn.Module) -> list[list[tuple[nn.Module, str]
 
 @torch.no_grad()
 def materialize_meta_parameters(model: nn.Module, device: torch.device | None = None) -> bool:
-    """Give a meta-device model real (uninitialized) storage and reset every module that knows how, so that
-    parameters no name-based init touches (norm scales, ...) get their defaults. Returns whether it did."""
+    """Give a meta-device model real (uninitialized) storage, keeping tied weights tied. Returns whether it did."""
     if not any(p.device.type == "meta" for p in model.parameters()):
         return False
     shared = _shared_parameter_slots(model)
@@ -126,14 +127,23 @@ def materialize_meta_parameters(model: nn.Module, device: torch.device | None = 
     for (owner, owner_name), *others in shared:
         for module, name in others:
             setattr(module, name, getattr(owner, owner_name))
-    for module in model.modules():
-        if callable(getattr(module, "reset_parameters", None)):
-            module.reset_parameters()
     return True
 
 
+@torch.no_grad()
+def reset_parameters_recursively(module: nn.Module) -> None:
+    """Every module's own default init (norm scales to one, ...), children before parents, as the reference does
+    before its named init; it also consumes the RNG the same way, so a seeded init draws the same weights."""
+    for child in module.children():
+        reset_parameters_recursively(child)
+    if callable(getattr(module, "reset_parameters", None)):
+        module.reset_parameters()
+
+
 def initialize_model(model: nn.Module, model_initializer: ComposedModelInitializer) -> nn.Module:
-    """Builder of ``model/model_initialized``: materialize meta parameters if any, then initialize in place."""
+    """Builder of ``model/model_initialized``: materialize meta parameters if any, reset every module's defaults,
+    then initialize by name in place."""
     materialize_meta_parameters(model)
+    reset_parameters_recursively(model)
     model_initializer.initialize_in_place(model)
     return model

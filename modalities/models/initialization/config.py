@@ -21,7 +21,7 @@ class ComposedModelInitializationConfig(ComponentConfig):
     )
     mean: float = Field(description="Mean of the normal distributions.")
     std: float | Literal["auto"] = Field(
-        description="Standard deviation of the plain init, or 'auto' for 1/sqrt(hidden_dim)."
+        description="Standard deviation of the plain init, or 'auto' for sqrt(2 / (5 * hidden_dim))"
     )
     hidden_dim: PositiveStrictInt | None = Field(default=None, description="Model width; required when std is 'auto'.")
     num_layers: PositiveStrictInt | None = Field(

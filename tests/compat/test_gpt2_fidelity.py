@@ -1,0 +1,55 @@
+"""Same YAML, same model: model/gpt2 and model_initialized against numbers taken from the reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.compat.helpers import CONFIGS, build, expected, fingerprint
+
+IDS = (torch.arange(64) * 37 % 256).view(2, 32)
+
+
+@pytest.fixture(scope="module")
+def seeded_models():
+    return build(CONFIGS / "gpt2_seeded.yaml")
+
+
+@pytest.mark.parametrize("name", ["modern_model", "classic_model"])
+def test_seeded_build_and_init_give_the_reference_weights(seeded_models, name):
+    reference = expected("gpt2_seeded.json")["models"][name]
+    model = seeded_models[name]
+    assert sum(p.numel() for p in model.parameters()) == reference["parameters"]
+    ours = fingerprint(model.state_dict())
+    assert sorted(ours) == sorted(reference["state_dict"])  # same names: checkpoints load across
+    for key, theirs in reference["state_dict"].items():
+        mine = ours[key]
+        assert mine["shape"] == theirs["shape"], key
+        assert mine["first"] == theirs["first"], key  # bit-identical values
+        assert mine["sum"] == pytest.approx(theirs["sum"], rel=1e-9, abs=1e-9), key
+        assert mine["sumsq"] == pytest.approx(theirs["sumsq"], rel=1e-9), key
+    with torch.no_grad():
+        logits = model.eval()({"input_ids": IDS})["logits"]
+    assert logits.flatten()[:4].tolist() == pytest.approx(reference["logits"]["first"], abs=1e-6)
+    assert logits.double().sum().item() == pytest.approx(reference["logits"]["sum"], rel=1e-6)
+
+
+def test_untied_head_is_named_as_in_the_reference(seeded_models):
+    names = set(seeded_models["classic_model"].state_dict())
+    assert "transformer.lm_head.weight" in names and "lm_head.weight" not in names
+    tied = seeded_models["modern_model"]
+    assert tied.transformer.wte.weight is tied.transformer.lm_head.weight
+
+
+def test_auto_std_is_the_small_init_of_the_reference(seeded_models):
+    # classic_model: plain init with std auto = sqrt(2 / (5 * 128)) = 0.0559..., residual projections divided by
+    # sqrt(2 * n_layer) = 2, embeddings (and the untied head) sqrt(0.4).
+    params = dict(seeded_models["classic_model"].named_parameters())
+    auto = math.sqrt(2 / (5 * 128))
+    assert params["transformer.h.0.attn.q_attn.weight"].std().item() == pytest.approx(auto, rel=0.03)
+    assert params["transformer.h.1.mlp.c_fc.weight"].std().item() == pytest.approx(auto, rel=0.03)
+    assert params["transformer.h.0.attn.c_proj.weight"].std().item() == pytest.approx(auto / 2, rel=0.03)
+    assert params["transformer.wte.weight"].std().item() == pytest.approx(math.sqrt(0.4), rel=0.03)
+    assert params["transformer.lm_head.weight"].std().item() == pytest.approx(math.sqrt(0.4), rel=0.03)
