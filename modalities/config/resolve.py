@@ -6,6 +6,7 @@ interpolation that lands on a component node becomes a reference to it (one shar
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -163,6 +164,20 @@ class _Resolver:
         matches = list(INTERPOLATION.finditer(text))
         if not matches:
             return text.replace("\\${", "${")
+        nested = [m for m in matches if _inside_another_interpolation(text, m.start())]
+        if nested:
+            # ${oc.decode:${oc.env:X}}: the inner interpolations become text of the outer one first.
+            pieces, last = [], 0
+            for match in nested:
+                value = self._evaluate(match.group(1).strip(), path)
+                if value is _UNRESOLVED or is_reference_node(value) or isinstance(value, (dict, list)):
+                    if value is not _UNRESOLVED:
+                        self._error(path, f"'${{{match.group(1)}}}' is not a scalar and cannot be a resolver argument")
+                    self.unresolved_paths.add(path)
+                    return text
+                pieces += [text[last : match.start()], _as_text(value)]
+                last = match.end()
+            return self._interpolate("".join(pieces) + text[last:], path)
         if len(matches) == 1 and matches[0].span() == (0, len(text)):
             value = self._evaluate(matches[0].group(1).strip(), path)
             if value is _UNRESOLVED:
@@ -184,16 +199,19 @@ class _Resolver:
                 self.unresolved_paths.add(path)
                 return text
             pieces.append(text[last : match.start()])
-            pieces.append("" if value is None else str(value))
+            pieces.append(_as_text(value))
             last = match.end()
         pieces.append(text[last:])
         return "".join(pieces).replace("\\${", "${")
 
     def _evaluate(self, expression: str, at: Path) -> Any:
         name, sep, arg = expression.partition(":")
-        if sep and name.strip() in _RESOLVERS:
+        name = name.strip()
+        if sep and name in _DOCUMENT_RESOLVERS:
+            return _DOCUMENT_RESOLVERS[name](self, arg.strip(), at, expression)
+        if sep and name in _RESOLVERS:
             try:
-                return _RESOLVERS[name.strip()](arg.strip(), self.context)
+                return _RESOLVERS[name](arg.strip(), self.context)
             except ResolverError as e:
                 self._error(at, f"${{{expression}}}: {e}")
                 return _UNRESOLVED
@@ -201,20 +219,66 @@ class _Resolver:
                 self._error(at, f"${{{expression}}}: resolver '{name}' raised {type(e).__name__}: {e}")
                 return _UNRESOLVED
         if sep:
+            known = sorted([*_RESOLVERS, *_DOCUMENT_RESOLVERS])
             self._error(
                 at,
                 f"unknown resolver '{name}' in ${{{expression}}}",
-                hint=did_you_mean(name, _RESOLVERS) or f"known resolvers: {', '.join(sorted(_RESOLVERS))}",
+                hint=did_you_mean(name, known) or f"known resolvers: {', '.join(known)}",
             )
             return _UNRESOLVED
         return self._evaluate_path(expression, at)
 
+    def _select(self, arg: str, at: Path, expression: str) -> Any:
+        """``${oc.select:path,default}``: the value at path, or the default where there is none."""
+        key, has_default, default = _split_argument(arg)
+        if not self._path_exists(key, at):
+            if has_default:
+                return _parse_scalar(default)
+            self._error(at, f"${{{expression}}}: '{key}' does not exist and no default is given")
+            return _UNRESOLVED
+        return self._evaluate_path(key, at)
+
+    def _decode(self, arg: str, at: Path, expression: str) -> Any:
+        """``${oc.decode:text}``: the text read as a YAML value (``'3'`` -> 3, ``'[1, 2]'`` -> a list)."""
+        from modalities.config.overrides import parse_override_value
+
+        return parse_override_value(_unquote(arg))
+
+    def _path_exists(self, expression: str, at: Path) -> bool:
+        node: Any = self.document.values
+        for part in self._absolute_parts(expression, at):
+            if isinstance(node, str) and "${" in node:
+                return True  # decided when it is resolved
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and str(part).lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return False
+        return True
+
+    @staticmethod
+    def _absolute_parts(expression: str, at: Path) -> list:
+        """``a.b`` -> [a, b]; OmegaConf's relative ``.x`` (a sibling of the value at ``at``) and ``..x`` (one
+        level further up) -> the absolute path."""
+        if not expression.startswith("."):
+            return expression.split(".")
+        dots = len(expression) - len(expression.lstrip("."))
+        base = list(at[: max(len(at) - dots, 0)])
+        rest = expression[dots:]
+        return base + (rest.split(".") if rest else [])
+
     def _evaluate_path(self, expression: str, at: Path) -> Any:
         target: list = []
         node = self.document.values
-        for part in expression.split("."):
-            if isinstance(node, str) and "${" in node:  # the path runs through another interpolation
+        through_interpolation = False  # past a node that was itself an interpolation: values are resolved
+        for part in self._absolute_parts(expression, at):
+            part = str(part)
+            if not through_interpolation and isinstance(node, str) and "${" in node:
                 node = self.resolve_path(tuple(target))
+                if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
+                    return _UNRESOLVED  # already reported where it failed
+                through_interpolation = True
             if isinstance(node, dict) and part in node:
                 key: Any = part
             elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
@@ -227,20 +291,82 @@ class _Resolver:
             target.append(key)
             node = node[key]
         target_path = tuple(target)
-        if is_component_node(node):
+        if through_interpolation:
+            value = node  # part of an already resolved value (its components are references already)
+        elif is_component_node(node):
             return reference_to(target_path)
-        value = self.resolve_path(target_path)
-        if value is _UNRESOLVED or target_path in self.unresolved_paths:
-            return _UNRESOLVED
+        else:
+            value = self.resolve_path(target_path)
+            if value is _UNRESOLVED or target_path in self.unresolved_paths:
+                return _UNRESOLVED
         if isinstance(value, (dict, list)):
             self.document.source_map.copy_subtree(target_path, at)
-            return _share_components(value, target_path)
+            return copy.deepcopy(value) if through_interpolation else _share_components(value, target_path)
         return value
 
     def _error(self, path: Path, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(
             Diagnostic(message, span=self.document.source_map.value(path), path=path, hint=hint, code="interpolation")
         )
+
+
+def _inside_another_interpolation(text: str, position: int) -> bool:
+    """Whether an unclosed ``${`` comes before ``position``."""
+    depth = 0
+    i = 0
+    while i < position:
+        if text.startswith("${", i) and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}" and depth:
+            depth -= 1
+        i += 1
+    return depth > 0
+
+
+def _as_text(value: Any) -> str:
+    # OmegaConf's string form: null becomes "None", true "True".
+    return str(value)
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _split_argument(arg: str) -> tuple[str, bool, str]:
+    """``name,default`` -> (name, True, default); the default may itself contain commas."""
+    name, sep, default = arg.partition(",")
+    return name.strip(), bool(sep), default.strip()
+
+
+def _parse_scalar(text: str) -> Any:
+    from modalities.config.overrides import parse_override_value
+
+    unquoted = _unquote(text)
+    return unquoted if unquoted != text.strip() else parse_override_value(text)
+
+
+def _oc_env(arg: str, ctx: ResolverContext) -> Any:
+    """OmegaConf's ``${oc.env:NAME}`` / ``${oc.env:NAME,default}``: the variable's text, or the default."""
+    name, has_default, default = _split_argument(arg)
+    if name in os.environ:
+        return os.environ[name]
+    if has_default:
+        return _parse_scalar(default)
+    raise ResolverError(f"environment variable '{name}' is not set and no default is given (${{oc.env:{name},DEFAULT}})")
+
+
+register_resolver("oc.env", _oc_env)
+
+# Resolvers that read the document itself (OmegaConf's oc.select and oc.decode).
+_DOCUMENT_RESOLVERS: dict[str, Callable[["_Resolver", str, Path, str], Any]] = {
+    "oc.select": _Resolver._select,
+    "oc.decode": _Resolver._decode,
+}
 
 
 def _share_components(value: Any, path: Path) -> Any:

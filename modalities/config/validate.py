@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modalities.config.diagnostics import Diagnostic, did_you_mean
+from modalities.config.diagnostics import WARNING, Diagnostic, did_you_mean
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
 from modalities.registry import Registry
 from modalities.registry.registry import ComponentSpec
-from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder
+from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder, collecting_config_warnings
 
 # Kinds whose components deliver a plain value (a number, a function) rather than an object of their own kind.
 VALUE_KINDS = frozenset({"int", "float", "str", "bool", "callable", "path", "list", "dict"})
@@ -97,7 +97,8 @@ class _Validator:
         prepared = self.with_placeholders(raw, config_path)
         unknown = self.check_unknown_fields(config_class, prepared, config_path)
         try:
-            validated = config_class.model_validate(prepared, context={"phase": VALIDATE_PHASE})
+            with collecting_config_warnings() as warnings:
+                validated = config_class.model_validate(prepared, context={"phase": VALIDATE_PHASE})
         except ValidationError as e:
             reported = self.report(e, prepared, config_path, config_class, skip_extra=unknown)
             if not reported and not unknown:  # only deferred values: checked again at build time
@@ -106,6 +107,10 @@ class _Validator:
         except Exception as e:  # a validator in the config class that raises something else
             self.error(config_path, f"{spec.name}: {type(e).__name__}: {e}")
             return
+        for field_name, message in warnings:
+            path = config_path + ((field_name,) if field_name else ())
+            span = self.source_map.value(path) if field_name else self.source_map.key(node.path)
+            self.diagnostics.append(Diagnostic(f"{spec.name}: {message}", span=span, path=path, severity=WARNING))
         if not unknown:
             self.result.nodes[node.path] = ValidatedNode(node, spec, validated, prepared)
 

@@ -88,13 +88,30 @@ class PackedMemMapDatasetContinuousConfig(ComponentConfig):
 
     raw_data_path: Path = Field(description="The packed .pbin file (from `modalities data pack_encoded_data`).")
     sequence_length: SequenceLength = Field(
-        description="Model input length; each sample holds sequence_length + 1 tokens (inputs and shifted targets)."
+        description="Model input length; each sample holds sequence_length + 1 tokens (inputs and shifted targets), "
+        "or sequence_length tokens with reuse_last_target false."
     )
     sample_key: str = Field(description=_SAMPLE_KEY)
     reuse_last_target: StrictBool = Field(
         default=True,
         description="Consecutive samples share one token (the last target is the next first input); false gives "
-        "disjoint blocks.",
+        "disjoint blocks of sequence_length tokens (for instruction tuning).",
+    )
+
+
+class PackedMemMapDatasetMegatronConfig(ComponentConfig):
+    """Samples of sequence_length + 1 tokens aligned to document starts where they fit (Megatron-style)."""
+
+    raw_data_path: Path = Field(description="The packed .pbin file (its document index is used).")
+    sequence_length: SequenceLength = Field(description="Model input length; samples hold sequence_length + 1 tokens.")
+    sample_key: str = Field(description=_SAMPLE_KEY)
+
+
+class CombinedDatasetConfig(ComponentConfig):
+    """Several datasets read one after the other as one dataset."""
+
+    datasets: list[ComponentRef["dataset"]] = Field(  # noqa: F821
+        min_length=1, description="The datasets, in order; their samples must have the same keys."
     )
 
 
@@ -125,6 +142,12 @@ class _RankedSamplerConfig(ComponentConfig):
         if isinstance(self.rank, int) and isinstance(self.num_replicas, int) and self.rank >= self.num_replicas:
             raise ValueError(f"rank ({self.rank}) must be below num_replicas ({self.num_replicas})")
         return self
+
+
+class SequentialSamplerConfig(ComponentConfig):
+    """Every index of a dataset in order (one process; torch's SequentialSampler)."""
+
+    data_source: ComponentRef["dataset"] = Field(description=_DATASET)
 
 
 class DistributedSamplerConfig(_RankedSamplerConfig):
@@ -225,6 +248,7 @@ class NumTokensFromPackedMemMapDatasetContinuousConfig(ComponentConfig):
     dp_degree: int = dp_degree_field()
     local_micro_batch_size: PositiveStrictInt = Field(description="Samples per rank per forward/backward pass.")
     gradient_accumulation_steps: PositiveStrictInt = Field(description="Micro-batches per optimizer step.")
+    sample_key: str = Field(default="text", description="Accepted as in the reference; counting does not use it.")
     reuse_last_target: StrictBool = Field(
         default=True, description="As in the dataset: whether consecutive samples share one token."
     )

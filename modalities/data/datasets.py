@@ -16,9 +16,15 @@ from modalities.data.raw_index import default_index_path, read_raw_index
 from modalities.data.tokenizers import TokenizerWrapper
 
 
+def continuous_block_size(sequence_length: int, reuse_last_target: bool) -> int:
+    """Tokens per sample: sequence_length + 1 when neighbours share a token (the collator's shift then leaves
+    sequence_length inputs), exactly sequence_length when they do not (the reference's rule)."""
+    return sequence_length + 1 if reuse_last_target else sequence_length
+
+
 def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_target: bool) -> int:
-    """Samples of sequence_length + 1 tokens in a stream of num_tokens tokens."""
-    block = sequence_length + 1
+    """Samples a stream of num_tokens tokens gives (see :func:`continuous_block_size`)."""
+    block = continuous_block_size(sequence_length, reuse_last_target)
     if num_tokens < block:
         return 0
     if reuse_last_target:
@@ -27,10 +33,12 @@ def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_tar
 
 
 class PackedMemMapDatasetContinuous(Dataset):
-    """Samples of ``sequence_length + 1`` consecutive tokens of a .pbin file, ignoring document boundaries.
+    """Samples of consecutive tokens of a .pbin file, ignoring document boundaries.
 
-    With ``reuse_last_target`` sample i starts at token ``i * sequence_length`` (neighbours share one token, so
-    every token but the first is a target exactly once); without, samples are disjoint blocks.
+    With ``reuse_last_target`` a sample holds ``sequence_length + 1`` tokens and sample i starts at token
+    ``i * sequence_length`` (neighbours share one token, so every token but the first is a target exactly once).
+    Without, samples are disjoint blocks of exactly ``sequence_length`` tokens (so each trains on
+    sequence_length - 1 targets), as in the reference: 20 tokens at sequence_length 2 give 10 samples.
     """
 
     def __init__(
@@ -43,13 +51,13 @@ class PackedMemMapDatasetContinuous(Dataset):
         self.sequence_length = sequence_length
         self.reuse_last_target = reuse_last_target
         self.packed = PackedFile(self.raw_data_path, load_index=False)
-        self._block = sequence_length + 1
+        self._block = continuous_block_size(sequence_length, reuse_last_target)
         self._stride = sequence_length if reuse_last_target else self._block
         self._num_samples = num_continuous_samples(self.packed.num_tokens, sequence_length, reuse_last_target)
         if self._num_samples == 0:
             raise DataError(
                 f"{self.raw_data_path}: {self.packed.num_tokens} tokens are fewer than one sample of "
-                f"sequence_length + 1 = {self._block} tokens; use a shorter sequence_length or more data"
+                f"{self._block} tokens; use a shorter sequence_length or more data"
             )
 
     def __len__(self) -> int:
@@ -62,6 +70,80 @@ class PackedMemMapDatasetContinuous(Dataset):
             raise IndexError(f"sample {idx} is out of range for {self._num_samples} samples of {self.raw_data_path}")
         start = idx * self._stride
         return {self.sample_key: self.packed.tokens[start : start + self._block].astype(np.int64)}
+
+
+def megatron_sample_starts(documents: np.ndarray, block_size: int) -> list[int]:
+    """Token offsets of the samples of ``block_size`` tokens that the reference's Megatron-style packing cuts:
+    documents are accumulated until a block is full; a document that overflows the block starts the next
+    sample at its own beginning, unless it is longer than a block, in which case the next sample starts one
+    block further.
+    ``documents`` holds (token offset, token length) rows."""
+    starts: list[int] = []
+    current_start, current_len = 0, 0
+    for document_start, length in ((int(o), int(n)) for o, n in documents):
+        if current_len + length < block_size:
+            current_len += length
+        elif current_len + length == block_size:
+            starts.append(current_start)
+            current_len = 0
+            current_start += block_size
+        else:
+            starts.append(current_start)
+            if length > block_size:
+                current_start += block_size
+                current_len = 0
+            else:
+                current_start, current_len = document_start, length
+    return starts
+
+
+class PackedMemMapDatasetMegatron(Dataset):
+    """Samples of ``sequence_length + 1`` tokens aligned to documents where they fit (Megatron-style packing).
+
+    The number of samples follows the reference exactly. Where a sample starts differs on purpose: the
+    reference offsets every sample by the file's 12-byte header and reads block_size *bytes*, which misaligns
+    tokens wider than one byte; here a sample is block_size tokens from a document start (see
+    docs/compatibility.md).
+    """
+
+    def __init__(self, raw_data_path: str | os.PathLike, sequence_length: int, sample_key: str):
+        self.raw_data_path = Path(raw_data_path)
+        self.sample_key = sample_key
+        self.block_size = sequence_length + 1
+        self.packed = PackedFile(self.raw_data_path, load_index=True)
+        starts = megatron_sample_starts(self.packed.index // self.packed.token_width, self.block_size)
+        # A sample that would run past the end of the token stream is left out.
+        self._starts = np.array([s for s in starts if s + self.block_size <= self.packed.num_tokens], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, idx: int) -> dict[str, np.ndarray]:
+        start = int(self._starts[idx])
+        return {self.sample_key: self.packed.tokens[start : start + self.block_size].astype(np.int64)}
+
+
+class CombinedDataset(Dataset):
+    """Several datasets one after another: index i runs through the first, then the second, ... (each sample
+    comes whole from one dataset; a batch may mix them)."""
+
+    def __init__(self, datasets: list[Dataset]):
+        if not datasets:
+            raise ValueError("dataset/combined needs at least one dataset")
+        self.datasets = list(datasets)
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.cumulative_sizes[-1])
+
+    def __getitem__(self, idx: int):
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f"sample {idx} is out of range for {len(self)} samples of the combined datasets")
+        which = int(np.searchsorted(self.cumulative_sizes, idx, side="right"))
+        offset = int(self.cumulative_sizes[which - 1]) if which else 0
+        return self.datasets[which][idx - offset]
 
 
 class MemMapDataset(Dataset):

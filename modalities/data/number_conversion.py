@@ -17,6 +17,7 @@ def num_tokens_from_packed_mem_map_dataset_continuous(
     dp_degree: int,
     local_micro_batch_size: int,
     gradient_accumulation_steps: int,
+    sample_key: str = "text",
     reuse_last_target: bool = True,
 ) -> int:
     """Tokens that whole optimizer steps consume from the dataset (samples x sequence_length, rounded down)."""

@@ -40,6 +40,14 @@ CATALOG = [
     ),
     ComponentSpec(
         "results_subscriber",
+        "to_disc",
+        _CFG + "EvaluationResultToDiscSubscriberConfig",
+        _SUB + "ResultsToDiscSubscriber",
+        description="Appends every result as one JSON line to a file.",
+        interface="MessageSubscriber",
+    ),
+    ComponentSpec(
+        "results_subscriber",
         "wandb",
         _CFG + "WandBEvaluationResultSubscriberConfig",
         _SUB + "WandBResultSubscriber",

@@ -49,3 +49,10 @@ class WandBEvaluationResultSubscriberConfig(ComponentConfig):
     mode: WandbMode = Field(default=WandbMode.OFFLINE, description="OFFLINE (default), ONLINE or DISABLED.")
     directory: str = Field(default="wandb_storage", description="Folder for W&B's local files.")
     config_file_path: str | None = Field(default=None, description="Config file uploaded with the run.")
+    entity: str | None = Field(default=None, description="W&B entity (team or user) the run belongs to.")
+
+
+class EvaluationResultToDiscSubscriberConfig(ComponentConfig):
+    """Appends every training and evaluation result as one JSON line to a file (rank 0)."""
+
+    output_file_path: str = Field(description="The JSONL file (created with its folder; appended to).")

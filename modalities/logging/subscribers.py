@@ -136,6 +136,7 @@ class WandBResultSubscriber:
         mode="OFFLINE",
         directory: str = "wandb_storage",
         config_file_path: str | None = None,
+        entity: str | None = None,
     ) -> None:
         self.run = None
         mode = getattr(mode, "value", mode).lower()
@@ -147,7 +148,9 @@ class WandBResultSubscriber:
         import wandb
 
         Path(directory).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=project, name=experiment_id, id=experiment_id, mode=mode, dir=directory)
+        self.run = wandb.init(
+            project=project, entity=entity, name=experiment_id, id=experiment_id, mode=mode, dir=directory
+        )
         if config_file_path and Path(config_file_path).is_file():
             self.run.save(str(Path(config_file_path).resolve()), base_path=str(Path(config_file_path).resolve().parent))
 
@@ -166,6 +169,46 @@ class WandBResultSubscriber:
             self.run = None
 
 
+def result_record(result) -> dict:
+    """A result as plain JSON values (tensors become numbers or lists)."""
+
+    def plain(value):
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(asdict(result))
+
+
+class ResultsToDiscSubscriber:
+    """`results_subscriber/to_disc`: each result as one JSON line of ``output_file_path`` (rank 0 writes)."""
+
+    def __init__(self, output_file_path: str | os.PathLike) -> None:
+        import torch.distributed as dist
+
+        self.active = not dist.is_initialized() or dist.get_rank() == 0
+        self.path = Path(output_file_path)
+        self.file = None
+        if self.active:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("a", encoding="utf-8")
+
+    def consume_message(self, message: Message) -> None:
+        if self.file is None or message.message_type is not MessageType.RESULT:
+            return
+        self.file.write(json.dumps(result_record(message.payload)) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 class JSONLResultsWriter:
     """Appends every result as one JSON line to the experiment's results file (rank 0); flushed line by line."""
 
@@ -176,8 +219,7 @@ class JSONLResultsWriter:
     def consume_message(self, message: Message) -> None:
         if message.message_type is not MessageType.RESULT:
             return
-        record = asdict(message.payload)
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(json.dumps(result_record(message.payload)) + "\n")
         self.file.flush()
 
     def close(self) -> None:

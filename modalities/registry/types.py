@@ -7,7 +7,9 @@ torch-free and cheap to import, so ``modalities validate`` and ``modalities sche
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic_core import PydanticCustomError, core_schema
@@ -24,6 +26,7 @@ __all__ = [
     "BUILD_PHASE",
     "VALIDATE_PHASE",
     "component_kinds_of",
+    "warn_config",
 ]
 
 VALIDATE_PHASE = "validate"
@@ -35,6 +38,28 @@ COMPONENT_KINDS_SCHEMA_KEY = "x-modalities-component-kinds"
 
 PositiveStrictInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeStrictInt = Annotated[int, Field(strict=True, ge=0)]
+
+
+_config_warnings: ContextVar[list | None] = ContextVar("modalities_config_warnings", default=None)
+
+
+def warn_config(message: str, field: str | None = None) -> None:
+    """From a config class's validator: a warning that ``modalities validate`` reports at the component (or at
+    ``field`` of it), with the config's position. Outside validation (e.g. when building) it is dropped."""
+    collected = _config_warnings.get()
+    if collected is not None:
+        collected.append((field, message))
+
+
+@contextmanager
+def collecting_config_warnings() -> Iterator[list[tuple[str | None, str]]]:
+    """The (field, message) pairs that validators pass to :func:`warn_config` inside this block."""
+    collected: list[tuple[str | None, str]] = []
+    token = _config_warnings.set(collected)
+    try:
+        yield collected
+    finally:
+        _config_warnings.reset(token)
 
 
 class ComponentConfig(BaseModel):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from modalities.registry.types import (
     ComponentConfig,
+    warn_config,
     ComponentRef,
     Field,
     NonNegativeStrictInt,
@@ -83,6 +84,9 @@ class FSDP2WrappedModelConfig(ComponentConfig):
     reshard_after_forward: bool = Field(
         default=True, description="Free gathered parameters after forward (less memory, one more all-gather)."
     )
+    layers_per_fsdp_unit: PositiveStrictInt = Field(
+        default=1, description="Consecutive blocks sharded as one unit (gathered together)."
+    )
 
 
 class ShardingStrategy(str, Enum):
@@ -110,12 +114,33 @@ class FSDPWrappedModelConfig(ComponentConfig):
 class ActivationCheckpointingVariant(str, Enum):
     full_activation_checkpointing = "full_activation_checkpointing"
     selective_layer_activation_checkpointing = "selective_layer_activation_checkpointing"
+    selective_op_activation_checkpointing = "selective_op_activation_checkpointing"
+
+
+# The ops whose outputs selective-op checkpointing may keep (the reference's names for them).
+SAVEABLE_OPS = (
+    "ops.aten.mm.default",
+    "ops.aten._scaled_dot_product_efficient_attention.default",
+    "ops.aten._scaled_dot_product_flash_attention.default",
+    "ops._c10d_functional.reduce_scatter_tensor.default",
+    "ops.aten.max.default",
+)
 
 
 class ActivationCheckpointingParams(BaseModel):
+    """`{}` for full checkpointing, `{ac_freq}` for the selective-layer variant, `{save_ops_keys}` for the
+    selective-op variant."""
+
     model_config = ConfigDict(extra="forbid")
 
-    ac_freq: PositiveStrictInt = Field(default=1, description="Checkpoint every ac_freq-th block (1: every block).")
+    ac_freq: PositiveStrictInt | None = Field(
+        default=None,
+        description="selective_layer: checkpoint every ac_freq-th block counting from 1 (2: blocks 1, 3, 5, ...).",
+    )
+    save_ops_keys: list[Literal[SAVEABLE_OPS]] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="selective_op: ops whose outputs are kept (every other matmul); the rest is recomputed.",
+    )
 
 
 class ActivationCheckpointedModelConfig(ComponentConfig):
@@ -124,21 +149,43 @@ class ActivationCheckpointedModelConfig(ComponentConfig):
     model: ComponentRef["model"] = Field(description="The model whose blocks are checkpointed.")
     ac_variant: ActivationCheckpointingVariant = Field(
         default=ActivationCheckpointingVariant.full_activation_checkpointing,
-        description="Every block, or every ac_freq-th block (selective_layer_...).",
+        description="Every block (full), every ac_freq-th block (selective_layer), or every block keeping the "
+        "outputs of chosen ops (selective_op).",
     )
-    layers_fqn: str = Field(description="Dotted name of the ModuleList holding the blocks (e.g. `transformer.h`).")
+    layers_fqn: str = Field(description="Dotted name of the ModuleDict/ModuleList of blocks (e.g. `transformer.h`).")
     ac_fun_params: ActivationCheckpointingParams = Field(
-        default_factory=ActivationCheckpointingParams, description="Parameters of the selective variant."
+        default_factory=ActivationCheckpointingParams, description="Parameters of the chosen variant."
     )
+
+    @model_validator(mode="after")
+    def _params_fit_the_variant(self) -> "ActivationCheckpointedModelConfig":
+        variant, params = self.ac_variant, self.ac_fun_params
+        if variant == ActivationCheckpointingVariant.selective_layer_activation_checkpointing and params.ac_freq is None:
+            raise ValueError("ac_variant selective_layer_activation_checkpointing needs ac_fun_params.ac_freq")
+        if variant == ActivationCheckpointingVariant.selective_op_activation_checkpointing and not params.save_ops_keys:
+            raise ValueError(
+                "ac_variant selective_op_activation_checkpointing needs ac_fun_params.save_ops_keys, some of: "
+                + ", ".join(SAVEABLE_OPS)
+            )
+        return self
 
 
 class CompiledModelConfig(ComponentConfig):
     """torch.compile each block in place (state-dict names unchanged, so checkpoints stay compatible)."""
 
     model: ComponentRef["model"] = Field(description="The model whose blocks are compiled.")
-    block_names: list[str] = Field(min_length=1, description="Class names of the blocks to compile one by one.")
-    fullgraph: bool = Field(default=False, description="Require each block to compile into a single graph.")
+    block_names: list[str] = Field(
+        description="Class names of the blocks to compile one by one; an empty list leaves the model as it is."
+    )
+    fullgraph: bool = Field(default=True, description="Require each block to compile into a single graph.")
+    debug: bool | None = Field(default=False, description="Trace the compilation (inductor's trace.enabled).")
     backend: str = Field(default="inductor", description="torch.compile backend (`inductor`, `aot_eager`, `eager`).")
+
+    @model_validator(mode="after")
+    def _warn_when_nothing_is_compiled(self) -> "CompiledModelConfig":
+        if not self.block_names:
+            warn_config("block_names is empty: the model is not compiled (as in the reference)")
+        return self
 
 
 class CheckpointedModelConfig(ComponentConfig):

@@ -49,14 +49,19 @@ def get_fsdp2_wrapped_model(
     block_names: list[str],
     mixed_precision_settings=None,
     reshard_after_forward: bool = True,
+    layers_per_fsdp_unit: int = 1,
 ) -> nn.Module:
     param_dtype = _dtype(getattr(mixed_precision_settings, "param_dtype", "FP_32"))
     reduce_dtype = _dtype(getattr(mixed_precision_settings, "reduce_dtype", "FP_32"))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     names = device_mesh.mesh_dim_names or ()
     mesh = device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
-    for block in find_blocks(model, block_names):
-        fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+    blocks = find_blocks(model, block_names)
+    # Consecutive blocks grouped into one FSDP unit: one all-gather per group instead of per block.
+    for start in range(0, len(blocks), layers_per_fsdp_unit):
+        group = blocks[start : start + layers_per_fsdp_unit]
+        fully_shard(group if len(group) > 1 else group[0], mesh=mesh, mp_policy=policy,
+                    reshard_after_forward=reshard_after_forward)
     # The root keeps its parameters gathered after forward: backward needs them right away.
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
     return model
@@ -104,23 +109,76 @@ def _get_submodule(model: nn.Module, fqn: str, field: str) -> nn.Module:
         raise TrainingSetupError(f"{field} '{fqn}' names no submodule of {type(model).__name__}: {e}") from None
 
 
-def get_activation_checkpointed_model(model: nn.Module, layers_fqn: str, ac_variant="full_activation_checkpointing", ac_fun_params=None) -> nn.Module:
+def get_activation_checkpointed_model(
+    model: nn.Module, layers_fqn: str, ac_variant="full_activation_checkpointing", ac_fun_params=None
+) -> nn.Module:
+    """Wrap the blocks under ``layers_fqn`` in activation checkpointing, in place.
+
+    full: every block. selective_layer: every ``ac_freq``-th block counting from 1 (ac_freq 2 checkpoints blocks
+    1, 3, 5, ...), as the reference does. selective_op: every block, keeping the outputs of ``save_ops_keys``
+    (every other matmul) and recomputing the rest. Unlike the reference, the recomputation replays the RNG
+    state, so dropout masks and gradients equal those without checkpointing.
+    """
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
 
     layers = _get_submodule(model, layers_fqn, "layers_fqn")
-    if not isinstance(layers, nn.ModuleList):
-        raise TrainingSetupError(f"layers_fqn '{layers_fqn}' is a {type(layers).__name__}, not an nn.ModuleList of blocks")
+    if not isinstance(layers, (nn.ModuleList, nn.ModuleDict)):
+        raise TrainingSetupError(
+            f"layers_fqn '{layers_fqn}' is a {type(layers).__name__}, not an nn.ModuleDict or nn.ModuleList of blocks"
+        )
     variant = getattr(ac_variant, "value", ac_variant)
-    every = 1 if variant == "full_activation_checkpointing" else ac_fun_params.ac_freq
-    for index, block in enumerate(layers):
-        if index % every == 0:
-            layers[index] = checkpoint_wrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    names = [name for name, _ in layers.named_children()]
+    for position, name in enumerate(names, start=1):
+        block = layers.get_submodule(name)
+        if variant == "selective_layer_activation_checkpointing" and position % ac_fun_params.ac_freq:
+            continue
+        context = {}
+        if variant == "selective_op_activation_checkpointing":
+            context["context_fn"] = _selective_op_context(ac_fun_params.save_ops_keys)
+        layers.register_module(name, checkpoint_wrapper(block, checkpoint_impl=CheckpointImpl.NO_REENTRANT, **context))
     return model
 
 
-def get_compiled_model(model: nn.Module, block_names: list[str], fullgraph: bool = False, backend: str = "inductor") -> nn.Module:
+def _selective_op_context(save_ops_keys: list[str]):
+    from collections import defaultdict
+
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+    ops = torch.ops
+    available = {
+        "ops.aten.mm.default": ops.aten.mm.default,
+        "ops.aten._scaled_dot_product_efficient_attention.default": ops.aten._scaled_dot_product_efficient_attention.default,
+        "ops.aten._scaled_dot_product_flash_attention.default": ops.aten._scaled_dot_product_flash_attention.default,
+        "ops._c10d_functional.reduce_scatter_tensor.default": ops._c10d_functional.reduce_scatter_tensor.default,
+        "ops.aten.max.default": ops.aten.max.default,
+    }
+    to_save = {available[key] for key in save_ops_keys}
+
+    def context_fn():
+        mm_counts: dict[str, int] = defaultdict(int)
+
+        def policy(ctx, func, *args, **kwargs):
+            mode = "recompute" if ctx.is_recompute else "forward"
+            if func == ops.aten.mm.default:
+                mm_counts[mode] += 1
+            # Keep every other matmul's output (the reference's and torchtitan's policy): half the memory of
+            # keeping all, most of the saved compute.
+            keep = func in to_save and not (func == ops.aten.mm.default and mm_counts[mode] % 2 == 0)
+            return CheckpointPolicy.MUST_SAVE if keep else CheckpointPolicy.PREFER_RECOMPUTE
+
+        return create_selective_checkpoint_contexts(policy)
+
+    return context_fn
+
+
+def get_compiled_model(
+    model: nn.Module, block_names: list[str], fullgraph: bool = True, debug: bool | None = False, backend: str = "inductor"
+) -> nn.Module:
+    if not block_names:
+        return model
+    options = {"trace.enabled": True} if debug and backend == "inductor" else None
     for block in find_blocks(model, block_names):
-        block.compile(fullgraph=fullgraph, backend=backend)
+        block.compile(fullgraph=fullgraph, backend=backend, options=options)
     return model
 
 

@@ -37,6 +37,22 @@ def test_chains_of_interpolations_resolve():
     assert not diags and doc.values["a"] == 7
 
 
+def test_a_path_through_an_interpolated_mapping_reads_the_resolved_value():
+    # b is itself ${d}: ${b.c} must read c of d's value (this used to end in a TypeError traceback)
+    doc, diags = resolved("a: ${b.c}\nb: ${d}\nd: {c: 1}\n")
+    assert not diags and doc.values["a"] == 1
+    doc, diags = resolved('a: ${b.c.e.1}\nb: {c: "${d}"}\nd: {e: [1, "${f}"]}\nf: \\${x}\nh: ${b.c}\n')
+    assert not diags
+    assert doc.values["a"] == "${x}"  # an escape resolved once stays literal text
+    assert doc.values["h"] == {"e": [1, "${x}"]}
+    doc.values["h"]["e"].append(2)
+    assert doc.values["d"]["e"] == [1, "${x}"]  # a copy, not the same list
+    _, diags = resolved("a: ${b.x}\nb: ${d}\nd: {c: 1}\n")
+    assert [d.message for d in diags] == ["${b.x}: 'x' does not exist in b"]
+    _, diags = resolved("a: ${b.x}\nb: ${nope}\n")
+    assert len(diags) == 1 and "'nope' does not exist" in diags[0].message  # no second error about b.x
+
+
 def test_interpolation_cycle_is_an_error_with_the_chain():
     doc, diags = resolved("a: ${b}\nb: ${c}\nc: ${a}\n")
     cycles = [d for d in diags if d.code == "interpolation-cycle"]
@@ -135,3 +151,46 @@ def test_user_resolver():
 def test_escaped_interpolation_is_kept_literally():
     doc, diags = resolved("a: 'cost \\${x}'\n")
     assert not diags and doc.values["a"] == "cost ${x}"
+
+
+def test_omegaconf_resolvers_and_relative_paths(monkeypatch):
+    monkeypatch.setenv("MODALITIES_TEST_LR", "0.25")
+    monkeypatch.delenv("MODALITIES_TEST_UNSET", raising=False)
+    doc, diags = resolved(
+        """
+a:
+  x: 3
+  same: ${.x}
+  inner:
+    up: ${..x}
+    top: ${...b}
+b: 7
+env_text: ${oc.env:MODALITIES_TEST_LR}
+env_default: ${oc.env:MODALITIES_TEST_UNSET,16}
+env_null: ${oc.env:MODALITIES_TEST_UNSET,null}
+env_quoted: ${oc.env:MODALITIES_TEST_UNSET,'a,b'}
+decoded: ${oc.decode:${oc.env:MODALITIES_TEST_LR}}
+decoded_list: ${oc.decode:'[1, 2]'}
+picked: ${oc.select:a.x,5}
+fallback: ${oc.select:a.missing,5}
+relative_pick: ${oc.select:.b,0}
+text: "lr=${oc.env:MODALITIES_TEST_LR} n=${b} none=${c}"
+c: null
+"""
+    )
+    assert not diags, [d.message for d in diags]
+    v = doc.values
+    assert v["a"]["same"] == 3 and v["a"]["inner"]["up"] == 3 and v["a"]["inner"]["top"] == 7
+    assert v["env_text"] == "0.25" and type(v["env_text"]) is str  # oc.env gives the text, as OmegaConf
+    assert v["env_default"] == 16 and v["env_null"] is None and v["env_quoted"] == "a,b"
+    assert v["decoded"] == 0.25 and v["decoded_list"] == [1, 2]
+    assert v["picked"] == 3 and v["fallback"] == 5 and v["relative_pick"] == 7
+    assert v["text"] == "lr=0.25 n=7 none=None"
+
+
+def test_omegaconf_resolver_errors_are_positioned():
+    doc, diags = resolved("a: 1\nb: ${oc.env:MODALITIES_TEST_UNSET_2}\nc: ${oc.select:nope}\nd: ${.nope}\n")
+    messages = {d.path: (d.message, d.span.line) for d in diags}
+    assert messages[("b",)][1] == 2 and "MODALITIES_TEST_UNSET_2' is not set" in messages[("b",)][0]
+    assert messages[("c",)] == ("${oc.select:nope}: 'nope' does not exist and no default is given", 3)
+    assert messages[("d",)][1] == 4 and "'nope' does not exist" in messages[("d",)][0]
