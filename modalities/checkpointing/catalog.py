@@ -46,6 +46,15 @@ CATALOG = [
         interface="CheckpointSavingExecution",
     ),
     ComponentSpec(
+        "checkpoint_saving_execution",
+        "fsdp1",
+        _CFG + "DCPCheckpointSavingConfig",
+        "modalities.checkpointing.fsdp1:FSDP1CheckpointSaving",
+        description="The reference's FSDP1 files: full model and optimizer state dicts (.bin) and "
+        "last_checkpoint_info.json in checkpoint_path (warm start, not --resume).",
+        interface="CheckpointSavingExecution",
+    ),
+    ComponentSpec(
         "checkpoint_loading",
         "dcp",
         _CFG + "DCPCheckpointLoadingConfig",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
+
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt, StrictInt
 
 
@@ -44,10 +46,33 @@ class DCPCheckpointLoadingConfig(ComponentConfig):
     global_rank: StrictInt | None = Field(default=None, ge=0, description="Accepted for compatibility; unused.")
 
 
-class TorchCheckpointLoadingConfig(ComponentConfig):
-    """Reads a full model state dict from a `.pt` file (e.g. written by `modalities convert to-torch`)."""
+# Both spellings of a dtype: the reference's checkpoint loading says FP32/BF16/FP16, its mixed precision FP_32/...
+PRECISION_ALIASES = {"FP32": "FP_32", "FP16": "FP_16", "BF16": "BF_16"}
 
-    device: Literal["cpu", "cuda"] | str = Field(default="cpu", description="Where the file's tensors are loaded to.")
-    precision: Literal["FP_32", "FP_16", "BF_16"] | None = Field(
-        default=None, description="Cast the loaded weights to this dtype (None keeps the model's dtype)."
+
+class TorchCheckpointLoadingConfig(ComponentConfig):
+    """Reads a full model state dict from a `.pt`/`.bin` file (e.g. written by `modalities convert to-torch`, or a
+    reference FSDP1 checkpoint)."""
+
+    device: StrictInt | str = Field(
+        default="cpu",
+        description="Where the model and the file's tensors go: `cpu`, `cuda`, `cuda:N`, or a GPU index N "
+        "(the reference's spelling).",
     )
+    precision: Literal["FP_32", "FP_16", "BF_16", "FP32", "FP16", "BF16"] | None = Field(
+        default=None,
+        description="Cast the model to this dtype before loading; without it the model takes the dtype the "
+        "checkpoint's tensors have.",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: int | str) -> int | str:
+        if isinstance(device, int):
+            if device < 0:
+                raise ValueError(f"a GPU index must be >= 0, got {device}")
+            return device
+        kind, _, index = device.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or a GPU index N, got {device!r}")
+        return device

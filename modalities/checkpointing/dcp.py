@@ -33,6 +33,7 @@ from modalities.checkpointing.layout import (
     read_progress,
     resolve_checkpoint,
 )
+from modalities.checkpointing.safe_dcp import SafeFileSystemReader, SafeLoadPlanner, read_metadata, safe_load
 
 # Test hook: seconds to sleep after the shards are written and before the checkpoint is renamed into place, so
 # a test can kill the process in the middle of a save.
@@ -102,13 +103,31 @@ class DCPCheckpointSaving:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def read_rank_state(rank_file: Path) -> dict[str, Any]:
+    """A rank's data position and RNG states, read with weights_only=True (numpy arrays of checkpoints written
+    before the numpy state was stored as a tensor are admitted too; nothing else that needs code)."""
+    import numpy as np
+
+    numpy_array_globals = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    try:
+        with torch.serialization.safe_globals(numpy_array_globals):
+            state = torch.load(rank_file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"{rank_file}: cannot be read as plain data (refused or damaged: {str(e).splitlines()[0]})"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{rank_file}: holds a {type(state).__name__}, not a rank state")
+    return state
+
+
 def load_training_checkpoint(path: str | Path, app_state) -> tuple[Path, dict, dict[str, Any]]:
     """Load model, optimizer and scheduler into app_state; return the folder, the progress and this rank's state."""
     folder = resolve_checkpoint(path)
     progress = read_progress(folder)
     world_size = dist.get_world_size() if dist.is_initialized() else 1
     saved_world_size = int(progress.get("world_size", world_size))
-    dcp.load({"app": app_state}, checkpoint_id=str(folder))  # DCP reshards to this run's ranks by itself
+    safe_load({"app": app_state}, folder)  # DCP reshards to this run's ranks by itself
     # On the saved number of ranks each rank takes its own data position and RNG states. On another number,
     # every rank takes rank 0's data position (the ranks move in lockstep; the data loader converts it), and
     # RNG states, which belong to ranks that no longer exist, start afresh.
@@ -116,35 +135,45 @@ def load_training_checkpoint(path: str | Path, app_state) -> tuple[Path, dict, d
     rank_file = rank_state_file(folder, _rank() if same_ranks else 0)
     if not rank_file.is_file():
         raise CheckpointError(f"{rank_file} is missing: the checkpoint is incomplete")
-    rank_state = torch.load(rank_file, weights_only=False)
+    rank_state = read_rank_state(rank_file)
     if not same_ranks:
         rank_state = {**rank_state, "rng": None, "saved_world_size": saved_world_size}
     return folder, progress, rank_state
 
 
 class DCPCheckpointLoading:
+    """Loads a sharded checkpoint folder: ours (``step_N``) or the reference's (``eid_..-seen_steps_..``)."""
+
     def __init__(self, global_rank: int | None = None):
         pass
 
     def load_model_checkpoint(self, model: nn.Module, file_path: Path) -> nn.Module:
-        folder = resolve_checkpoint(file_path)
+        folder = resolve_checkpoint(file_path, require_progress=False)
         state = get_model_state_dict(model)
-        dcp.load({"app": {"model": state}}, checkpoint_id=str(folder))
+        safe_load({"app": {"model": state}}, folder)
         set_model_state_dict(model, state)
         return model
 
     def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
-        folder = resolve_checkpoint(file_path)
+        folder = resolve_checkpoint(file_path, require_progress=False)
         model_state, optimizer_state = get_state_dict(model, optimizer)
-        dcp.load({"app": {"model": model_state, "optimizer": optimizer_state}}, checkpoint_id=str(folder))
+        safe_load({"app": {"model": model_state, "optimizer": optimizer_state}}, folder)
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
         return optimizer
 
 
 def read_model_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The full (unsharded) model state dict of a checkpoint folder, read in one process without a process group."""
-    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
-    folder = resolve_checkpoint(path)
-    state = _load_state_dict_from_keys(keys={"app.model"}, checkpoint_id=str(folder))
-    return dict(state["app"]["model"])
+    folder = resolve_checkpoint(path, require_progress=False)
+    prefix = "app.model."
+    metadata = read_metadata(folder)
+    state: dict[str, torch.Tensor] = {}
+    for key, item in metadata.state_dict_metadata.items():
+        if key.startswith(prefix) and isinstance(item, TensorStorageMetadata):
+            state[key] = torch.empty(item.size, dtype=item.properties.dtype)
+    if not state:
+        raise CheckpointError(f"{folder} holds no model weights (no app.model.* tensors)")
+    dcp.load(state, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner(), no_dist=True)
+    return {key[len(prefix) :]: tensor for key, tensor in state.items() if not key.endswith("inv_freq")}

@@ -29,16 +29,19 @@ def rank_state_file(folder: Path, rank: int) -> Path:
     return folder / f"rank_{rank}.pt"
 
 
-def is_complete(folder: Path) -> bool:
-    return (folder / ".metadata").is_file() and (folder / PROGRESS_FILE).is_file()
+def is_complete(folder: Path, require_progress: bool = True) -> bool:
+    return (folder / ".metadata").is_file() and (not require_progress or (folder / PROGRESS_FILE).is_file())
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A complete checkpoint folder for ``path`` (a folder, the ``latest`` link, or an experiment's checkpoints dir)."""
+def resolve_checkpoint(path: str | Path, require_progress: bool = True) -> Path:
+    """A complete checkpoint folder for ``path`` (a folder, the ``latest`` link, or an experiment's checkpoints dir).
+
+    ``require_progress=False`` also accepts a folder of DCP shards alone, as the reference writes them (enough to
+    load weights and optimizer state, not to resume a run)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.is_dir() and not is_complete(path) and (path / LATEST).exists():
+    if path.is_dir() and not is_complete(path, require_progress) and (path / LATEST).exists():
         path = path / LATEST
     folder = path.resolve()
     if folder.name.startswith(TMP_PREFIX):
@@ -46,10 +49,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
             f"{path} is a checkpoint that was never completed (its save was interrupted); "
             f"resume from {folder.parent / LATEST} instead"
         )
-    if not folder.is_dir() or not is_complete(folder):
-        raise CheckpointError(
-            f"{path} is not a complete checkpoint folder (expected .metadata and {PROGRESS_FILE} in it)"
-        )
+    if not folder.is_dir() or not is_complete(folder, require_progress):
+        expected = f".metadata and {PROGRESS_FILE}" if require_progress else ".metadata"
+        raise CheckpointError(f"{path} is not a complete checkpoint folder (expected {expected} in it)")
     return folder
 
 

@@ -15,17 +15,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_hf = sub.add_parser("to-hf", help="write a transformers GPT-2 folder from a checkpoint or a config")
     to_hf.add_argument("source", help="a checkpoint folder (its saved config builds the model) or a config file")
     to_hf.add_argument("output", help="the folder to write (must not exist or be empty)")
-    to_hf.add_argument("--model-key", default="model_raw", help="top-level key of the unwrapped model in the config")
+    to_hf.add_argument(
+        "--model-key",
+        default=None,
+        help="a config: the top-level key of the checkpointed model to export (default: the config's only "
+        "model/checkpointed); a checkpoint folder: the key of the unwrapped model in its saved config "
+        "(default: the model under app_state)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from modalities.checkpointing.layout import CheckpointError
+    from modalities.config.diagnostics import ConfigError
+    from modalities.conversion.model_source import ModelSourceError
 
     try:
         if args.target == "to-torch":
             return _to_torch(Path(args.checkpoint), Path(args.output))
         return _to_hf(Path(args.source), Path(args.output), args.model_key)
-    except (CheckpointError, FileExistsError, KeyError, ValueError) as e:
+    except ConfigError as e:
+        print(f"modalities convert: error: the config has errors:\n{e}", file=sys.stderr)
+        return 1
+    except (CheckpointError, ModelSourceError, FileExistsError, KeyError, ValueError) as e:
         print(f"modalities convert: error: {e}", file=sys.stderr)
         return 1
 
@@ -46,28 +57,59 @@ def _to_torch(checkpoint: Path, output: Path) -> int:
     return 0
 
 
-def _to_hf(source: Path, output: Path, model_key: str) -> int:
-    from modalities.api import Main, load_app_config_dict
+def _to_hf(source: Path, output: Path, model_key: str | None) -> int:
+    from modalities.api import load_app_config_dict
+    from modalities.checkpointing.dcp import read_model_state_dict
     from modalities.checkpointing.layout import CONFIG_FILE, resolve_checkpoint
+    from modalities.conversion.model_source import base_model_of, find_checkpointed_model
+    from modalities.interop.hf_gpt2 import export_state_dict_to_hf
+    from modalities.models.gpt2.config import GPT2LLMConfig
 
-    checkpoint = None
-    if source.is_dir():
+    if source.is_dir():  # one of our checkpoint folders: the model is described by the config saved with it
         checkpoint = resolve_checkpoint(source)
-        config_path = checkpoint / CONFIG_FILE
+        config = load_app_config_dict(checkpoint / CONFIG_FILE)
+        name, node = _model_node_of_saved_config(config, model_key, checkpoint / CONFIG_FILE)
+        name, node = base_model_of(config, name, node)
+        state_dict = read_model_state_dict(checkpoint)
+        origin = str(checkpoint)
     else:
-        config_path = source
-    config = load_app_config_dict(config_path)
-    if model_key not in config:
-        raise KeyError(f"{config_path} has no top-level '{model_key}' (pass --model-key with the unwrapped model's key)")
-    model_node = dict(config[model_key])
-    model_node["config"] = {**model_node.get("config", {}), "use_meta_device": False}
-    model = Main({"model": model_node}).build_components()["model"]
-    if checkpoint is not None:
-        from modalities.checkpointing.dcp import read_model_state_dict
+        config = load_app_config_dict(source)
+        checkpointed = find_checkpointed_model(config, model_key, source)
+        name, node = checkpointed.base_key, checkpointed.base_node
+        if checkpointed.loading_variant in ("torch", "fsdp1"):
+            from modalities.checkpointing.torch_loading import read_state_dict_file
 
-        model.load_state_dict(read_model_state_dict(checkpoint), strict=True)
-    from modalities.interop.hf_gpt2 import export_to_hf
-
-    export_to_hf(model, output)
-    print(f"wrote a transformers model to {output}")
+            state_dict = read_state_dict_file(checkpointed.checkpoint_path, _cpu())
+        else:
+            state_dict = read_model_state_dict(checkpointed.checkpoint_path)
+        origin = f"{checkpointed.checkpoint_path} (loaded by '{checkpointed.name}')"
+    if (node.get("component_key"), node.get("variant_key")) != ("model", "gpt2"):
+        raise ValueError(
+            f"'{name}' is model/{node.get('variant_key')}; only model/gpt2 can be exported to Hugging Face"
+        )
+    model_config = GPT2LLMConfig.model_validate(node.get("config") or {})
+    export_state_dict_to_hf(model_config, state_dict, output)
+    print(f"wrote a transformers model to {output} with the weights of {origin}")
     return 0
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def _model_node_of_saved_config(config: dict, model_key: str | None, where: Path) -> tuple[str, dict]:
+    if model_key is not None:
+        if model_key not in config:
+            raise KeyError(f"{where} has no top-level '{model_key}'")
+        return model_key, config[model_key]
+    app_state = config.get("app_state")
+    model = (app_state.get("config") or {}).get("model") if isinstance(app_state, dict) else None
+    if isinstance(model, dict) and "instance_key" in model:
+        key = model["instance_key"]
+        if key in config:
+            return key, config[key]
+    if "model_raw" in config:
+        return "model_raw", config["model_raw"]
+    raise KeyError(f"{where}: cannot tell which model was trained; pass --model-key with its top-level key")

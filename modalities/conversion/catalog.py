@@ -37,4 +37,21 @@ CATALOG = [
         produces="callable",
     ),
     _row("num_samples_from_num_tokens", "NumSamplesFromNumTokensConfig", "Whole samples in a number of tokens."),
+    _row("num_seen_steps_from_checkpoint_path", "CheckpointPathConfig", "Steps done when a checkpoint was saved."),
+    _row("last_step_from_checkpoint_path", "CheckpointPathConfig", "Index of a checkpoint's last step (steps - 1)."),
+    _row(
+        "global_num_seen_tokens_from_checkpoint_path",
+        "CheckpointPathConfig",
+        "Tokens trained on when a checkpoint was saved.",
+    ),
+    _row(
+        "global_num_target_tokens_from_checkpoint_path",
+        "CheckpointPathConfig",
+        "The token target of the run that saved a checkpoint.",
+    ),
+    _row(
+        "num_target_steps_from_checkpoint_path",
+        "CheckpointPathConfig",
+        "The step target of the run that saved a checkpoint (target tokens / tokens per step).",
+    ),
 ]

@@ -99,3 +99,11 @@ class NumSamplesFromNumTokensConfig(ComponentConfig):
 
     num_tokens: NonNegative = Field(description="Tokens.")
     sequence_length: Positive = Field(description=_SEQUENCE_LENGTH)
+
+
+class CheckpointPathConfig(ComponentConfig):
+    """A count read from a checkpoint: from its name (the reference's ``eid_<id>-seen_steps_<N>-seen_tokens_<T>-
+    target_steps_<S>-target_tokens_<TT>`` folders and ``.bin`` files) or, for our ``step_<N>`` folders, from the
+    training progress saved in them."""
+
+    checkpoint_path: str = Field(description="The checkpoint folder or file (e.g. `${settings.warmstart_checkpoint_paths.checkpoint_folder_path}`).")

@@ -33,3 +33,21 @@ class NNModel(nn.Module):
 
     def get_parameters(self) -> dict[str, torch.Tensor]:
         return dict(self.named_parameters())
+
+
+def tied_parameter_slots(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """(module, attribute) places of each parameter registered in more than one place (tied weights), so that
+    operations that give every place its own tensor (``to_empty``, ``load_state_dict(assign=True)``) can tie them
+    again: ``setattr(module, name, getattr(*first_place))``."""
+    slots: dict[int, list[tuple[nn.Module, str]]] = {}
+    for module in model.modules():
+        for name, parameter in module._parameters.items():
+            if parameter is not None:
+                slots.setdefault(id(parameter), []).append((module, name))
+    return [places for places in slots.values() if len(places) > 1]
+
+
+def retie_parameters(slots: list[list[tuple[nn.Module, str]]]) -> None:
+    for (owner, owner_name), *others in slots:
+        for module, name in others:
+            setattr(module, name, getattr(owner, owner_name))

@@ -88,5 +88,12 @@ CATALOG = [
         "get_fsdp2_logging_only_gradient_clipper",
         "Return the total norm of FSDP2 (DTensor-sharded) gradients without clipping.",
     ),
+    _clipper("fsdp1", "FSDPGradientClipperConfig", "FSDPGradientClipper", "The reference's FSDP1 spelling of fsdp."),
+    _clipper(
+        "fsdp1_logging_only",
+        "FSDPLoggingOnlyGradientClipperConfig",
+        "FSDPLoggingOnlyGradientClipper",
+        "The reference's FSDP1 spelling of fsdp_logging_only.",
+    ),
     _clipper("dummy", "DummyGradientClipperConfig", "DummyGradientClipper", "No clipping; returns -1 as the norm."),
 ]

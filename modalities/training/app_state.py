@@ -35,3 +35,13 @@ class AppState(Stateful):
 
 def get_raw_app_state(model: nn.Module, optimizer, lr_scheduler=None) -> AppState:
     return AppState(model=model, optimizer=optimizer, lr_scheduler=lr_scheduler)
+
+
+def get_dcp_checkpointed_app_state(raw_app_state: AppState, checkpoint_dir_path: str) -> AppState:
+    """`app_state/dcp`: the app state with model, optimizer and scheduler loaded from a checkpoint folder (ours or
+    the reference's); the warm start of the reference's configs."""
+    from modalities.checkpointing.layout import resolve_checkpoint
+    from modalities.checkpointing.safe_dcp import safe_load
+
+    safe_load({"app": raw_app_state}, resolve_checkpoint(checkpoint_dir_path, require_progress=False))
+    return raw_app_state

@@ -5,6 +5,7 @@ from modalities.registry.registry import ComponentSpec
 
 _CFG = "modalities.training.config:"
 _WRAP = "modalities.training.model_wrappers:"
+_FSDP1 = "modalities.training.fsdp1:"
 
 CATALOG = [
     ComponentSpec(
@@ -25,8 +26,36 @@ CATALOG = [
         description="FSDP2 fully_shard per block and at the root, with a mixed-precision policy.", interface="nn.Module",
     ),
     ComponentSpec(
-        "model", "fsdp_wrapped", _CFG + "FSDPWrappedModelConfig", _WRAP + "get_fsdp_wrapped_model",
-        description="The older fsdp_wrapped config form, sharded with FSDP2 over all ranks.", interface="nn.Module",
+        "model", "fsdp_wrapped", _CFG + "FSDP1WrappedModelConfig", _FSDP1 + "get_fsdp1_wrapped_model",
+        description="The reference's older name of fsdp1_wrapped.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "fsdp1_wrapped", _CFG + "FSDP1WrappedModelConfig", _FSDP1 + "get_fsdp1_wrapped_model",
+        description="The reference's FSDP1 sharding, carried out with FSDP2 (mesh from the sharding strategy).",
+        interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "activation_checkpointed_fsdp1", _CFG + "FSDP1ActivationCheckpointedModelConfig",
+        _FSDP1 + "get_activation_checkpointed_fsdp1_model",
+        description="Activation checkpointing of the named module classes of a sharded model.", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "model", "fsdp1_checkpointed", _CFG + "FSDP1CheckpointedModelConfig", _WRAP + "get_checkpointed_model",
+        description="A model loaded from a full state dict file (the reference's FSDP1 .bin).", interface="nn.Module",
+    ),
+    ComponentSpec(
+        "optimizer", "fsdp1_checkpointed", _CFG + "FSDP1CheckpointedOptimizerConfig", _WRAP + "get_checkpointed_optimizer",
+        description="An optimizer loaded from a full optimizer state dict file (the reference's FSDP1 .bin).",
+        interface="torch.optim.Optimizer",
+    ),
+    ComponentSpec(
+        "checkpoint_loading", "fsdp1", _CFG + "FSDP1CheckpointLoadingConfig", _FSDP1 + "FSDP1CheckpointLoading",
+        description="Loads a full state dict file into a plain model, then shards it (FSDP2).",
+        interface="CheckpointLoading",
+    ),
+    ComponentSpec(
+        "app_state", "dcp", _CFG + "DCPAppStateConfig", "modalities.training.app_state:get_dcp_checkpointed_app_state",
+        description="An app state loaded from a DCP checkpoint folder when built (warm start).", interface="AppState",
     ),
     ComponentSpec(
         "model", "activation_checkpointed", _CFG + "ActivationCheckpointedModelConfig",

@@ -14,6 +14,7 @@ from modalities.registry.types import (
     Field,
     NonNegativeStrictInt,
     PositiveStrictInt,
+    StrictInt,
 )
 
 
@@ -93,22 +94,92 @@ class ShardingStrategy(str, Enum):
     FULL_SHARD = "FULL_SHARD"
     SHARD_GRAD_OP = "SHARD_GRAD_OP"
     HYBRID_SHARD = "HYBRID_SHARD"
+    _HYBRID_SHARD_ZERO2 = "_HYBRID_SHARD_ZERO2"
     NO_SHARD = "NO_SHARD"
 
 
-class FSDPWrappedModelConfig(ComponentConfig):
-    """The older `fsdp_wrapped` form of Modalities configs, carried out with FSDP2 on a one-dimensional mesh."""
+class FSDP1MixedPrecision(str, Enum):
+    """The reference's FSDP1 mixed-precision policies: (parameter dtype, reduction dtype)."""
+
+    FP_16 = "FP_16"  # (fp16, fp16)
+    BF_16 = "BF_16"  # (bf16, bf16)
+    BF_16_WORKING = "BF_16_WORKING"  # (fp32, bf16)
+    FP_32 = "FP_32"  # (fp32, fp32)
+    MIXED_PRECISION_MEGATRON = "MIXED_PRECISION_MEGATRON"  # (bf16, fp32)
+    NO_MIXED_PRECISION = "NO_MIXED_PRECISION"  # (fp32, fp32)
+
+
+_FSDP1_NOTE = (
+    "Carried out with FSDP2 (fully_shard) on a data-parallel mesh derived from sharding_strategy; see "
+    "docs/compatibility.md."
+)
+_SHARDING = (
+    "FULL_SHARD (shard, free after forward), SHARD_GRAD_OP (keep until backward), HYBRID_SHARD / "
+    "_HYBRID_SHARD_ZERO2 (shard within a node, replicate across nodes), NO_SHARD (replicate)."
+)
+
+
+class FSDP1WrappedModelConfig(ComponentConfig):
+    """The reference's FSDP1 sharding (`fsdp1_wrapped`, formerly `fsdp_wrapped`). """ + _FSDP1_NOTE
 
     model: ComponentRef["model"] = Field(description="The model to shard.")
-    sync_module_states: bool = Field(default=True, description="Accepted for compatibility; FSDP2 shards from rank-identical weights.")
-    mixed_precision_settings: PrecisionEnum | MixedPrecisionSettings = Field(
-        default=PrecisionEnum.FP_32, description="One dtype for parameters and reductions, or both separately."
+    sync_module_states: bool = Field(
+        default=True, description="Accepted for compatibility; FSDP2 shards from rank-identical weights."
     )
-    sharding_strategy: ShardingStrategy = Field(
-        default=ShardingStrategy.FULL_SHARD,
-        description="FULL_SHARD reshards after forward; SHARD_GRAD_OP keeps parameters gathered until backward.",
+    mixed_precision_settings: FSDP1MixedPrecision | MixedPrecisionSettings = Field(
+        default=FSDP1MixedPrecision.FP_32,
+        description="An FSDP1 policy name (FP_32, BF_16, BF_16_WORKING, MIXED_PRECISION_MEGATRON, ...) or "
+        "{param_dtype, reduce_dtype}.",
     )
+    sharding_strategy: ShardingStrategy = Field(default=ShardingStrategy.FULL_SHARD, description=_SHARDING)
     block_names: list[str] = Field(min_length=1, description="Class names of the blocks each sharded on its own.")
+
+
+FSDPWrappedModelConfig = FSDP1WrappedModelConfig
+
+
+class FSDP1ActivationCheckpointedModelConfig(ComponentConfig):
+    """Activation checkpointing of the named module classes of an (FSDP1-spelled) sharded model."""
+
+    model: ComponentRef["model"] = Field(description="The sharded model.")
+    activation_checkpointing_modules: list[str] = Field(
+        default_factory=list, description="Class names of the modules to checkpoint (e.g. `[GPT2Block]`)."
+    )
+
+
+class FSDP1CheckpointedModelConfig(ComponentConfig):
+    """A model with weights loaded from a full state dict file (the reference's FSDP1 `.bin`)."""
+
+    checkpoint_loading: ComponentRef["checkpoint_loading"] = Field(
+        description="checkpoint_loading/fsdp1 (loads, then shards) or checkpoint_loading/torch (a plain model)."
+    )
+    checkpoint_path: str = Field(description="The model `.bin`/`.pt` file.")
+    model: ComponentRef["model"] = Field(description="The model to load into.")
+
+
+class FSDP1CheckpointedOptimizerConfig(ComponentConfig):
+    """An optimizer with its state loaded from a full optimizer state dict file (the reference's FSDP1 `.bin`)."""
+
+    checkpoint_loading: ComponentRef["checkpoint_loading"] = Field(description="checkpoint_loading/fsdp1.")
+    checkpoint_path: str = Field(description="The optimizer `.bin` file.")
+    wrapped_model: ComponentRef["model"] = Field(description="The sharded model the optimizer works on.")
+    optimizer: ComponentRef["optimizer"] = Field(description="The optimizer to load into.")
+
+
+class FSDP1CheckpointLoadingConfig(ComponentConfig):
+    """Loads a full model state dict file into a plain model, then shards it (the reference's FSDP1 loading)."""
+
+    global_rank: StrictInt = Field(ge=0, description="This process's rank (`${settings.cuda_env.global_rank}`).")
+    block_names: list[str] = Field(min_length=1, description="Class names of the blocks each sharded on its own.")
+    mixed_precision_settings: FSDP1MixedPrecision = Field(description="The FSDP1 mixed-precision policy.")
+    sharding_strategy: ShardingStrategy = Field(description=_SHARDING)
+
+
+class DCPAppStateConfig(ComponentConfig):
+    """An app state loaded from a DCP checkpoint folder when built (the reference's warm start)."""
+
+    raw_app_state: ComponentRef["app_state"] = Field(description="The app state (model, optimizer, scheduler).")
+    checkpoint_dir_path: str = Field(description="The checkpoint folder (ours or the reference's).")
 
 
 class ActivationCheckpointingVariant(str, Enum):

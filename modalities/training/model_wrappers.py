@@ -18,9 +18,10 @@ def _dtype(value) -> torch.dtype:
     return _DTYPES[getattr(value, "value", value)]
 
 
-def _class_name(module: nn.Module) -> str:
+def _class_names(module: nn.Module) -> set[str]:
+    """The module's class names, including the ones FSDP2 (``FSDP<Block>``) and activation checkpointing hide."""
     inner = getattr(module, "_checkpoint_wrapped_module", None)  # an activation-checkpointed block
-    return type(inner if inner is not None else module).__name__
+    return {cls.__name__ for cls in type(inner if inner is not None else module).__mro__}
 
 
 def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
@@ -31,7 +32,7 @@ def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
     for module in model.modules():
         if id(module) in claimed:
             continue
-        if _class_name(module) in wanted:
+        if _class_names(module) & wanted:
             blocks.append(module)
             claimed.update(id(m) for m in module.modules())
     if not blocks:
@@ -65,41 +66,6 @@ def get_fsdp2_wrapped_model(
     # The root keeps its parameters gathered after forward: backward needs them right away.
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
     return model
-
-
-def get_fsdp_wrapped_model(
-    model: nn.Module,
-    block_names: list[str],
-    sync_module_states: bool = True,
-    mixed_precision_settings=None,
-    sharding_strategy="FULL_SHARD",
-) -> nn.Module:
-    import torch.distributed as dist
-
-    from modalities.training.device_mesh import get_device_mesh
-
-    strategy = getattr(sharding_strategy, "value", sharding_strategy)
-    if strategy in ("HYBRID_SHARD", "NO_SHARD"):
-        raise TrainingSetupError(
-            f"model/fsdp_wrapped: sharding_strategy {strategy} is not supported; use FULL_SHARD or SHARD_GRAD_OP, "
-            "or model/fsdp2_wrapped with a device_mesh for hybrid sharding"
-        )
-    if mixed_precision_settings is None or isinstance(mixed_precision_settings, (str,)) or hasattr(
-        mixed_precision_settings, "value"
-    ):
-        from modalities.training.config import MixedPrecisionSettings
-
-        dtype = getattr(mixed_precision_settings, "value", mixed_precision_settings or "FP_32")
-        mixed_precision_settings = MixedPrecisionSettings(param_dtype=dtype, reduce_dtype=dtype)
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    mesh = get_device_mesh(device_type=device_type, world_size=dist.get_world_size() if dist.is_initialized() else 1)
-    return get_fsdp2_wrapped_model(
-        model,
-        mesh,
-        block_names,
-        mixed_precision_settings,
-        reshard_after_forward=strategy == "FULL_SHARD",
-    )
 
 
 def _get_submodule(model: nn.Module, fqn: str, field: str) -> nn.Module:
@@ -182,11 +148,11 @@ def get_compiled_model(
     return model
 
 
-def get_checkpointed_model(model: nn.Module, checkpoint_loading, checkpoint_path: str) -> nn.Module:
+def get_checkpointed_model(checkpoint_loading, checkpoint_path: str, model: nn.Module) -> nn.Module:
     return checkpoint_loading.load_model_checkpoint(model, Path(checkpoint_path))
 
 
-def get_checkpointed_optimizer(optimizer, wrapped_model: nn.Module, checkpoint_loading, checkpoint_path: str):
+def get_checkpointed_optimizer(checkpoint_loading, checkpoint_path: str, wrapped_model: nn.Module, optimizer):
     return checkpoint_loading.load_optimizer_checkpoint(optimizer, wrapped_model, Path(checkpoint_path))
 
 

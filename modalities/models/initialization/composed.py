@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from modalities.models.model import retie_parameters, tied_parameter_slots
+
 _WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
 
 
@@ -106,27 +108,15 @@ def _default_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def _shared_parameter_slots(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
-    """(module, attribute) places of each parameter registered in more than one place."""
-    slots: dict[int, list[tuple[nn.Module, str]]] = {}
-    for module in model.modules():
-        for name, parameter in module._parameters.items():
-            if parameter is not None:
-                slots.setdefault(id(parameter), []).append((module, name))
-    return [places for places in slots.values() if len(places) > 1]
-
-
 @torch.no_grad()
 def materialize_meta_parameters(model: nn.Module, device: torch.device | None = None) -> bool:
     """Give a meta-device model real (uninitialized) storage, keeping tied weights tied. Returns whether it did."""
     if not any(p.device.type == "meta" for p in model.parameters()):
         return False
-    shared = _shared_parameter_slots(model)
+    tied = tied_parameter_slots(model)
     model.to_empty(device=device or _default_device())
     # to_empty gives every module its own new tensor, which would silently untie tied weights (wte/lm_head).
-    for (owner, owner_name), *others in shared:
-        for module, name in others:
-            setattr(module, name, getattr(owner, owner_name))
+    retie_parameters(tied)
     return True
 
 
