@@ -26,6 +26,7 @@ def load_app_config_dict(
     *,
     overrides: Sequence[str] = (),
     experiments_root: str | Path | None = None,
+    last_checkpoint_info: str | Path | None = None,
 ) -> AppConfigDict:
     """Load a YAML config, apply ``overrides`` (``dotted.path=value``) and resolve every ``${...}``.
 
@@ -37,7 +38,11 @@ def load_app_config_dict(
     for name, fn in (additional_resolver_funs or {}).items():
         register_resolver(name, lambda arg, ctx, fn=fn: fn(arg), replace=True)
     document, diagnostics = load_and_resolve(
-        config_file_path, overrides=overrides, experiment_id=experiment_id, experiments_root=experiments_root
+        config_file_path,
+        overrides=overrides,
+        experiment_id=experiment_id,
+        experiments_root=experiments_root,
+        last_checkpoint_info=last_checkpoint_info,
     )
     if has_errors(diagnostics):
         raise ConfigError(diagnostics)

@@ -23,6 +23,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from modalities.checkpointing.layout import (
     CONFIG_FILE,
+    LAST_CHECKPOINT_INFO,
     LATEST,
     PROGRESS_FILE,
     TMP_PREFIX,
@@ -32,6 +33,7 @@ from modalities.checkpointing.layout import (
     rank_state_file,
     read_progress,
     resolve_checkpoint,
+    write_text_atomically,
 )
 from modalities.checkpointing.safe_dcp import SafeFileSystemReader, SafeLoadPlanner, read_metadata, safe_load
 
@@ -90,6 +92,10 @@ class DCPCheckpointSaving:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             point_latest_to(self.checkpoints_dir, name)
+            # What the reference's `modalities warmstart --last_checkpoint_info_file_path` reads.
+            write_text_atomically(
+                self.checkpoints_dir / LAST_CHECKPOINT_INFO, json.dumps({"checkpoint_folder_path": str(final.resolve())})
+            )
         _barrier()
         return str(final)
 

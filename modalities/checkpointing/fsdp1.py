@@ -25,13 +25,12 @@ import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
 
-from modalities.checkpointing.layout import CheckpointError, write_text_atomically
+from modalities.checkpointing.layout import LAST_CHECKPOINT_INFO, CheckpointError, write_text_atomically
 
 CHECKPOINT_FILE = (
     "eid_{experiment_id}-{entity}-seen_steps_{num_seen_steps}-seen_tokens_{num_seen_tokens}"
     "-target_steps_{num_target_steps}-target_tokens_{num_target_tokens}.bin"
 )
-LAST_CHECKPOINT_INFO = "last_checkpoint_info.json"
 
 
 def _rank() -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 PROGRESS_FILE = "training_progress.json"
 CONFIG_FILE = "config.yaml"
 LATEST = "latest"
+LAST_CHECKPOINT_INFO = "last_checkpoint_info.json"  # the paths of the newest checkpoint, for warm starts
 TMP_PREFIX = ".tmp-"
 
 

@@ -18,6 +18,14 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a value before validation, e.g. --set optimizer.config.lr=3e-4 (VALUE is YAML; repeatable)",
     )
     parser.add_argument("--experiments-root", default=None, help="folder for experiment outputs (default ./experiments)")
+    parser.add_argument(
+        "--last-checkpoint-info",
+        "--last_checkpoint_info_file_path",
+        dest="last_checkpoint_info",
+        default=None,
+        metavar="FILE",
+        help="a warm start's last_checkpoint_info.json, read by ${warmstart_env:checkpoint_paths}",
+    )
 
 
 def use_color(stream=sys.stderr) -> bool:

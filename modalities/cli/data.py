@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave lines that are not valid JSON out of the index (they are counted and listed)",
     )
     index.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    _add_existence_policy(index)
     index.set_defaults(_data_run=_create_raw_index)
 
     pack = sub.add_parser("pack_encoded_data", help="tokenize a JSONL corpus into a .pbin file, as a config describes")
@@ -35,7 +36,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out documents that cannot be read or encoded (counted and listed) instead of stopping",
     )
     pack.add_argument("--num-cpus", type=int, default=None, help="worker processes (overrides settings.num_cpus)")
+    _add_existence_policy(pack)
     pack.set_defaults(_data_run=_pack_encoded_data)
+
+    prepare = sub.add_parser(
+        "prepare_instruction_tuning_data",
+        help="apply a chat template to conversations, split them, index and pack each partition",
+    )
+    prepare.add_argument("config", nargs="?", help="the chat-template config (or --config_file_path)")
+    prepare.add_argument("--config_file_path", dest="config_file_path", default=None, help=argparse.SUPPRESS)
+    prepare.set_defaults(_data_run=_prepare_instruction_tuning_data)
+
+    shuffle = sub.add_parser("shuffle_tokenized_data", help="shuffle the documents of a .pbin file")
+    shuffle.add_argument("--input_data_path", required=True, help="the .pbin file")
+    shuffle.add_argument("--output_data_path", required=True, help="the shuffled .pbin to write")
+    shuffle.add_argument("--batch_size", type=int, default=100, help="documents copied per batch (default 100)")
+    shuffle.add_argument("--seed", type=int, default=None, help="seed of the shuffle (the reference's Random(seed))")
+    _add_existence_policy(shuffle)
+    shuffle.set_defaults(_data_run=_shuffle_tokenized_data)
+
+    shuffle_jsonl = sub.add_parser("shuffle_jsonl_data", help="shuffle the lines of a JSONL file")
+    shuffle_jsonl.add_argument("--input_data_path", required=True, help="the .jsonl file")
+    shuffle_jsonl.add_argument("--output_data_path", required=True, help="the shuffled .jsonl to write")
+    shuffle_jsonl.add_argument("--seed", type=int, default=None, help="seed of the shuffle")
+    _add_existence_policy(shuffle_jsonl)
+    shuffle_jsonl.set_defaults(_data_run=_shuffle_jsonl_data)
+
+    for name, kind in (("create_shuffled_dataset_chunk", "pbin"), ("create_shuffled_jsonl_chunk", "jsonl")):
+        aliases = ["create_shuffled_jsonl_dataset_chunk"] if kind == "jsonl" else []  # the reference's other name
+        chunk = sub.add_parser(
+            name, aliases=aliases, help=f"chunk i of N of several .{kind} files, shuffled (for splitting a corpus over jobs)"
+        )
+        chunk.add_argument("--input_file_list_path", required=True, help=f"a file listing the .{kind} files, one per line")
+        chunk.add_argument("--input_data_root_path", required=True, help="the folder the listed paths are relative to")
+        chunk.add_argument("--output_chunk_file_path", required=True, help=f"the .{kind} chunk to write")
+        chunk.add_argument("--chunk_id", type=int, required=True, help="which chunk (0-based)")
+        chunk.add_argument("--num_chunks", type=int, required=True, help="how many chunks in all")
+        chunk.add_argument("--global_seed", type=int, default=None, help="seed; each chunk's seed derives from it")
+        _add_existence_policy(chunk)
+        chunk.set_defaults(_data_run=_create_shuffled_chunk, _chunk_kind=kind)
+
 
     inspect = sub.add_parser("inspect", help="show tokens, documents and token width of a .pbin, and decode a sample")
     inspect.add_argument("path", help="the .pbin file")
@@ -52,6 +92,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("paths", nargs="+", metavar="PATH", help="input .pbin files, then the output path")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     merge.set_defaults(_data_run=_merge)
+
+
+def _add_existence_policy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--file_existence_policy",
+        "--file-existence-policy",
+        dest="file_existence_policy",
+        choices=("error", "skip", "override"),
+        default=None,
+        help="when the output exists: error (default), skip the command, or override it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +151,14 @@ def _create_raw_index(args: argparse.Namespace) -> int:
 
     from modalities.data.raw_index import create_raw_index
 
+    from modalities.data.raw_index import default_index_path
+
+    policy = _existence_policy(args)
+    index_path = args.index_path or default_index_path(args.src_path)
+    if policy == "skip" and os.path.exists(index_path):
+        print(f"{index_path} exists; skipped (--file_existence_policy skip)")
+        return 0
+    args.overwrite = args.overwrite or policy == "override"
     total = os.path.getsize(args.src_path) if os.path.isfile(args.src_path) else 0
     began = time.perf_counter()
     with _progress("bytes") as progress:
@@ -123,6 +182,35 @@ def _create_raw_index(args: argparse.Namespace) -> int:
 
 
 def _pack_encoded_data(args: argparse.Namespace) -> int:
+    policy = _existence_policy(args)
+    if policy == "skip" and _pack_destination_exists(args.config):
+        print(f"{args.config}: the output exists; skipped (--file_existence_policy skip)")
+        return 0
+    return pack_from_config(
+        args.config,
+        overwrite=args.overwrite or policy == "override",
+        skip_bad_documents=args.skip_bad_documents,
+        num_cpus=args.num_cpus,
+    )
+
+
+def _existence_policy(args: argparse.Namespace) -> str:
+    return getattr(args, "file_existence_policy", None) or ("override" if getattr(args, "overwrite", False) else "error")
+
+
+def _pack_destination_exists(config_path: str) -> bool:
+    from modalities import load_app_config_dict
+
+    settings = load_app_config_dict(config_path).get("settings") or {}
+    from pathlib import Path
+
+    source = settings.get("src_path")
+    destination = settings.get("dst_path") or (str(Path(source).with_suffix(".pbin")) if source else None)
+    return bool(destination) and Path(destination).exists()
+
+
+def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents: bool = False, num_cpus=None) -> int:
+    """Pack as a pack config describes; 0 on success, 1 after printing what is wrong."""
     import time
 
     from pydantic import ValidationError
@@ -133,13 +221,13 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
     from modalities.data.packing import pack_encoded_data
 
     try:
-        config = load_app_config_dict(args.config)
+        config = load_app_config_dict(config_path)
     except ConfigError as e:
         print(render_text(e.diagnostics), file=sys.stderr)
         return 1
     source_map = config.document.source_map if config.document is not None else None
     if not isinstance(config.get("settings"), dict) or "tokenizer" not in config:
-        return _fail(f"{args.config}: a pack config needs a `settings` block and a `tokenizer` component")
+        return _fail(f"{config_path}: a pack config needs a `settings` block and a `tokenizer` component")
     try:
         settings = PackEncodedDataSettings.model_validate(config["settings"])
     except ValidationError as e:
@@ -159,7 +247,7 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
         print(render_text(e.diagnostics), file=sys.stderr)
         return 1
 
-    num_cpus = args.num_cpus or settings.num_cpus
+    num_cpus = num_cpus or settings.num_cpus
     began = time.perf_counter()
     with _progress("documents") as progress:
         from modalities.data.raw_index import default_index_path, read_raw_index
@@ -181,8 +269,8 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
             num_cpus=num_cpus,
             processing_batch_size=settings.processing_batch_size,
             max_batches_in_flight=num_cpus + settings.raw_samples_queue_size + settings.processed_samples_queue_size,
-            skip_bad_documents=args.skip_bad_documents or settings.skip_bad_documents,
-            overwrite=args.overwrite or settings.overwrite,
+            skip_bad_documents=skip_bad_documents or settings.skip_bad_documents,
+            overwrite=overwrite or settings.overwrite,
             on_progress=on_progress,
         )
     print(
@@ -237,4 +325,93 @@ def _merge(args: argparse.Namespace) -> int:
     *sources, destination = args.paths
     documents, tokens = merge_packed_files(sources, destination, overwrite=args.overwrite)
     print(f"{destination}: {documents} documents, {tokens} tokens from {len(sources)} file(s)")
+    return 0
+
+
+def _prepare_instruction_tuning_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from modalities import ConfigError
+    from modalities.config.diagnostics import render_text
+    from modalities.data.instruction_tuning import prepare_instruction_tuning_data
+
+    config = args.config or args.config_file_path
+    if not config:
+        return _fail("prepare_instruction_tuning_data needs the chat-template config (CONFIG or --config_file_path)")
+
+    def pack(pack_config: Path) -> None:
+        if pack_from_config(pack_config, overwrite=True) != 0:
+            raise _PackFailed(pack_config)
+
+    try:
+        outputs = prepare_instruction_tuning_data(Path(config), pack)
+    except ConfigError as e:
+        print(render_text(e.diagnostics), file=sys.stderr)
+        return 1
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        return _fail(f"{config}: {problems}")
+    except _PackFailed as e:
+        return _fail(f"packing with {e.args[0]} failed (see above)")
+    for partition, paths in outputs.items():
+        print(f"{partition}: " + ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
+class _PackFailed(Exception):
+    pass
+
+
+def _refuse_or_skip(output, policy: str) -> bool:
+    """Whether to stop because ``output`` exists (skip); raises for the error policy."""
+    from pathlib import Path
+
+    from modalities.data.errors import DataError
+
+    path = Path(output)
+    if not path.exists():
+        return False
+    if policy == "skip":
+        print(f"{path} exists; skipped (--file_existence_policy skip)")
+        return True
+    if policy == "override":
+        return False
+    raise DataError(f"{path} already exists; choose another output or pass --file_existence_policy override")
+
+
+def _shuffle_tokenized_data(args: argparse.Namespace) -> int:
+    from modalities.data.shuffling import shuffle_tokenized_data
+
+    if _refuse_or_skip(args.output_data_path, _existence_policy(args)):
+        return 0
+    documents = shuffle_tokenized_data(args.input_data_path, args.output_data_path, args.batch_size, args.seed)
+    print(f"{args.output_data_path}: {documents} documents shuffled from {args.input_data_path}")
+    return 0
+
+
+def _shuffle_jsonl_data(args: argparse.Namespace) -> int:
+    from modalities.data.shuffling import shuffle_jsonl_data
+
+    if _refuse_or_skip(args.output_data_path, _existence_policy(args)):
+        return 0
+    lines = shuffle_jsonl_data(args.input_data_path, args.output_data_path, args.seed)
+    print(f"{args.output_data_path}: {lines} lines shuffled from {args.input_data_path}")
+    return 0
+
+
+def _create_shuffled_chunk(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modalities.data.shuffling import create_shuffled_dataset_chunk, create_shuffled_jsonl_dataset_chunk
+
+    if _refuse_or_skip(args.output_chunk_file_path, _existence_policy(args)):
+        return 0
+    root = Path(args.input_data_root_path)
+    listed = Path(args.input_file_list_path).read_text(encoding="utf-8").splitlines()
+    files = [root / Path(line.strip()).with_suffix(f".{args._chunk_kind}") for line in listed if line.strip()]
+    create = create_shuffled_dataset_chunk if args._chunk_kind == "pbin" else create_shuffled_jsonl_dataset_chunk
+    count = create(files, Path(args.output_chunk_file_path), args.chunk_id, args.num_chunks, args.global_seed)
+    print(f"{args.output_chunk_file_path}: chunk {args.chunk_id} of {args.num_chunks}, {count} documents from {len(files)} file(s)")
     return 0

@@ -33,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"modalities graph: error: {e}", file=sys.stderr)
             return 2
     try:
-        compiled = compile_file(args.config, overrides=args.overrides, experiments_root=args.experiments_root)
+        compiled = compile_file(
+            args.config,
+            overrides=args.overrides,
+            experiments_root=args.experiments_root,
+            last_checkpoint_info=args.last_checkpoint_info,
+        )
     except ConfigError as e:
         print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
         return 2

@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
     "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
     "convert": ("modalities.cli.convert", "convert checkpoints (to-torch, to-hf)"),
+    # the reference Modalities' spellings, each carried out by one of the commands above
+    "run": ("modalities.cli.run_alias", "the reference's `run --config_file_path CFG` (= train CFG)"),
+    "warmstart": ("modalities.cli.warmstart", "the reference's warm start (= train CFG --last-checkpoint-info FILE)"),
+    "convert_pytorch_to_hf_checkpoint": ("modalities.cli.convert_alias", "the reference's spelling of convert to-hf"),
 }
 
 

@@ -44,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
     experiment_id = args.experiment_id or os.environ.get(EXPERIMENT_ID_ENV)
     try:
         config = load_app_config_dict(
-            args.config, experiment_id, overrides=args.overrides, experiments_root=args.experiments_root
+            args.config,
+            experiment_id,
+            overrides=args.overrides,
+            experiments_root=args.experiments_root,
+            last_checkpoint_info=args.last_checkpoint_info,
         )
         main = Main(config, experiments_root=args.experiments_root, experiment_id=experiment_id)
         warnings = main.validate()

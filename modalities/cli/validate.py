@@ -19,7 +19,12 @@ def run(args: argparse.Namespace) -> int:
     from modalities.config.diagnostics import ERROR, WARNING, ConfigError, render_json, render_text
 
     try:
-        compiled = compile_file(args.config, overrides=args.overrides, experiments_root=args.experiments_root)
+        compiled = compile_file(
+            args.config,
+            overrides=args.overrides,
+            experiments_root=args.experiments_root,
+            last_checkpoint_info=args.last_checkpoint_info,
+        )
     except ConfigError as e:
         compiled, diagnostics = None, e.diagnostics
     else:

@@ -73,10 +73,17 @@ def load_and_resolve(
     overrides: Sequence[str] = (),
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
+    last_checkpoint_info: str | FilePath | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
     """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed."""
     document = load_document(config_path)
-    return resolve(document, overrides=overrides, experiment_id=experiment_id, experiments_root=experiments_root)
+    return resolve(
+        document,
+        overrides=overrides,
+        experiment_id=experiment_id,
+        experiments_root=experiments_root,
+        last_checkpoint_info=last_checkpoint_info,
+    )
 
 
 def resolve(
@@ -85,6 +92,7 @@ def resolve(
     overrides: Sequence[str] = (),
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
+    last_checkpoint_info: str | FilePath | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
     diagnostics = apply_overrides(document, overrides)
     config_path = document.config_path
@@ -93,6 +101,7 @@ def resolve(
         config_path=config_path,
         experiments_root=root.resolve(),
         experiment_id=experiment_id or default_experiment_id(),
+        last_checkpoint_info=FilePath(last_checkpoint_info) if last_checkpoint_info else None,
     )
     resolved, resolve_diagnostics = resolve_document(document, context)
     return resolved, diagnostics + resolve_diagnostics
@@ -123,11 +132,16 @@ def compile_file(
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
+    last_checkpoint_info: str | FilePath | None = None,
 ) -> CompiledConfig:
     """Stages 1-4 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
     collected in the result's diagnostics."""
     document, diagnostics = load_and_resolve(
-        config_path, overrides=overrides, experiment_id=experiment_id, experiments_root=experiments_root
+        config_path,
+        overrides=overrides,
+        experiment_id=experiment_id,
+        experiments_root=experiments_root,
+        last_checkpoint_info=last_checkpoint_info,
     )
     return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points)
 

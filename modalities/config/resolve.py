@@ -26,6 +26,7 @@ class ResolverContext:
     config_path: FilePath | None
     experiments_root: FilePath | None
     experiment_id: str | None
+    last_checkpoint_info: FilePath | None = None  # the warm start's last_checkpoint_info.json
 
 
 Resolver = Callable[[str, ResolverContext], Any]
@@ -87,7 +88,35 @@ def _env(arg: str, ctx: ResolverContext) -> Any:
     raise ResolverError(f"environment variable '{name}' is not set and no default is given (${{env:{name},DEFAULT}})")
 
 
-for _name, _fn in (("cuda_env", _cuda_env), ("modalities_env", _modalities_env), ("node_env", _node_env), ("env", _env)):
+def _warmstart_env(arg: str, ctx: ResolverContext) -> Any:
+    """``${warmstart_env:checkpoint_paths}``: the paths of the checkpoint to continue from, read from the
+    last_checkpoint_info.json that checkpoint saving writes (given with --last-checkpoint-info)."""
+    import json
+
+    if arg != "checkpoint_paths":
+        raise ResolverError(f"warmstart_env knows checkpoint_paths, not '{arg}'")
+    info = ctx.last_checkpoint_info
+    if info is None:
+        raise ResolverError(
+            "this config continues from a checkpoint: give its last_checkpoint_info.json with "
+            "--last-checkpoint-info FILE (or `modalities warmstart CONFIG --last_checkpoint_info_file_path FILE`)"
+        )
+    try:
+        paths = json.loads(FilePath(info).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ResolverError(f"cannot read the last checkpoint info {info}: {e}") from None
+    if not isinstance(paths, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in paths.items()):
+        raise ResolverError(f"{info} must be a JSON object of checkpoint paths, e.g. {{\"checkpoint_folder_path\": ...}}")
+    return paths
+
+
+for _name, _fn in (
+    ("cuda_env", _cuda_env),
+    ("modalities_env", _modalities_env),
+    ("node_env", _node_env),
+    ("env", _env),
+    ("warmstart_env", _warmstart_env),
+):
     register_resolver(_name, _fn)
 
 

@@ -123,6 +123,14 @@ CATALOG = [
         "CollateFn -> DatasetBatch",
     ),
     _row(
+        "collate_fn",
+        "mask_loss_collator_wrapper",
+        "LossMaskingCollateFnWrapperConfig",
+        "modalities.data.collate:LossMaskingCollateFnWrapper",
+        "Instruction tuning: only tokens between begin and end markers are trained on.",
+        "CollateFn -> DatasetBatch",
+    ),
+    _row(
         "data_loader",
         "default",
         "LLMDataLoaderConfig",

@@ -17,6 +17,7 @@ from modalities.registry.types import (
     NonNegativeStrictInt,
     PositiveStrictInt,
     StrictInt,
+    warn_config,
 )
 
 SequenceLength = Annotated[int, Field(strict=True, gt=1)]
@@ -61,6 +62,20 @@ class PreTrainedSPTokenizerConfig(ComponentConfig):
     """A SentencePiece tokenizer from a local .model file."""
 
     tokenizer_model_file: str = Field(description="Path of the SentencePiece .model file.")
+    padding: StrictBool | str | None = Field(
+        default=None,
+        description="Accepted as the reference's configs write it, which ignores it: SentencePiece encodes each "
+        "text whole, unpadded.",
+    )
+    truncation: StrictBool | None = Field(
+        default=None, description="Accepted as the reference's configs write it, which ignores it: nothing is cut."
+    )
+
+    @model_validator(mode="after")
+    def _note_ignored_fields(self):
+        if self.padding or self.truncation:
+            warn_config("padding and truncation have no effect on a SentencePiece tokenizer (as in the reference)")
+        return self
 
 
 # --- datasets -----------------------------------------------------------------------------------------------
@@ -194,6 +209,23 @@ class GPT2LLMCollateFnConfig(ComponentConfig):
 
     sample_key: str = Field(description="Key of the token ids in each sample, and of the inputs in the batch.")
     target_key: str = Field(description="Key of the targets in the batch (e.g. `target_ids`).")
+
+
+class LossMaskingTokenConfig(ComponentConfig):
+    """The markers around the tokens trained on (e.g. the assistant's turns)."""
+
+    b_include_to_loss_token: str = Field(description="Token after which the loss starts (not itself trained on).")
+    e_include_to_loss_token: str = Field(description="Token at which the loss stops (not itself trained on).")
+
+
+class LossMaskingCollateFnWrapperConfig(ComponentConfig):
+    """Wraps a collator and sets every target outside begin..end marker pairs to loss_ignore_index."""
+
+    wrapped_collate_fn: ComponentRef["collate_fn"] = Field(description="The collator that builds the batch.")
+    target_keys_to_mask: list[str] = Field(min_length=1, description="Target keys to mask (e.g. `[target_ids]`).")
+    loss_ignore_index: StrictInt = Field(description="Value the loss ignores (the loss's ignore_index, usually -100).")
+    mask_tokens: LossMaskingTokenConfig = Field(description="The begin and end markers.")
+    tokenizer: ComponentRef["tokenizer"] = Field(description="Tokenizer that turns the markers into token ids.")
 
 
 # --- data loaders -------------------------------------------------------------------------------------------

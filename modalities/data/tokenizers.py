@@ -182,7 +182,7 @@ class HFBatchEncoder:
 class PreTrainedSPTokenizer(TokenizerWrapper):
     """A SentencePiece model from a local .model file."""
 
-    def __init__(self, tokenizer_model_file: str):
+    def __init__(self, tokenizer_model_file: str, padding: bool | str | None = None, truncation: bool | None = None):
         import sentencepiece
 
         path = Path(tokenizer_model_file)

@@ -149,7 +149,11 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
             evaluation_interval_in_steps=settings.intervals.evaluation_interval_in_steps,
             checkpointing_interval_in_steps=settings.intervals.checkpointing_interval_in_steps,
             train_dataloader_tag=getattr(train_loader, "dataloader_tag", None) or "train",
-            extra_progress={"experiment_id": experiment_id, "num_target_steps": settings.training_target.num_target_steps},
+            extra_progress={
+                "experiment_id": experiment_id,
+                "num_target_steps": settings.training_target.num_target_steps,
+                "num_target_tokens": settings.training_target.num_target_tokens,
+            },
         )
         gym = Gym(
             app_state=app_state,

@@ -1,0 +1,134 @@
+"""Shuffling and chunking corpora as the reference does, so that the same seed gives the same files.
+
+- ``shuffle_tokenized_data``: the documents of a .pbin in the order ``random.Random(seed).shuffle`` gives.
+- ``shuffle_jsonl_data``: the lines of a JSONL file, likewise.
+- ``create_shuffled_dataset_chunk`` / ``create_shuffled_jsonl_dataset_chunk``: chunk ``i`` of ``N`` of each input
+  file (contiguous document ranges, the first ``n % N`` chunks one longer), concatenated and shuffled with
+  ``numpy.random.default_rng(seed)``, where the seed is derived from (global_seed, chunk id) by SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+from modalities.data.errors import DataError
+from modalities.data.pbin import PackedFile, PackedFileWriter
+
+
+def chunk_range(num_chunks: int, num_samples: int, chunk_id: int) -> tuple[int, int]:
+    """[start, end) of chunk ``chunk_id``: sizes differ by at most one, larger chunks first."""
+    if num_chunks <= 0:
+        raise DataError("num_chunks must be at least 1")
+    if not 0 <= chunk_id < num_chunks:
+        raise DataError(f"chunk_id {chunk_id} must be in 0..{num_chunks - 1}")
+    largest = math.ceil(num_samples / num_chunks)
+    num_largest = num_samples % num_chunks or num_chunks
+    start = largest * min(num_largest, chunk_id) + max(chunk_id - num_largest, 0) * (largest - 1)
+    return start, start + (largest if chunk_id < num_largest else largest - 1)
+
+
+def hashed_seed(parts: list[str], max_seed: int = 2**32 - 1) -> int:
+    """The reference's seed of a list of strings: the sum of their SHA-256 values modulo 2**32 - 1."""
+    return sum(int(hashlib.sha256(part.encode("utf-8")).hexdigest(), 16) for part in parts) % max_seed
+
+
+def _check_distinct(inputs: list[Path], output: Path) -> None:
+    if any(Path(p).resolve() == Path(output).resolve() for p in inputs):
+        raise DataError(f"{output} is also an input; write the output to another path")
+
+
+def shuffle_tokenized_data(input_path, output_path, batch_size: int = 100, seed: int | None = None) -> int:
+    """Returns the number of documents written."""
+    source = PackedFile(input_path)
+    _check_distinct([Path(input_path)], Path(output_path))
+    order = list(range(source.num_documents))
+    random.Random(seed).shuffle(order)
+    writer = PackedFileWriter(output_path, source.token_width, overwrite=True)
+    try:
+        for start in range(0, len(order), max(batch_size, 1)):
+            documents = [np.asarray(source.document(i)) for i in order[start : start + batch_size]]
+            if documents:
+                writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return len(order)
+
+
+def _write_lines_atomically(path: Path, lines: list[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.writelines(lines)
+    os.replace(tmp, path)
+
+
+def shuffle_jsonl_data(input_path, output_path, seed: int | None = None) -> int:
+    _check_distinct([Path(input_path)], Path(output_path))
+    lines = _read_lines(Path(input_path))
+    random.Random(seed).shuffle(lines)
+    _write_lines_atomically(Path(output_path), lines)
+    return len(lines)
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    with path.open("rb") as f:
+        return f.readlines()  # split at b"\n" only, as the reference reads them
+
+
+def _chunk_seed(global_seed: int | None, chunk_id: int) -> int | None:
+    return hashed_seed([str(global_seed), str(chunk_id)]) if global_seed is not None else None
+
+
+def create_shuffled_dataset_chunk(
+    files: list[Path], output_path: Path, chunk_id: int, num_chunks: int, global_seed: int | None = None
+) -> int:
+    """Returns the number of documents in the chunk."""
+    _check_distinct(files, output_path)
+    documents: list[np.ndarray] = []
+    width = None
+    for path in files:
+        packed = PackedFile(path)
+        if width is None:
+            width = packed.token_width
+        elif packed.token_width != width:
+            raise DataError(f"{path}: {packed.token_width}-byte tokens, but the files before it have {width}-byte tokens")
+        start, end = chunk_range(num_chunks, packed.num_documents, chunk_id)
+        documents.extend(np.asarray(packed.document(i)) for i in range(start, end))
+    if not documents:
+        raise DataError(f"chunk {chunk_id} has no documents; use fewer than {num_chunks} chunks")
+    order = np.arange(len(documents))
+    np.random.default_rng(_chunk_seed(global_seed, chunk_id)).shuffle(order)
+    writer = PackedFileWriter(output_path, width, overwrite=True)
+    try:
+        shuffled = [documents[i] for i in order]
+        writer.write_tokens(np.concatenate(shuffled), [len(d) for d in shuffled])
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return len(documents)
+
+
+def create_shuffled_jsonl_dataset_chunk(
+    files: list[Path], output_path: Path, chunk_id: int, num_chunks: int, global_seed: int | None = None
+) -> int:
+    _check_distinct(files, output_path)
+    lines: list[bytes] = []
+    for path in files:
+        file_lines = _read_lines(Path(path))
+        start, end = chunk_range(num_chunks, len(file_lines), chunk_id)
+        lines.extend(file_lines[start:end])
+    if not lines:
+        raise DataError(f"chunk {chunk_id} has no lines; use fewer than {num_chunks} chunks")
+    order = np.arange(len(lines))
+    np.random.default_rng(_chunk_seed(global_seed, chunk_id)).shuffle(order)
+    _write_lines_atomically(output_path, [lines[i] for i in order])
+    return len(lines)
