@@ -1,9 +1,10 @@
-"""Write the shipped sample corpus and train its tokenizer: data/sample/corpus.jsonl and data/sample/tokenizer/.
+"""Write the shipped sample data: a corpus with its tokenizer (data/sample/corpus.jsonl, data/sample/tokenizer/)
+and a small chat set with a tokenizer that knows the chat markers (data/sample/chat/).
 
 Everything is generated here from a fixed seed (no downloads), so running it again reproduces the committed
 files byte for byte. After it, build the index and the packed file with our own commands:
 
-    python tools/make_sample_data.py
+    python tools/make_sample_data.py [--only corpus|chat]
     python -m modalities data create_raw_index data/sample/corpus.jsonl --overwrite
     python -m modalities data pack_encoded_data configs/pack_quickstart.yaml --overwrite
 """
@@ -179,7 +180,43 @@ def write_corpus(path: Path) -> list[str]:
     return [doc["text"] for doc in docs]
 
 
-def train_tokenizer(texts: list[str], out_dir: Path) -> None:
+CHAT_MARKERS = ["<|im_start|>", "<|im_end|>"]
+NUM_CONVERSATIONS = 160
+QUESTIONS = [
+    "What did {subject} do?",
+    "Tell me what happened to {subject}.",
+    "Can you describe what {subject} did?",
+    "Why is {subject} remembered?",
+]
+
+
+def conversation(rng: random.Random) -> dict:
+    """A user asks about a subject, the assistant answers with sentences of the corpus's grammar."""
+    messages = []
+    if rng.random() < 0.3:
+        messages.append({"role": "system", "content": "Answer in one or two sentences."})
+    for _ in range(rng.randint(1, 3)):
+        subject = rng.choice(SUBJECTS)
+        messages.append({"role": "user", "content": rng.choice(QUESTIONS).format(subject=subject)})
+        answer = " ".join(sentence(rng) for _ in range(rng.randint(1, 2)))
+        messages.append({"role": "assistant", "content": answer})
+    return {"messages": messages}
+
+
+def write_chat(out_dir: Path) -> list[str]:
+    rng = random.Random(SEED + 1)
+    conversations = [conversation(rng) for _ in range(NUM_CONVERSATIONS)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "conversations.jsonl"
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for entry in conversations:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return [turn["content"] for entry in conversations for turn in entry["messages"]]
+
+
+def train_tokenizer(texts: list[str], out_dir: Path, extra_special_tokens: list[str] = ()) -> None:
     # Single-threaded training keeps the merges (and so the committed files) reproducible.
     os.environ["RAYON_NUM_THREADS"] = "1"
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -190,7 +227,7 @@ def train_tokenizer(texts: list[str], out_dir: Path) -> None:
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE,
-        special_tokens=[EOD_TOKEN],
+        special_tokens=[EOD_TOKEN, *extra_special_tokens],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -198,6 +235,8 @@ def train_tokenizer(texts: list[str], out_dir: Path) -> None:
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, eos_token=EOD_TOKEN, bos_token=EOD_TOKEN, unk_token=EOD_TOKEN
     )
+    if extra_special_tokens:
+        wrapped.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     out_dir.mkdir(parents=True, exist_ok=True)
     wrapped.save_pretrained(str(out_dir))
     # Name the class every transformers version knows, so the folder loads with 4.x as well as 5.x.
@@ -205,20 +244,31 @@ def train_tokenizer(texts: list[str], out_dir: Path) -> None:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
     config.pop("backend", None)
+    # transformers 5 writes extra_special_tokens as a list, which 4.x cannot read; both read this key.
+    extra = config.pop("extra_special_tokens", None)
+    if extra:
+        config["additional_special_tokens"] = list(extra)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/sample"), help="output folder (default: data/sample)")
+    parser.add_argument("--only", choices=("corpus", "chat"), default=None, help="write only one of the two sets")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    texts = write_corpus(args.out / "corpus.jsonl")
-    train_tokenizer(texts, args.out / "tokenizer")
-    size = (args.out / "corpus.jsonl").stat().st_size
-    print(
-        f"wrote {args.out / 'corpus.jsonl'} ({len(texts)} documents, {size / 1024:.0f} KiB) and {args.out / 'tokenizer'}"
-    )
+    if args.only in (None, "corpus"):
+        texts = write_corpus(args.out / "corpus.jsonl")
+        train_tokenizer(texts, args.out / "tokenizer")
+        size = (args.out / "corpus.jsonl").stat().st_size
+        print(f"wrote {args.out / 'corpus.jsonl'} ({len(texts)} documents, {size / 1024:.0f} KiB) and {args.out / 'tokenizer'}")
+    if args.only in (None, "chat"):
+        chat_dir = args.out / "chat"
+        texts = write_chat(chat_dir)
+        # The chat tokenizer learns from the corpus too, so the chat text splits as the corpus does.
+        corpus = [json.loads(line)["text"] for line in (args.out / "corpus.jsonl").read_text().splitlines()]
+        train_tokenizer(corpus + texts, chat_dir / "tokenizer", extra_special_tokens=CHAT_MARKERS)
+        print(f"wrote {chat_dir / 'conversations.jsonl'} ({NUM_CONVERSATIONS} conversations) and {chat_dir / 'tokenizer'}")
 
 
 if __name__ == "__main__":

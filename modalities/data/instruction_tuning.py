@@ -171,13 +171,18 @@ def prepare_instruction_tuning_data(config_file_path: Path, pack) -> dict[str, d
 
 
 def _write_pack_config(template: Path, destination: Path, jsonl_path: Path, index_path: Path) -> None:
-    """The partition's pack config: the template with settings.src_path, index_path and dst_path filled in."""
-    from ruamel.yaml import YAML
+    """The partition's pack config: the template, resolved (its ${...} refer to the template's place), with
+    settings.src_path, index_path and dst_path filled in."""
+    from modalities.api import load_app_config_dict
+    from modalities.training.experiment import dump_yaml
 
-    yaml = YAML()  # round-trip: keeps the template's comments and ${...} interpolations
-    document = yaml.load(template.read_text(encoding="utf-8"))
-    document["settings"]["src_path"] = str(jsonl_path)
-    document["settings"]["index_path"] = str(index_path)
-    document["settings"]["dst_path"] = str(index_path.with_suffix(".pbin"))
-    with destination.open("w", encoding="utf-8") as f:
-        yaml.dump(document, f)
+    config = dict(load_app_config_dict(template))
+    config["settings"] = {
+        **config["settings"],
+        "src_path": str(jsonl_path),
+        "index_path": str(index_path),
+        "dst_path": str(index_path.with_suffix(".pbin")),
+    }
+    tmp = destination.with_name(f".{destination.name}.tmp")
+    tmp.write_text(dump_yaml(config), encoding="utf-8")
+    tmp.replace(destination)

@@ -95,8 +95,12 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
     lengths = np.empty(len(encoded), dtype=np.int64)
     for j, ids in enumerate(encoded):
         flat.extend(ids)
-        flat.append(eod)
-        lengths[j] = len(ids) + 1
+        # As the reference: an encoding that already ends with the EOD token (padding with pad = EOD) gets no
+        # second one.
+        ends_with_eod = len(ids) > 0 and ids[-1] == eod
+        if not ends_with_eod:
+            flat.append(eod)
+        lengths[j] = len(ids) + (0 if ends_with_eod else 1)
     tokens = np.array(flat, dtype=np.int64)
     limit = 1 << (8 * _worker["width"])
     if len(tokens) and (tokens.min() < 0 or tokens.max() >= limit):
