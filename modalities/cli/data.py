@@ -228,10 +228,14 @@ def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents
     source_map = config.document.source_map if config.document is not None else None
     if not isinstance(config.get("settings"), dict) or "tokenizer" not in config:
         return _fail(f"{config_path}: a pack config needs a `settings` block and a `tokenizer` component")
+    misspelled = _misspelled_settings(config["settings"], PackEncodedDataSettings, source_map)
     try:
         settings = PackEncodedDataSettings.model_validate(config["settings"])
+        if misspelled:
+            print(render_text(misspelled), file=sys.stderr)
+            return 1
     except ValidationError as e:
-        diagnostics = [
+        diagnostics = misspelled + [
             Diagnostic(
                 error["msg"],
                 span=source_map.value(("settings", *error["loc"])) if source_map else None,
@@ -285,6 +289,35 @@ def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents
         if len(result.skipped) > 10:
             print(f"  ... and {len(result.skipped) - 10} more")
     return 0
+
+
+def _misspelled_settings(settings: dict, model, source_map) -> list:
+    """Unknown settings are variables for interpolation, unless they look like a misspelled field."""
+    from modalities.config.diagnostics import Diagnostic, did_you_mean
+
+    diagnostics = []
+    for key in settings:
+        if key in model.model_fields:
+            continue
+        hint = did_you_mean(str(key), [f for f in model.model_fields if f.startswith(str(key)[:3])]) or did_you_mean(
+            str(key), list(model.model_fields)
+        )
+        if hint and _close(str(key), list(model.model_fields)):
+            diagnostics.append(
+                Diagnostic(
+                    f"unknown setting '{key}'",
+                    span=source_map.key(("settings", key)) if source_map else None,
+                    path=("settings", key),
+                    hint=hint,
+                )
+            )
+    return diagnostics
+
+
+def _close(key: str, fields: list[str]) -> bool:
+    import difflib
+
+    return bool(difflib.get_close_matches(key, fields, n=1, cutoff=0.8))
 
 
 def _load_tokenizer(path: str):

@@ -300,23 +300,11 @@ class NumStepsFromRawDatasetIndexConfig(ComponentConfig):
 
 class PackEncodedDataSettings(ComponentConfig):
     """The `settings` block of a pack config (the tokenizer is the top-level `tokenizer` component). Other keys
-    are variables for ${settings...} interpolation (e.g. `sequence_length`), unless they look like a misspelled
-    field."""
+    are variables for ${settings...} interpolation (e.g. `sequence_length`); `modalities data pack_encoded_data`
+    reports one that looks like a misspelled field."""
 
     model_config = {**ComponentConfig.model_config, "extra": "allow"}
 
-    @model_validator(mode="before")
-    @classmethod
-    def _misspelled_fields(cls, data):
-        import difflib
-
-        if isinstance(data, dict):
-            known = list(cls.model_fields)
-            for key in data:
-                if key not in known and difflib.get_close_matches(str(key), known, n=1, cutoff=0.8):
-                    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8)[0]
-                    raise ValueError(f"unknown setting '{key}': did you mean '{close}'?")
-        return data
 
     src_path: FilePath = Field(description="The JSONL corpus.")
     dst_path: Path | None = Field(default=None, description="Output .pbin; defaults to src_path with suffix .pbin.")
