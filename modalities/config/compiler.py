@@ -41,6 +41,9 @@ DEFAULT_ENTRY_POINTS = frozenset(
         "mfu_calculator",
         "tokenizer",
         "scheduled_pipeline",
+        "profiler",
+        "steppable_component",
+        "text_inference_component",
     }
 )
 

@@ -19,6 +19,8 @@ CATALOG_MODULES = (
     "modalities.training.catalog",
     "modalities.logging.catalog",
     "modalities.checkpointing.catalog",
+    "modalities.inference.catalog",
+    "modalities.profiling.catalog",
 )
 
 

@@ -165,6 +165,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
             mfu_calculator=components.get("mfu_calculator"),
             checkpoint_saving=components["checkpoint_saving"],
             config_dict=config,
+            profiler=components.get("profiler"),
         )
         try:
             final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

@@ -154,7 +154,9 @@ class Gym:
         mfu_calculator=None,
         checkpoint_saving=None,
         config_dict: dict | None = None,
+        profiler=None,
     ):
+        self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
         self.app_state = app_state
         self.model: nn.Module = app_state.model
         self.optimizer = app_state.optimizer
@@ -197,6 +199,12 @@ class Gym:
         progress: TrainingProgress,
         restore_rank_state: Callable[[], Any] | None = None,
     ) -> TrainingProgress:
+        if self.profiler is None:
+            return self._run(train_loader, eval_loaders, progress, restore_rank_state)
+        with self.profiler:
+            return self._run(train_loader, eval_loaders, progress, restore_rank_state)
+
+    def _run(self, train_loader, eval_loaders: list, progress: TrainingProgress, restore_rank_state) -> TrainingProgress:
         s = self.settings
         acc = s.gradient_accumulation_steps
         # A resumed run gets its iterator already positioned, with the RNG states restored after creating it.
@@ -250,6 +258,8 @@ class Gym:
             samples_in_interval += local_samples * self.world_size
             tokens_in_interval += local_tokens * self.world_size
             step = progress.num_seen_steps
+            if self.profiler is not None:
+                self.profiler.step()
             self.broker.publish_progress(step, ExperimentStatus.TRAIN, s.train_dataloader_tag)
 
             if step % s.training_log_interval_in_steps == 0 or step == s.num_target_steps:
