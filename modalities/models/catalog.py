@@ -39,6 +39,14 @@ CATALOG: list[ComponentSpec] = [
         interface="ModelInitializer (initialize_in_place(model))",
     ),
     ComponentSpec(
+        component_key="model_initialization",
+        variant_key="gpt2_llama3_like",
+        config="modalities.models.initialization.config:Llama3InitializerConfig",
+        builder="modalities.models.initialization.llama3_like:Llama3Initializer",
+        description="Llama 3's initialization (torchtitan's) for a Llama-shaped GPT-2: truncated normals, depth-scaled.",
+        interface="ModelInitializer (initialize_in_place(model))",
+    ),
+    ComponentSpec(
         component_key="layer_norm",
         variant_key="layer_norm",
         config="modalities.models.norms.config:LayerNormConfig",

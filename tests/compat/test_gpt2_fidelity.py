@@ -17,10 +17,23 @@ def seeded_models():
     return build(CONFIGS / "gpt2_seeded.yaml")
 
 
-@pytest.mark.parametrize("name", ["modern_model", "classic_model"])
-def test_seeded_build_and_init_give_the_reference_weights(seeded_models, name):
-    reference = expected("gpt2_seeded.json")["models"][name]
-    model = seeded_models[name]
+@pytest.fixture(scope="module")
+def llama_models():
+    return build(CONFIGS / "gpt2_llama3_init.yaml")
+
+
+@pytest.mark.parametrize(
+    "config, name",
+    [
+        ("gpt2_seeded", "modern_model"),
+        ("gpt2_seeded", "classic_model"),
+        ("gpt2_llama3_init", "llama_depth"),
+        ("gpt2_llama3_init", "llama_flat"),
+    ],
+)
+def test_seeded_build_and_init_give_the_reference_weights(seeded_models, llama_models, config, name):
+    reference = expected(f"{config}.json")["models"][name]
+    model = (seeded_models if config == "gpt2_seeded" else llama_models)[name]
     assert sum(p.numel() for p in model.parameters()) == reference["parameters"]
     ours = fingerprint(model.state_dict())
     assert sorted(ours) == sorted(reference["state_dict"])  # same names: checkpoints load across
@@ -53,3 +66,23 @@ def test_auto_std_is_the_small_init_of_the_reference(seeded_models):
     assert params["transformer.h.0.attn.c_proj.weight"].std().item() == pytest.approx(auto / 2, rel=0.03)
     assert params["transformer.wte.weight"].std().item() == pytest.approx(math.sqrt(0.4), rel=0.03)
     assert params["transformer.lm_head.weight"].std().item() == pytest.approx(math.sqrt(0.4), rel=0.03)
+
+
+def test_llama3_like_init_scales_residual_projections_by_depth(llama_models):
+    # std 0.02 / sqrt(2 (layer + 1)): layer 0 0.0141, layer 2 0.0082; without depth_init 0.02 / sqrt(6) everywhere
+    depth, flat = dict(llama_models["llama_depth"].named_parameters()), dict(llama_models["llama_flat"].named_parameters())
+    for layer in range(3):
+        std = depth[f"transformer.h.{layer}.attn.c_proj.weight"].std().item()
+        assert std == pytest.approx(0.02 / math.sqrt(2 * (layer + 1)), rel=0.06)
+        assert flat[f"transformer.h.{layer}.mlp.W_2.weight"].std().item() == pytest.approx(0.02 / math.sqrt(6), rel=0.06)
+    head = depth["transformer.lm_head.weight"]
+    assert head.abs().max().item() <= 3 / math.sqrt(128) + 1e-6  # truncated at 3 std
+    assert depth["transformer.wte.weight"].std().item() == pytest.approx(1.0, rel=0.03)
+
+
+def test_llama3_like_init_refuses_a_model_with_biases():
+    from modalities.models.initialization.llama3_like import Llama3Initializer
+    from tests.models.helpers import build_gpt2
+
+    with pytest.raises(ValueError, match="without biases; transformer.h.0.attention_norm.bias is a bias"):
+        Llama3Initializer(num_layers=2, n_embd=32).initialize_in_place(build_gpt2(bias=True))
