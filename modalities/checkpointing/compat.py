@@ -4,7 +4,8 @@ Checkpoints come from the reference Modalities (any release), from our own older
 models. Their tensors are the same; only the names around them differ:
 - wrapper prefixes: ``_orig_mod.`` (torch.compile, which the reference applies by replacing modules),
   ``_checkpoint_wrapped_module.`` (activation checkpointing), ``_fsdp_wrapped_module.`` (FSDP1);
-- buffers we compute instead of storing: RoPE's ``qkv_transforms.<i>.inv_freq`` (the reference persists it);
+- buffers we compute instead of storing: RoPE's ``qkv_transforms.<i>.inv_freq`` and the causal masks of CoCa's
+  attention (``attn.bias``, ``attention.bias``, ``cross_attn.bias``), which the reference persists;
 - the output head: ``lm_head.weight`` at the top level (Modalities 0.3 and our releases before 0.2) versus
   ``transformer.lm_head.weight`` (Modalities 0.4 and later, and us now).
 """
@@ -15,7 +16,7 @@ import re
 from typing import Any, Iterable
 
 WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
-_COMPUTED_BUFFER = re.compile(r"(^|\.)qkv_transforms\.\d+\.inv_freq$")
+_COMPUTED_BUFFER = re.compile(r"(^|\.)qkv_transforms\.\d+\.inv_freq$|(^|\.)(attn|attention|cross_attn)\.bias$")
 _HEAD_RENAMES = {"lm_head.weight": "transformer.lm_head.weight", "transformer.lm_head.weight": "lm_head.weight"}
 
 

@@ -56,7 +56,8 @@ class VisionTransformerConfig(ComponentConfig):
     n_head: PositiveStrictInt = Field(default=8, description="Attention heads; must divide n_embd.")
     n_embd: PositiveStrictInt = Field(default=768, description="Token embedding width.")
     ffn_hidden: PositiveStrictInt | None = Field(
-        default=None, description="Hidden width of each block's MLP; null means 4 * n_embd."
+        default=None,
+        description="Hidden width of each block's MLP; null means 3072, the width the reference always uses.",
     )
     dropout: NonNegativeFloat = Field(default=0.0, description="Dropout on embeddings, attention output and MLP.")
     patch_size: PositiveStrictInt = Field(default=16, description="Side length of the square patches.")
@@ -65,7 +66,7 @@ class VisionTransformerConfig(ComponentConfig):
     )
     n_img_channels: PositiveStrictInt = Field(default=3, description="Image channels.")
     add_cls_token: bool = Field(default=True, description="Prepend a learned cls token to the patch tokens.")
-    bias: bool = Field(default=True, description="Biases in linear layers and layer norms.")
+    bias: bool = Field(default=True, description="Biases in the MLPs and the classification head.")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "VisionTransformerConfig":
@@ -82,7 +83,8 @@ class TextDecoderConfig(ComponentConfig):
 
     sample_key: str = Field(description="Input key holding token ids shaped (batch, sequence).")
     prediction_key: str = Field(
-        description="Key of the multimodal decoder's logits; in CoCa it must equal the model's prediction_key."
+        description="Key of the multimodal decoder's own output (internal); CoCa returns the logits under its "
+        "prediction_key."
     )
     block_size: PositiveStrictInt = Field(description="Longest token sequence the decoders accept.")
     vocab_size: PositiveStrictInt = Field(description="Vocabulary size of the embedding and the LM head.")
@@ -130,10 +132,10 @@ class CoCaConfig(ComponentConfig):
         "the multimodal decoder."
     )
     vision_cls_prediction_key: str = Field(
-        description="Output key of the image embedding for the contrastive loss, shaped (batch, text n_embd)."
+        description="Output key of the image embedding for the contrastive loss, shaped (batch, 1, text n_embd)."
     )
     text_cls_prediction_key: str = Field(
-        description="Output key of the text embedding for the contrastive loss, shaped (batch, text n_embd)."
+        description="Output key of the text embedding for the contrastive loss, shaped (batch, 1, text n_embd)."
     )
     logit_scale_prediction_key: str | None = Field(
         default=None,
@@ -150,7 +152,9 @@ class CoCaConfig(ComponentConfig):
     bias_attn_pool: bool = Field(description="Biases in the attentional pooling's layer norms.")
     epsilon_attn_pool: NonNegativeFloat = Field(description="Epsilon of the attentional pooling's layer norms.")
     weight_init: WeightInitConfig | None = Field(
-        default=None, description="Initialization of the weights; null means mean 0.0, std 0.02."
+        default=None,
+        description="Initialize the weights with normals at build time; null keeps torch's defaults (as the "
+        "reference does; model_initialized with model_type coca initializes them later).",
     )
     seed: int | None = Field(default=None, description="Seed torch's generator before the weights are created.")
 
@@ -165,11 +169,6 @@ class CoCaConfig(ComponentConfig):
             raise ValueError(
                 "vision_encoder_config.n_classes must be null for CoCa: the pooling needs every image token, "
                 "not class logits"
-            )
-        if self.text_decoder_config.prediction_key != self.prediction_key:
-            raise ValueError(
-                f"text_decoder_config.prediction_key ('{self.text_decoder_config.prediction_key}') must equal "
-                f"prediction_key ('{self.prediction_key}'): both name the captioning logits"
             )
         if self.vision_encoder_config.prediction_key != self.vision_embd_prediction_key:
             raise ValueError(
