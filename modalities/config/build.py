@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from modalities.config.diagnostics import Diagnostic
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
@@ -37,6 +39,11 @@ def _build_node(validated: ValidatedGraph, path: Path, built: dict[Path, Any]) -
     values = _fill_placeholders(item.raw_config, built)
     try:
         config = spec.config_class().model_validate(values, context={"phase": BUILD_PHASE})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or '<config>'}: {error['msg']}" for error in e.errors(include_url=False)
+        )
+        raise _error(validated, config_path, f"config of '{dotted(path)}' ({spec.name}) is invalid once built: {problems}") from e
     except Exception as e:
         raise _error(validated, config_path, f"config of '{dotted(path)}' ({spec.name}) is invalid once built: {e}") from e
     kwargs = {name: getattr(config, name) for name in type(config).model_fields}

@@ -17,6 +17,7 @@ from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
 from modalities.registry import Registry
+from modalities.registry.python_types import validation_twin
 from modalities.registry.registry import ComponentSpec
 from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder, collecting_config_warnings
 
@@ -96,15 +97,22 @@ class _Validator:
             return
         prepared = self.with_placeholders(raw, config_path)
         unknown = self.check_unknown_fields(config_class, prepared, config_path)
+        # A class that types dependencies by Python classes (nn.Module, Optimizer, ...) is checked by kind here
+        # and with isinstance when built (see registry/python_types.py).
+        validating_class = validation_twin(config_class)
         try:
             with collecting_config_warnings() as warnings:
-                validated = config_class.model_validate(prepared, context={"phase": VALIDATE_PHASE})
+                validated = validating_class.model_validate(prepared, context={"phase": VALIDATE_PHASE})
         except ValidationError as e:
             reported = self.report(e, prepared, config_path, config_class, skip_extra=unknown)
             if not reported and not unknown:  # only deferred values: checked again at build time
                 self.result.nodes[node.path] = ValidatedNode(node, spec, None, prepared)
             return
         except Exception as e:  # a validator in the config class that raises something else
+            if validating_class is not config_class:
+                # its validators may need the built objects: they run again when the component is built
+                self.result.nodes[node.path] = ValidatedNode(node, spec, None, prepared)
+                return
             self.error(config_path, f"{spec.name}: {type(e).__name__}: {e}")
             return
         for field_name, message in warnings:

@@ -222,7 +222,7 @@ def test_committed_schemas_are_fresh():
 
 
 def test_every_config_carries_the_schema_modeline():
-    configs = sorted((REPO_ROOT / "configs").rglob("*.yaml"))
+    configs = [p for p in sorted((REPO_ROOT / "configs").rglob("*.yaml")) if "component_key:" in p.read_text()]
     for config in configs:
         first_lines = config.read_text().splitlines()[:3]
         modeline = next((line for line in first_lines if "yaml-language-server: $schema=" in line), None)

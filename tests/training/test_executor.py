@@ -1,5 +1,6 @@
 """The executor with small stand-in components: exact resume, rotation, NaN, kill-during-save, config errors."""
 
+import json
 import os
 import signal
 import subprocess
@@ -31,7 +32,9 @@ def test_k_most_recent_rotation_deletes_older_checkpoints(tmp_path):
         "--set", "checkpoint_saving.config.checkpoint_saving_strategy.config.k=2",
     ) == 0
     folder = tmp_path / "rot" / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["latest", "step_5", "step_6"]
+    assert sorted(p.name for p in folder.iterdir()) == ["last_checkpoint_info.json", "latest", "step_5", "step_6"]
+    info = json.loads((folder / "last_checkpoint_info.json").read_text())  # what a warm start reads
+    assert info == {"checkpoint_folder_path": str((folder / "step_6").resolve())}
     assert os.readlink(folder / "latest") == "step_6"
 
 
@@ -40,7 +43,9 @@ def test_every_k_steps_strategy_keeps_all_multiples(tmp_path):
                 "{component_key: checkpoint_saving_strategy, variant_key: save_every_k_steps_checkpointing_strategy, config: {k: 2}}")
     assert train_in_process(tmp_path, "evk", "--set", "settings.intervals.checkpointing_interval_in_steps=1",
                             "--set", strategy) == 0
-    assert sorted(p.name for p in (tmp_path / "evk" / "checkpoints").iterdir()) == ["latest", "step_2", "step_4", "step_6"]
+    assert sorted(p.name for p in (tmp_path / "evk" / "checkpoints").iterdir()) == [
+        "last_checkpoint_info.json", "latest", "step_2", "step_4", "step_6"
+    ]
 
 
 def test_nan_loss_stops_and_names_step_and_last_checkpoint(tmp_path, capsys):
@@ -96,7 +101,7 @@ def test_ctrl_c_during_save_leaves_nothing_half_written(tmp_path):
     assert code == 130, output[-2000:]
     assert "modalities: interrupted" in output
     # the temporary folder is gone, no step_6 appeared, `latest` still names the last complete checkpoint
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_3"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last_checkpoint_info.json", "latest", "step_3"]
     assert os.readlink(checkpoints / "latest") == "step_3"
 
 

@@ -25,7 +25,7 @@ def test_library_usage_example_trains_with_its_custom_collate_fn(tmp_path):
     assert sorted(losses) == [2, 4, 6, 8, 10]
     assert losses[10] < losses[2]
     checkpoints = tmp_path / "lib" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_10", "step_5"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["last_checkpoint_info.json", "latest", "step_10", "step_5"]
     assert json.loads((checkpoints / "latest" / "training_progress.json").read_text())["num_seen_steps"] == 10
 
     # resumed from step 5 on the real data pipeline (sampler position, RNG states): the same losses, bit for bit
