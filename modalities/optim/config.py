@@ -59,6 +59,8 @@ class AdamOptimizerConfig(ComponentConfig):
             "weight_decay_groups) whose parameters get weight decay 0."
         ),
     )
+    foreach: bool | None = Field(default=None, description="torch's foreach implementation (None: torch decides).")
+    fused: bool | None = Field(default=None, description="torch's fused implementation (None: torch decides).")
 
 
 class AdamWOptimizerConfig(AdamOptimizerConfig):
@@ -119,7 +121,9 @@ class OneCycleLRSchedulerConfig(ComponentConfig):
     )
     anneal_strategy: Literal["cos", "linear"] = Field(default="cos", description="Shape of the annealing.")
     cycle_momentum: bool = Field(
-        default=True, description="Cycle momentum (Adam's beta1) inversely to the lr between the two bounds."
+        default=False,
+        description="Cycle momentum (Adam's beta1) inversely to the lr between the two bounds. Defaults to false "
+        "as in the reference's main branch (its 0.5.0 release defaulted to true: set it to keep that behaviour).",
     )
     base_momentum: PositiveFloat | list[PositiveFloat] = Field(
         default=0.85, description="Lower momentum bound (reached at the lr peak)."
@@ -166,6 +170,10 @@ class LinearWarmupCosineAnnealingLRSchedulerConfig(ComponentConfig):
         description="Learning rate at step 0 (a value of 0 makes the first step a no-op; a small value avoids it).",
     )
     final_lr: NonNegativeFloat = Field(default=0.0, description="Learning rate at and after total_steps.")
+    max_lr: PositiveFloat | None = Field(
+        default=None,
+        description="The peak lr, as the reference writes it; it must equal the optimizer's lr (which is the peak).",
+    )
     last_epoch: LastEpoch = Field(default=-1, description=_LAST_EPOCH)
 
     @model_validator(mode="after")

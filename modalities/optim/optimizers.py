@@ -156,9 +156,11 @@ def get_adam(
     weight_decay: float,
     weight_decay_groups_excluded: list[str],
     wrapped_model: nn.Module,
+    foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> Optimizer:
     param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
-    return Adam(param_groups, lr=lr, betas=tuple(betas), eps=eps)
+    return Adam(param_groups, lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused)
 
 
 def get_adam_w(
@@ -168,6 +170,8 @@ def get_adam_w(
     weight_decay: float,
     weight_decay_groups_excluded: list[str],
     wrapped_model: nn.Module,
+    foreach: bool | None = None,
+    fused: bool | None = None,
 ) -> Optimizer:
     param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
-    return AdamW(param_groups, lr=lr, betas=tuple(betas), eps=eps)
+    return AdamW(param_groups, lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused)

@@ -78,8 +78,16 @@ class LinearWarmupCosineAnnealingLR(LRScheduler):
         total_steps: int,
         initial_lr: float = 0.0,
         final_lr: float = 0.0,
+        max_lr: float | None = None,
         last_epoch: int = -1,
     ):
+        if max_lr is not None:
+            lrs = {group.get("initial_lr", group["lr"]) for group in optimizer.param_groups}
+            if lrs != {max_lr}:
+                raise ValueError(
+                    f"max_lr ({max_lr}) must equal the optimizer's lr ({', '.join(map(str, sorted(lrs)))}): the "
+                    "schedule warms up to the optimizer's lr"
+                )
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"need 0 <= warmup_steps ({warmup_steps}) <= total_steps ({total_steps})")
         self.warmup_steps = warmup_steps

@@ -49,12 +49,14 @@ CASES = {
     "onecycle_lr": (cfg.OneCycleLRSchedulerConfig, schedulers.get_onecycle_lr,
                     dict(max_lr=0.6, total_steps=STEPS, pct_start=0.1, anneal_strategy="cos", div_factor=10,
                          final_div_factor=2),
+                    # momentum is not cycled unless asked: the reference's (main) default, torch's is the opposite
                     lambda o: torch_sched.OneCycleLR(o, max_lr=0.6, total_steps=STEPS, pct_start=0.1,
-                                                     anneal_strategy="cos", div_factor=10, final_div_factor=2)),
+                                                     anneal_strategy="cos", div_factor=10, final_div_factor=2,
+                                                     cycle_momentum=False)),
     "onecycle_lr_three_phase_linear": (
         cfg.OneCycleLRSchedulerConfig, schedulers.get_onecycle_lr,
         dict(max_lr=[0.6, 0.3], epochs=4, steps_per_epoch=25, pct_start=0.3, anneal_strategy="linear",
-             div_factor=25, final_div_factor=1e4, three_phase=True),
+             div_factor=25, final_div_factor=1e4, three_phase=True, cycle_momentum=True),
         lambda o: torch_sched.OneCycleLR(o, max_lr=[0.6, 0.3], epochs=4, steps_per_epoch=25, pct_start=0.3,
                                          anneal_strategy="linear", three_phase=True)),
 }
@@ -140,3 +142,37 @@ def test_config_errors():
         cfg.StepLRSchedulerConfig(optimizer=optimizer, step_size=2.5, gamma=0.1)
     with pytest.raises(Exception, match="anneal_strategy"):
         cfg.OneCycleLRSchedulerConfig(optimizer=optimizer, max_lr=0.1, total_steps=3, anneal_strategy="cosine")
+
+
+def test_linear_warmup_cosine_matches_the_reference_construction():
+    # The reference builds this schedule from torch's LinearLR and CosineAnnealingLR in a SequentialLR; up to
+    # total_steps both give the same learning rates.
+    ours_optimizer, torch_optimizer = _optimizer(lr=0.5), _optimizer(lr=0.5)
+    ours = schedulers.LinearWarmupCosineAnnealingLR(
+        ours_optimizer, warmup_steps=10, total_steps=60, initial_lr=0.05, final_lr=0.01, max_lr=0.5
+    )
+    reference = torch_sched.SequentialLR(
+        torch_optimizer,
+        schedulers=[
+            torch_sched.LinearLR(torch_optimizer, start_factor=0.05 / 0.5, end_factor=1, total_iters=10),
+            torch_sched.CosineAnnealingLR(torch_optimizer, T_max=50, eta_min=0.01),
+        ],
+        milestones=[10],
+    )
+    assert _flat(_trace(ours, ours_optimizer, 61)) == pytest.approx(_flat(_trace(reference, torch_optimizer, 61)))
+
+
+def test_linear_warmup_cosine_max_lr_must_be_the_optimizer_lr():
+    with pytest.raises(ValueError, match=r"max_lr \(0.3\) must equal the optimizer's lr \(0.5\)"):
+        schedulers.LinearWarmupCosineAnnealingLR(_optimizer(lr=0.5), warmup_steps=2, total_steps=5, max_lr=0.3)
+
+
+def test_onecycle_does_not_cycle_momentum_unless_asked():
+    optimizer = _optimizer()
+    config = cfg.OneCycleLRSchedulerConfig(optimizer=optimizer, max_lr=0.6, total_steps=10)
+    assert config.cycle_momentum is False
+    scheduler = schedulers.get_onecycle_lr(**dict(config))
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    assert _momenta(optimizer) == [0.9, 0.9]  # AdamW's beta1, untouched

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import AliasChoices
+
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
 
 
@@ -12,8 +14,10 @@ class GPT2MFUCalculatorConfig(ComponentConfig):
     sequence_length: PositiveStrictInt = Field(description="Tokens per sample (T in 12*L*T*d).")
     n_embd: PositiveStrictInt = Field(description="Model width (d in 12*L*T*d).")
     world_size: PositiveStrictInt = Field(description="Number of devices the throughput is measured over.")
-    wrapped_model: ComponentRef["model"] = Field(
-        description="The (possibly sharded) model whose parameters are counted."
+    wrapped_model: ComponentRef["model"] | list[ComponentRef["model"]] = Field(
+        validation_alias=AliasChoices("wrapped_model", "model_parts"),
+        description="The (possibly sharded) model, or its parts, whose parameters are counted (also `model_parts`, "
+        "the reference's name).",
     )
     device_mesh: ComponentRef["device_mesh"] | None = Field(
         default=None, description="Accepted for Modalities configs; the device count is taken from world_size."

@@ -46,7 +46,8 @@ class GPT2MFUCalculator:
         device_mesh: object | None = None,
         peak_flops_per_device: float | None = None,
     ):
-        self.num_matmul_parameters = matmul_parameter_count(wrapped_model)
+        parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
+        self.num_matmul_parameters = sum(matmul_parameter_count(part) for part in parts)
         self.sequence_length = sequence_length
         self.flops_per_token = 6 * self.num_matmul_parameters + 12 * n_layer * sequence_length * n_embd
         if peak_flops_per_device is None and torch.cuda.is_available():
