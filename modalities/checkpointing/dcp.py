@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
     get_model_state_dict,
     get_state_dict,
     set_model_state_dict,
@@ -35,7 +36,15 @@ from modalities.checkpointing.layout import (
     resolve_checkpoint,
     write_text_atomically,
 )
-from modalities.checkpointing.safe_dcp import SafeFileSystemReader, SafeLoadPlanner, read_metadata, safe_load
+from modalities.checkpointing.safe_dcp import (
+    FLATTENED,
+    SafeFileSystemReader,
+    SafeLoadPlanner,
+    optimizer_layout_of,
+    read_metadata,
+    safe_load,
+    saved_keys,
+)
 
 # Test hook: seconds to sleep after the shards are written and before the checkpoint is renamed into place, so
 # a test can kill the process in the middle of a save.
@@ -162,9 +171,15 @@ class DCPCheckpointLoading:
 
     def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
         folder = resolve_checkpoint(file_path, require_progress=False)
-        model_state, optimizer_state = get_state_dict(model, optimizer)
+        # The saved layout decides the keys we ask for: flattened by parameter name (the reference's and ours) or
+        # by group index (what we wrote before).
+        flatten = optimizer_layout_of(saved_keys(folder)) == FLATTENED
+        options = StateDictOptions(flatten_optimizer_state_dict=flatten)
+        model_state, optimizer_state = get_state_dict(model, optimizer, options=options)
         safe_load({"app": {"model": model_state, "optimizer": optimizer_state}}, folder)
-        set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
+        set_state_dict(
+            model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=options
+        )
         return optimizer
 
 

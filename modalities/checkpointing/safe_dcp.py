@@ -9,6 +9,8 @@ message naming it.
 
 from __future__ import annotations
 
+import re
+
 import io
 import pickle
 from pathlib import Path
@@ -151,10 +153,26 @@ def saved_aliases(our_keys: Any, saved_keys: Any) -> dict[str, str]:
 
 
 def safe_load(state_dict: dict, folder: str | Path) -> None:
-    """``dcp.load`` that runs no code from the folder."""
+    """``dcp.load`` that runs no code from the folder. A Stateful that can store its optimizer in two layouts
+    (``optimizer_layout``) is told the checkpoint's first."""
     import torch.distributed.checkpoint as dcp
 
+    app_state = state_dict.get("app") if isinstance(state_dict, dict) else None
+    if hasattr(app_state, "optimizer_layout"):
+        app_state.optimizer_layout = optimizer_layout_of(saved_keys(folder))
     dcp.load(state_dict, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner())
+
+
+FLATTENED, GROUPED = "flattened", "grouped"
+
+
+def optimizer_layout_of(saved_keys) -> str:
+    """How a checkpoint stores optimizer state: by group index (``app.optimizer.param_groups.0.lr`` beside the
+    group's ``...param_groups.0.params``, what we wrote before 0.2) or flattened by parameter name
+    (``app.optimizer.param_groups.<fqn>.lr``, the reference's and ours now). Only the grouped layout stores a
+    group's ``params``; the index alone would not tell, as parameter names may start with a digit too."""
+    grouped = re.compile(r"app\.optimizer\.param_groups\.\d+\.params$")
+    return GROUPED if any(grouped.match(key) for key in saved_keys) else FLATTENED
 
 
 def saved_keys(folder: str | Path) -> set[str]:

@@ -28,5 +28,6 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def use_color(stream=sys.stderr) -> bool:
+def use_color(stream=None) -> bool:
+    stream = stream if stream is not None else sys.stderr  # looked up now: the stream may have been replaced
     return stream.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get("TERM") != "dumb"

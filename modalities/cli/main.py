@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
     "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
     "convert": ("modalities.cli.convert", "convert checkpoints (to-torch, to-hf)"),
+    "benchmark": ("modalities.cli.benchmark", "expand a sweep template into one config per combination"),
     "profile": ("modalities.cli.profile", "step a config's steppable_component under its profiler"),
     "generate_text": ("modalities.cli.generate", "generate text with a config's inference_component/text"),
     # the reference Modalities' spellings, each carried out by one of the commands above

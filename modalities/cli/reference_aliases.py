@@ -25,8 +25,12 @@ def add_reference_training_arguments(parser: argparse.ArgumentParser, *, warmsta
     parser.add_argument("--config_file_path", required=True, help="the YAML training config file")
     parser.add_argument("--experiments_root_path", default=None, help="folder for experiment outputs")
     parser.add_argument("--experiment_id", default=None, help="name of the experiment folder")
-    parser.add_argument("--error_log_folder", default=None, help="accepted; errors are printed to stderr")
+    parser.add_argument(
+        "--error_log_folder", default=None, help="on failure each rank writes error_logs_<host>_<local rank>.log here"
+    )
     parser.add_argument("--test_comm", action="store_true", help="accepted; the process group is checked anyway")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a config value (ours; repeatable)")
     if warmstart:
         parser.add_argument(
             "--last_checkpoint_info_file_path", required=True, help="the checkpoint's last_checkpoint_info.json"
@@ -37,10 +41,11 @@ def train_arguments(args: argparse.Namespace, *, warmstart: bool) -> argparse.Na
     """The ``modalities train`` arguments an aliased training command stands for."""
     return argparse.Namespace(
         config=args.config_file_path,
-        overrides=[],
+        overrides=list(args.overrides),
         experiments_root=args.experiments_root_path,
         last_checkpoint_info=args.last_checkpoint_info_file_path if warmstart else None,
         resume=None,
         experiment_id=args.experiment_id,
+        error_log_folder=args.error_log_folder,
         plugin=getattr(args, "plugin", []),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Iterable, Sequence
 
-from modalities.config.diagnostics import ConfigError, Diagnostic, has_errors
+from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
 from modalities.config.graph import ComponentGraph, build_component_graph
 from modalities.config.load import Document, load_document
 from modalities.config.overrides import apply_overrides
@@ -110,6 +110,13 @@ def resolve(
     return resolved, diagnostics + resolve_diagnostics
 
 
+def _is_sweep_template(sweep: Any) -> bool:
+    """A top-level `sweep` block that still lists alternatives (an expanded config holds single values)."""
+    if isinstance(sweep, dict):
+        return any(_is_sweep_template(value) or isinstance(value, list) for value in sweep.values())
+    return False
+
+
 def compile_document(
     document: ResolvedDocument,
     registry: Registry | None = None,
@@ -120,6 +127,18 @@ def compile_document(
     """Stages 3-4 on a resolved document."""
     registry = registry if registry is not None else default_registry()
     compiled = CompiledConfig(document=document, registry=registry, diagnostics=list(diagnostics))
+    if _is_sweep_template(document.values.get("sweep")):
+        compiled.diagnostics.append(
+            Diagnostic(
+                "this file is a sweep template: each `${sweep...}` stands for one of the values listed under `sweep`",
+                span=document.source_map.key(("sweep",)),
+                path=("sweep",),
+                severity=WARNING,
+                hint="expand it with `modalities benchmark prepare_sweep_configs --sweep_config_path FILE --output_dir "
+                "DIR` and validate or train the configs it writes",
+                code="sweep-template",
+            )
+        )
     compiled.graph, graph_diagnostics = build_component_graph(document, entry_points)
     compiled.diagnostics += graph_diagnostics
     compiled.validated, validation_diagnostics = validate_graph(compiled.graph, registry)

@@ -1,12 +1,20 @@
-"""`app_state/raw`: what a checkpoint holds of the model, optimizer and scheduler, as a DCP Stateful."""
+"""`app_state/raw`: what a checkpoint holds of the model, optimizer and scheduler, as a DCP Stateful.
+
+The optimizer state is stored flattened by parameter name (``param_groups.<fqn>.lr``, ``state.<fqn>.exp_avg``),
+as the reference stores it: independent of how parameters are grouped, so checkpoints move between the two and
+between group layouts. Checkpoints we wrote before (``param_groups.0.lr``) still load: the loader reads the
+layout from the checkpoint's metadata first (``optimizer_layout``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.checkpoint.stateful import Stateful
+
+from modalities.checkpointing.safe_dcp import FLATTENED
 
 
 class AppState(Stateful):
@@ -14,9 +22,13 @@ class AppState(Stateful):
         self.model = model
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
+        self.optimizer_layout = FLATTENED
+
+    def _options(self) -> StateDictOptions:
+        return StateDictOptions(flatten_optimizer_state_dict=self.optimizer_layout == FLATTENED)
 
     def state_dict(self) -> dict[str, Any]:
-        model_state, optimizer_state = get_state_dict(self.model, self.optimizer)
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer, options=self._options())
         state = {"model": model_state, "optimizer": optimizer_state}
         if self.lr_scheduler is not None:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()
@@ -28,9 +40,11 @@ class AppState(Stateful):
             self.optimizer,
             model_state_dict=state_dict["model"],
             optim_state_dict=state_dict["optimizer"],
+            options=self._options(),
         )
         if self.lr_scheduler is not None and "lr_scheduler" in state_dict:
             self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])
+        self.optimizer_layout = FLATTENED  # whatever was read, the next save is written in the current layout
 
 
 def get_raw_app_state(model: nn.Module, optimizer, lr_scheduler=None) -> AppState:

@@ -131,6 +131,12 @@ class FSDP1CheckpointLoading:
 
     def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
         state = read_optimizer_state_file(Path(file_path))
+        # Entries a scheduler added to the saved groups (initial_lr, ...) must exist in ours for the state to
+        # map onto them; they are then loaded with the rest (a warm-started scheduler needs initial_lr).
+        for ours, saved in zip(optimizer.param_groups, state["param_groups"]):
+            for key, value in saved.items():
+                if key != "params":
+                    ours.setdefault(key, value)
         try:
             set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
         except (KeyError, RuntimeError, ValueError) as e:

@@ -266,3 +266,25 @@ text_inference_component:
                           "--prompt-var", "subject=miller", "--max-new-tokens", "3"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout == prompt + tokenizer.decode(expected[:3]) + "\n"
+
+
+# --- a layer norm block of only normalized_shape ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "eps", "has_bias"),
+    [
+        # The reference validates {normalized_shape} as its PytorchRMSLayerNormConfig (first in its union), whose
+        # eps is 1e-5; naming bias or elementwise_affine makes it a LayerNormConfig, eps 1e-6.
+        ("{normalized_shape: 16}", 1e-5, True),
+        ("{normalized_shape: 16, bias: false}", 1e-6, False),
+        ("{normalized_shape: 16, eps: 0.001}", 1e-3, True),
+    ],
+)
+def test_layer_norm_eps_as_the_reference_reads_it(tmp_path, block, eps, has_bias):
+    text = "model:" + TINY_GPT2.replace("lm_head_norm_config: {norm_type: layer_norm, config: {normalized_shape: 16}}",
+                                        f"lm_head_norm_config: {{norm_type: layer_norm, config: {block}}}")
+    model = build(_write(tmp_path, text))["model"]
+    norm = model.transformer.lm_head_norm
+    assert isinstance(norm, torch.nn.LayerNorm)
+    assert norm.eps == eps and (norm.bias is not None) == has_bias

@@ -1,6 +1,5 @@
 import os
 
-import pytest
 
 from modalities.config.compiler import resolve
 from modalities.config.load import load_text

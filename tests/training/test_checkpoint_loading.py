@@ -78,13 +78,15 @@ def test_checkpointed_model_and_optimizer_hold_the_saved_state(tmp_path, trained
     assert loaded_model.keys() == saved_model.keys()
     for key, value in saved_model.items():
         assert torch.equal(loaded_model[key], value), key
+    # Saved flattened by parameter name, as the reference saves it: app.optimizer.state.<fqn>.exp_avg
     saved_optimizer = _load_state_dict_from_keys(keys={"app.optimizer"}, checkpoint_id=str(trained_checkpoint))
-    saved_state = saved_optimizer["app"]["optimizer"]["state"]
-    assert loaded_optimizer["state"].keys() == saved_state.keys() == saved_model.keys()
-    for name, state in saved_state.items():
-        assert int(loaded_optimizer["state"][name]["step"]) == int(state["step"]) == 3
+    saved_flat = saved_optimizer["app"]["optimizer"]
+    assert loaded_optimizer["state"].keys() == saved_model.keys()
+    for name in saved_model:
+        assert int(loaded_optimizer["state"][name]["step"]) == int(saved_flat[f"state.{name}.step"]) == 3
         for moment in ("exp_avg", "exp_avg_sq"):
-            assert torch.equal(loaded_optimizer["state"][name][moment], state[moment]), (name, moment)
+            saved = saved_flat[f"state.{name}.{moment}"]
+            assert torch.equal(loaded_optimizer["state"][name][moment], saved), (name, moment)
 
 
 def test_checkpointed_model_from_a_converted_pt_file(tmp_path, trained_checkpoint):

@@ -65,7 +65,12 @@ class LayerNormWrapperConfig(ComponentConfig):
             and isinstance(data.get("config"), dict)
         ):
             data = dict(data)
-            data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(data["config"])
+            config = dict(data["config"])
+            if data["norm_type"] == "layer_norm" and not {"eps", "bias", "elementwise_affine"} & set(config):
+                # The reference reads a {normalized_shape} block as a pytorch_rms_norm config (first in its union),
+                # so such a layer norm gets that config's eps: 1e-5, not LayerNormConfig's 1e-6.
+                config["eps"] = 1e-5
+            data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(config)
         return data
 
     @property

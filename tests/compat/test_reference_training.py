@@ -1,0 +1,103 @@
+"""The reference's own training configs train here on CPU (device and data paths overridden), and their warm-start
+configs continue a run exactly where its checkpoint left it, through the reference's command spellings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.compat.helpers import REFERENCE_CONFIGS
+
+TRAINING = REFERENCE_CONFIGS / "config_files" / "training"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "corpus.pbin"
+
+
+@pytest.fixture(scope="module")
+def small_eval_set(tmp_path_factory) -> Path:
+    """The first 20 documents of the sample corpus: a test set that evaluates in a moment."""
+    from modalities.data.pbin import PackedFile, PackedFileWriter
+
+    source = PackedFile(SAMPLE)
+    path = tmp_path_factory.mktemp("data") / "small.pbin"
+    documents = [np.asarray(source.document(i)) for i in range(20)]
+    writer = PackedFileWriter(path, source.token_width)
+    writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
+    writer.close()
+    return path
+
+
+def _overrides(tmp_path: Path, small_eval_set: Path, *, fsdp2: bool) -> list[str]:
+    values = {
+        "settings.paths.train_dataset_path": SAMPLE,
+        "settings.paths.test_dataset_path": small_eval_set,
+        "settings.paths.checkpoint_saving_path": tmp_path / "checkpoints",
+        "settings.training_target.num_target_steps": 6,
+        "settings.intervals.checkpointing_interval_in_steps": 2,
+        "settings.intervals.evaluation_interval_in_steps": 6,
+        "settings.intervals.training_log_interval_in_steps": 1,
+        "settings.step_profile.gradient_accumulation_steps": 1,  # the warm-start configs say 2: same run, same value
+        "model_raw.config.vocab_size": 2048,  # the sample corpus's vocabulary: a lighter head than 50304
+    }
+    if fsdp2:
+        values.update({"device_mesh.config.device_type": "cpu", "device_mesh.config.data_parallel_shard_degree": 1})
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def _modalities(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modalities", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _train_losses(results: Path) -> dict[int, float]:
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    return {r["num_train_steps_done"]: r["losses"]["train loss avg"] for r in lines if r["dataloader_tag"] == "train"}
+
+
+def test_fsdp1_config_trains_and_its_warm_start_continues_exactly(tmp_path, small_eval_set):
+    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False)
+    run = _modalities("run", "--config_file_path", TRAINING / "config_lorem_ipsum_long_fsdp1.yaml",
+                      "--experiments_root_path", tmp_path / "exp", "--experiment_id", "full", *overrides, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "`modalities run --config_file_path CFG` is the reference's spelling" in run.stderr
+    full = _train_losses(tmp_path / "exp" / "full" / "results.jsonl")
+    assert sorted(full) == [1, 2, 3, 4, 5, 6]
+    checkpoints = tmp_path / "checkpoints"
+    name = "seen_steps_4-seen_tokens_1024-target_steps_6-target_tokens_77824.bin"
+    model, optimizer = checkpoints / f"eid_full-model-{name}", checkpoints / f"eid_full-optimizer-{name}"
+    assert model.is_file() and optimizer.is_file()  # the reference's FSDP1 file names
+    latest = json.loads((checkpoints / "last_checkpoint_info.json").read_text())
+    assert latest["model_checkpoint_path"].endswith("eid_full-model-seen_steps_6-seen_tokens_1536-target_steps_6-target_tokens_77824.bin")
+
+    info = tmp_path / "info_step4.json"
+    info.write_text(json.dumps({"model_checkpoint_path": str(model), "optimizer_checkpoint_path": str(optimizer)}))
+    warm = _modalities("warmstart", "--config_file_path", TRAINING / "config_lorem_ipsum_long_fsdp1_warmstart.yaml",
+                       "--last_checkpoint_info_file_path", info, "--experiments_root_path", tmp_path / "exp",
+                       "--experiment_id", "warm", *overrides, cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    continued = _train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
+    assert sorted(continued) == [5, 6]  # progress, data position and schedule taken from the checkpoint
+    for step in (5, 6):
+        assert continued[step] == pytest.approx(full[step], abs=1e-5)
+
+
+def test_fsdp2_config_trains_and_its_dcp_warm_start_continues_exactly(tmp_path, small_eval_set):
+    overrides = _overrides(tmp_path, small_eval_set, fsdp2=True)
+    run = _modalities("train", TRAINING / "config_lorem_ipsum_long_fsdp2.yaml", "--experiments-root", tmp_path / "exp",
+                      "--experiment-id", "full", *overrides, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    full = _train_losses(tmp_path / "exp" / "full" / "results.jsonl")
+    step_4 = tmp_path / "checkpoints" / "full" / "checkpoints" / "step_4"
+    info = tmp_path / "info_step4.json"
+    info.write_text(json.dumps({"checkpoint_folder_path": str(step_4)}))
+    warm = _modalities("train", TRAINING / "config_lorem_ipsum_long_fsdp2_warmstart.yaml", "--last-checkpoint-info", info,
+                       "--experiments-root", tmp_path / "exp", "--experiment-id", "warm", *overrides, cwd=tmp_path)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    continued = _train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
+    assert sorted(continued) == [5, 6]
+    for step in (5, 6):
+        assert continued[step] == pytest.approx(full[step], abs=1e-5)
