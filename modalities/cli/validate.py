@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         if diagnostics:
             print(render_text(diagnostics, color=use_color()), file=sys.stderr)
         if errors:
-            warnings = len(diagnostics) - len(errors)
+            warnings = sum(d.severity == WARNING for d in diagnostics)
             summary = f"{args.config}: {len(errors)} error{'s' * (len(errors) != 1)}"
             print(summary + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
         else:

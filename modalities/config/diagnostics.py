@@ -12,6 +12,7 @@ from modalities.config.spans import Path, Span, dotted
 
 ERROR = "error"
 WARNING = "warning"
+NOTE = "note"  # how something is carried out; nothing to change
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _excerpt(span: Span) -> list[str]:
 def render_one(d: Diagnostic, color: bool = False) -> str:
     red, yellow, cyan, bold, reset = ("\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m") if color else ("",) * 5
     where = f"{d.span}: " if d.span else ""
-    sev = f"{red if d.severity == ERROR else yellow}{d.severity}{reset}"
+    sev = f"{ {ERROR: red, WARNING: yellow}.get(d.severity, cyan)}{d.severity}{reset}"
     key = f"{bold}{dotted(d.path)}{reset}: " if d.path else ""
     lines = [f"{where}{sev}: {key}{d.message}"]
     if d.span:

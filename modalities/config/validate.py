@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modalities.config.diagnostics import WARNING, Diagnostic, did_you_mean
+from modalities.config.diagnostics import NOTE, WARNING, Diagnostic, did_you_mean
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
@@ -115,10 +115,11 @@ class _Validator:
                 return
             self.error(config_path, f"{spec.name}: {type(e).__name__}: {e}")
             return
-        for field_name, message in warnings:
+        for field_name, message, severity in warnings:
             path = config_path + ((field_name,) if field_name else ())
             span = self.source_map.value(path) if field_name else self.source_map.key(node.path)
-            self.diagnostics.append(Diagnostic(f"{spec.name}: {message}", span=span, path=path, severity=WARNING))
+            severity = NOTE if severity == NOTE else WARNING
+            self.diagnostics.append(Diagnostic(f"{spec.name}: {message}", span=span, path=path, severity=severity))
         if not unknown:
             self.result.nodes[node.path] = ValidatedNode(node, spec, validated, prepared)
 

@@ -27,6 +27,7 @@ __all__ = [
     "VALIDATE_PHASE",
     "component_kinds_of",
     "warn_config",
+    "note_config",
 ]
 
 VALIDATE_PHASE = "validate"
@@ -46,15 +47,25 @@ _config_warnings: ContextVar[list | None] = ContextVar("modalities_config_warnin
 def warn_config(message: str, field: str | None = None) -> None:
     """From a config class's validator: a warning that ``modalities validate`` reports at the component (or at
     ``field`` of it), with the config's position. Outside validation (e.g. when building) it is dropped."""
+    _collect(field, message, "warning")
+
+
+def note_config(message: str, field: str | None = None) -> None:
+    """Like :func:`warn_config`, for something the user should know but need not change (e.g. how a component is
+    carried out)."""
+    _collect(field, message, "note")
+
+
+def _collect(field: str | None, message: str, severity: str) -> None:
     collected = _config_warnings.get()
     if collected is not None:
-        collected.append((field, message))
+        collected.append((field, message, severity))
 
 
 @contextmanager
-def collecting_config_warnings() -> Iterator[list[tuple[str | None, str]]]:
-    """The (field, message) pairs that validators pass to :func:`warn_config` inside this block."""
-    collected: list[tuple[str | None, str]] = []
+def collecting_config_warnings() -> Iterator[list[tuple[str | None, str, str]]]:
+    """The (field, message, severity) that validators pass to :func:`warn_config` or :func:`note_config`."""
+    collected: list[tuple[str | None, str, str]] = []
     token = _config_warnings.set(collected)
     try:
         yield collected

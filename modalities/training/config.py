@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from modalities.registry.types import (
     ComponentConfig,
-    warn_config,
     ComponentRef,
     Field,
     NonNegativeStrictInt,
     PositiveStrictInt,
     StrictInt,
+    note_config,
+    warn_config,
 )
 
 
@@ -119,6 +120,38 @@ _SHARDING = (
 )
 
 
+_FSDP1_MESH = {
+    "FULL_SHARD": "sharded over all ranks, parameters freed after forward",
+    "SHARD_GRAD_OP": "sharded over all ranks, parameters kept from forward to backward",
+    "HYBRID_SHARD": "sharded within a node, replicated across nodes",
+    "_HYBRID_SHARD_ZERO2": "sharded within a node, replicated across nodes, parameters kept until backward",
+    "NO_SHARD": "replicated on every rank",
+}
+# FSDP1 mixed-precision policy name -> (param_dtype, reduce_dtype) (the reference's MixedPrecisionSettings).
+FSDP1_PRECISION = {
+    "FP_16": ("FP_16", "FP_16"),
+    "BF_16": ("BF_16", "BF_16"),
+    "BF_16_WORKING": ("FP_32", "BF_16"),
+    "FP_32": ("FP_32", "FP_32"),
+    "MIXED_PRECISION_MEGATRON": ("BF_16", "FP_32"),
+    "NO_MIXED_PRECISION": ("FP_32", "FP_32"),
+}
+
+
+def _note_fsdp1(sharding_strategy, mixed_precision) -> None:
+    """validate's note of how an FSDP1 component is carried out."""
+    if isinstance(mixed_precision, FSDP1MixedPrecision):
+        param, reduce = FSDP1_PRECISION[mixed_precision.value]
+    else:
+        param, reduce = mixed_precision.param_dtype.value, mixed_precision.reduce_dtype.value
+    param, reduce = (name.replace("_", "").lower() for name in (param, reduce))  # FP_32 -> fp32
+    note_config(
+        f"FSDP1 is carried out with FSDP2 (fully_shard): {sharding_strategy.value} -> "
+        f"{_FSDP1_MESH[sharding_strategy.value]}; parameters in {param}, gradients reduced in {reduce} "
+        "(see docs/compatibility.md)"
+    )
+
+
 class FSDP1WrappedModelConfig(ComponentConfig):
     """The reference's FSDP1 sharding (`fsdp1_wrapped`, formerly `fsdp_wrapped`). """ + _FSDP1_NOTE
 
@@ -133,6 +166,11 @@ class FSDP1WrappedModelConfig(ComponentConfig):
     )
     sharding_strategy: ShardingStrategy = Field(default=ShardingStrategy.FULL_SHARD, description=_SHARDING)
     block_names: list[str] = Field(min_length=1, description="Class names of the blocks each sharded on its own.")
+
+    @model_validator(mode="after")
+    def _say_how(self):
+        _note_fsdp1(self.sharding_strategy, self.mixed_precision_settings)
+        return self
 
 
 FSDPWrappedModelConfig = FSDP1WrappedModelConfig
@@ -173,6 +211,11 @@ class FSDP1CheckpointLoadingConfig(ComponentConfig):
     block_names: list[str] = Field(min_length=1, description="Class names of the blocks each sharded on its own.")
     mixed_precision_settings: FSDP1MixedPrecision = Field(description="The FSDP1 mixed-precision policy.")
     sharding_strategy: ShardingStrategy = Field(description=_SHARDING)
+
+    @model_validator(mode="after")
+    def _say_how(self):
+        _note_fsdp1(self.sharding_strategy, self.mixed_precision_settings)
+        return self
 
 
 class DCPAppStateConfig(ComponentConfig):
@@ -255,7 +298,7 @@ class CompiledModelConfig(ComponentConfig):
     @model_validator(mode="after")
     def _warn_when_nothing_is_compiled(self) -> "CompiledModelConfig":
         if not self.block_names:
-            warn_config("block_names is empty: the model is not compiled (as in the reference)")
+            warn_config("block_names is empty: the model is not compiled (as in the reference)", field="block_names")
         return self
 
 

@@ -28,18 +28,10 @@ from modalities.checkpointing.compat import fit_state_dict_to_model
 from modalities.checkpointing.fsdp1 import read_optimizer_state_file
 from modalities.checkpointing.layout import CheckpointError
 from modalities.checkpointing.torch_loading import read_state_dict_file
+from modalities.training.config import FSDP1_PRECISION
 from modalities.training.distributed import TrainingSetupError
 from modalities.training.model_wrappers import find_blocks, get_fsdp2_wrapped_model
 
-# FSDP1 mixed-precision policy name -> (param_dtype, reduce_dtype) (the reference's MixedPrecisionSettings).
-MIXED_PRECISION = {
-    "FP_16": ("FP_16", "FP_16"),
-    "BF_16": ("BF_16", "BF_16"),
-    "BF_16_WORKING": ("FP_32", "BF_16"),
-    "FP_32": ("FP_32", "FP_32"),
-    "MIXED_PRECISION_MEGATRON": ("BF_16", "FP_32"),
-    "NO_MIXED_PRECISION": ("FP_32", "FP_32"),
-}
 
 
 class _DtypePair:
@@ -87,7 +79,7 @@ def get_fsdp1_wrapped_model(
     if not isinstance(precision, str):  # an explicit {param_dtype, reduce_dtype}
         dtypes = precision
     else:
-        dtypes = _DtypePair(*MIXED_PRECISION[precision])
+        dtypes = _DtypePair(*FSDP1_PRECISION[precision])
     reshard = strategy in ("FULL_SHARD", "HYBRID_SHARD")
     return get_fsdp2_wrapped_model(model, fsdp1_mesh(strategy), block_names, dtypes, reshard_after_forward=reshard)
 

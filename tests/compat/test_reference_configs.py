@@ -102,3 +102,26 @@ def test_reference_config_validates(name, capsys, last_checkpoint_info, tmp_path
         assert code == 1 and message in output
     else:
         assert code == 0, output
+
+
+FSDP1_CONFIG = "config_files/training/config_lorem_ipsum_long_fsdp1.yaml"
+
+
+def test_validate_says_how_fsdp1_is_carried_out(capsys):
+    path = REFERENCE_CONFIGS / FSDP1_CONFIG
+    code, output = _validate(path, ["wrapped_model.config.sharding_strategy=HYBRID_SHARD"], capsys)
+    assert code == 0
+    # At the wrapped model's line, as a note (not a warning: nothing to change), with what was done.
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("wrapped_model:"))
+    assert f"{FSDP1_CONFIG}:{line}:1: note: wrapped_model.config: model/fsdp1_wrapped: FSDP1 is carried out with " \
+           "FSDP2 (fully_shard): HYBRID_SHARD -> sharded within a node, replicated across nodes; parameters in bf16, " \
+           "gradients reduced in bf16" in output
+    assert "warning" not in output
+
+    args = ["validate", str(path), "--format", "json"]
+    for override in _overrides(yaml.safe_load(path.read_text())):
+        args += ["--set", override]
+    main(args)
+    notes = [d for d in json.loads(capsys.readouterr().out) if d["severity"] == "note"]
+    assert len(notes) == 1 and "BF_16" not in notes[0]["message"] and "FULL_SHARD" in notes[0]["message"]
+

@@ -288,3 +288,27 @@ def test_layer_norm_eps_as_the_reference_reads_it(tmp_path, block, eps, has_bias
     norm = model.transformer.lm_head_norm
     assert isinstance(norm, torch.nn.LayerNorm)
     assert norm.eps == eps and (norm.bias is not None) == has_bias
+
+
+# --- model/compiled with no block names -------------------------------------------------------------------------
+
+
+def test_compiled_with_no_block_names_is_the_model_itself_and_validate_warns(tmp_path, capsys):
+    from modalities.cli.main import main
+
+    text = "model:" + TINY_GPT2 + """
+compiled_model:
+  component_key: model
+  variant_key: compiled
+  config:
+    model: {instance_key: model, pass_type: BY_REFERENCE}
+    block_names: []
+"""
+    path = _write(tmp_path, text)
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    line = text.splitlines().index("    block_names: []") + 1
+    assert f"c.yaml:{line}:18: warning: compiled_model.config.block_names: model/compiled" in err
+    assert "block_names is empty: the model is not compiled" in err
+    components = build(path)
+    assert components["compiled_model"] is components["model"]
