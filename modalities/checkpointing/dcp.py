@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -22,6 +23,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from modalities.checkpointing.checksums import record_checksums, verify_checksums
 from modalities.checkpointing.layout import (
     CONFIG_FILE,
     LAST_CHECKPOINT_INFO,
@@ -40,6 +42,7 @@ from modalities.checkpointing.safe_dcp import (
     FLATTENED,
     SafeFileSystemReader,
     SafeLoadPlanner,
+    damaged,
     optimizer_layout_of,
     read_metadata,
     safe_load,
@@ -96,6 +99,12 @@ class DCPCheckpointSaving:
             raise
         # dcp.save raises on every rank if any rank failed, so past this barrier all shards are on disk.
         _barrier()
+        try:
+            record_checksums(tmp)
+        except BaseException:
+            if rank == 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if rank == 0:
             if final.exists():
                 shutil.rmtree(final)
@@ -196,5 +205,11 @@ def read_model_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state[key] = torch.empty(item.size, dtype=item.properties.dtype)
     if not state:
         raise CheckpointError(f"{folder} holds no model weights (no app.model.* tensors)")
-    dcp.load(state, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner(), no_dist=True)
+    verify_checksums(folder)
+    try:
+        dcp.load(state, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner(), no_dist=True)
+    except CheckpointError:
+        raise
+    except (Exception, CheckpointException) as e:
+        raise damaged(folder, e) from None
     return {key[len(prefix) :]: tensor for key, tensor in state.items() if not key.endswith("inv_freq")}

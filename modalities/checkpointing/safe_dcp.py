@@ -9,15 +9,15 @@ message naming it.
 
 from __future__ import annotations
 
-import re
-
 import io
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 
 from modalities.checkpointing.layout import CheckpointError
@@ -157,10 +157,34 @@ def safe_load(state_dict: dict, folder: str | Path) -> None:
     (``optimizer_layout``) is told the checkpoint's first."""
     import torch.distributed.checkpoint as dcp
 
+    from modalities.checkpointing.checksums import verify_checksums
+
+    verify_checksums(folder)
+    saved = saved_keys(folder)  # reads the metadata here, so a refused one is reported as itself
     app_state = state_dict.get("app") if isinstance(state_dict, dict) else None
     if hasattr(app_state, "optimizer_layout"):
-        app_state.optimizer_layout = optimizer_layout_of(saved_keys(folder))
-    dcp.load(state_dict, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner())
+        app_state.optimizer_layout = optimizer_layout_of(saved)
+    try:
+        dcp.load(state_dict, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner())
+    except CheckpointError:
+        raise
+    except (Exception, CheckpointException) as e:  # a truncated or garbage shard, or another model's
+        raise damaged(folder, e) from None
+
+
+def damaged(folder: str | Path, error: BaseException) -> CheckpointError:
+    """The message for a checkpoint that DCP could not read, from the cause (DCP wraps each rank's exception in a
+    report with its traceback)."""
+    if isinstance(error, CheckpointException) and error.failures:
+        cause = next(iter(error.failures.values()))[0]
+        if isinstance(cause, CheckpointError):
+            return cause
+        error = cause
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return CheckpointError(
+        f"{folder}: cannot be loaded ({type(error).__name__}: {first[:500]}); a file of it is truncated or damaged, "
+        "or it was saved from another model"
+    )
 
 
 FLATTENED, GROUPED = "flattened", "grouped"

@@ -16,8 +16,8 @@ class SaveEveryKStepsCheckpointingStrategy:
     def __init__(self, k: int):
         self.k = k
 
-    def get_checkpoint_instruction(self, num_seen_steps: int) -> CheckpointingInstruction:
-        return CheckpointingInstruction(save_current=num_seen_steps % self.k == 0)
+    def get_checkpoint_instruction(self, num_seen_steps: int, force: bool = False) -> CheckpointingInstruction:
+        return CheckpointingInstruction(save_current=force or num_seen_steps % self.k == 0)
 
 
 class SaveKMostRecentCheckpointsStrategy:
@@ -25,7 +25,8 @@ class SaveKMostRecentCheckpointsStrategy:
         self.k = k
         self.saved_steps: list[int] = []  # most recent last
 
-    def get_checkpoint_instruction(self, num_seen_steps: int) -> CheckpointingInstruction:
+    def get_checkpoint_instruction(self, num_seen_steps: int, force: bool = False) -> CheckpointingInstruction:
+        # Called at every checkpointing interval, so `force` (a stop between intervals) changes nothing here.
         if self.k == 0:
             return CheckpointingInstruction(save_current=False)
         if num_seen_steps in self.saved_steps:
@@ -44,10 +45,19 @@ class CheckpointSaving:
         self.execution = checkpoint_saving_execution
 
     def save_checkpoint(
-        self, progress: dict[str, int], app_state, rank_state: dict[str, Any], config_dict: dict | None = None
+        self,
+        progress: dict[str, int],
+        app_state,
+        rank_state: dict[str, Any],
+        config_dict: dict | None = None,
+        force: bool = False,
     ) -> str | None:
-        """Save if the strategy says so; returns the path of the new checkpoint (or None)."""
-        instruction = self.strategy.get_checkpoint_instruction(progress["num_seen_steps"])
+        """Save if the strategy says so (``force``: also between its intervals, as when the run is stopped);
+        returns the path of the new checkpoint (or None)."""
+        try:
+            instruction = self.strategy.get_checkpoint_instruction(progress["num_seen_steps"], force=force)
+        except TypeError:  # a user's strategy without `force`
+            instruction = self.strategy.get_checkpoint_instruction(progress["num_seen_steps"])
         saved = None
         if instruction.save_current:
             saved = self.execution.save(progress, app_state, rank_state, config_dict)

@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         world_sizes = [int(size) for size in args.world_sizes.split(",")]
     except ValueError:
-        print(f"modalities benchmark: error: --world_sizes must be comma-separated integers, got {args.world_sizes!r}",
-              file=sys.stderr)
+        print(
+            f"modalities benchmark: error: --world_sizes must be comma-separated integers, got {args.world_sizes!r}",
+            file=sys.stderr,
+        )
         return 2
     template = Path(args.sweep_config_path)
     try:
@@ -144,8 +146,10 @@ def _error_types(folder: Path) -> list[str]:
         try:
             types.append(json.loads(log.read_text(encoding="utf-8"))["error"]["type"])
         except (OSError, ValueError, KeyError, TypeError):
-            print(f"modalities benchmark: warning: {log} is not an error log; counted as ErrorFileParsingError",
-                  file=sys.stderr)
+            print(
+                f"modalities benchmark: warning: {log} is not an error log; counted as ErrorFileParsingError",
+                file=sys.stderr,
+            )
             types.append("ErrorFileParsingError")
     return types
 

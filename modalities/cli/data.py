@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out documents that cannot be read or encoded (counted and listed) instead of stopping",
     )
     pack.add_argument("--num-cpus", type=int, default=None, help="worker processes (overrides settings.num_cpus)")
+    pack.add_argument(
+        "--special-tokens-in-text",
+        choices=["as_tokens", "as_text"],
+        default=None,
+        help="a special token's string inside a document: the token (the reference's way) or its characters "
+        "(overrides settings.special_tokens_in_text)",
+    )
     _add_existence_policy(pack)
     pack.set_defaults(_data_run=_pack_encoded_data)
 
@@ -191,6 +199,7 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
         overwrite=args.overwrite or policy == "override",
         skip_bad_documents=args.skip_bad_documents,
         num_cpus=args.num_cpus,
+        special_tokens_in_text=getattr(args, "special_tokens_in_text", None),
     )
 
 
@@ -209,7 +218,14 @@ def _pack_destination_exists(config_path: str) -> bool:
     return bool(destination) and Path(destination).exists()
 
 
-def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents: bool = False, num_cpus=None) -> int:
+def pack_from_config(
+    config_path,
+    *,
+    overwrite: bool = False,
+    skip_bad_documents: bool = False,
+    num_cpus=None,
+    special_tokens_in_text: str | None = None,
+) -> int:
     """Pack as a pack config describes; 0 on success, 1 after printing what is wrong."""
     import time
 
@@ -276,12 +292,29 @@ def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents
             skip_bad_documents=skip_bad_documents or settings.skip_bad_documents,
             overwrite=overwrite or settings.overwrite,
             on_progress=on_progress,
+            special_tokens_as_text=(special_tokens_in_text or settings.special_tokens_in_text) == "as_text",
         )
     print(
         f"{result.dst_path}: {result.num_documents} documents, {result.num_tokens} tokens "
         f"({result.token_width}-byte tokens) in {result.seconds:.1f}s with {num_cpus} worker(s): "
         f"{_rates(result.num_documents, result.num_tokens, result.seconds)}"
     )
+    if result.num_with_eod_inside:
+        as_text = (special_tokens_in_text or settings.special_tokens_in_text) == "as_text"
+        lines = ", ".join(str(_line_of(settings.src_path, index_path, d)) for d in result.first_with_eod_inside)
+        more = " ..." if result.num_with_eod_inside > len(result.first_with_eod_inside) else ""
+        print(
+            f"warning: {result.num_with_eod_inside} document(s) hold the EOD token before their end (lines {lines}"
+            f"{more} of {settings.src_path}): "
+            + (
+                "their encoding produced it although special tokens were encoded as text"
+                if as_text
+                else f"their text contains {settings.eod_token!r}, which was encoded as the token (as the reference "
+                "does), so the model sees a document boundary inside them; pack with --special-tokens-in-text "
+                "as_text (or special_tokens_in_text: as_text) to encode such text as characters"
+            ),
+            file=sys.stderr,
+        )
     if result.skipped:
         print(f"skipped {len(result.skipped)} bad document(s):")
         for skipped in result.skipped[:10]:
@@ -289,6 +322,13 @@ def pack_from_config(config_path, *, overwrite: bool = False, skip_bad_documents
         if len(result.skipped) > 10:
             print(f"  ... and {len(result.skipped) - 10} more")
     return 0
+
+
+def _line_of(src_path, index_path, document: int) -> int:
+    from modalities.data.packing import _line_number
+    from modalities.data.raw_index import read_raw_index
+
+    return _line_number(Path(src_path), int(read_raw_index(index_path)[document, 0]))
 
 
 def _misspelled_settings(settings: dict, model, source_map) -> list:

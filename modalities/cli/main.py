@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "docs": ("modalities.cli.docs", "write the Markdown component reference"),
     "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
     "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
+    "torchrun": ("modalities.cli.torchrun", "torchrun for training that may be preempted: torchrun OPTIONS train CFG"),
     "convert": ("modalities.cli.convert", "convert checkpoints (to-torch, to-hf)"),
     "benchmark": ("modalities.cli.benchmark", "expand a sweep template into one config per combination"),
     "profile": ("modalities.cli.profile", "step a config's steppable_component under its profiler"),
@@ -66,6 +67,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["torchrun"] and not {"-h", "--help"} & set(argv[1:2]):
+        from modalities.cli.torchrun import launch  # torchrun's own options: not parsed here
+
+        return launch(argv[1:])
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         default=None,
         metavar="CHECKPOINT",
-        help="continue from a checkpoint folder, e.g. experiments/<id>/checkpoints/latest",
+        help="continue from a checkpoint folder, e.g. experiments/<id>/checkpoints/latest (in that run's experiment "
+        "folder unless --experiment-id says otherwise); `auto`: this experiment's latest checkpoint if there is one, "
+        "else start from the beginning (for jobs that are requeued; needs --experiment-id)",
     )
     parser.add_argument("--experiment-id", default=None, help="name of the experiment folder (default: a timestamp)")
     parser.add_argument(
@@ -83,9 +85,16 @@ def write_error_log(folder: str | os.PathLike, error: BaseException) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modalities.training.signals import EXIT_STOPPED, TrainingStopped
+
     error_log_folder = getattr(args, "error_log_folder", None)
     try:
         _train(args)
+    except TrainingStopped as stopped:
+        if _is_rank_zero():
+            print(f"modalities train: {stopped}; run the same command with --resume auto (or --resume "
+                  f"{stopped.checkpoint or 'CHECKPOINT'}) to continue; exit code {EXIT_STOPPED}", file=sys.stderr)
+        return EXIT_STOPPED
     except _Reported as reported:
         if error_log_folder is not None:
             write_error_log(error_log_folder, reported.error)
@@ -97,12 +106,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_of_checkpoint(checkpoint: str) -> str | None:
+    """The experiment a checkpoint was saved by (from its training_progress.json), so that a resume continues in
+    that run's folder: one run, one folder, one results file."""
+    from modalities.checkpointing.layout import CheckpointError, read_progress, resolve_checkpoint
+
+    try:
+        experiment_id = read_progress(resolve_checkpoint(checkpoint)).get("experiment_id")
+    except CheckpointError as e:
+        raise _error(e) from e
+    return str(experiment_id) if experiment_id else None
+
+
 def _train(args: argparse.Namespace) -> None:
     from modalities.api import Main, load_app_config_dict
     from modalities.config.build import BuildError
     from modalities.config.diagnostics import ConfigError, render_text
 
     experiment_id = args.experiment_id or os.environ.get(EXPERIMENT_ID_ENV)
+    if args.resume == "auto" and not experiment_id:
+        raise _error(ValueError(
+            "--resume auto needs a fixed experiment id, so that a rerun of the same command finds the run's "
+            f"checkpoints: give --experiment-id NAME (under SLURM e.g. --experiment-id $SLURM_JOB_ID) or set "
+            f"{EXPERIMENT_ID_ENV}"
+        ))
+    if args.resume not in (None, "auto") and not experiment_id:
+        experiment_id = _experiment_of_checkpoint(args.resume)
     try:
         config = load_app_config_dict(
             args.config,
@@ -126,7 +155,7 @@ def _train(args: argparse.Namespace) -> None:
 
     try:
         check_training_config(main.config_dict)
-        if args.resume is not None:
+        if args.resume not in (None, "auto"):
             resolve_checkpoint(args.resume)
         run_training(main, resume_from=args.resume)
     except ConfigError as e:

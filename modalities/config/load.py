@@ -11,6 +11,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from modalities.config.diagnostics import ConfigError, Diagnostic
+from modalities.config.limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_INT_DIGITS, MAX_VALUES
 from modalities.config.spans import Path, SourceMap, Span
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
@@ -29,6 +30,11 @@ class Document:
 def load_document(path: str | FilePath) -> Document:
     path = FilePath(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Diagnostic(f"config file not found: {path}", hint="check the path")]) from None
@@ -40,29 +46,63 @@ def load_document(path: str | FilePath) -> Document:
 
 
 def load_text(text: str, filename: str = "<string>") -> Document:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = YAML(typ="safe")  # libyaml's parser when ruamel.yaml.clib is installed: several times faster
-    try:
-        root = yaml.compose(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        span = _mark_span(filename, mark) if mark else None
-        message = " ".join(filter(None, [e.context, e.problem])) or str(e)
-        raise ConfigError([Diagnostic(f"invalid YAML: {message}", span=span, code="yaml-syntax")]) from None
-    except YAMLError as e:
-        raise ConfigError([Diagnostic(f"invalid YAML in {filename}: {e}", code="yaml-syntax")]) from None
-    converter = _NodeConverter(filename, yaml.constructor)
+    root = _compose_checked(text, filename)
+    converter = _NodeConverter(filename)
     values = converter.convert(root, ()) if root is not None else {}
     if converter.diagnostics:
         raise ConfigError(converter.diagnostics)
+
     if not isinstance(values, dict):
         span = converter.source_map.values.get(())
         raise ConfigError(
             [Diagnostic("a config file must be a mapping of names to components", span=span, code="not-a-mapping")]
         )
     return Document(values=values, source_map=converter.source_map)
+
+
+def load_value(text: str, filename: str, span: Span | None = None) -> Any:
+    """One YAML value (a ``--set`` value, an ``oc.decode`` argument) as plain data, within the same limits as a
+    file. Raises ConfigError (positioned at ``span`` when given) for anything but plain, bounded data."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([Diagnostic(f"a value of {len(text):,} characters is too long", span=span, code="limit")])
+    root = _compose_checked(text, filename, span)
+    if root is None:
+        return None
+    converter = _NodeConverter(filename)
+    value = converter.convert(root, ())
+    if converter.diagnostics:
+        if span is not None:
+            for diagnostic in converter.diagnostics:
+                diagnostic.span = span
+        raise ConfigError(converter.diagnostics)
+    return value
+
+
+def _compose_checked(text: str, filename: str, span: Span | None = None) -> Any:
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    composer = _Composer(filename)
+    try:
+        root = composer.compose(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = span or (_mark_span(filename, mark) if mark else None)
+        message = " ".join(filter(None, [e.context, e.problem])) or str(e)
+        raise ConfigError([Diagnostic(f"invalid YAML: {message}", span=where, code="yaml-syntax")]) from None
+    except YAMLError as e:
+        raise ConfigError([Diagnostic(f"invalid YAML in {filename}: {e}", span=span, code="yaml-syntax")]) from None
+    except ConfigError as e:
+        if span is not None:
+            for diagnostic in e.diagnostics:
+                diagnostic.span = span
+        raise
+    if root is not None:
+        problem = _expansion_problem(root, composer.aliases, filename)
+        if problem is not None:
+            if span is not None:
+                problem.span = span
+            raise ConfigError([problem])
+    return root
 
 
 def _mark_span(filename: str, mark: Any, end: Any = None) -> Span:
@@ -75,13 +115,186 @@ def _tag_name(node: Any) -> str:
     return str(getattr(tag, "value", tag) or "")
 
 
+class _Composer:
+    """YAML events -> ruamel nodes, without recursion, refusing what a config never needs before it costs
+    anything: nesting beyond MAX_DEPTH, more than one document, an alias to an undefined anchor or into the node
+    that defines it (a value containing itself)."""
+
+    def __init__(self, filename: str):
+        self.filename = filename
+        # (alias event's mark, how many collections enclose it, the node it stands for)
+        self.aliases: list[tuple[Any, int, Any]] = []
+
+    def _error(self, message: str, mark: Any, code: str, hint: str | None = None) -> ConfigError:
+        return ConfigError([Diagnostic(message, span=_mark_span(self.filename, mark), hint=hint, code=code)])
+
+    def compose(self, text: str) -> Any:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.events import (
+            AliasEvent,
+            CollectionEndEvent,
+            DocumentStartEvent,
+            MappingStartEvent,
+            ScalarEvent,
+            SequenceStartEvent,
+        )
+        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+        yaml = YAML(typ="safe")  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
+        resolver = yaml.resolver
+        root: Any = None
+        stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
+        anchors: dict[str, Any] = {}
+        open_anchors: set[str] = set()
+        documents = 0
+
+        def attach(node: Any) -> None:
+            nonlocal root
+            if not stack:
+                root = node
+                return
+            frame = stack[-1]
+            if isinstance(frame[0], SequenceNode):
+                frame[0].value.append(node)
+            elif frame[2] is None:
+                frame[2] = node
+            else:
+                frame[0].value.append((frame[2], node))
+                frame[2] = None
+
+        count = 0  # values (scalars, collections and aliases), keys included
+        for event in yaml.parse(text):
+            if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent, AliasEvent)):
+                count += 1
+            if count > MAX_VALUES:
+                raise self._error(
+                    f"more than {MAX_VALUES:,} values; a config may hold at most that many",
+                    event.start_mark,
+                    "limit",
+                    hint="a config is small data; see modalities/config/limits.py",
+                )
+            if isinstance(event, ScalarEvent):
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolver.resolve(ScalarNode, event.value, event.implicit)
+                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                attach(node)
+            elif isinstance(event, (SequenceStartEvent, MappingStartEvent)):
+                if len(stack) >= MAX_DEPTH:
+                    raise self._error(
+                        f"nested more than {MAX_DEPTH} levels deep",
+                        event.start_mark,
+                        "limit",
+                        hint="a config is shallow data; this looks generated or corrupt (see modalities/config/limits.py)",
+                    )
+                kind = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolver.resolve(kind, None, event.implicit)
+                node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                    open_anchors.add(event.anchor)
+                attach(node)
+                stack.append([node, event.anchor, None])
+            elif isinstance(event, CollectionEndEvent):
+                node, anchor, _ = stack.pop()
+                node.end_mark = event.end_mark
+                open_anchors.discard(anchor)
+            elif isinstance(event, AliasEvent):
+                if event.anchor in open_anchors:
+                    raise self._error(
+                        f"the alias *{event.anchor} refers to a node that contains it (a value cannot contain itself)",
+                        event.start_mark,
+                        "yaml-alias",
+                    )
+                if event.anchor not in anchors:
+                    raise self._error(
+                        f"the alias *{event.anchor} has no anchor &{event.anchor} before it",
+                        event.start_mark,
+                        "yaml-alias",
+                    )
+                self.aliases.append((event.start_mark, len(stack), anchors[event.anchor]))
+                attach(anchors[event.anchor])
+            elif isinstance(event, DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self._error(
+                        "a config file holds one YAML document; this is a second one (`---`)",
+                        event.start_mark,
+                        "yaml-documents",
+                    )
+        return root
+
+
+def _expansion_problem(root: Any, aliases: list[tuple[Any, int, Any]], filename: str) -> Diagnostic | None:
+    """How big and deep the config is once aliases are expanded (each alias is a full copy in the plain values),
+    computed over the shared nodes without expanding them. Over a limit: a Diagnostic at the first alias (in
+    the file) that goes over it."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    if not aliases:
+        return None  # without aliases, size is bounded by the composer's count and depth by its stack
+    cap = 10 * MAX_VALUES  # sizes are only compared with MAX_VALUES: no need to count exponentially far
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    pending: list[tuple[Any, bool]] = [(root, False)]
+    while pending:
+        node, children_done = pending.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, SequenceNode):
+            children = node.value
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            size[id(node)], depth[id(node)] = 1, 0
+            continue
+        if children_done:
+            size[id(node)] = min(1 + sum(size[id(c)] for c in children), cap)
+            depth[id(node)] = 1 + max((depth[id(c)] for c in children), default=0)
+        else:
+            pending.append((node, True))
+            pending.extend((c, False) for c in children if id(c) not in size)
+    hint = (
+        "each alias is a copy of its anchor's value; a config never needs this many (see modalities/config/limits.py)"
+    )
+    if depth[id(root)] > MAX_DEPTH:
+        mark = next(mark for mark, level, node in aliases if level + depth[id(node)] > MAX_DEPTH)
+        return Diagnostic(
+            f"through YAML aliases the config is nested more than {MAX_DEPTH} levels deep",
+            span=_mark_span(filename, mark),
+            hint=hint,
+            code="limit",
+        )
+    if size[id(root)] > MAX_VALUES:
+        mark, _, node = next(
+            (alias for alias in aliases if size[id(alias[2])] > MAX_VALUES),
+            max(aliases, key=lambda alias: size[id(alias[2])]),
+        )
+        stands_for = size[id(node)]
+        return Diagnostic(
+            f"through YAML aliases the config expands to more than {MAX_VALUES:,} values; this alias alone stands "
+            f"for {'more than ' if stands_for >= cap else ''}{stands_for:,}",
+            span=_mark_span(filename, mark),
+            hint=hint,
+            code="limit",
+        )
+    return None
+
+
 class _NodeConverter:
-    def __init__(self, filename: str, constructor: Any):
+    """Nodes -> plain values and their positions. The composer has bounded the depth and the expanded size."""
+
+    def __init__(self, filename: str):
+        from ruamel.yaml import YAML
+
         self.filename = filename
         self.source_map = SourceMap()
         self.diagnostics: list[Diagnostic] = []
-        self._constructor = constructor
-        self._active: set[int] = set()  # nodes being converted: an alias back into one of them is a cycle
+        self._constructor = YAML(typ="safe").constructor
 
     def span(self, node: Any) -> Span:
         return _mark_span(self.filename, node.start_mark, node.end_mark)
@@ -102,33 +315,38 @@ class _NodeConverter:
                 )
             )
             return None
-        if id(node) in self._active:
-            self.diagnostics.append(
-                Diagnostic("a YAML alias refers to a node that contains it", span=self.span(node), path=path)
-            )
-            return None
         if isinstance(node, ScalarNode):
-            return self._scalar(node)
-        self._active.add(id(node))
-        try:
-            if isinstance(node, SequenceNode):
-                return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-            if isinstance(node, MappingNode):
-                return self._mapping(node, path)
-        finally:
-            self._active.discard(id(node))
+            return self._scalar(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
         return None
 
     def _tag_allowed(self, tag: str) -> bool:
         return tag.startswith(_YAML_TAG_PREFIX) and tag[len(_YAML_TAG_PREFIX) :] in _PLAIN_TAGS
 
-    def _scalar(self, node: Any) -> Any:
+    def _scalar(self, node: Any, path: Path) -> Any:
         tag = _tag_name(node)[len(_YAML_TAG_PREFIX) :]
         if tag == "str":
             return node.value
         if tag == "timestamp":
             return node.value  # dates stay text: configs feed JSON-like values to pydantic
-        return self._constructor.construct_object(node, deep=True)
+        if tag == "int" and sum(c.isalnum() for c in node.value) > MAX_INT_DIGITS:
+            digits = sum(c.isalnum() for c in node.value)
+            self._scalar_error(node, path, f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS:,})")
+            return None
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})")
+            return None
+
+    def _scalar_error(self, node: Any, path: Path, message: str) -> None:
+        self.diagnostics.append(
+            Diagnostic(message, span=self.span(node), path=path, hint="write the value plainly", code="yaml-scalar")
+        )
 
     def _mapping(self, node: Any, path: Path) -> dict:
         result: dict[Any, Any] = {}
@@ -143,7 +361,7 @@ class _NodeConverter:
                     Diagnostic("mapping keys must be plain strings", span=self.span(key_node), path=path)
                 )
                 continue
-            key = self._scalar(key_node)
+            key = self._scalar(key_node, path)
             if key in key_nodes:
                 first = self.span(key_nodes[key])
                 self.diagnostics.append(
@@ -161,7 +379,9 @@ class _NodeConverter:
             result[key] = self.convert(value_node, path + (key,))
         # Keys from `<<: *anchor` merges fill in only what the mapping does not set itself.
         for key_node, value_node in merged:
-            key = self._scalar(key_node)
+            if _tag_name(key_node) not in (_YAML_TAG_PREFIX + "str", _YAML_TAG_PREFIX + "int"):
+                continue  # reported where the merged mapping is written
+            key = self._scalar(key_node, path)
             if key not in result:
                 self.source_map.keys[path + (key,)] = self.span(key_node)
                 result[key] = self.convert(value_node, path + (key,))

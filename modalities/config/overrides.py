@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from modalities.config.diagnostics import Diagnostic
-from modalities.config.load import Document
+from modalities.config.diagnostics import ConfigError, Diagnostic
+from modalities.config.load import Document, load_value
 from modalities.config.spans import OVERRIDE_FILE, Span
 
 
-def parse_override_value(text: str) -> Any:
-    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
+def parse_override_value(text: str, span: Span | None = None) -> Any:
+    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string; text that is
+    not YAML (``a: b: c``) stays text. Read within the limits of a config file: a value that nests too deep,
+    contains itself through an alias or has an impossible tag raises ConfigError (positioned at ``span``)."""
+    if not text.strip():
+        return ""
     try:
-        return YAML(typ="safe", pure=True).load(text) if text.strip() else ""
-    except YAMLError:
-        return text
+        return load_value(text, OVERRIDE_FILE, span)
+    except ConfigError as e:
+        if all(d.code == "yaml-syntax" for d in e.diagnostics):
+            return text
+        raise
 
 
 def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagnostic]:
@@ -32,7 +35,15 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
             )
             continue
         parts = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
-        problem = _set_at(document.values, parts, parse_override_value(raw))
+        value_span = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
+        try:
+            value = parse_override_value(raw, value_span)
+        except ConfigError as e:
+            for d in e.diagnostics:
+                d.message = f"--set {key}: {d.message}"
+            diagnostics.extend(e.diagnostics)
+            continue
+        problem = _set_at(document.values, parts, value)
         if problem:
             diagnostics.append(Diagnostic(f"cannot apply --set {key}: {problem}", span=span, code="override"))
             continue

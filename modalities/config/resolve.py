@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Callable
 
-from modalities.config.diagnostics import Diagnostic, did_you_mean
+from modalities.config.diagnostics import ConfigError, Diagnostic, did_you_mean
+from modalities.config.limits import MAX_DEPTH, MAX_STRING_CHARS, MAX_VALUES
 from modalities.config.load import Document
 from modalities.config.spans import Path, dotted
 
@@ -82,9 +83,7 @@ def _env(arg: str, ctx: ResolverContext) -> Any:
     if name in os.environ:
         return os.environ[name]
     if sep:
-        from modalities.config.overrides import parse_override_value
-
-        return parse_override_value(default.strip())
+        return _parse_scalar(default)
     raise ResolverError(f"environment variable '{name}' is not set and no default is given (${{env:{name},DEFAULT}})")
 
 
@@ -143,6 +142,12 @@ class _Resolver:
         self.unresolved_paths: set[Path] = set()
         self._done: dict[Path, Any] = {}
         self._stack: list[Path] = []
+        # Sizes (values) and depths of resolved values by path, and what interpolation has copied so far: the
+        # limits stop a config whose ${...} fan out before it takes the memory (see config/limits.py).
+        self._size: dict[Path, int] = {}
+        self._depth: dict[Path, int] = {}
+        self._copied_values = 0
+        self._interpolated_chars = 0
 
     def run(self) -> Any:
         return self.resolve_path(())
@@ -157,16 +162,49 @@ class _Resolver:
             value = self._lookup_raw(path)
             if isinstance(value, dict):
                 result: Any = {k: self.resolve_path(path + (k,)) for k in value}
+                children = [path + (k,) for k in value]
             elif isinstance(value, list):
                 result = [self.resolve_path(path + (i,)) for i in range(len(value))]
+                children = [path + (i,) for i in range(len(value))]
             elif isinstance(value, str) and "${" in value:
                 result = self._interpolate(value, path)
+                children = None
             else:
                 result = value.replace("\\${", "${") if isinstance(value, str) else value
+                children = []
         finally:
             self._stack.pop()
+        if children is None:  # an interpolation: a copied container was measured when it was copied
+            size, depth = _measure(result) if isinstance(result, (dict, list)) else (1, 0)
+        else:
+            size = 1 + sum(self._size.get(child, 1) for child in children)
+            depth = (1 + max((self._depth.get(child, 0) for child in children), default=0)) if children else 0
+            if not isinstance(result, (dict, list)):
+                size = 1
+        self._size[path], self._depth[path] = size, depth
+        if depth > MAX_DEPTH:
+            self._fatal(path, f"through ${{...}} interpolation the config is nested more than {MAX_DEPTH} levels deep")
         self._done[path] = result
         return result
+
+    def _fatal(self, path: Path, message: str) -> None:
+        """A limit is exceeded: stop resolving (going on could take all memory)."""
+        raise ConfigError(
+            [
+                Diagnostic(
+                    message,
+                    span=self.document.source_map.value(path),
+                    path=path,
+                    hint="each ${...} of a mapping or list is a copy of it; see modalities/config/limits.py",
+                    code="limit",
+                )
+            ]
+        )
+
+    def _charge_copy(self, size: int, at: Path) -> None:
+        self._copied_values += size
+        if self._copied_values > MAX_VALUES:
+            self._fatal(at, f"${{...}} interpolations copy more than {MAX_VALUES:,} values in all")
 
     def _lookup_raw(self, path: Path) -> Any:
         node = self.document.values
@@ -206,13 +244,15 @@ class _Resolver:
                     return text
                 pieces += [text[last : match.start()], _as_text(value)]
                 last = match.end()
+                if sum(map(len, pieces)) > MAX_STRING_CHARS:
+                    return self._too_long(path, text)
             return self._interpolate("".join(pieces) + text[last:], path)
         if len(matches) == 1 and matches[0].span() == (0, len(text)):
             value = self._evaluate(matches[0].group(1).strip(), path)
             if value is _UNRESOLVED:
                 self.unresolved_paths.add(path)
             return text if value is _UNRESOLVED else value
-        pieces, last = [], 0
+        pieces, last, length = [], 0, 0
         for match in matches:
             value = self._evaluate(match.group(1).strip(), path)
             if value is _UNRESOLVED:
@@ -229,15 +269,34 @@ class _Resolver:
                 return text
             pieces.append(text[last : match.start()])
             pieces.append(_as_text(value))
+            length += len(pieces[-1]) + len(pieces[-2])
+            if length > MAX_STRING_CHARS:
+                return self._too_long(path, text)
             last = match.end()
         pieces.append(text[last:])
+        self._interpolated_chars += length
+        if self._interpolated_chars > 16 * MAX_STRING_CHARS:
+            self._fatal(path, f"${{...}} interpolations make more than {16 * MAX_STRING_CHARS:,} characters in all")
         return "".join(pieces).replace("\\${", "${")
+
+    def _too_long(self, path: Path, text: str) -> str:
+        self._error(
+            path,
+            f"this interpolation makes a string of more than {MAX_STRING_CHARS:,} characters",
+            hint="see modalities/config/limits.py",
+        )
+        self.unresolved_paths.add(path)
+        return text
 
     def _evaluate(self, expression: str, at: Path) -> Any:
         name, sep, arg = expression.partition(":")
         name = name.strip()
         if sep and name in _DOCUMENT_RESOLVERS:
-            return _DOCUMENT_RESOLVERS[name](self, arg.strip(), at, expression)
+            try:
+                return _DOCUMENT_RESOLVERS[name](self, arg.strip(), at, expression)
+            except ResolverError as e:
+                self._error(at, f"${{{expression}}}: {e}")
+                return _UNRESOLVED
         if sep and name in _RESOLVERS:
             try:
                 return _RESOLVERS[name](arg.strip(), self.context)
@@ -271,7 +330,11 @@ class _Resolver:
         """``${oc.decode:text}``: the text read as a YAML value (``'3'`` -> 3, ``'[1, 2]'`` -> a list)."""
         from modalities.config.overrides import parse_override_value
 
-        return parse_override_value(_unquote(arg))
+        try:
+            return parse_override_value(_unquote(arg))
+        except ConfigError as e:
+            self._error(at, f"${{{expression}}}: " + "; ".join(d.message for d in e.diagnostics))
+            return _UNRESOLVED
 
     def _path_exists(self, expression: str, at: Path) -> bool:
         node: Any = self.document.values
@@ -329,6 +392,8 @@ class _Resolver:
             if value is _UNRESOLVED or target_path in self.unresolved_paths:
                 return _UNRESOLVED
         if isinstance(value, (dict, list)):
+            size = _measure(value)[0] if through_interpolation else self._size.get(target_path, 1)
+            self._charge_copy(size, at)
             self.document.source_map.copy_subtree(target_path, at)
             return copy.deepcopy(value) if through_interpolation else _share_components(value, target_path)
         return value
@@ -337,6 +402,22 @@ class _Resolver:
         self.diagnostics.append(
             Diagnostic(message, span=self.document.source_map.value(path), path=path, hint=hint, code="interpolation")
         )
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """(values, nesting depth) of a plain value, without recursion."""
+    size, depth = 0, 0
+    pending = [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        size += 1
+        if isinstance(item, dict):
+            depth = max(depth, level + 1)
+            pending.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level + 1)
+            pending.extend((v, level + 1) for v in item)
+    return size, depth
 
 
 def _inside_another_interpolation(text: str, position: int) -> bool:
@@ -373,10 +454,16 @@ def _split_argument(arg: str) -> tuple[str, bool, str]:
 
 
 def _parse_scalar(text: str) -> Any:
+    """A resolver's default: quoted text as is, else read as YAML."""
     from modalities.config.overrides import parse_override_value
 
     unquoted = _unquote(text)
-    return unquoted if unquoted != text.strip() else parse_override_value(text)
+    if unquoted != text.strip():
+        return unquoted
+    try:
+        return parse_override_value(text)
+    except ConfigError as e:
+        raise ResolverError("the default " + "; ".join(d.message for d in e.diagnostics)) from None
 
 
 def _oc_env(arg: str, ctx: ResolverContext) -> Any:

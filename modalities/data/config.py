@@ -329,6 +329,14 @@ class PackEncodedDataSettings(ComponentConfig):
         default=False,
         description="Leave out documents that cannot be read or encoded (counted and reported) instead of stopping.",
     )
+    special_tokens_in_text: Literal["as_tokens", "as_text"] = Field(
+        default="as_tokens",
+        description="A special token's string inside a document's text (e.g. a literal `<|endoftext|>` in web "
+        "text): `as_tokens` encodes it as the token, as the reference does (an EOD inside a document); `as_text` "
+        "encodes its characters, so each document ends with exactly one EOD and holds no other. Documents with "
+        "an EOD inside are counted and reported either way. Keep `as_tokens` for text whose markers are meant "
+        "(chat templates).",
+    )
     overwrite: StrictBool = Field(default=False, description="Replace an existing output file.")
 
     @field_validator("jq_pattern")

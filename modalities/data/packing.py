@@ -45,6 +45,10 @@ class PackingResult:
     token_width: int
     seconds: float
     skipped: list[SkippedDocument] = field(default_factory=list)
+    # Documents whose encoding holds the EOD token before its end: their text contains the EOD string, which the
+    # tokenizer read as the token (see special_tokens_as_text). Their count, and the first few (raw index).
+    num_with_eod_inside: int = 0
+    first_with_eod_inside: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +56,7 @@ class _ChunkResult:
     tokens: bytes
     doc_token_lengths: np.ndarray
     errors: list[tuple[int, str]]  # (document number, reason)
+    with_eod_inside: list[int] = field(default_factory=list)  # document numbers
 
 
 # Per-process state of a packing worker, set once by _init_worker.
@@ -89,11 +94,14 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
             continue
         texts.append(text)
         documents.append(first_document + i)
-    encoded = _encode_each_on_failure(encoder, texts, documents, errors)
+    encoded, documents = _encode_each_on_failure(encoder, texts, documents, errors)
     eod = _worker["eod_id"]
     flat: list[int] = []
     lengths = np.empty(len(encoded), dtype=np.int64)
+    with_eod_inside = []
     for j, ids in enumerate(encoded):
+        if _has_eod_inside(ids, eod):
+            with_eod_inside.append(documents[j])
         flat.extend(ids)
         # As the reference: an encoding that already ends with the EOD token (padding with pad = EOD) gets no
         # second one.
@@ -106,22 +114,32 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
     if len(tokens) and (tokens.min() < 0 or tokens.max() >= limit):
         raise DataError(f"the tokenizer produced an id outside 0..{limit - 1}, which the token width cannot hold")
     errors.sort()
-    return _ChunkResult(tokens.astype(TOKEN_DTYPES[_worker["width"]]).tobytes(), lengths, errors)
+    return _ChunkResult(tokens.astype(TOKEN_DTYPES[_worker["width"]]).tobytes(), lengths, errors, with_eod_inside)
 
 
-def _encode_each_on_failure(encoder, texts, documents, errors) -> list[list[int]]:
-    """Batch-encode; if the batch fails, encode one by one to name the documents that fail."""
+def _has_eod_inside(ids: list[int], eod: int) -> bool:
+    """Whether the EOD token occurs before the run of EOD tokens an encoding may end with (padding)."""
+    end = len(ids)
+    while end and ids[end - 1] == eod:
+        end -= 1
+    return eod in ids[:end]
+
+
+def _encode_each_on_failure(encoder, texts, documents, errors) -> tuple[list[list[int]], list[int]]:
+    """Batch-encode; if the batch fails, encode one by one to name the documents that fail. Returns the
+    encodings and the documents they belong to."""
     try:
-        return encoder(texts)
+        return encoder(texts), documents
     except Exception:  # noqa: S110, BLE001 - a failing batch is retried document by document below
         pass
-    encoded = []
+    encoded, kept = [], []
     for text, document in zip(texts, documents):
         try:
             encoded.append(encoder([text])[0])
+            kept.append(document)
         except Exception as e:  # noqa: BLE001
             errors.append((document, f"the tokenizer failed on it ({type(e).__name__}: {e})"))
-    return encoded
+    return encoded, kept
 
 
 def pack_encoded_data(
@@ -137,8 +155,13 @@ def pack_encoded_data(
     skip_bad_documents: bool = False,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    special_tokens_as_text: bool = False,
 ) -> PackingResult:
     """Pack ``src_path`` (JSONL with a raw index) into a .pbin file; see the module docstring.
+
+    ``special_tokens_as_text``: a special token's string inside a document (e.g. a literal "<|endoftext|>" in web
+    text) is encoded as its characters, so every document ends with exactly one EOD and holds no other. Off by
+    default, as in the reference (same files); the result counts the documents it would change either way.
 
     ``on_progress(documents_done, tokens_done)`` is called after each batch is written.
     """
@@ -156,7 +179,9 @@ def pack_encoded_data(
         raise DataError(str(e)) from None
     width = token_width_for_vocab(tokenizer.vocab_size)
     eod_id = tokenizer.get_token_id(eod_token)
-    init_args = (str(src), jq_steps, tokenizer.batch_encoder(), eod_id, width)
+    # A tokenizer of one's own may predate special_tokens_as_text: it is asked only when that is wanted.
+    encoder = tokenizer.batch_encoder(special_tokens_as_text) if special_tokens_as_text else tokenizer.batch_encoder()
+    init_args = (str(src), jq_steps, encoder, eod_id, width)
     tasks = [
         (start, index[start : start + processing_batch_size]) for start in range(0, len(index), processing_batch_size)
     ]
@@ -165,6 +190,8 @@ def pack_encoded_data(
     num_workers = max(1, min(num_cpus, len(tasks)))
     writer = PackedFileWriter(dst, width, overwrite=overwrite)
     skipped: list[SkippedDocument] = []
+    with_eod_inside: list[int] = []
+    num_with_eod_inside = 0
     documents_done = tokens_done = 0
     pool = None
     parallelism_before = os.environ.get("TOKENIZERS_PARALLELISM")
@@ -186,6 +213,8 @@ def pack_encoded_data(
                         "with a count"
                     )
                 skipped.append(SkippedDocument(document, line, reason))
+            num_with_eod_inside += len(result.with_eod_inside)
+            with_eod_inside.extend(result.with_eod_inside[: max(0, 10 - len(with_eod_inside))])
             writer.write_tokens(np.frombuffer(result.tokens, dtype=TOKEN_DTYPES[width]), result.doc_token_lengths)
             documents_done += len(entries)
             tokens_done += len(result.tokens) // width
@@ -205,7 +234,9 @@ def pack_encoded_data(
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
         else:
             os.environ["TOKENIZERS_PARALLELISM"] = parallelism_before
-    return PackingResult(dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped)
+    return PackingResult(
+        dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped, num_with_eod_inside, with_eod_inside
+    )
 
 
 def _ordered_results(pool, tasks: list, window: int):

@@ -113,7 +113,24 @@ class PackedFile:
                 f"{self.path}: document {i} of the index (offset {index[i, 0]}, length {index[i, 1]}) is not aligned "
                 f"to the {self.token_width}-byte token width; the file is corrupted"
             )
+        self._check_width_not_narrowed(index)
         return index
+
+    def _check_width_not_narrowed(self, index: np.ndarray) -> None:
+        """A header whose token width was made smaller (2 -> 1) still passes every check above: the byte
+        lengths stay aligned. But then every document is a whole number of the real, wider tokens, which many
+        documents of different lengths almost never are by chance (1 in 2^n for n documents)."""
+        lengths = index[:, 1]
+        if len(np.unique(lengths)) < 16:  # padded or few documents: lengths tell nothing
+            return
+        for wider in (4, 2):
+            if wider > self.token_width and not ((index[:, 0] % wider) | (lengths % wider)).any() \
+                    and self.data_len % wider == 0:
+                raise DataError(
+                    f"{self.path}: the header says {self.token_width}-byte tokens, but each of the {len(index)} "
+                    f"documents is a whole number of {wider}-byte tokens: the token width in the header (bytes 8-11) "
+                    f"was most likely changed from {wider}; restore it, or pack the data again"
+                )
 
     @property
     def index(self) -> np.ndarray:

@@ -41,7 +41,9 @@ class TokenizerWrapper:
     def is_special_token_id(self, token_id: int) -> bool:
         return token_id in set(self.special_token_ids.values())
 
-    def batch_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+    def batch_encoder(self, special_tokens_as_text: bool = False) -> Callable[[list[str]], list[list[int]]]:
+        """``special_tokens_as_text``: a special token's string inside a text is encoded as ordinary text (its
+        characters), instead of as the special token."""
         raise NotImplementedError
 
 
@@ -109,7 +111,7 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
     def special_token_ids(self) -> dict[str, int]:
         return {token: self.tokenizer.convert_tokens_to_ids(token) for token in self.tokenizer.all_special_tokens}
 
-    def batch_encoder(self) -> HFBatchEncoder:
+    def batch_encoder(self, special_tokens_as_text: bool = False) -> HFBatchEncoder:
         # Let transformers configure truncation/padding on a copy of the backend, exactly as its __call__ does.
         backend = self.tokenizer.backend_tokenizer
         self.tokenizer.set_truncation_and_padding(
@@ -125,7 +127,7 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
         finally:
             backend.no_truncation()
             backend.no_padding()
-        return HFBatchEncoder(tokenizer_json)
+        return HFBatchEncoder(tokenizer_json, special_tokens_as_text)
 
 
 def _keep_existing_special_tokens(tokenizer) -> dict[str, bool]:
@@ -160,15 +162,17 @@ def _truncation_strategy(truncation: bool | str, max_length: int | None):
 class HFBatchEncoder:
     """Picklable batch encoder over a `tokenizers.Tokenizer` (rebuilt from its JSON in each process)."""
 
-    def __init__(self, tokenizer_json: str):
+    def __init__(self, tokenizer_json: str, special_tokens_as_text: bool = False):
         self.tokenizer_json = tokenizer_json
+        self.special_tokens_as_text = special_tokens_as_text
         self._tokenizer = None
 
     def __getstate__(self) -> dict:
-        return {"tokenizer_json": self.tokenizer_json}
+        return {"tokenizer_json": self.tokenizer_json, "special_tokens_as_text": self.special_tokens_as_text}
 
     def __setstate__(self, state: dict) -> None:
         self.tokenizer_json = state["tokenizer_json"]
+        self.special_tokens_as_text = state.get("special_tokens_as_text", False)
         self._tokenizer = None
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
@@ -176,6 +180,7 @@ class HFBatchEncoder:
             from tokenizers import Tokenizer
 
             self._tokenizer = Tokenizer.from_str(self.tokenizer_json)
+            self._tokenizer.encode_special_tokens = self.special_tokens_as_text
         return [encoding.ids for encoding in self._tokenizer.encode_batch_fast(texts, add_special_tokens=True)]
 
 
@@ -223,7 +228,20 @@ class PreTrainedSPTokenizer(TokenizerWrapper):
     def is_special_token_id(self, token_id: int) -> bool:
         return bool(self.processor.is_control(token_id))
 
-    def batch_encoder(self) -> SPBatchEncoder:
+    def batch_encoder(self, special_tokens_as_text: bool = False) -> SPBatchEncoder:
+        if special_tokens_as_text:
+            from sentencepiece import sentencepiece_model_pb2
+
+            model = sentencepiece_model_pb2.ModelProto()
+            model.ParseFromString(self.model_proto)
+            user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+            matched = [piece.piece for piece in model.pieces if piece.type == user_defined]
+            if matched:
+                # Control symbols (<s>, </s>) are never matched in text; user-defined symbols always are.
+                raise DataError(
+                    f"{self.path}: special tokens as text is not possible with this SentencePiece model: its "
+                    f"user-defined symbols ({', '.join(matched[:5])}) are always matched in text"
+                )
         return SPBatchEncoder(self.model_proto)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -210,11 +211,21 @@ class ResultsToDiscSubscriber:
 
 
 class JSONLResultsWriter:
-    """Appends every result as one JSON line to the experiment's results file (rank 0); flushed line by line."""
+    """Appends every result as one JSON line to the experiment's results file (rank 0); flushed line by line.
+
+    Besides results, an event line marks where a run continued in the same file: ``{"event": "resume",
+    "num_train_steps_done": N, "checkpoint": ...}`` (results after it replace any of steps > N written before it,
+    by a run that went on past its last checkpoint), or ``"restart"`` (a fresh start after an attempt that saved
+    no checkpoint). Readers skip lines that have an "event" key or use them to cut the earlier lines."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.file = self.path.open("a", encoding="utf-8")
+
+    def write_event(self, event: str, **fields) -> None:
+        record = {"event": event, **fields, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
 
     def consume_message(self, message: Message) -> None:
         if message.message_type is not MessageType.RESULT:

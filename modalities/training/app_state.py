@@ -23,6 +23,9 @@ class AppState(Stateful):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.optimizer_layout = FLATTENED
+        # False while a resume loads the state: the scheduler is then advanced from the config instead (see
+        # training/entry.py), so its saved state is neither asked for nor applied.
+        self.restore_lr_scheduler = True
 
     def _options(self) -> StateDictOptions:
         return StateDictOptions(flatten_optimizer_state_dict=self.optimizer_layout == FLATTENED)
@@ -30,7 +33,7 @@ class AppState(Stateful):
     def state_dict(self) -> dict[str, Any]:
         model_state, optimizer_state = get_state_dict(self.model, self.optimizer, options=self._options())
         state = {"model": model_state, "optimizer": optimizer_state}
-        if self.lr_scheduler is not None:
+        if self.lr_scheduler is not None and self.restore_lr_scheduler:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()
         return state
 
@@ -42,9 +45,11 @@ class AppState(Stateful):
             optim_state_dict=state_dict["optimizer"],
             options=self._options(),
         )
-        if self.lr_scheduler is not None and "lr_scheduler" in state_dict:
+        if self.lr_scheduler is not None and "lr_scheduler" in state_dict and self.restore_lr_scheduler:
             self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])
-        self.optimizer_layout = FLATTENED  # whatever was read, the next save is written in the current layout
+        # Whatever was read, the next save is written in the current layout and with the scheduler.
+        self.optimizer_layout = FLATTENED
+        self.restore_lr_scheduler = True
 
 
 def get_raw_app_state(model: nn.Module, optimizer, lr_scheduler=None) -> AppState:

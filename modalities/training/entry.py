@@ -67,8 +67,15 @@ def device_type_of(config: dict) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+AUTO = "auto"  # --resume auto: the experiment's latest complete checkpoint if there is one, else a fresh start
+
+
 def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
-    """Train with the components of ``main``'s config; returns the final training progress."""
+    """Train with the components of ``main``'s config; returns the final training progress.
+
+    ``resume_from``: a checkpoint to continue from, or "auto" (this experiment's latest complete checkpoint, or
+    a fresh start without one: what a requeued job wants). A stop signal ends the run after a checkpoint of the
+    step it reached (raising TrainingStopped; see training/signals.py)."""
     import warnings
 
     # Initializing a sharded model on a CPU mesh draws random numbers through DTensor, which torch warns is
@@ -81,6 +88,7 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
     import torch.distributed as dist
 
     from modalities.checkpointing.dcp import load_training_checkpoint
+    from modalities.checkpointing.layout import is_complete, read_progress, resolve_checkpoint
     from modalities.logging.broker import MessageBroker, MessageType
     from modalities.logging.subscribers import JSONLResultsWriter
     from modalities.training.distributed import (
@@ -92,89 +100,198 @@ def run_training(main, resume_from: str | os.PathLike | None = None) -> dict:
     )
     from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
     from modalities.training.gym import Gym, LoopSettings, TrainingProgress, restore_rng_state
+    from modalities.training.signals import StopSignals, TrainingStopped
 
     check_device_available(device_type)
     ensure_process_group(device_type)
+    claim = None
     try:
-        agree_on_experiment_id(main)
-        _refuse_to_overwrite_a_run(main, resume_from)
-        components = main.build_components()
-        built_settings = components.get("settings")
-        settings = parse_settings(_plain_settings(built_settings if isinstance(built_settings, dict) else config["settings"]))
-        rank = dist.get_rank()
-        device = local_device(device_type)
-        app_state = components["app_state"]
-        train_loader = components["train_dataloader"]
-        eval_loaders = list(components["eval_dataloaders"] or [])
-
-        progress = TrainingProgress(
-            num_seen_steps=settings.training_progress.num_seen_steps,
-            num_seen_samples=settings.training_progress.num_seen_samples,
-            global_num_seen_tokens=settings.training_progress.global_num_seen_tokens,
-        )
-        restore = None
-        if resume_from is not None:
-            folder, saved, rank_state = load_training_checkpoint(resume_from, app_state)
-            progress = TrainingProgress(
-                num_seen_steps=saved["num_seen_steps"],
-                num_seen_samples=saved["num_seen_samples"],
-                global_num_seen_tokens=saved["global_num_seen_tokens"],
-                train_batches_consumed=saved.get("train_batches_consumed", 0),
+        with StopSignals() as stop_signals:
+            agree_on_experiment_id(main)
+            claim = _claim_experiment_folder(main)
+            if resume_from != AUTO:
+                _refuse_to_overwrite_a_run(main, resume_from)
+            components = main.build_components()
+            built_settings = components.get("settings")
+            settings = parse_settings(
+                _plain_settings(built_settings if isinstance(built_settings, dict) else config["settings"])
             )
-            restore = _data_restorer(train_loader, rank_state, restore_rng_state, folder)
-            if rank == 0:
-                print(f"resuming from {folder} after step {progress.num_seen_steps}", flush=True)
-                if "saved_world_size" in rank_state:
+            rank = dist.get_rank()
+            device = local_device(device_type)
+            app_state = components["app_state"]
+            train_loader = components["train_dataloader"]
+            eval_loaders = list(components["eval_dataloaders"] or [])
+            target = settings.training_target.num_target_steps
+
+            if resume_from == AUTO:
+                resume_from = _latest_checkpoint_of(components["checkpoint_saving"], is_complete)
+                if rank == 0:
                     print(
-                        f"the checkpoint was saved by {rank_state['saved_world_size']} ranks and this run has "
-                        f"{dist.get_world_size()}: model and optimizer are resharded and the data continues at the "
-                        "next sample of the same order, but RNG streams start afresh, so the losses will not "
-                        "match an uninterrupted run bit for bit",
+                        f"--resume auto: {'resuming from ' + str(resume_from) if resume_from else 'no complete checkpoint of this experiment yet; starting from the beginning'}",
                         flush=True,
                     )
 
-        experiment_id = str(getattr(main, "experiment_id", None) or settings.experiment_id or "experiment")
-        experiments_root = Path(getattr(main, "experiments_root", None) or "experiments")
-        broker = MessageBroker()
-        broker.add_subscriber(components["progress_subscriber"], MessageType.PROGRESS, MessageType.RESULT)
-        broker.add_subscriber(components["evaluation_subscriber"], MessageType.RESULT)
-        if rank == 0:
-            folder = prepare_experiment_folder(experiments_root, experiment_id, config)
-            broker.add_subscriber(JSONLResultsWriter(folder / RESULTS_FILE), MessageType.RESULT)
+            progress = TrainingProgress(
+                num_seen_steps=settings.training_progress.num_seen_steps,
+                num_seen_samples=settings.training_progress.num_seen_samples,
+                global_num_seen_tokens=settings.training_progress.global_num_seen_tokens,
+            )
+            restore = None
+            if resume_from is not None:
+                folder = resolve_checkpoint(resume_from)
+                saved_steps = int(read_progress(folder)["num_seen_steps"])
+                if saved_steps >= target:
+                    if rank == 0:
+                        print(
+                            f"{folder} is at step {saved_steps}, and the target is {target} steps: nothing to "
+                            "train (raise settings.training_target.num_target_steps to train longer)",
+                            flush=True,
+                        )
+                    return read_progress(folder)
+                # The schedule comes from the config, advanced to the saved step, not from the checkpoint: a
+                # changed target (or schedule) then takes effect from that step on; unchanged, the learning rates
+                # are those of an uninterrupted run, bit for bit.
+                _advance_scheduler(app_state.lr_scheduler, saved_steps)
+                app_state.restore_lr_scheduler = False
+                folder, saved, rank_state = load_training_checkpoint(folder, app_state)
+                _apply_scheduler_lr(app_state)
+                progress = TrainingProgress(
+                    num_seen_steps=saved["num_seen_steps"],
+                    num_seen_samples=saved["num_seen_samples"],
+                    global_num_seen_tokens=saved["global_num_seen_tokens"],
+                    train_batches_consumed=saved.get("train_batches_consumed", 0),
+                )
+                restore = _data_restorer(train_loader, rank_state, restore_rng_state, folder)
+                if rank == 0:
+                    print(f"resuming from {folder} after step {progress.num_seen_steps}", flush=True)
+                    if "saved_world_size" in rank_state:
+                        print(
+                            f"the checkpoint was saved by {rank_state['saved_world_size']} ranks and this run has "
+                            f"{dist.get_world_size()}: model and optimizer are resharded and the data continues at "
+                            "the next sample of the same order, but RNG streams start afresh, so the losses will "
+                            "not match an uninterrupted run bit for bit",
+                            flush=True,
+                        )
 
-        loop = LoopSettings(
-            gradient_accumulation_steps=settings.step_profile.gradient_accumulation_steps,
-            num_target_steps=settings.training_target.num_target_steps,
-            training_log_interval_in_steps=settings.intervals.training_log_interval_in_steps,
-            evaluation_interval_in_steps=settings.intervals.evaluation_interval_in_steps,
-            checkpointing_interval_in_steps=settings.intervals.checkpointing_interval_in_steps,
-            train_dataloader_tag=getattr(train_loader, "dataloader_tag", None) or "train",
-            extra_progress={
-                "experiment_id": experiment_id,
-                "num_target_steps": settings.training_target.num_target_steps,
-                "num_target_tokens": settings.training_target.num_target_tokens,
-            },
-        )
-        gym = Gym(
-            app_state=app_state,
-            loss_fn=components["loss_fn"],
-            gradient_clipper=components["gradient_clipper"],
-            device=device,
-            broker=broker,
-            settings=loop,
-            mfu_calculator=components.get("mfu_calculator"),
-            checkpoint_saving=components["checkpoint_saving"],
-            config_dict=config,
-            profiler=components.get("profiler"),
-        )
-        try:
-            final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)
-        finally:
-            broker.close()
-        barrier()  # finish together: a rank tearing gloo down early can abort a peer's background thread
-        return final.as_dict()
+            experiment_id = str(getattr(main, "experiment_id", None) or settings.experiment_id or "experiment")
+            experiments_root = Path(getattr(main, "experiments_root", None) or "experiments")
+            broker = MessageBroker()
+            broker.add_subscriber(components["progress_subscriber"], MessageType.PROGRESS, MessageType.RESULT)
+            broker.add_subscriber(components["evaluation_subscriber"], MessageType.RESULT)
+            if rank == 0:
+                experiment_folder = prepare_experiment_folder(experiments_root, experiment_id, config)
+                results = experiment_folder / RESULTS_FILE
+                had_results = results.is_file() and results.stat().st_size > 0
+                writer = JSONLResultsWriter(results)
+                if resume_from is not None:
+                    writer.write_event(
+                        "resume",
+                        num_train_steps_done=progress.num_seen_steps,
+                        checkpoint=str(resolve_checkpoint(resume_from)),
+                    )
+                elif had_results:
+                    writer.write_event("restart", num_train_steps_done=0, checkpoint=None)
+                broker.add_subscriber(writer, MessageType.RESULT)
+
+            loop = LoopSettings(
+                gradient_accumulation_steps=settings.step_profile.gradient_accumulation_steps,
+                num_target_steps=target,
+                training_log_interval_in_steps=settings.intervals.training_log_interval_in_steps,
+                evaluation_interval_in_steps=settings.intervals.evaluation_interval_in_steps,
+                checkpointing_interval_in_steps=settings.intervals.checkpointing_interval_in_steps,
+                train_dataloader_tag=getattr(train_loader, "dataloader_tag", None) or "train",
+                extra_progress={
+                    "experiment_id": experiment_id,
+                    "num_target_steps": target,
+                    "num_target_tokens": settings.training_target.num_target_tokens,
+                },
+            )
+            gym = Gym(
+                app_state=app_state,
+                loss_fn=components["loss_fn"],
+                gradient_clipper=components["gradient_clipper"],
+                device=device,
+                broker=broker,
+                settings=loop,
+                mfu_calculator=components.get("mfu_calculator"),
+                checkpoint_saving=components["checkpoint_saving"],
+                config_dict=config,
+                profiler=components.get("profiler"),
+                stop_signals=stop_signals,
+            )
+            try:
+                final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)
+            except TrainingStopped:
+                barrier()  # every rank stopped after the same step; leave together
+                raise
+            finally:
+                broker.close()
+            barrier()  # finish together: a rank tearing gloo down early can abort a peer's background thread
+            return final.as_dict()
     finally:
+        if claim is not None:
+            claim.release()
         destroy_process_group()
+
+
+def _latest_checkpoint_of(checkpoint_saving, is_complete) -> Path | None:
+    checkpoints_dir = getattr(checkpoint_saving, "checkpoints_dir", None)
+    if checkpoints_dir is None:
+        raise TrainingConfigError(
+            "--resume auto needs a checkpoint_saving that keeps checkpoints in a folder (checkpoint_saving_execution/dcp)"
+        )
+    latest = Path(checkpoints_dir) / "latest"
+    return latest if latest.exists() and is_complete(latest.resolve()) else None
+
+
+def _advance_scheduler(scheduler, steps: int) -> None:
+    """Step a freshly built scheduler to where the run is (its optimizer's learning rates follow)."""
+    import warnings
+
+    if scheduler is None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": intended here
+        try:
+            for _ in range(steps):
+                scheduler.step()
+        except ValueError as e:  # e.g. OneCycleLR past its total_steps
+            raise TrainingConfigError(
+                f"the lr_scheduler of this config cannot reach step {steps}, where the checkpoint is: {e}"
+            ) from None
+
+
+def _apply_scheduler_lr(app_state) -> None:
+    """After the optimizer state is loaded (which brings the saved learning rates), give each group the rate the
+    config's schedule has at this step."""
+    scheduler = app_state.lr_scheduler
+    if scheduler is None or not hasattr(scheduler, "get_last_lr"):
+        return
+    for group, lr in zip(app_state.optimizer.param_groups, scheduler.get_last_lr()):
+        group["lr"] = lr
+
+
+def _claim_experiment_folder(main):
+    """Rank 0 holds the experiment folder for the run; a second run with the same experiment id stops here,
+    before building anything (every rank: the answer is broadcast)."""
+    import torch.distributed as dist
+
+    from modalities.training.experiment import ExperimentClaim, ExperimentInUse
+
+    settings = main.config_dict.get("settings")
+    experiment_id = main.experiment_id or (settings.get("experiment_id") if isinstance(settings, dict) else None)
+    claim, problem = None, None
+    if dist.get_rank() == 0 and experiment_id:
+        try:
+            claim = ExperimentClaim(Path(main.experiments_root or "experiments") / str(experiment_id))
+        except ExperimentInUse as e:
+            problem = str(e)
+    box = [problem]
+    if dist.get_world_size() > 1:
+        dist.broadcast_object_list(box, src=0)
+    if box[0]:
+        raise TrainingConfigError(box[0])
+    return claim
 
 
 def _refuse_to_overwrite_a_run(main, resume_from) -> None:

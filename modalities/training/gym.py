@@ -22,6 +22,22 @@ from modalities.batch import EvaluationResultBatch, InferenceResultBatch
 from modalities.logging.broker import ExperimentStatus, MessageBroker
 
 
+# Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
+# known step on any machine, however fast.
+WAIT_FOR_SIGNAL_ENV = "MODALITIES_TEST_WAIT_FOR_SIGNAL_AT_STEP"
+
+
+def _test_hook_wait_for_signal(step: int, stop_signals) -> None:
+    import os
+
+    if stop_signals is None or os.environ.get(WAIT_FOR_SIGNAL_ENV) != str(step):
+        return
+    print(f"[test hook] waiting for a signal after step {step}", flush=True)
+    deadline = time.monotonic() + 300
+    while stop_signals.requested is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 class NonFiniteLossError(RuntimeError):
     pass
 
@@ -155,7 +171,9 @@ class Gym:
         checkpoint_saving=None,
         config_dict: dict | None = None,
         profiler=None,
+        stop_signals=None,
     ):
+        self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
         self.app_state = app_state
         self.model: nn.Module = app_state.model
@@ -175,7 +193,7 @@ class Gym:
 
     # -- checkpoints -----------------------------------------------------------------------------------------
 
-    def _save_checkpoint(self, progress: TrainingProgress, train_loader) -> None:
+    def _save_checkpoint(self, progress: TrainingProgress, train_loader, force: bool = False) -> None:
         if self.checkpoint_saving is None:
             return
         rank_state = {
@@ -184,8 +202,9 @@ class Gym:
             "train_batches_consumed": progress.train_batches_consumed,
         }
         extra = {"world_size": self.world_size, **self.settings.extra_progress}
+        kwargs = {"force": True} if force else {}
         saved = self.checkpoint_saving.save_checkpoint(
-            progress.as_dict(**extra), self.app_state, rank_state, self.config_dict
+            progress.as_dict(**extra), self.app_state, rank_state, self.config_dict, **kwargs
         )
         if saved is not None:
             self.last_checkpoint = saved
@@ -239,10 +258,14 @@ class Gym:
 
             grad_norm = self.gradient_clipper.clip_gradients() if self.gradient_clipper is not None else None
             norm = grad_norm.detach().float().reshape(()) if isinstance(grad_norm, torch.Tensor) else step_loss.new_zeros(())
-            # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN.
-            global_loss = _all_reduce_sum(step_loss.clone()) / self.world_size
+            # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN, and with it
+            # whether any rank was asked to stop (by a signal), so every rank stops after the same step.
+            stop_flag = 1.0 if self.stop_signals is not None and self.stop_signals.requested else 0.0
+            reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag)]))
+            global_loss = reduced[0] / self.world_size
             step_values = torch.stack([global_loss, norm.to(global_loss.device)])
-            if not bool(torch.isfinite(step_values[0])):
+            finite, stop_requested = torch.stack([torch.isfinite(global_loss).float(), reduced[1]]).tolist()
+            if not finite:
                 self.optimizer.zero_grad(set_to_none=True)
                 self._raise_non_finite(float(step_values[0]), progress.num_seen_steps + 1)
             self.optimizer.step()
@@ -275,10 +298,23 @@ class Gym:
             if eval_loaders and step % s.evaluation_interval_in_steps == 0:
                 self.evaluator.evaluate(eval_loaders, step)
                 interval_started = time.perf_counter()
-            if step % s.checkpointing_interval_in_steps == 0:
+            saved_now = step % s.checkpointing_interval_in_steps == 0
+            if saved_now:
                 self._save_checkpoint(progress, train_loader)
                 interval_started = time.perf_counter()
+            _test_hook_wait_for_signal(step, self.stop_signals)
+            if stop_requested and step < s.num_target_steps:
+                if not saved_now:
+                    self._save_checkpoint(progress, train_loader, force=True)
+                self._stopped(progress)
         return progress
+
+    def _stopped(self, progress: TrainingProgress) -> None:
+        from modalities.training.signals import TrainingStopped
+
+        own = self.stop_signals.requested if self.stop_signals is not None else None
+        # last_checkpoint is this step's (saved at its interval or just now), or None when the strategy saves none.
+        raise TrainingStopped(own or "a signal to another rank", progress.num_seen_steps, self.last_checkpoint)
 
     def _raise_non_finite(self, value: float, step: int) -> None:
         checkpoint = self.last_checkpoint

@@ -55,7 +55,7 @@ def _modalities(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 def _train_losses(results: Path) -> dict[int, float]:
     lines = [json.loads(line) for line in results.read_text().splitlines()]
-    return {r["num_train_steps_done"]: r["losses"]["train loss avg"] for r in lines if r["dataloader_tag"] == "train"}
+    return {r["num_train_steps_done"]: r["losses"]["train loss avg"] for r in lines if r.get("dataloader_tag") == "train"}
 
 
 def test_fsdp1_config_trains_and_its_warm_start_continues_exactly(tmp_path, small_eval_set):

@@ -3,6 +3,7 @@
 import copy
 import io
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -133,3 +134,25 @@ def test_base_config_is_valid():
     check(dump(BASE))
     document, diagnostics = resolve(load_text(dump(BASE), "fuzz.yaml"), experiment_id="x")
     assert not has_errors(compile_document(document, registry(), diagnostics=diagnostics).diagnostics)
+
+
+# --- mutations of our shipped configs (the families of tests/config/mutations.py; tools/fuzz_validate.py runs
+# thousands of them, each in a child process) -------------------------------------------------------------------
+
+from tests.config.mutations import BASE_CONFIGS, FAMILIES, check_case, make_case  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(FAMILIES), st.integers(0, 10**9), st.sampled_from(BASE_CONFIGS))
+def test_mutated_shipped_configs_end_in_ok_or_positioned_errors(family, seed, base):
+    check_case(make_case(family, seed, base))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_changes_the_config(family):
+    # A family that left the config as it was would test nothing.
+    changed = 0
+    for seed in range(20):
+        case = make_case(family, seed, BASE_CONFIGS[0])
+        changed += case.text != BASE_CONFIGS[0].read_text() or bool(case.overrides)
+    assert changed >= 15

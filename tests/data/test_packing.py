@@ -153,3 +153,65 @@ def test_encode_failure_names_the_document(tmp_path):
         _FailsOnBoom()(["fine"])[0] + [0],
         _FailsOnBoom()(["ok"])[0] + [0],
     ]
+
+
+# --- the EOD string inside a document's text --------------------------------------------------------------------
+
+WITH_EOD = ["plain text", f"a literal {EOD} in the middle", f"ends with it {EOD}", "more plain text",
+            f"{EOD} starts and {EOD} twice"]
+
+
+def test_eod_text_inside_documents_is_counted_and_kept_as_the_reference_packs_it(tmp_path, hf_tokenizer):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": t} for t in WITH_EOD])
+    result = _pack(corpus, hf_tokenizer)
+    eod = hf_tokenizer.get_token_id(EOD)
+    packed = PackedFile(result.dst_path)
+    # Documents 1 and 4 hold the token inside; document 2 ends with it, so it gets no second one (as the
+    # reference: the encoding already ends with EOD), which leaves it a well-formed document.
+    assert (result.num_with_eod_inside, result.first_with_eod_inside) == (2, [1, 4])
+    assert [packed.document(i).tolist().count(eod) for i in range(5)] == [1, 2, 1, 1, 3]
+    assert all(packed.document(i).tolist()[-1] == eod for i in range(5))
+
+
+def test_eod_text_as_text_leaves_one_eod_per_document(tmp_path, hf_tokenizer):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": t} for t in WITH_EOD])
+    result = _pack(corpus, hf_tokenizer, special_tokens_as_text=True)
+    eod = hf_tokenizer.get_token_id(EOD)
+    packed = PackedFile(result.dst_path)
+    assert result.num_with_eod_inside == 0
+    for i, text in enumerate(WITH_EOD):
+        doc = packed.document(i).tolist()
+        assert doc.count(eod) == 1 and doc[-1] == eod
+        assert hf_tokenizer.decode(doc[:-1]) == text  # the marker's characters, decoded back
+
+
+def test_the_pack_command_warns_with_the_lines_and_the_way_out(tmp_path, capsys):
+    from modalities.cli.main import main
+    from tests.data.conftest import SAMPLE_TOKENIZER
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": t} for t in WITH_EOD])
+    create_raw_index(corpus)
+    config = tmp_path / "pack.yaml"
+    config.write_text(f"""settings:
+  src_path: {corpus}
+  dst_path: {tmp_path / "out.pbin"}
+  eod_token: "{EOD}"
+  num_cpus: 1
+tokenizer:
+  component_key: tokenizer
+  variant_key: pretrained_hf_tokenizer
+  config: {{pretrained_model_name_or_path: {SAMPLE_TOKENIZER}}}
+""")
+    assert main(["data", "pack_encoded_data", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 2 document(s) hold the EOD token before their end (lines 2, 5 of {corpus})" in err
+    assert "--special-tokens-in-text as_text" in err
+    assert main(["data", "pack_encoded_data", str(config), "--overwrite", "--special-tokens-in-text", "as_text"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_special_tokens_as_text_is_refused_where_sentencepiece_cannot_do_it(corpus, sp_model):
+    from modalities.data.tokenizers import PreTrainedSPTokenizer
+
+    with pytest.raises(DataError, match="user-defined symbols"):
+        _pack(corpus, PreTrainedSPTokenizer(str(sp_model)), special_tokens_as_text=True)

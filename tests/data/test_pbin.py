@@ -149,3 +149,22 @@ def test_pickling_maps_the_file_again(tmp_path):
     restored = pickle.loads(payload)
     assert isinstance(restored.tokens, np.memmap)
     assert [restored.document(i).tolist() for i in range(2)] == docs
+
+
+def test_a_token_width_narrowed_in_the_header_is_named(tmp_path):
+    import shutil
+    import struct
+
+    from modalities.data.errors import DataError
+    from modalities.data.pbin import PackedFile
+    from tests.data.conftest import REPO
+
+    path = tmp_path / "narrowed.pbin"
+    shutil.copy(REPO / "data" / "sample" / "corpus.pbin", path)
+    data = bytearray(path.read_bytes())
+    assert struct.unpack("<I", data[8:12]) == (2,)
+    data[8:12] = struct.pack("<I", 1)  # 2-byte tokens now claimed to be bytes: every other check still passes
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"the header says 1-byte tokens, but each of the 600 documents is a whole "
+                                        r"number of 2-byte tokens"):
+        PackedFile(path)

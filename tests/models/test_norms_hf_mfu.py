@@ -109,3 +109,56 @@ def test_tied_embedding_counts_once_as_the_output_projection():
 )
 def test_peak_flops_by_device_name(name, peak):
     assert peak_flops_of_device_name(name) == peak
+
+
+def _folder_with_code(tmp_path, marker):
+    """A model folder whose config maps AutoModelForCausalLM to a module of its own, which leaves a marker file
+    when it is imported (as a hostile one could do anything)."""
+    import json
+
+    folder = tmp_path / "custom"
+    GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2)).save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "gpt2", "vocab_size": 50, "n_positions": 16, "n_embd": 16, "n_layer": 1, "n_head": 2,
+        "architectures": ["CustomModel"], "auto_map": {"AutoModelForCausalLM": "modeling_custom.CustomModel"},
+    }))
+    (folder / "modeling_custom.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\n"
+        "from transformers import GPT2LMHeadModel\nclass CustomModel(GPT2LMHeadModel):\n    pass\n"
+    )
+    return folder
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_code_in_a_model_folder_runs_only_with_the_named_field(tmp_path, trust):
+    marker = tmp_path / "ran"
+    folder = _folder_with_code(tmp_path, marker)
+    config = HuggingFacePretrainedModelConfig(
+        model_type="AutoModelForCausalLM", model_name=folder, prediction_key="logits",
+        huggingface_prediction_subscription_key="logits", sample_key="input_ids", trust_remote_code=trust,
+    )
+    model = build_from_config(HuggingFacePretrainedModel, config)
+    # Without the field transformers ignores the folder's code and builds its own GPT-2 class.
+    assert type(model.huggingface_model).__name__ == ("CustomModel" if trust else "GPT2LMHeadModel")
+    assert marker.exists() == trust
+
+
+@pytest.mark.parametrize("key", ["trust_remote_code", "weights_only", "local_files_only"])
+def test_kwargs_cannot_carry_unsafe_loading_options(tmp_path, capsys, key):
+    from modalities.cli.main import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""model:
+  component_key: model
+  variant_key: huggingface_pretrained_model
+  config:
+    model_type: AutoModelForCausalLM
+    model_name: {tmp_path}
+    prediction_key: logits
+    huggingface_prediction_subscription_key: logits
+    sample_key: input_ids
+    kwargs: {{{key}: true, torch_dtype: float32}}
+""")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"c.yaml:10:13: error: model.config.kwargs: Value error, kwargs may not set {key}" in err

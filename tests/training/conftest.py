@@ -17,6 +17,8 @@ def read_results(experiment_folder: Path, tag: str = "train") -> dict[int, float
     losses = {}
     for line in (experiment_folder / "results.jsonl").read_text().splitlines():
         record = json.loads(line)
+        if "event" in record:  # a resume marker: what follows replaces later steps
+            continue
         if record["dataloader_tag"] == tag:
             losses[record["num_train_steps_done"]] = record["losses"].get("train loss last", record["losses"].get("loss avg"))
     return losses

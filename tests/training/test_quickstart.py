@@ -44,10 +44,10 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
 
     # Setting the Modalities-style restart skip as well as --resume would skip the consumed samples twice.
     resumed = run_torchrun(2, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
-                           "--experiment-id", "qs-twice", *SMALL, "--resume", str(latest),
+                           "--experiment-id", "qs-twice", *SMALL, "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"),
                            "--set", "settings.training_progress.num_seen_samples=64", timeout=240)
     assert resumed.returncode == 1
-    assert f"{latest.resolve()}" in resumed.stderr or str(latest) in resumed.stderr
+    assert "step_4" in resumed.stderr
     assert "skip_num_global_samples back to 0" in resumed.stderr
 
     # On another number of ranks: one process with the same global batch (8 samples) continues the 2-rank run

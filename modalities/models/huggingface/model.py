@@ -34,6 +34,7 @@ class HuggingFacePretrainedModel(NNModel):
         sample_key: str,
         model_args: list[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
     ):
         from transformers import AutoModelForCausalLM
 
@@ -44,7 +45,11 @@ class HuggingFacePretrainedModel(NNModel):
                 "save_pretrained (models are never downloaded)"
             )
         huggingface_model = AutoModelForCausalLM.from_pretrained(
-            model_name, *(model_args or []), local_files_only=True, **(kwargs or {})
+            model_name,
+            *(model_args or []),
+            local_files_only=True,
+            trust_remote_code=trust_remote_code,
+            **(kwargs or {}),
         )
         super().__init__(weight_decay_groups=_weight_decay_groups(huggingface_model, "huggingface_model"))
         self.huggingface_model = huggingface_model

@@ -1,0 +1,329 @@
+"""Mutations of real configs, as a fuzzer and as a careless or hostile user would make them, and the oracle that
+`modalities validate` must satisfy on each: exit 0, or exit 1 with every error positioned; never a traceback.
+
+Used by tests/config/test_fuzz.py (a bounded number of cases under hypothesis) and by tools/fuzz_validate.py
+(thousands of cases, each in a forked child, so crashes and hangs are counted too). A case is a function of
+(family, seed, base config): the same triple gives the same mutated text and flags.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_CONFIGS = [
+    REPO / "configs" / "quickstart.yaml",
+    REPO / "configs" / "instruction_tuning" / "train.yaml",
+    REPO / "configs" / "pack_quickstart.yaml",
+    REPO / "tests" / "training" / "tiny.yaml",
+]
+
+# Values a careless or hostile user may write where another value was.
+HOSTILE_VALUES = [
+    ".nan",
+    ".inf",
+    "-1",
+    "0",
+    "1e20",
+    "-1e20",
+    "9" * 5000,
+    "!!int abc",
+    "!!float abc",
+    "!!bool maybe",
+    "[",
+    "{",
+    "]",
+    "'",
+    '"',
+    "&a [*a]",
+    "*undefined",
+    "!!python/object/apply:os.system [ls]",
+    "!custom x",
+    "${settings}",
+    "${nope}",
+    "${settings.step_profile}",
+    "${cuda_env:NOPE}",
+    "${oc.env:NOPE}",
+    "${oc.decode:'[1'}",
+    "${",
+    "$}",
+    "x" * 100_000,
+    "[" * 200 + "]" * 200,
+    "{a: " * 200 + "1" + "}" * 200,
+    "null",
+    "[]",
+    "{}",
+    "''",
+    "true",
+    "component_key",
+    "{instance_key: model, pass_type: BY_REFERENCE}",
+    "{instance_key: nope, pass_type: BY_REFERENCE}",
+    "{component_key: model, variant_key: gpt2, config: {}}",
+    "{component_key: 3, variant_key: [1]}",
+    "2026-01-01",
+    "0x1F",
+    "1_000",
+    "- a",
+    "|\n  text",
+    "'\\x00'",
+]
+SPECIAL_CHARS = list(":{}[],&*!|>'\"%@`#-? \t\n\x00\ufeff\\$") + ["${", "}}", "<<: ", "---\n", "...\n", "\r"]
+
+
+@dataclass
+class Case:
+    family: str
+    seed: int
+    base: Path
+    text: str
+    overrides: list[str] = field(default_factory=list)
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("\n")
+
+
+def _value_lines(text: str) -> list[int]:
+    return [i for i, line in enumerate(_lines(text)) if ":" in line and not line.lstrip().startswith("#")]
+
+
+def delete_line(rng: random.Random, text: str) -> str:
+    lines = _lines(text)
+    del lines[rng.randrange(len(lines))]
+    return "\n".join(lines)
+
+
+def duplicate_line(rng: random.Random, text: str) -> str:
+    lines = _lines(text)
+    i = rng.randrange(len(lines))
+    lines.insert(i, lines[i])
+    return "\n".join(lines)
+
+
+def swap_lines(rng: random.Random, text: str) -> str:
+    lines = _lines(text)
+    i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+    lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def reindent_line(rng: random.Random, text: str) -> str:
+    lines = _lines(text)
+    i = rng.randrange(len(lines))
+    stripped = lines[i].lstrip(" ")
+    lines[i] = " " * rng.choice([0, 1, 3, 5, 8, 40]) + ("\t" if rng.random() < 0.2 else "") + stripped
+    return "\n".join(lines)
+
+
+def truncate(rng: random.Random, text: str) -> str:
+    return text[: rng.randrange(len(text))]
+
+
+def insert_chars(rng: random.Random, text: str) -> str:
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(text) + 1)
+        text = text[:at] + rng.choice(SPECIAL_CHARS) + text[at:]
+    return text
+
+
+def replace_char(rng: random.Random, text: str) -> str:
+    at = rng.randrange(len(text))
+    replacement = chr(rng.choice([rng.randrange(0x20), rng.randrange(0x20, 0x7F), rng.randrange(0x80, 0x3000)]))
+    return text[:at] + replacement + text[at + 1 :]
+
+
+def retype_value(rng: random.Random, text: str) -> str:
+    lines = _lines(text)
+    candidates = _value_lines(text)
+    if not candidates:
+        return text
+    i = rng.choice(candidates)
+    key, _, _ = lines[i].partition(":")
+    lines[i] = f"{key}: {rng.choice(HOSTILE_VALUES)}"
+    return "\n".join(lines)
+
+
+def append_special(rng: random.Random, text: str) -> str:
+    """A top-level block of one of the classes that crashed, hung or flooded before the limits."""
+    n = rng.choice([10, 100, 500, 1000, 5000, 50_000])
+    kind = rng.randrange(13)
+    if kind == 0:
+        block = "deep: " + "[" * n + "]" * n
+    elif kind == 1:
+        block = "deep: " + "{a: " * n + "1" + "}" * n
+    elif kind == 2:
+        block = "deep:\n" + "".join(" " * (i + 1) + "a:\n" for i in range(min(n, 3000))) + " " * 3001 + "b: 1"
+    elif kind == 3:
+        block = "c0: &c0 [1]\n" + "".join(f"c{i}: &c{i} [*c{i - 1}]\n" for i in range(1, min(n, 2000)))
+    elif kind == 4:
+        block = rng.choice(["loop: &s {<<: *s}", "loop: &s [*s]", "loop: &s {a: [*s]}", "loop: *nowhere"])
+    elif kind == 5:
+        block, previous = 'l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "l0"
+        for j in range(1, 10):
+            block += f"l{j}: &l{j} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+            previous = f"l{j}"
+    elif kind == 6:
+        block = (
+            "fan:\n  a0: '"
+            + "x" * 64
+            + "'\n"
+            + "".join(f"  a{i}: '" + f"${{fan.a{i - 1}}}" * rng.choice([2, 10, 100]) + "'\n" for i in range(1, 30))
+        )
+    elif kind == 7:
+        block = "fan:\n  a0: [1, 2, 3]\n" + "".join(
+            f"  a{i}: [" + ", ".join([f'"${{fan.a{i - 1}}}"'] * rng.choice([2, 3])) + "]\n" for i in range(1, 40)
+        )
+    elif kind == 8:
+        block = "chain:\n  a0: 1\n" + "".join(f'  a{i}: ["${{chain.a{i - 1}}}"]\n' for i in range(1, min(n, 600)))
+    elif kind == 9:
+        item = "    - {component_key: loss, variant_key: clm_cross_entropy_loss, config: {target_key: 1}}"
+        block = "flood:\n  component_key: loss\n  variant_key: x\n  config:\n   l:\n" + "\n".join(
+            [item] * min(n, 20_000)
+        )
+    elif kind == 10:
+        block = "---\nsecond: document"
+    elif kind == 11:
+        block = "big: " + "9" * rng.choice([4300, 4301, 100_000])
+    else:
+        block = "cycle: {a: '${cycle.b}', b: '${cycle.a}'}"
+    return text.rstrip("\n") + "\n" + block + "\n"
+
+
+def structure(rng: random.Random, text: str, values: Any) -> str:
+    """A mutation of the parsed config: delete, rename or retype a key, or swap a component for a scalar."""
+    from tests.config.test_fuzz import dump
+
+    paths = [p for p in _paths(values) if p]
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(paths)
+        parent = values
+        try:
+            for part in path[:-1]:
+                parent = parent[part]
+            key = path[-1]
+            action = rng.randrange(4)
+            if action == 0:
+                del parent[key]
+            elif action == 1 and isinstance(parent, dict):
+                parent[str(key) + rng.choice(["x", "_", "s", "lenght"])] = parent.pop(key)
+            else:
+                parent[key] = rng.choice([None, 3, -1, 1e20, "x", [], {}, [1, [2]], {"component_key": "model"}])
+        except (KeyError, IndexError, TypeError):
+            pass
+    return dump(values)
+
+
+def _paths(value: Any, prefix: tuple = ()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, prefix + (i,))
+
+
+def _dotted_paths(values: Any) -> list[str]:
+    return [".".join(map(str, p)) for p in _paths(values) if p]
+
+
+def set_flags(rng: random.Random, text: str, values: Any) -> list[str]:
+    """--set flags: an existing or new path with a hostile value, or a malformed flag."""
+    flags = []
+    paths = _dotted_paths(values)
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.randrange(4)
+        if kind == 0:
+            flags.append(
+                rng.choice(
+                    [
+                        "",
+                        "=",
+                        "=1",
+                        "a..b=1",
+                        ".a=1",
+                        "a.=1",
+                        "x.-1=1",
+                        "a.99999999999999999999=1",
+                        "settings.99=1",
+                        "é=1",
+                        "a b=1",
+                    ]
+                )
+            )
+        else:
+            path = rng.choice(paths) if kind < 3 else rng.choice(paths) + "." + rng.choice(["x", "0", "-1"])
+            flags.append(f"{path}={rng.choice(HOSTILE_VALUES)}")
+    return flags
+
+
+TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
+    "delete_line": delete_line,
+    "duplicate_line": duplicate_line,
+    "swap_lines": swap_lines,
+    "reindent_line": reindent_line,
+    "truncate": truncate,
+    "insert_chars": insert_chars,
+    "replace_char": replace_char,
+    "retype_value": retype_value,
+    "append_special": append_special,
+}
+FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags"]
+
+
+def make_case(family: str, seed: int, base: Path) -> Case:
+    from ruamel.yaml import YAML
+
+    rng = random.Random(f"{family}:{seed}:{base.name}")
+    text = base.read_text(encoding="utf-8")
+    if family in TEXT_FAMILIES:
+        return Case(family, seed, base, TEXT_FAMILIES[family](rng, text))
+    values = YAML(typ="safe", pure=True).load(text)
+    if family == "structure":
+        return Case(family, seed, base, structure(rng, text, values))
+    return Case(family, seed, base, text, set_flags(rng, text, values))
+
+
+class OracleViolation(AssertionError):
+    pass
+
+
+def run_validate(case: Case) -> tuple[int, list]:
+    """What `modalities validate` does with the case: (exit code, diagnostics). The text is read as if it were the
+    base config (same folder), so its relative paths still point at real files."""
+    from modalities.config.compiler import compile_document, resolve
+    from modalities.config.diagnostics import ConfigError, has_errors
+    from modalities.config.load import load_text
+
+    try:
+        document = load_text(case.text, str(case.base))
+        document.config_path = case.base.resolve()
+        resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
+        compiled = compile_document(resolved, diagnostics=diagnostics)
+    except ConfigError as e:
+        return 1, e.diagnostics
+    return (1 if has_errors(compiled.diagnostics) else 0), compiled.diagnostics
+
+
+def check_case(case: Case) -> int:
+    """The oracle: raises OracleViolation unless validate ends in 0, or in 1 with every error positioned and
+    rendered; returns the exit code."""
+    from modalities.config.diagnostics import ERROR, render_json, render_text
+
+    code, diagnostics = run_validate(case)
+    errors = [d for d in diagnostics if d.severity == ERROR]
+    if code == 1 and not errors:
+        raise OracleViolation("exit 1 without an error")
+    for d in errors:
+        if d.span is None and str(case.base) not in d.message:
+            raise OracleViolation(f"an error without a position: {d.message}")
+        if not d.message:
+            raise OracleViolation("an error without a message")
+    text = render_text(diagnostics)
+    render_json(diagnostics)
+    if len(text) > 200_000:
+        raise OracleViolation(f"{len(text):,} characters of diagnostics")
+    return code
