@@ -81,6 +81,7 @@ class Main:
         self.experiment_id = experiment_id
         self.registry = (registry or default_registry()).copy()
         self._compiled = None
+        self._compiled_root: str | None = None
         self._components: dict[str, Any] | None = None
 
     def add_custom_component(
@@ -108,17 +109,19 @@ class Main:
         self._compiled = None
         self._components = None
 
-    def compile(self):
-        if self._compiled is None:
+    def compile(self, root: str | None = None):
+        """The compiled config. ``root="training"`` also checks it as a training run (what ``run`` needs)."""
+        if self._compiled is None or self._compiled_root != root:
             from modalities.config.compiler import compile_document, document_from_dict
 
-            self._compiled = compile_document(document_from_dict(self.config_dict), self.registry)
+            self._compiled = compile_document(document_from_dict(self.config_dict), self.registry, root=root)
+            self._compiled_root = root
         return self._compiled
 
-    def validate(self) -> list[Diagnostic]:
-        """Check the whole config without building anything. Raises ConfigError listing every error;
-        returns the warnings."""
-        compiled = self.compile()
+    def validate(self, root: str | None = None) -> list[Diagnostic]:
+        """Check the whole config without building anything (``root="training"``: as a training run). Raises
+        ConfigError listing every error; returns the warnings."""
+        compiled = self.compile(root)
         compiled.raise_for_errors()
         return compiled.diagnostics
 
@@ -127,19 +130,133 @@ class Main:
         if self._components is None:
             from modalities.config.build import build_components
 
-            self.validate()
-            self._components = build_components(self.compile().validated)
+            self.validate(self._compiled_root)
+            self._components = build_components(self.compile(self._compiled_root).validated)
         return self._components
 
     def run(self, resume_from: str | Path | None = None) -> dict:
         """Train as the config describes (under torchrun too); ``resume_from`` continues from a checkpoint
-        folder (e.g. ``experiments/<id>/checkpoints/latest``). Returns the final training progress."""
-        from modalities.training.entry import run_training
-
-        return run_training(self, resume_from=resume_from)
+        folder (e.g. ``experiments/<id>/checkpoints/latest``) or is "auto". Returns the final training progress."""
+        return train_compiled(
+            self.compile(TRAINING_ROOT),
+            experiment_id=self.experiment_id,
+            experiments_root=self.experiments_root,
+            resume_from=resume_from,
+        )
 
     def write_schema(self, out_dir: str | Path) -> list[Path]:
         """Write the JSON Schemas for this Main's registry (custom components included)."""
         from modalities.schema.json_schema import write_schemas
 
         return write_schemas(self.registry, Path(out_dir))
+
+
+TRAINING_ROOT = "training"
+
+
+def train_compiled(
+    compiled,
+    *,
+    experiment_id: str | None = None,
+    experiments_root: str | Path = "experiments",
+    resume_from: str | Path | None = None,
+) -> dict:
+    """Train a config compiled as a training run (``root="training"``): start the process group on the device
+    the config names, claim the experiment folder, build, and hand the built, typed run to the executor
+    (training/entry.py). Raises ConfigError (with positions) for errors found before or while building."""
+    from modalities.config.build import build_components
+    from modalities.training.distributed import destroy_process_group, ensure_process_group
+    from modalities.training.entry import claim_experiment, run_training
+    from modalities.training.signals import StopSignals
+
+    device_type = plan_training(compiled)
+    ensure_process_group(device_type)
+    claim = None
+    try:
+        with StopSignals() as stop_signals:
+            settings = compiled.document.values.get("settings") or {}
+            experiment_id = str(experiment_id or settings.get("experiment_id") or "experiment")
+            _check_ranks_agree(experiment_id)
+            claim = claim_experiment(Path(experiments_root), experiment_id, resume_from)
+            run = _built_run(compiled, build_components(compiled.validated))
+            return run_training(
+                run,
+                device_type=device_type,
+                experiment_id=experiment_id,
+                experiments_root=experiments_root,
+                config_dict=dict(compiled.document.values),
+                resume_from=resume_from,
+                stop_signals=stop_signals,
+            )
+    finally:
+        if claim is not None:
+            claim.release()
+        destroy_process_group()
+
+
+def plan_training(compiled) -> str:
+    """Everything `train` checks before it starts the process group and builds, on a config compiled with
+    root="training": the config's errors (the same as `validate`'s) and that its device exists here. Returns
+    the device type."""
+    from modalities.training.distributed import check_device_available
+
+    compiled.raise_for_errors()
+    if compiled.root is None or compiled.root.spec.name != TRAINING_ROOT:
+        raise ValueError("train_compiled needs a config compiled with root='training'")
+    device_type = _device_type(compiled)
+    check_device_available(device_type)
+    return device_type
+
+
+def _device_type(compiled) -> str:
+    """The device the run's device mesh names (validated, not read from the file), else CUDA if present."""
+    mesh = getattr(compiled.root.config, "device_mesh", None)
+    node = compiled.validated.nodes.get(getattr(mesh, "node_id", None)) if mesh is not None else None
+    config = (node.config or node.partial) if node is not None else None
+    device_type = getattr(config, "device_type", None)
+    if isinstance(device_type, str):
+        return device_type
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_ranks_agree(experiment_id: str) -> None:
+    import torch.distributed as dist
+
+    from modalities.training.distributed import TrainingSetupError
+
+    if dist.get_world_size() == 1:
+        return
+    ids: list = [None] * dist.get_world_size()
+    dist.all_gather_object(ids, experiment_id)
+    if len(set(ids)) > 1:
+        raise TrainingSetupError(
+            f"the ranks compiled the config with different experiment ids ({', '.join(sorted(set(map(str, ids))))}); "
+            "give one: --experiment-id NAME, Main(..., experiment_id=NAME) or MODALITIES_EXPERIMENT_ID"
+        )
+
+
+def _built_run(compiled, built: dict):
+    """The training root with built objects in its component fields and its settings as built (numbers that
+    components computed included), validated; a computed value that does not fit is a positioned error."""
+    from pydantic import ValidationError
+
+    from modalities.registry.types import BUILD_PHASE
+
+    cls = compiled.root.spec.config_class()
+    try:
+        return cls.model_validate(built, context={"phase": BUILD_PHASE})
+    except ValidationError as e:
+        source_map = compiled.document.source_map
+        raise ConfigError(
+            [
+                Diagnostic(
+                    f"{error['msg']} (got {error.get('input')!r}, as computed when built)",
+                    span=source_map.value(tuple(error["loc"])),
+                    path=tuple(error["loc"]),
+                    code="build",
+                )
+                for error in e.errors(include_url=False)
+            ]
+        ) from None

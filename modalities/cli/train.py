@@ -1,7 +1,8 @@
 """``modalities train CONFIG``: validate the whole config, start the process group, build and train.
 
-Under torchrun every rank runs this. The experiment id comes from rank 0 (``run_training`` agrees on it; set
-MODALITIES_EXPERIMENT_ID or --experiment-id to choose it), so every rank writes into the same experiment folder.
+Under torchrun every rank runs this. The experiment id is agreed before the config is compiled (rank 0's
+default, shared through torchrun's store; or --experiment-id, MODALITIES_EXPERIMENT_ID, or the checkpoint's for
+--resume), so every rank compiles the same config and writes into the same experiment folder.
 """
 
 from __future__ import annotations
@@ -118,9 +119,22 @@ def _experiment_of_checkpoint(checkpoint: str) -> str | None:
     return str(experiment_id) if experiment_id else None
 
 
+def shared_default_experiment_id() -> str:
+    """Rank 0's default experiment id, for every rank, before anything is compiled (see default_experiment_id)."""
+    from modalities.config.compiler import default_experiment_id
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        raise _error(ValueError(
+            "the ranks need one experiment id and this launcher provides no torchrun store to agree on one: give "
+            f"--experiment-id NAME or set {EXPERIMENT_ID_ENV}"
+        ))
+    return default_experiment_id()
+
+
 def _train(args: argparse.Namespace) -> None:
-    from modalities.api import Main, load_app_config_dict
+    from modalities.api import train_compiled
     from modalities.config.build import BuildError
+    from modalities.config.compiler import compile_file
     from modalities.config.diagnostics import ConfigError, render_text
 
     experiment_id = args.experiment_id or os.environ.get(EXPERIMENT_ID_ENV)
@@ -132,32 +146,38 @@ def _train(args: argparse.Namespace) -> None:
         ))
     if args.resume not in (None, "auto") and not experiment_id:
         experiment_id = _experiment_of_checkpoint(args.resume)
+    if not experiment_id:
+        experiment_id = shared_default_experiment_id()  # agreed before compiling: nothing is patched later
     try:
-        config = load_app_config_dict(
+        compiled = compile_file(
             args.config,
-            experiment_id,
             overrides=args.overrides,
+            experiment_id=experiment_id,
             experiments_root=args.experiments_root,
             last_checkpoint_info=args.last_checkpoint_info,
+            root="training",
         )
-        main = Main(config, experiments_root=args.experiments_root, experiment_id=experiment_id)
-        warnings = main.validate()
+        compiled.raise_for_errors()
     except ConfigError as e:
         if _is_rank_zero():  # every rank compiles the same file: one report is enough
             print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
         raise _Reported(e) from e
-    if warnings and _is_rank_zero():
-        print(render_text(warnings, color=use_color()), file=sys.stderr)
+    if compiled.diagnostics and _is_rank_zero():
+        print(render_text(compiled.diagnostics, color=use_color()), file=sys.stderr)
 
     from modalities.checkpointing.layout import CheckpointError, resolve_checkpoint
     from modalities.training.distributed import TrainingSetupError
-    from modalities.training.entry import TrainingConfigError, check_training_config, run_training
+    from modalities.training.entry import TrainingConfigError
 
     try:
-        check_training_config(main.config_dict)
         if args.resume not in (None, "auto"):
             resolve_checkpoint(args.resume)
-        run_training(main, resume_from=args.resume)
+        train_compiled(
+            compiled,
+            experiment_id=experiment_id,
+            experiments_root=args.experiments_root or "experiments",
+            resume_from=args.resume,
+        )
     except ConfigError as e:
         print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
         raise _Reported(e) from e

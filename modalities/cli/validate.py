@@ -12,6 +12,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compile_arguments(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
     parser.add_argument("--print-resolved", action="store_true", help="print the config after --set and ${...}")
+    parser.add_argument(
+        "--as",
+        dest="root",
+        choices=("auto", "training", "components"),
+        default="auto",
+        help="what the config must be: `training` (a run `modalities train` accepts: settings, the run's components "
+        "and their contract), `components` (only each component), `auto` (training when it has app_state or "
+        "train_dataloader; the default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         compiled = compile_file(
             args.config,
+            root=None if args.root == "components" else args.root,
             overrides=args.overrides,
             experiments_root=args.experiments_root,
             last_checkpoint_info=args.last_checkpoint_info,
@@ -50,8 +60,12 @@ def _summary(config: str, compiled, warnings: int) -> str:
     graph = compiled.graph
     order = [".".join(map(str, p)) for p in graph.build_order()]
     top = len(graph.top_level_components())
+    if compiled.root is not None:
+        kind = f" as a {compiled.root.spec.name} run"
+    else:
+        kind = " (as components: it has no app_state or train_dataloader, so it is not a run `modalities train` takes)"
     lines = [
-        f"{config}: ok, {len(graph.nodes)} components ({top} top-level), {len(graph.references)} references"
+        f"{config}: ok{kind}, {len(graph.nodes)} components ({top} top-level), {len(graph.references)} references"
         + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""),
         "build order: " + " -> ".join(order[:30]) + (f" ... ({len(order) - 30} more)" if len(order) > 30 else ""),
     ]

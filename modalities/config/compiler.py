@@ -1,4 +1,5 @@
-"""The pipeline: load -> overrides -> resolve -> graph -> validate. Building is a separate, later step.
+"""The pipeline: load -> overrides -> resolve -> graph -> validate -> root (what the whole config is, e.g. a
+training run, and its contract across components). Building is a separate, later step.
 
 Every stage adds to one list of diagnostics, and a stage that can go on after errors does, so one run reports
 every mistake in a file at once.
@@ -17,7 +18,7 @@ from modalities.config.graph import ComponentGraph, build_component_graph
 from modalities.config.load import Document, load_document
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
-from modalities.config.validate import ValidatedGraph, validate_graph
+from modalities.config.validate import ValidatedGraph, ValidatedRoot, validate_graph, validate_root
 from modalities.registry import Registry, default_registry
 
 # The top-level names a training run asks for (as in Modalities): such a component is "used" even when no
@@ -48,9 +49,38 @@ DEFAULT_ENTRY_POINTS = frozenset(
 )
 
 
+AUTO_ROOT = "auto"
+
+
+_agreed_default_id: str | None = None
+
+
 def default_experiment_id() -> str:
-    """Shared by every rank of a torchrun job: set MODALITIES_EXPERIMENT_ID to choose it."""
-    return os.environ.get("MODALITIES_EXPERIMENT_ID") or time.strftime("%Y-%m-%d__%H-%M-%S")
+    """MODALITIES_EXPERIMENT_ID, else a timestamp. Under torchrun every rank gets rank 0's timestamp, agreed
+    through the store torchrun's agent runs for the job, before anything is compiled (ranks that read the clock
+    in different seconds would otherwise compile different configs)."""
+    global _agreed_default_id
+    if os.environ.get("MODALITIES_EXPERIMENT_ID"):
+        return os.environ["MODALITIES_EXPERIMENT_ID"]
+    if _agreed_default_id is None:
+        proposed = time.strftime("%Y-%m-%d__%H-%M-%S")
+        _agreed_default_id = _agree_under_torchrun(proposed) or proposed
+    return _agreed_default_id
+
+
+def _agree_under_torchrun(proposed: str) -> str | None:
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None  # one process; or a launcher without torchrun's store (then give the id explicitly)
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                     timeout=timedelta(seconds=600))
+    key = f"modalities/experiment_id/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    if os.environ.get("RANK", "0") == "0":
+        store.set(key, proposed)
+    return store.get(key).decode()
 
 
 @dataclass
@@ -60,6 +90,7 @@ class CompiledConfig:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     graph: ComponentGraph | None = None
     validated: ValidatedGraph | None = None
+    root: ValidatedRoot | None = None  # what the whole config is (a training run), when it is one
 
     @property
     def ok(self) -> bool:
@@ -123,8 +154,10 @@ def compile_document(
     *,
     diagnostics: Iterable[Diagnostic] = (),
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
+    root: str | None = AUTO_ROOT,
 ) -> CompiledConfig:
-    """Stages 3-4 on a resolved document."""
+    """Stages 3-5 on a resolved document. ``root``: what the whole config must be ("training"), AUTO_ROOT (the
+    registry's root whose marker keys the config has, e.g. app_state for a training run), or None."""
     registry = registry if registry is not None else default_registry()
     compiled = CompiledConfig(document=document, registry=registry, diagnostics=list(diagnostics))
     if _is_sweep_template(document.values.get("sweep")):
@@ -143,7 +176,23 @@ def compile_document(
     compiled.diagnostics += graph_diagnostics
     compiled.validated, validation_diagnostics = validate_graph(compiled.graph, registry)
     compiled.diagnostics += validation_diagnostics
+    spec = _root_spec(registry, root, document.values)
+    if spec is not None:
+        compiled.root, root_diagnostics = validate_root(
+            compiled.graph, compiled.validated, registry, spec, run_contract=not has_errors(compiled.diagnostics)
+        )
+        compiled.diagnostics += root_diagnostics
     return compiled
+
+
+def _root_spec(registry: Registry, root: str | None, values: Any):
+    if root is None:
+        return None
+    if root == AUTO_ROOT:
+        return registry.root_for(values) if isinstance(values, dict) else None
+    if root not in registry.roots:
+        raise ValueError(f"unknown root {root!r}; known: {', '.join(registry.roots) or 'none'}")
+    return registry.roots[root]
 
 
 def compile_file(
@@ -155,8 +204,9 @@ def compile_file(
     experiments_root: str | FilePath | None = None,
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
     last_checkpoint_info: str | FilePath | None = None,
+    root: str | None = AUTO_ROOT,
 ) -> CompiledConfig:
-    """Stages 1-4 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
+    """Stages 1-5 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
     collected in the result's diagnostics."""
     document, diagnostics = load_and_resolve(
         config_path,
@@ -165,7 +215,7 @@ def compile_file(
         experiments_root=experiments_root,
         last_checkpoint_info=last_checkpoint_info,
     )
-    return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points)
+    return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root)
 
 
 def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:

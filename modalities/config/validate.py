@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modalities.config.diagnostics import NOTE, WARNING, Diagnostic, did_you_mean
+from modalities.config.diagnostics import NOTE, WARNING, Diagnostic, did_you_mean, has_errors
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
 from modalities.registry import Registry
 from modalities.registry.python_types import validation_twin
-from modalities.registry.registry import ComponentSpec
-from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder, collecting_config_warnings
+from modalities.registry.registry import ComponentSpec, RootSpec
+from modalities.registry.types import VALIDATE_PHASE, ComponentPlaceholder, NodeInfo, collecting_config_warnings
 
 # Kinds whose components deliver a plain value (a number, a function) rather than an object of their own kind.
 VALUE_KINDS = frozenset({"int", "float", "str", "bool", "callable", "path", "list", "dict"})
@@ -33,6 +33,9 @@ class ValidatedNode:
     spec: ComponentSpec
     config: BaseModel | None  # None when some fields wait for values that other components compute when built
     raw_config: dict  # the config with placeholders where components stand, as validated
+    # When config is None: the config with the waiting values left as placeholders (unvalidated), for checks
+    # that read the other fields.
+    partial: BaseModel | None = None
 
 
 @dataclass
@@ -106,7 +109,8 @@ class _Validator:
         except ValidationError as e:
             reported = self.report(e, prepared, config_path, config_class, skip_extra=unknown)
             if not reported and not unknown:  # only deferred values: checked again at build time
-                self.result.nodes[node.path] = ValidatedNode(node, spec, None, prepared)
+                partial = lenient_construct(validating_class, prepared)
+                self.result.nodes[node.path] = ValidatedNode(node, spec, None, prepared, partial)
             return
         except Exception as e:  # a validator in the config class that raises something else
             if validating_class is not config_class:
@@ -320,3 +324,147 @@ def _field_hint(cls: type[BaseModel], name: Any) -> str | None:
         return None
     described = f": {info.description}" if info.description else ""
     return f"add '{name}' under this config{described}"
+
+
+def lenient_construct(cls: type[BaseModel], data: Any) -> BaseModel | None:
+    """``cls`` from ``data`` where some values wait for the build (placeholders of computed numbers): nested
+    models are validated where they can be and constructed around the waiting values where not. For checks that
+    read the other fields; never built from."""
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        key = name if name in data else (info.alias if info.alias in data else None)
+        if key is None:
+            continue
+        value = data[key]
+        nested = _nested_model(info.annotation)
+        if nested is not None and isinstance(value, dict):
+            try:
+                value = nested.model_validate(value, context={"phase": VALIDATE_PHASE})
+            except ValidationError:
+                value = lenient_construct(nested, value)
+            except Exception:  # noqa: BLE001 - a validator that needs built values
+                value = lenient_construct(nested, value)
+        values[name] = value
+    try:
+        return cls.model_construct(**values)
+    except Exception:  # noqa: BLE001 - a class whose defaults cannot be made without validation
+        return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+# ---- the root: what a whole config of a kind (a training run) must be ---------------------------------------
+
+
+@dataclass
+class ValidatedRoot:
+    spec: RootSpec
+    config: BaseModel | None  # None when the top level has errors (they are reported)
+
+
+class RunView:
+    """What a root's contract check sees (registry/types.py Finding and NodeInfo): the validated root and the
+    validated configs of the components it names, read-only."""
+
+    def __init__(self, run: BaseModel | None, graph: ComponentGraph, validated: ValidatedGraph):
+        self.run = run
+        self._graph = graph
+        self._validated = validated
+
+    def node(self, ref: Any) -> NodeInfo | None:
+        path = ref.node_id if isinstance(ref, ComponentPlaceholder) else ref
+        node = self._graph.nodes.get(path) if isinstance(path, tuple) else None
+        if node is None or not isinstance(node.component_key, str) or not isinstance(node.variant_key, str):
+            return None
+        validated = self._validated.nodes.get(path)
+        config = validated.config or validated.partial if validated is not None else None
+        return NodeInfo(path, node.component_key, node.variant_key, config)
+
+    def nodes(self) -> list[NodeInfo]:
+        return [info for info in (self.node(path) for path in self._graph.nodes) if info is not None]
+
+    def where(self, path: tuple) -> str:
+        span = self._graph.document.source_map.value(path)
+        return f"{dotted(path)} at {span}" if span else dotted(path)
+
+    def value(self, path: tuple) -> Any:
+        return get_at(self._graph.document.values, path)
+
+
+def validate_root(
+    graph: ComponentGraph, validated: ValidatedGraph, registry: Registry, spec: RootSpec, run_contract: bool = True
+) -> tuple[ValidatedRoot, list[Diagnostic]]:
+    """The config's top level against the root's class, then (``run_contract``: when the components themselves
+    have no errors, which would only make the cross-checks repeat them) the root's contract across them."""
+    validator = _Validator(graph, registry)
+    values = graph.document.values if isinstance(graph.document.values, dict) else {}
+    prepared = validator.with_placeholders(values, ())
+    try:
+        cls = spec.config_class()
+    except Exception as e:  # noqa: BLE001
+        return ValidatedRoot(spec, None), [Diagnostic(f"cannot load the {spec.name} root class: {e}")]
+    run = None
+    try:
+        run = cls.model_validate(prepared, context={"phase": VALIDATE_PHASE})
+    except ValidationError as e:
+        if not validator.report(e, prepared, (), cls, skip_extra=False):
+            run = lenient_construct(cls, prepared)  # only values computed when built: check the rest
+    first_line = _first_line(graph)
+    diagnostics = []
+    for d in validator.diagnostics:
+        if d.code == "missing-field" and d.path == ():  # a required top-level key: say so at the top of the file
+            d.span = first_line
+            name = d.message.replace("missing required field ", "")
+            d.message = f"a {spec.name} run needs the top-level key {name}"
+            info = cls.model_fields.get(name.strip("'"))
+            d.hint = f"add {name} at the top level" + (f": {info.description}" if info and info.description else "")
+        elif d.span is None:
+            d.span = first_line
+        diagnostics.append(d)
+    contract = spec.contract_callable()
+    if run is not None and contract is not None and run_contract and not has_errors(diagnostics):
+        try:
+            findings = contract(RunView(run, graph, validated))
+        except Exception as e:  # noqa: BLE001 - a bug in a check must not hide the config's own errors
+            findings = []
+            diagnostics.append(
+                Diagnostic(
+                    f"the {spec.name} run's checks failed ({type(e).__name__}: {e}); the components were checked "
+                    "one by one, but not against each other",
+                    span=first_line,
+                    severity=WARNING,
+                    code="contract-failed",
+                )
+            )
+        unique = {(tuple(f.path), f.message): f for f in findings}  # a dataset shared by two loaders: once
+        for finding in unique.values():
+            diagnostics.append(
+                Diagnostic(
+                    finding.message,
+                    span=graph.document.source_map.value(finding.path) or first_line,
+                    path=finding.path,
+                    severity=WARNING if finding.severity == WARNING else "error",
+                    hint=finding.hint,
+                    code="run-contract",
+                )
+            )
+    return ValidatedRoot(spec, run if not has_errors(diagnostics) else None), diagnostics
+
+
+def _first_line(graph: ComponentGraph):
+    from modalities.config.spans import Span
+
+    root = graph.document.source_map.values.get(())
+    if root is not None:
+        return Span(root.file, 1, 1, 1, 2)
+    config_path = graph.document.config_path
+    return Span(str(config_path), 1, 1, 1, 2) if config_path else None

@@ -12,24 +12,9 @@ from torch.utils.data import Dataset
 from modalities.data.errors import DataError
 from modalities.data.jq_pattern import apply_jq_pattern, compile_jq_pattern
 from modalities.data.pbin import PackedFile
+from modalities.data.pbin_header import continuous_block_size, num_continuous_samples
 from modalities.data.raw_index import default_index_path, read_raw_index
 from modalities.data.tokenizers import TokenizerWrapper
-
-
-def continuous_block_size(sequence_length: int, reuse_last_target: bool) -> int:
-    """Tokens per sample: sequence_length + 1 when neighbours share a token (the collator's shift then leaves
-    sequence_length inputs), exactly sequence_length when they do not (the reference's rule)."""
-    return sequence_length + 1 if reuse_last_target else sequence_length
-
-
-def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_target: bool) -> int:
-    """Samples a stream of num_tokens tokens gives (see :func:`continuous_block_size`)."""
-    block = continuous_block_size(sequence_length, reuse_last_target)
-    if num_tokens < block:
-        return 0
-    if reuse_last_target:
-        return (num_tokens - block) // (block - 1) + 1
-    return num_tokens // block
 
 
 class PackedMemMapDatasetContinuous(Dataset):

@@ -21,7 +21,7 @@ def num_tokens_from_packed_mem_map_dataset_continuous(
     reuse_last_target: bool = True,
 ) -> int:
     """Tokens that whole optimizer steps consume from the dataset (samples x sequence_length, rounded down)."""
-    from modalities.data.datasets import num_continuous_samples
+    from modalities.data.pbin_header import num_continuous_samples
     from modalities.data.pbin import PackedFile
 
     packed = PackedFile(dataset_path, load_index=False)

@@ -20,11 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from modalities.data.errors import DataError
+from modalities.data.pbin_header import HEADER_SIZE, read_pbin_header
 from modalities.data.safe_pickle import dump_offsets_index, load_offsets_index
 
-DATA_SECTION_LENGTH_BYTES = 8
-TOKEN_WIDTH_BYTES = 4
-HEADER_SIZE = DATA_SECTION_LENGTH_BYTES + TOKEN_WIDTH_BYTES
 TOKEN_DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
@@ -45,37 +43,11 @@ class PackedFile:
 
     def __init__(self, path: str | os.PathLike, load_index: bool = True):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(
-                f"{self.path}: packed data file not found; create it with `modalities data pack_encoded_data`"
-            )
-        file_size = self.path.stat().st_size
-        with self.path.open("rb") as f:
-            header = f.read(HEADER_SIZE)
-            if len(header) < HEADER_SIZE:
-                raise DataError(
-                    f"{self.path}: truncated .pbin file: {file_size} bytes, shorter than the {HEADER_SIZE}-byte header"
-                )
-            self.data_len, self.token_width = struct.unpack("<QI", header)
-            if self.token_width not in TOKEN_DTYPES:
-                raise DataError(
-                    f"{self.path}: token width {self.token_width} in the header is not 1, 2 or 4 bytes; "
-                    "the file is corrupted or not a .pbin file"
-                )
-            if HEADER_SIZE + self.data_len > file_size:
-                raise DataError(
-                    f"{self.path}: truncated .pbin file: the header announces {self.data_len} bytes of tokens but "
-                    f"the file has only {file_size - HEADER_SIZE} after the header"
-                )
-            if self.data_len % self.token_width:
-                raise DataError(
-                    f"{self.path}: the token section ({self.data_len} bytes) is not a multiple of the token width "
-                    f"({self.token_width}); the file is corrupted"
-                )
-            self._index: np.ndarray | None = None
-            if load_index:
-                f.seek(HEADER_SIZE + self.data_len)
-                self._index = self._check_index(load_offsets_index(f.read(), str(self.path)))
+        header = read_pbin_header(self.path)
+        self.data_len, self.token_width = header.data_len, header.token_width
+        self._index: np.ndarray | None = None
+        if load_index:
+            self._index = self.index
         self.dtype = TOKEN_DTYPES[self.token_width]
         self.num_tokens = self.data_len // self.token_width
         self._map_tokens()

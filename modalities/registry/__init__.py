@@ -6,13 +6,14 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from modalities.registry.registry import ComponentSpec, DuplicateComponentError, Registry, RegistryError
+from modalities.registry.registry import ComponentSpec, DuplicateComponentError, Registry, RegistryError, RootSpec
 
 __all__ = [
     "ComponentSpec",
     "DuplicateComponentError",
     "Registry",
     "RegistryError",
+    "RootSpec",
     "default_registry",
     "register_component",
 ]
@@ -25,10 +26,10 @@ def default_registry() -> Registry:
     """The process-wide registry: built-ins, then installed ``modalities.plugins`` entry points."""
     global _default, _loading
     if _default is None:
-        from modalities.registry.builtins import builtin_specs
+        from modalities.registry.builtins import builtin_roots, builtin_specs
         from modalities.registry.plugins import load_entry_point_plugins
 
-        _default = Registry(builtin_specs())
+        _default = Registry(builtin_specs(), builtin_roots())
         _loading = True
         try:
             load_entry_point_plugins(_default)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from modalities.registry.registry import ComponentSpec
+from modalities.registry.registry import ComponentSpec, RootSpec
 
 CATALOG_MODULES = (
     "modalities.conversion.catalog",
@@ -35,3 +35,16 @@ def builtin_specs() -> list[ComponentSpec]:
             raise
         specs.extend(module.CATALOG)
     return specs
+
+
+def builtin_roots() -> list[RootSpec]:
+    roots: list[RootSpec] = []
+    for module_name in CATALOG_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:
+                continue
+            raise
+        roots.extend(getattr(module, "ROOTS", ()))
+    return roots

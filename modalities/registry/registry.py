@@ -83,11 +83,48 @@ class ComponentSpec:
         return f"{getattr(self.builder, '__module__', '?')}:{getattr(self.builder, '__qualname__', repr(self.builder))}"
 
 
+@dataclass
+class RootSpec:
+    """What a whole config of one kind must be (e.g. ``training``): its top level is validated against
+    ``config`` (a pydantic class whose component fields are ComponentRef-typed), and ``contract`` (a function
+    of a run view, see registry/types.py) checks the components against each other. A config is taken to be of
+    this kind when it has one of the ``markers`` at the top level, or two of the ``weak_markers``."""
+
+    name: str
+    config: str | type[BaseModel]
+    contract: str | Callable[..., Any] | None = None
+    markers: tuple[str, ...] = ()  # one of these at the top level makes a config of this kind
+    weak_markers: tuple[str, ...] = ()  # ... and so do two of these
+    description: str = ""
+
+    def config_class(self) -> type[BaseModel]:
+        return import_object(self.config) if isinstance(self.config, str) else self.config
+
+    def contract_callable(self) -> Callable[..., Any] | None:
+        if self.contract is None:
+            return None
+        return import_object(self.contract) if isinstance(self.contract, str) else self.contract
+
+
 class Registry:
-    def __init__(self, specs: Iterable[ComponentSpec] = ()):
+    def __init__(self, specs: Iterable[ComponentSpec] = (), roots: Iterable[RootSpec] = ()):
         self._specs: dict[tuple[str, str], ComponentSpec] = {}
+        self.roots: dict[str, RootSpec] = {}
         for spec in specs:
             self.add(spec)
+        for root in roots:
+            self.add_root(root)
+
+    def add_root(self, root: RootSpec) -> RootSpec:
+        self.roots[root.name] = root
+        return root
+
+    def root_for(self, top_level_keys: Iterable[str]) -> RootSpec | None:
+        """The root whose markers the config's top level has, if any."""
+        keys = set(top_level_keys)
+        return next(
+            (r for r in self.roots.values() if keys & set(r.markers) or len(keys & set(r.weak_markers)) >= 2), None
+        )
 
     def add(self, spec: ComponentSpec, *, replace: bool = False) -> ComponentSpec:
         key = (spec.component_key, spec.variant_key)
@@ -159,4 +196,5 @@ class Registry:
     def copy(self) -> "Registry":
         new = Registry()
         new._specs = dict(self._specs)
+        new.roots = dict(self.roots)
         return new

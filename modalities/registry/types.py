@@ -8,6 +8,7 @@ torch-free and cheap to import, so ``modalities validate`` and ``modalities sche
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from contextvars import ContextVar
 from typing import Annotated, Any, Iterator
 
@@ -28,6 +29,8 @@ __all__ = [
     "component_kinds_of",
     "warn_config",
     "note_config",
+    "Finding",
+    "NodeInfo",
 ]
 
 VALIDATE_PHASE = "validate"
@@ -71,6 +74,28 @@ def collecting_config_warnings() -> Iterator[list[tuple[str | None, str, str]]]:
         yield collected
     finally:
         _config_warnings.reset(token)
+
+
+@dataclass
+class Finding:
+    """A problem a root's contract check found (see RootSpec), at ``path`` of the config (the compiler gives it
+    the position). The check composes the message; ``run_view.where(path)`` names another place in it."""
+
+    path: tuple
+    message: str
+    severity: str = "error"  # or "warning"
+    hint: str | None = None
+
+
+@dataclass
+class NodeInfo:
+    """A component node as a contract check sees it: where it is, what it is, and its validated config (None
+    when some of its values are computed by other components at build time)."""
+
+    path: tuple
+    component_key: str
+    variant_key: str
+    config: BaseModel | None
 
 
 class ComponentConfig(BaseModel):

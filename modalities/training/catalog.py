@@ -1,7 +1,7 @@
 """Training components: device mesh, app state, model wrappers (FSDP2, activation checkpointing, compile,
 checkpointed) and the parallel-degree number conversion."""
 
-from modalities.registry.registry import ComponentSpec
+from modalities.registry.registry import ComponentSpec, RootSpec
 
 _CFG = "modalities.training.config:"
 _WRAP = "modalities.training.model_wrappers:"
@@ -73,5 +73,18 @@ CATALOG = [
     ComponentSpec(
         "optimizer", "checkpointed", _CFG + "CheckpointedOptimizerConfig", _WRAP + "get_checkpointed_optimizer",
         description="An optimizer with its state loaded from a checkpoint folder.", interface="torch.optim.Optimizer",
+    ),
+]
+
+# What a whole training config is (validated by the compiler, built and run by `modalities train`).
+ROOTS = [
+    RootSpec(
+        "training",
+        "modalities.training.run:TrainingRunConfig",
+        contract="modalities.training.contract:check_training_run",
+        markers=("app_state", "train_dataloader"),
+        weak_markers=("loss_fn", "checkpoint_saving", "gradient_clipper", "progress_subscriber", "evaluation_subscriber",
+                      "eval_dataloaders"),
+        description="A training run: settings and the components the training loop needs.",
     ),
 ]

@@ -20,6 +20,7 @@ from torch import nn
 
 from modalities.batch import EvaluationResultBatch, InferenceResultBatch
 from modalities.logging.broker import ExperimentStatus, MessageBroker
+from modalities.training.run import TrainingProgress
 
 
 # Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
@@ -44,24 +45,6 @@ class NonFiniteLossError(RuntimeError):
 
 class DataExhaustedError(RuntimeError):
     pass
-
-
-@dataclass
-class TrainingProgress:
-    num_seen_steps: int = 0
-    num_seen_samples: int = 0
-    global_num_seen_tokens: int = 0
-    train_batches_consumed: int = 0  # micro-batches this rank took from the train loader
-
-    def as_dict(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "num_seen_steps": self.num_seen_steps,
-            "num_seen_samples": self.num_seen_samples,
-            "global_num_seen_tokens": self.global_num_seen_tokens,
-            "last_step": self.num_seen_steps - 1,
-            "train_batches_consumed": self.train_batches_consumed,
-            **extra,
-        }
 
 
 @dataclass

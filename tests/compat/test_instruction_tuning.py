@@ -27,6 +27,8 @@ def _absolute_configs(tmp_path: Path) -> Path:
     (tmp_path / "pack.yaml").write_text(pack)
     apply = (CONFIGS / "apply_chat_template.yaml").read_text()
     apply = apply.replace("${modalities_env:config_folder_path}/pack_chat.yaml", str(tmp_path / "pack.yaml"))
+    apply = apply.replace("${modalities_env:config_folder_path}/../../data/sample/chat/prepared/chat.jsonl",
+                          "prepared_data/chat.jsonl")  # written where the test runs, as the reference writes
     apply = apply.replace("${modalities_env:config_folder_path}/../..", str(ROOT))
     (tmp_path / "apply.yaml").write_text(apply)
     return tmp_path / "apply.yaml"
@@ -87,9 +89,20 @@ def test_loss_masking_refuses_markers_out_of_order():
         assert mask_outside_markers(torch.tensor([[5, 0, 5]]), 0, 1, -100).tolist() == [[-100, -100, -100]]
 
 
+def test_the_shipped_prepared_data_is_what_step_1_writes(tmp_path):
+    run = _modalities("data", "prepare_instruction_tuning_data", "--config_file_path", str(_absolute_configs(tmp_path)), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+    def by_partition(files):
+        return {re.sub(r"\.[0-9a-f]{7}\.", ".", path.name): path.read_bytes() for path in files}
+
+    shipped = by_partition((ROOT / "data" / "sample" / "chat" / "prepared").glob("*/chat_*"))
+    fresh = by_partition((tmp_path / "prepared_data").glob("*/chat_*"))
+    assert sorted(shipped) == sorted(fresh) and len(shipped) == 9  # train/val/test x jsonl/idx/pbin
+    assert all(shipped[name] == fresh[name] for name in shipped)
+
+
 def test_shipped_instruction_tuning_config_trains_on_cpu(tmp_path):
-    prepared = _modalities("data", "prepare_instruction_tuning_data", str(CONFIGS / "apply_chat_template.yaml"), cwd=tmp_path)
-    assert prepared.returncode == 0, prepared.stderr
     trained = _modalities(
         "train", str(CONFIGS / "train.yaml"), "--set", "settings.training_target.num_target_steps=4",
         "--set", "settings.intervals.evaluation_interval_in_steps=4", "--set", "settings.intervals.training_log_interval_in_steps=2",

@@ -194,8 +194,6 @@ def append_special(rng: random.Random, text: str) -> str:
 
 def structure(rng: random.Random, text: str, values: Any) -> str:
     """A mutation of the parsed config: delete, rename or retype a key, or swap a component for a scalar."""
-    from tests.config.test_fuzz import dump
-
     paths = [p for p in _paths(values) if p]
     for _ in range(rng.randint(1, 3)):
         path = rng.choice(paths)
@@ -214,6 +212,16 @@ def structure(rng: random.Random, text: str, values: Any) -> str:
         except (KeyError, IndexError, TypeError):
             pass
     return dump(values)
+
+
+def dump(config: Any) -> str:
+    import io
+
+    from ruamel.yaml import YAML
+
+    stream = io.StringIO()
+    YAML(typ="safe", pure=True).dump(config, stream)
+    return stream.getvalue()
 
 
 def _paths(value: Any, prefix: tuple = ()):
@@ -260,6 +268,34 @@ def set_flags(rng: random.Random, text: str, values: Any) -> list[str]:
     return flags
 
 
+def plausible(rng: random.Random, text: str, values: Any) -> list[str]:
+    """--set flags a user might well write: other sizes, lengths, intervals, targets and keys. Most such configs
+    are still valid, which is what the validate-implies-train property needs to be exercised."""
+    leaves = [(p, v) for p, v in _leaf_items(values) if p and p[0] != "sweep"]
+    ints = [p for p, v in leaves if isinstance(v, int) and not isinstance(v, bool)]
+    strings = [v for _, v in leaves if isinstance(v, str) and "${" not in v and len(v) < 40]
+    keys = [p for p, v in leaves if isinstance(v, str) and str(p[-1]).endswith("_key") and "${" not in v]
+    flags = []
+    for _ in range(rng.randint(1, 3)):
+        if ints and rng.random() < 0.7:
+            path = rng.choice(ints)
+            flags.append(f"{'.'.join(map(str, path))}={rng.choice([0, 1, 2, 3, 8, 16, 33, 64, 100, 1000, 10**6])}")
+        elif keys and strings:
+            flags.append(f"{'.'.join(map(str, rng.choice(keys)))}={rng.choice(strings)}")
+    return flags
+
+
+def _leaf_items(value: Any, prefix: tuple = ()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaf_items(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaf_items(v, prefix + (i,))
+    else:
+        yield prefix, value
+
+
 TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
     "delete_line": delete_line,
     "duplicate_line": duplicate_line,
@@ -271,7 +307,7 @@ TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
     "retype_value": retype_value,
     "append_special": append_special,
 }
-FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags"]
+FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags", "plausible"]
 
 
 def make_case(family: str, seed: int, base: Path) -> Case:
@@ -284,6 +320,8 @@ def make_case(family: str, seed: int, base: Path) -> Case:
     values = YAML(typ="safe", pure=True).load(text)
     if family == "structure":
         return Case(family, seed, base, structure(rng, text, values))
+    if family == "plausible":
+        return Case(family, seed, base, text, plausible(rng, text, values))
     return Case(family, seed, base, text, set_flags(rng, text, values))
 
 
@@ -291,18 +329,25 @@ class OracleViolation(AssertionError):
     pass
 
 
-def run_validate(case: Case) -> tuple[int, list]:
-    """What `modalities validate` does with the case: (exit code, diagnostics). The text is read as if it were the
-    base config (same folder), so its relative paths still point at real files."""
+def compile_case(case: Case, root: str | None = "auto", registry=None):
+    """The case compiled as `modalities validate` (root "auto") or `modalities train` (root "training") compile
+    it. The text is read as if it were the base config (same folder), so its relative paths still point at real
+    files. Raises ConfigError where the compiler does."""
     from modalities.config.compiler import compile_document, resolve
-    from modalities.config.diagnostics import ConfigError, has_errors
     from modalities.config.load import load_text
 
+    document = load_text(case.text, str(case.base))
+    document.config_path = case.base.resolve()
+    resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
+    return compile_document(resolved, registry, diagnostics=diagnostics, root=root)
+
+
+def run_validate(case: Case, registry=None) -> tuple[int, list]:
+    """What `modalities validate` does with the case: (exit code, diagnostics)."""
+    from modalities.config.diagnostics import ConfigError, has_errors
+
     try:
-        document = load_text(case.text, str(case.base))
-        document.config_path = case.base.resolve()
-        resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
-        compiled = compile_document(resolved, diagnostics=diagnostics)
+        compiled = compile_case(case, registry=registry)
     except ConfigError as e:
         return 1, e.diagnostics
     return (1 if has_errors(compiled.diagnostics) else 0), compiled.diagnostics
@@ -317,6 +362,9 @@ def check_case(case: Case) -> int:
     errors = [d for d in diagnostics if d.severity == ERROR]
     if code == 1 and not errors:
         raise OracleViolation("exit 1 without an error")
+    for d in diagnostics:
+        if d.code == "contract-failed":
+            raise OracleViolation(f"a run-contract check crashed: {d.message}")
     for d in errors:
         if d.span is None and str(case.base) not in d.message:
             raise OracleViolation(f"an error without a position: {d.message}")

@@ -35,7 +35,8 @@ settings: {}
 def test_validate_ok_prints_summary_and_build_order(write_config):
     result = run_cli("validate", str(write_config(GOOD)))
     assert result.returncode == 0, result.stderr
-    assert "ok, 1 components" in result.stdout and "build order: steps" in result.stdout
+    assert "ok (as components" in result.stdout and "1 components (1 top-level)" in result.stdout
+    assert "build order: steps" in result.stdout
 
 
 def test_validate_reports_every_error_with_position_and_caret(write_config):

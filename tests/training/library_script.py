@@ -1,7 +1,9 @@
-"""Trains tests/training/tiny.yaml through the library API (Main.run) under torchrun, every rank with its own
-experiment id, as happens when ranks resolve the timestamp in different seconds.
+"""Trains tests/training/tiny.yaml through the library API (Main.run) under torchrun.
 
     library_script.py EXPERIMENTS_ROOT ID_PREFIX NUM_TARGET_STEPS [RESUME_FROM]
+
+ID_PREFIX "-": no experiment id (the default, rank 0's timestamp for every rank); "=NAME": every rank passes NAME;
+otherwise every rank passes its own id, ID_PREFIX-rank<r>, which the run must refuse.
 """
 
 import os
@@ -16,7 +18,7 @@ root, prefix, steps = sys.argv[1], sys.argv[2], sys.argv[3]
 resume_from = sys.argv[4] if len(sys.argv) > 4 else None
 config = load_app_config_dict(
     TINY,
-    f"{prefix}-rank{os.environ['RANK']}",
+    None if prefix == "-" else prefix[1:] if prefix.startswith("=") else f"{prefix}-rank{os.environ['RANK']}",
     overrides=[f"settings.training_target.num_target_steps={steps}"],
     experiments_root=root,
 )

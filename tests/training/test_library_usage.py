@@ -1,5 +1,5 @@
 """The library API under torchrun: examples/library_usage (a custom collate fn registered at runtime), and
-Main.run agreeing on rank 0's experiment id and resuming."""
+Main.run with the experiment id agreed before compiling (or refused when the ranks compiled different ones)."""
 
 import json
 import subprocess
@@ -45,16 +45,24 @@ def test_library_usage_example_trains_with_its_custom_collate_fn(tmp_path):
     assert all(resumed_losses[step] == losses[step] for step in (6, 8, 10)), (resumed_losses, losses)
 
 
-def test_main_run_uses_rank0_experiment_id_and_resumes(tmp_path):
+def test_main_run_agrees_on_the_default_experiment_id_before_compiling_and_resumes(tmp_path):
     script = REPO / "tests/training/library_script.py"
-    first = _torchrun_script(script, str(tmp_path), "first", "3")
+    first = _torchrun_script(script, str(tmp_path), "-", "3")
     assert first.returncode == 0, first.stderr[-3000:]
-    # rank 1 resolved its own id, but everything went to rank 0's experiment folder
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["first-rank0"]
-    step_3 = tmp_path / "first-rank0" / "checkpoints" / "step_3"
+    # No id given: both ranks compiled with rank 0's timestamp, so there is one experiment folder.
+    (folder,) = tmp_path.iterdir()
+    step_3 = folder / "checkpoints" / "step_3"
     assert (step_3 / "rank_0.pt").is_file() and (step_3 / "rank_1.pt").is_file()
-    assert sorted(read_results(tmp_path / "first-rank0")) == [1, 2, 3]
+    assert sorted(read_results(folder)) == [1, 2, 3]
 
-    resumed = _torchrun_script(script, str(tmp_path), "resumed", "5", str(step_3))
+    resumed = _torchrun_script(script, str(tmp_path), "=resumed", "5", str(step_3))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert sorted(read_results(tmp_path / "resumed-rank0")) == [4, 5]
+    assert sorted(read_results(tmp_path / "resumed")) == [4, 5]
+
+
+def test_main_run_refuses_ranks_that_compiled_different_experiment_ids(tmp_path):
+    script = REPO / "tests/training/library_script.py"
+    result = _torchrun_script(script, str(tmp_path), "mine", "3")
+    assert result.returncode != 0
+    assert "the ranks compiled the config with different experiment ids (mine-rank0, mine-rank1)" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing claimed, built or written

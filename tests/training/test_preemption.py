@@ -191,5 +191,9 @@ def test_torchrun_names_a_failed_rank(tmp_path):
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 1
-    assert "modalities torchrun: rank 0 (local rank 0) exited with code 1: see its output above" in result.stderr
+    # Whichever rank fails first is named with its code; torchrun stops the other one (code -15) at once.
+    import re
+
+    assert re.search(r"modalities torchrun: rank [01] \(local rank [01]\) exited with code 1: see its output above",
+                     result.stderr), result.stderr[-2000:]
     assert "Traceback" not in result.stderr

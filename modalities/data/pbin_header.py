@@ -1,0 +1,83 @@
+"""The 12-byte header of a .pbin file and what follows from it, without numpy or torch (validate reads it).
+
+See docs/data-format.md for the layout; PackedFile (data/pbin.py) adds the tokens and the document index.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from modalities.data.errors import DataError
+
+DATA_SECTION_LENGTH_BYTES = 8
+TOKEN_WIDTH_BYTES = 4
+HEADER_SIZE = DATA_SECTION_LENGTH_BYTES + TOKEN_WIDTH_BYTES
+TOKEN_WIDTHS = (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class PbinHeader:
+    data_len: int  # bytes of the token section
+    token_width: int  # bytes per token: 1, 2 or 4
+    file_size: int
+
+    @property
+    def num_tokens(self) -> int:
+        return self.data_len // self.token_width
+
+    @property
+    def min_vocab_size(self) -> int:
+        """The packer picks the narrowest width that holds every id, so a w-byte file comes from a tokenizer of
+        more than 256**(w-1) ids."""
+        return {1: 1, 2: 2**8 + 1, 4: 2**16 + 1}[self.token_width]
+
+
+def read_pbin_header(path: str | os.PathLike) -> PbinHeader:
+    """The header, checked against the file's size; DataError naming the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: packed data file not found; create it with `modalities data pack_encoded_data`")
+    file_size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            header = f.read(HEADER_SIZE)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the packed data file: {e.strerror}") from None
+    if len(header) < HEADER_SIZE:
+        raise DataError(f"{path}: truncated .pbin file: {file_size} bytes, shorter than the {HEADER_SIZE}-byte header")
+    data_len, token_width = struct.unpack("<QI", header)
+    if token_width not in TOKEN_WIDTHS:
+        raise DataError(
+            f"{path}: token width {token_width} in the header is not 1, 2 or 4 bytes; "
+            "the file is corrupted or not a .pbin file"
+        )
+    if HEADER_SIZE + data_len > file_size:
+        raise DataError(
+            f"{path}: truncated .pbin file: the header announces {data_len} bytes of tokens but the file has only "
+            f"{file_size - HEADER_SIZE} after the header"
+        )
+    if data_len % token_width:
+        raise DataError(
+            f"{path}: the token section ({data_len} bytes) is not a multiple of the token width ({token_width}); "
+            "the file is corrupted"
+        )
+    return PbinHeader(data_len, token_width, file_size)
+
+
+def continuous_block_size(sequence_length: int, reuse_last_target: bool) -> int:
+    """Tokens per sample: sequence_length + 1 when neighbours share a token (the collator's shift then leaves
+    sequence_length inputs), exactly sequence_length when they do not (the reference's rule)."""
+    return sequence_length + 1 if reuse_last_target else sequence_length
+
+
+def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_target: bool) -> int:
+    """Samples a stream of num_tokens tokens gives (see :func:`continuous_block_size`)."""
+    block = continuous_block_size(sequence_length, reuse_last_target)
+    if num_tokens < block:
+        return 0
+    if reuse_last_target:
+        return (num_tokens - block) // (block - 1) + 1
+    return num_tokens // block

@@ -1,0 +1,493 @@
+"""The checks across the components of a training run, made by `validate` before anything is built.
+
+Each check reads validated configs (never a built object, never torch) and at most a .pbin header or a
+tokenizer.json, and reports a Finding at the field to change, naming the other place it disagrees with. A check
+that lacks a value (one a component computes at build time, a component of one's own) says nothing: `validate`
+must not cry wolf, and `train` still checks what it uses.
+
+What is checked (docs/config-format.md, "The run contract"):
+- the keys a batch travels under: dataset -> collator -> model -> loss;
+- sequence lengths: data windows against the model's context and the MFU calculator's;
+- vocabulary: the model's embedding against the ids the data file's token width implies and the tokenizer's;
+- the batch: the batch sampler against the step profile, the sampler's ranks against the device mesh;
+- the data available for the target (error, or epochs when the loader repeats) and the target tokens;
+- the intervals against the target, and the step profile against the target tokens (Modalities' consistency
+  flags decide between warning and error);
+- data files present and readable, with a header that fits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from modalities.registry.types import ComponentPlaceholder, Finding, NodeInfo
+
+ERROR, WARNING = "error", "warning"
+
+
+def _n(value: Any) -> int | None:
+    """An int that is known now (not one a component computes when built)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# Fields by which a wrapper names what it wraps, in the order they are followed.
+_WRAPPED = ("model", "wrapped_model")
+
+
+class _Checks:
+    def __init__(self, view):
+        self.view = view
+        self.run = view.run
+        self.findings: list[Finding] = []
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def add(self, path: tuple, message: str, severity: str = ERROR, hint: str | None = None) -> None:
+        self.findings.append(Finding(tuple(path), message, severity, hint))
+
+    def node(self, ref: Any) -> NodeInfo | None:
+        return self.view.node(ref) if isinstance(ref, ComponentPlaceholder) else None
+
+    def where(self, path: tuple) -> str:
+        return self.view.where(path)
+
+    def field(self, info: NodeInfo | None, name: str) -> Any:
+        """A plain validated value of a node's config (None when unknown or a component)."""
+        if info is None or info.config is None:
+            return None
+        value = getattr(info.config, name, None)
+        return None if isinstance(value, ComponentPlaceholder) else value
+
+    def at(self, info: NodeInfo, name: str) -> tuple:
+        return info.path + ("config", name)
+
+    def chain(self, ref: Any, through: tuple[str, ...] = _WRAPPED) -> Iterator[NodeInfo]:
+        """The node ``ref`` names, then what it wraps, and so on."""
+        seen = set()
+        info = self.node(ref)
+        while info is not None and info.path not in seen:
+            seen.add(info.path)
+            yield info
+            inner = None
+            for name in through:
+                value = getattr(info.config, name, None) if info.config is not None else None
+                if isinstance(value, ComponentPlaceholder):
+                    inner = value
+                    break
+            info = self.node(inner)
+
+    def first_with(self, ref: Any, name: str, through: tuple[str, ...] = _WRAPPED) -> NodeInfo | None:
+        return next((info for info in self.chain(ref, through) if self.field(info, name) is not None), None)
+
+    # -- the parts of the run ----------------------------------------------------------------------------------
+
+    def model(self) -> NodeInfo | None:
+        app_state = self.node(self.run.app_state)
+        model_ref = getattr(app_state.config, "model", None) if app_state and app_state.config else None
+        return self.first_with(model_ref, "sample_key") or self.first_with(model_ref, "vocab_size")
+
+    def loaders(self) -> list[tuple[str, NodeInfo]]:
+        """(role, the loader that holds dataset/batch_sampler/collate_fn): train first, then each eval loader."""
+        found = []
+        evals = self.run.eval_dataloaders if isinstance(self.run.eval_dataloaders, list) else []
+        for role, ref in [("train", self.run.train_dataloader)] + [("eval", r) for r in evals]:
+            loader = next(
+                (i for i in self.chain(ref, ("dataloader",)) if i.config is not None and hasattr(i.config, "dataset")),
+                None,
+            )
+            if loader is not None:
+                found.append((role, loader))
+        return found
+
+    def datasets(self, loader: NodeInfo) -> list[NodeInfo]:
+        """The datasets a loader reads (the members of a combined dataset)."""
+        top = self.node(getattr(loader.config, "dataset", None))
+        if top is None:
+            return []
+        members = getattr(top.config, "datasets", None) if top.config is not None else None
+        if isinstance(members, list):
+            return [m for m in (self.node(r) for r in members) if m is not None]
+        return [top]
+
+    def collator(self, loader: NodeInfo) -> NodeInfo | None:
+        return self.first_with(getattr(loader.config, "collate_fn", None), "sample_key", ("wrapped_collate_fn",))
+
+    # -- the checks --------------------------------------------------------------------------------------------
+
+    def keys(self) -> None:
+        model, loss = self.model(), self.node(self.run.loss_fn)
+        for role, loader in self.loaders():
+            collator = self.collator(loader)
+            for dataset in self.datasets(loader):
+                self.same(
+                    dataset,
+                    "sample_key",
+                    collator,
+                    "sample_key",
+                    "the collator reads samples under '{b}', but the dataset ({a_at}) writes them under '{a}'",
+                )
+            if role == "train":
+                self.same(
+                    collator,
+                    "sample_key",
+                    model,
+                    "sample_key",
+                    "the model reads its input under '{b}', but the collator ({a_at}) puts it under '{a}'",
+                )
+                self.same(
+                    collator,
+                    "target_key",
+                    loss,
+                    "target_key",
+                    "the loss reads targets under '{b}', but the collator ({a_at}) puts them under '{a}'",
+                )
+        self.same(
+            model,
+            "prediction_key",
+            loss,
+            "prediction_key",
+            "the loss reads the model's output under '{b}', but the model ({a_at}) returns it under '{a}'",
+        )
+
+    def same(self, a: NodeInfo | None, a_name: str, b: NodeInfo | None, b_name: str, message: str) -> None:
+        """Report at b's field when b's value differs from a's."""
+        a_value, b_value = self.field(a, a_name), self.field(b, b_name)
+        if not isinstance(a_value, str) or not isinstance(b_value, str) or a_value == b_value:
+            return
+        self.add(
+            self.at(b, b_name),
+            message.format(a=a_value, b=b_value, a_at=self.where(self.at(a, a_name))),
+            hint=f"use the same key in both (usually ${{settings.referencing_keys.{b_name}}})",
+        )
+
+    def sequence_lengths(self) -> None:
+        model = self.model()
+        model_length = self.field(model, "sequence_length")
+        train_lengths = []
+        for role, loader in self.loaders():
+            for dataset in self.datasets(loader):
+                length = self.field(dataset, "sequence_length")
+                if not isinstance(length, int):
+                    continue
+                if role == "train":
+                    train_lengths.append((dataset, length))
+                if isinstance(model_length, int) and length > model_length:
+                    self.add(
+                        self.at(dataset, "sequence_length"),
+                        f"samples of {length} input tokens are longer than the model's context of {model_length} "
+                        f"({self.where(self.at(model, 'sequence_length'))}); the model would fail on the first batch",
+                        hint="use the same sequence_length for the data and the model",
+                    )
+        if not train_lengths:
+            return
+        dataset, length = train_lengths[0]
+        profile_length = _n(self.run.settings.step_profile.sequence_length)
+        if profile_length is not None and profile_length != length:
+            self.add(
+                ("settings", "step_profile", "sequence_length"),
+                f"the step profile says {profile_length} tokens per sample, but the train data gives {length} "
+                f"({self.where(self.at(dataset, 'sequence_length'))}); token counts and targets computed from the "
+                "step profile are then wrong",
+                WARNING,
+            )
+        mfu = self.node(self.run.mfu_calculator)
+        mfu_length = self.field(mfu, "sequence_length")
+        if isinstance(mfu_length, int) and mfu_length != length:
+            self.add(
+                self.at(mfu, "sequence_length"),
+                f"MFU is computed for {mfu_length} tokens per sample, but the train data gives {length} "
+                f"({self.where(self.at(dataset, 'sequence_length'))}); the logged MFU would be wrong",
+                WARNING,
+            )
+
+    def vocabulary(self) -> None:
+        model = self.model()
+        vocab_size = self.field(model, "vocab_size")
+        if not isinstance(vocab_size, int):
+            return
+        for _, loader in self.loaders():
+            for dataset in self.datasets(loader):
+                header = self.header(dataset)
+                if header is not None and vocab_size < header.min_vocab_size:
+                    self.add(
+                        self.at(model, "vocab_size"),
+                        f"vocab_size {vocab_size} cannot embed the data of {self.where(self.at(dataset, 'raw_data_path'))}: "
+                        f"it holds {header.token_width}-byte tokens, written only for tokenizers of more than "
+                        f"{header.min_vocab_size - 1} ids",
+                        hint="set vocab_size to the tokenizer's size (special and added tokens included)",
+                    )
+                    return
+        for info in self.view.nodes():
+            if info.component_key != "tokenizer":
+                continue
+            size = _hf_tokenizer_size(self.field(info, "pretrained_model_name_or_path"))
+            if size is not None and vocab_size < size:
+                self.add(
+                    self.at(model, "vocab_size"),
+                    f"vocab_size {vocab_size} is smaller than the {size} ids of the tokenizer at "
+                    f"{self.where(self.at(info, 'pretrained_model_name_or_path'))}",
+                    hint=f"set vocab_size to at least {size}",
+                )
+                return
+
+    def batch(self) -> None:
+        settings = self.run.settings
+        train = next((loader for role, loader in self.loaders() if role == "train"), None)
+        if train is None:
+            return
+        batch_sampler = self.node(getattr(train.config, "batch_sampler", None))
+        batch_size = self.field(batch_sampler, "batch_size")
+        micro = _n(settings.step_profile.local_train_micro_batch_size)
+        if isinstance(batch_size, int) and micro is not None and batch_size != micro:
+            self.add(
+                self.at(batch_sampler, "batch_size"),
+                f"the train batch sampler makes batches of {batch_size} samples, but the step profile says {micro} "
+                f"({self.where(('settings', 'step_profile', 'local_train_micro_batch_size'))}); targets and token "
+                "counts computed from the step profile would be wrong",
+                hint="use ${settings.step_profile.local_train_micro_batch_size} for both",
+            )
+        sampler = (
+            self.node(getattr(batch_sampler.config, "sampler", None))
+            if batch_sampler and batch_sampler.config
+            else None
+        )
+        replicas = self.field(sampler, "num_replicas")
+        world = self.world_size()
+        if isinstance(replicas, int) and world is not None and replicas != world[0]:
+            self.add(
+                self.at(sampler, "num_replicas"),
+                f"the train sampler splits the data over {replicas} ranks, but the run has {world[0]} "
+                f"({self.where(world[1])}); ranks would read the same or no samples",
+                hint="use the device mesh's data-parallel degree (number_conversion/parallel_degree) or "
+                "${settings.cuda_env.world_size}",
+            )
+
+    def world_size(self) -> tuple[int, tuple] | None:
+        mesh = self.node(self.run.device_mesh)
+        size = self.field(mesh, "world_size")
+        if isinstance(size, int):
+            return size, self.at(mesh, "world_size")
+        env = self.run.settings.cuda_env
+        if env is not None and _n(env.world_size) is not None:
+            return env.world_size, ("settings", "cuda_env", "world_size")
+        return None
+
+    def data_amount(self) -> None:
+        settings = self.run.settings
+        train = next((loader for role, loader in self.loaders() if role == "train"), None)
+        if train is None:
+            return
+        datasets = self.datasets(train)
+        counts = [self.samples(d) for d in datasets]
+        if not datasets or any(c is None for c in counts):
+            return
+        samples = sum(c[0] for c in counts)
+        tokens = sum(c[1] for c in counts)
+        batch_sampler = self.node(getattr(train.config, "batch_sampler", None))
+        sampler = (
+            self.node(getattr(batch_sampler.config, "sampler", None))
+            if batch_sampler and batch_sampler.config
+            else None
+        )
+        batch_size = self.field(batch_sampler, "batch_size")
+        replicas = self.field(sampler, "num_replicas") or 1
+        skip = self.field(sampler, "skip_num_global_samples") or 0
+        if not isinstance(batch_size, int) or not isinstance(replicas, int):
+            return
+        per_rank_batches = max(samples - skip, 0) // replicas // batch_size
+        steps = self.remaining_steps()
+        accumulation = _n(settings.step_profile.gradient_accumulation_steps)
+        if steps is None or accumulation is None or not isinstance(skip, int):
+            return
+        needed = steps * accumulation
+        repeats = any(
+            i.component_key == "data_loader" and i.variant_key == "repeating_data_loader"
+            for i in self.chain(self.run.train_dataloader, ("dataloader",))
+        )
+        where = ("settings", "training_target", "num_target_steps")
+        if needed > per_rank_batches:
+            epochs = needed / per_rank_batches if per_rank_batches else float("inf")
+            if repeats:
+                self.add(
+                    where,
+                    f"the target reads the train data {epochs:.2f} times ({needed} micro-batches per rank, "
+                    f"{per_rank_batches} in one pass)",
+                    WARNING,
+                )
+            else:
+                self.add(
+                    where,
+                    f"the target needs {needed} micro-batches per rank, but the train data gives {per_rank_batches} "
+                    f"({samples} samples{f' less {skip} skipped' if skip else ''}, over {replicas} rank(s), "
+                    f"{batch_size} per batch): the run would stop when the data runs out",
+                    hint="lower the target, add data, or repeat it (data_loader/repeating_data_loader)",
+                )
+        target_tokens = _n(settings.training_target.num_target_tokens)
+        if target_tokens is not None and tokens < target_tokens:
+            self.add(
+                ("settings", "training_target", "num_target_tokens"),
+                f"the train data holds {tokens} tokens, fewer than the target of {target_tokens}",
+                self.severity("enforce_enough_tokens_in_dataset"),
+            )
+
+    def samples(self, dataset: NodeInfo) -> tuple[int, int] | None:
+        """(samples, tokens) of a continuous packed dataset, from its header alone."""
+        from modalities.data.pbin_header import num_continuous_samples
+
+        if dataset.variant_key != "packed_mem_map_dataset_continuous":
+            return None
+        header, length = self.header(dataset), self.field(dataset, "sequence_length")
+        if header is None or not isinstance(length, int):
+            return None
+        reuse = self.field(dataset, "reuse_last_target")
+        samples = num_continuous_samples(header.num_tokens, length, True if reuse is None else reuse)
+        return samples, header.num_tokens
+
+    def header(self, dataset: NodeInfo):
+        """The .pbin header of a dataset, or None (no .pbin, or unreadable: data_files() reports that)."""
+        from modalities.data.errors import DataError
+        from modalities.data.pbin_header import read_pbin_header
+
+        path = self.field(dataset, "raw_data_path")
+        if path is None or Path(path).suffix != ".pbin":
+            return None
+        try:
+            return read_pbin_header(path)
+        except DataError:
+            return None
+
+    def data_files(self) -> None:
+        from modalities.data.errors import DataError
+        from modalities.data.pbin_header import read_pbin_header
+
+        for info in self.view.nodes():
+            for name in ("raw_data_path", "dataset_path"):
+                path = self.field(info, name)
+                if path is None or Path(path).suffix != ".pbin":
+                    continue
+                try:
+                    read_pbin_header(path)
+                except DataError as e:
+                    self.add(self.at(info, name), str(e))
+
+    def remaining_steps(self) -> int | None:
+        settings = self.run.settings
+        target, seen = _n(settings.training_target.num_target_steps), _n(settings.training_progress.num_seen_steps)
+        return target - seen if target is not None and seen is not None else None
+
+    def severity(self, flag: str) -> str:
+        enforcement = self.run.settings.consistency_enforcement
+        return ERROR if enforcement is not None and getattr(enforcement, flag) else WARNING
+
+    def intervals(self) -> None:
+        settings = self.run.settings
+        steps = self.remaining_steps()
+        if steps is None or steps <= 0:
+            return
+        intervals = settings.intervals
+        every = _n(intervals.checkpointing_interval_in_steps)
+        if every is None:
+            pass
+        elif every > steps:
+            self.add(
+                ("settings", "intervals", "checkpointing_interval_in_steps"),
+                f"a checkpoint every {every} steps, but the run takes {steps}: no checkpoint will be saved",
+                self.severity("enforce_last_step_checkpointed"),
+            )
+        elif steps % every:
+            self.add(
+                ("settings", "intervals", "checkpointing_interval_in_steps"),
+                f"the run's {steps} steps are not a multiple of {every}: the last step will not be checkpointed",
+                self.severity("enforce_last_step_checkpointed"),
+            )
+        if isinstance(self.run.eval_dataloaders, list) and self.run.eval_dataloaders:
+            every = _n(intervals.evaluation_interval_in_steps)
+            if every is None:
+                pass
+            elif every > steps:
+                self.add(
+                    ("settings", "intervals", "evaluation_interval_in_steps"),
+                    f"an evaluation every {every} steps, but the run takes {steps}: nothing will be evaluated",
+                    self.severity("enforce_last_step_evaluated"),
+                )
+            elif steps % every:
+                self.add(
+                    ("settings", "intervals", "evaluation_interval_in_steps"),
+                    f"the run's {steps} steps are not a multiple of {every}: the last step will not be evaluated",
+                    self.severity("enforce_last_step_evaluated"),
+                )
+        every = _n(intervals.training_log_interval_in_steps)
+        if every is not None and every > steps:
+            self.add(
+                ("settings", "intervals", "training_log_interval_in_steps"),
+                f"a log line every {every} steps, but the run takes {steps}: only the last step is logged",
+                WARNING,
+            )
+
+    def tokens_per_step(self) -> None:
+        settings = self.run.settings
+        profile, target, progress = settings.step_profile, settings.training_target, settings.training_progress
+        dp = _n(profile.dp_degree)
+        world = self.world_size()
+        if dp is None:
+            dp = world[0] if world is not None else None
+        factors = [
+            _n(profile.local_train_micro_batch_size),
+            _n(profile.sequence_length),
+            _n(profile.gradient_accumulation_steps),
+            dp,
+        ]
+        steps, target_tokens = self.remaining_steps(), _n(target.num_target_tokens)
+        seen_tokens = _n(progress.global_num_seen_tokens)
+        if None in factors or steps is None or steps <= 0 or target_tokens is None or seen_tokens is None:
+            return
+        per_step = factors[0] * factors[1] * factors[2] * factors[3]
+        required = (target_tokens - seen_tokens) / steps
+        if required != per_step:
+            self.add(
+                ("settings", "training_target", "num_target_tokens"),
+                f"{target_tokens} target tokens over {steps} steps are {required:g} tokens a step, but a "
+                f"step takes {per_step} (micro-batch x sequence length x accumulation x data-parallel degree)",
+                self.severity("enforce_tokens_per_step_consistency"),
+            )
+
+
+def _hf_tokenizer_size(location: Any) -> int | None:
+    """The number of ids of a Hugging Face tokenizer folder or tokenizer.json, read from the JSON alone."""
+    if not isinstance(location, (str, Path)):
+        return None
+    path = Path(location)
+    path = path / "tokenizer.json" if path.is_dir() else path
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        vocab = data["model"]["vocab"]
+        ids = set(vocab.values()) if isinstance(vocab, dict) else set(range(len(vocab)))
+        ids.update(token["id"] for token in data.get("added_tokens") or [])
+        return max(ids) + 1 if ids else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_training_run(view) -> list[Finding]:
+    """The training root's contract (see the module docstring); ``view`` is the compiler's RunView."""
+    from modalities.training.run import TrainingSettings
+
+    if view.run is None or not isinstance(getattr(view.run, "settings", None), TrainingSettings):
+        return []
+    checks = _Checks(view)
+    for check in (
+        checks.data_files,
+        checks.keys,
+        checks.sequence_lengths,
+        checks.vocabulary,
+        checks.batch,
+        checks.data_amount,
+        checks.intervals,
+        checks.tokens_per_step,
+    ):
+        check()
+    return checks.findings
