@@ -11,7 +11,6 @@ from modalities.registry.types import (
     ComponentConfig,
     ComponentRef,
     Field,
-    NonNegativeStrictInt,
     PositiveStrictInt,
     StrictInt,
     note_config,

@@ -4,7 +4,6 @@ gets past everything it checks before building."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
