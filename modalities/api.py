@@ -165,6 +165,7 @@ def train_compiled(
     the config names, claim the experiment folder, build, and hand the built, typed run to the executor
     (training/entry.py). Raises ConfigError (with positions) for errors found before or while building."""
     from modalities.config.build import build_components
+    from modalities.config.dump import dump_yaml
     from modalities.training.distributed import destroy_process_group, ensure_process_group
     from modalities.training.entry import claim_experiment, run_training
     from modalities.training.signals import StopSignals
@@ -184,7 +185,7 @@ def train_compiled(
                 device_type=device_type,
                 experiment_id=experiment_id,
                 experiments_root=experiments_root,
-                config_dict=dict(compiled.document.values),
+                config_text=dump_yaml(compiled.document.values),
                 resume_from=resume_from,
                 stop_signals=stop_signals,
             )

@@ -68,7 +68,7 @@ class DCPCheckpointSaving:
         self.checkpoints_dir = Path(checkpoint_path) / experiment_id / "checkpoints"
         self.global_rank = global_rank
 
-    def save(self, progress: dict[str, int], app_state, rank_state: dict[str, Any], config_dict: dict | None) -> str:
+    def save(self, progress: dict[str, int], app_state, rank_state: dict[str, Any], config_text: str | None) -> str:
         name = checkpoint_name(progress["num_seen_steps"])
         final = self.checkpoints_dir / name
         tmp = self.checkpoints_dir / f"{TMP_PREFIX}{name}"
@@ -84,10 +84,8 @@ class DCPCheckpointSaving:
             torch.save(rank_state, rank_state_file(tmp, rank))
             if rank == 0:
                 (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2))
-                if config_dict is not None:
-                    from modalities.training.experiment import dump_yaml
-
-                    (tmp / CONFIG_FILE).write_text(dump_yaml(config_dict))
+                if config_text is not None:
+                    (tmp / CONFIG_FILE).write_text(config_text)
             delay = float(os.environ.get(SLEEP_MID_SAVE_ENV, "0") or 0)
             if delay:
                 print(f"[test hook] sleeping {delay}s in the middle of saving {tmp}", flush=True)

@@ -64,7 +64,7 @@ class FSDP1CheckpointSaving:
         )
 
     @torch.no_grad()
-    def save(self, progress: dict[str, Any], app_state, rank_state: dict[str, Any], config_dict: dict | None) -> str:
+    def save(self, progress: dict[str, Any], app_state, rank_state: dict[str, Any], config_text: str | None) -> str:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         model_state = get_model_state_dict(app_state.model, options=options)  # collective: every rank gathers
         optimizer_state = get_optimizer_state_dict(app_state.model, app_state.optimizer, options=options)

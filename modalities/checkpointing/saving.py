@@ -49,7 +49,7 @@ class CheckpointSaving:
         progress: dict[str, int],
         app_state,
         rank_state: dict[str, Any],
-        config_dict: dict | None = None,
+        config_text: str | None = None,
         force: bool = False,
     ) -> str | None:
         """Save if the strategy says so (``force``: also between its intervals, as when the run is stopped);
@@ -60,7 +60,7 @@ class CheckpointSaving:
             instruction = self.strategy.get_checkpoint_instruction(progress["num_seen_steps"])
         saved = None
         if instruction.save_current:
-            saved = self.execution.save(progress, app_state, rank_state, config_dict)
+            saved = self.execution.save(progress, app_state, rank_state, config_text)
         # Older checkpoints go only after the new one is complete and `latest` points to it.
         for steps in instruction.checkpoints_to_delete:
             self.execution.delete(steps)

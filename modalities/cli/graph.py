@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from modalities.config.compiler import compile_file
     from modalities.config.diagnostics import ERROR, ConfigError, render_text
-    from modalities.schema.graph_render import GraphRenderError, output_format, render_to_file, to_dot
+    from modalities.config.graph_render import GraphRenderError, display_graph, output_format, render_to_file, to_dot
 
     if args.out != "-":
         try:
@@ -48,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
         print(render_text(errors, color=use_color()), file=sys.stderr)
         print(f"{args.config}: {len(errors)} error(s); the graph is drawn as far as it is known", file=sys.stderr)
     title = args.title if args.title is not None else str(args.config)
+    graph = display_graph(compiled)
     try:
         if args.out == "-":
-            sys.stdout.write(to_dot(compiled.graph.nx, title))
+            sys.stdout.write(to_dot(graph, title))
         else:
-            written = render_to_file(compiled.graph.nx, args.out, title)
-            graph = compiled.graph.nx
+            written = render_to_file(graph, args.out, title)
             print(f"wrote {written} ({graph.number_of_nodes()} components, {graph.number_of_edges()} edges)")
     except GraphRenderError as e:
         print(f"modalities graph: error: {e}", file=sys.stderr)

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("modalities.cli.schema", "write (or --check) the JSON Schemas for editors"),
     "graph": ("modalities.cli.graph", "draw the component graph of a config (.dot .mmd .svg .png)"),
     "docs": ("modalities.cli.docs", "write the Markdown component reference"),
+    "diff": ("modalities.cli.diff", "what differs between two resolved configs (or a config and a checkpoint's)"),
     "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
     "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
     "torchrun": ("modalities.cli.torchrun", "torchrun for training that may be preempted: torchrun OPTIONS train CFG"),

@@ -13,6 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
     parser.add_argument("--print-resolved", action="store_true", help="print the config after --set and ${...}")
     parser.add_argument(
+        "--provenance",
+        action="store_true",
+        help="with --print-resolved: each value's origin as a comment (file:line, <--set>, the ${...} it came "
+        "through, or `default` for a field the component's config class fills in)",
+    )
+    parser.add_argument(
         "--as",
         dest="root",
         choices=("auto", "training", "components"),
@@ -52,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)))
     if args.print_resolved and compiled is not None:
-        _print_resolved(compiled.document.values)
+        if args.provenance:
+            from modalities.config.provenance import annotated_yaml
+
+            sys.stdout.write(annotated_yaml(compiled))
+        else:
+            _print_resolved(compiled.document.values)
     return 1 if errors else 0
 
 

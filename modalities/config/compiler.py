@@ -227,5 +227,6 @@ def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:
             source_map=source.source_map,
             config_path=source.config_path,
             unresolved_paths=source.unresolved_paths,
+            provenance=source.provenance,
         )
     return ResolvedDocument(values=dict(values))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Callable
 
@@ -45,8 +45,6 @@ def register_resolver(name: str, resolver: Resolver, *, replace: bool = False) -
     _RESOLVERS[name] = resolver
 
 
-def registered_resolvers() -> dict[str, Resolver]:
-    return dict(_RESOLVERS)
 
 
 def _cuda_env(arg: str, ctx: ResolverContext) -> int:
@@ -148,6 +146,9 @@ class _Resolver:
         self._depth: dict[Path, int] = {}
         self._copied_values = 0
         self._interpolated_chars = 0
+        # path -> the interpolations its value came from: (expression, the path it read or None for a resolver)
+        self.provenance: dict[Path, list[tuple[str, Path | None]]] = {}
+        self._last_target: Path | None = None
 
     def run(self) -> Any:
         return self.resolve_path(())
@@ -289,6 +290,13 @@ class _Resolver:
         return text
 
     def _evaluate(self, expression: str, at: Path) -> Any:
+        self._last_target = None
+        value = self._evaluate_expression(expression, at)
+        if value is not _UNRESOLVED:
+            self.provenance.setdefault(at, []).append((expression, self._last_target))
+        return value
+
+    def _evaluate_expression(self, expression: str, at: Path) -> Any:
         name, sep, arg = expression.partition(":")
         name = name.strip()
         if sep and name in _DOCUMENT_RESOLVERS:
@@ -383,6 +391,7 @@ class _Resolver:
             target.append(key)
             node = node[key]
         target_path = tuple(target)
+        self._last_target = target_path
         if through_interpolation:
             value = node  # part of an already resolved value (its components are references already)
         elif is_component_node(node):
@@ -499,6 +508,8 @@ def _share_components(value: Any, path: Path) -> Any:
 @dataclass
 class ResolvedDocument(Document):
     unresolved_paths: frozenset = frozenset()
+    # path -> [(expression, the path it read, or None for a resolver such as cuda_env)]
+    provenance: dict = field(default_factory=dict)
 
 
 def resolve_document(document: Document, context: ResolverContext) -> tuple[ResolvedDocument, list[Diagnostic]]:
@@ -511,5 +522,6 @@ def resolve_document(document: Document, context: ResolverContext) -> tuple[Reso
         source_map=document.source_map,
         config_path=document.config_path,
         unresolved_paths=frozenset(resolver.unresolved_paths),
+        provenance=resolver.provenance,
     )
     return resolved, resolver.diagnostics

@@ -174,7 +174,7 @@ def _write_pack_config(template: Path, destination: Path, jsonl_path: Path, inde
     """The partition's pack config: the template, resolved (its ${...} refer to the template's place), with
     settings.src_path, index_path and dst_path filled in."""
     from modalities.api import load_app_config_dict
-    from modalities.training.experiment import dump_yaml
+    from modalities.config.dump import dump_yaml
 
     config = dict(load_app_config_dict(template))
     config["settings"] = {

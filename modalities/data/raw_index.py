@@ -103,13 +103,3 @@ def read_raw_index(index_path: str | os.PathLike, jsonl_path: str | os.PathLike 
             )
     return index
 
-
-def line_numbers_of(index: np.ndarray, jsonl_path: str | os.PathLike) -> Callable[[int], int]:
-    """A function from document number to 1-based line number in the JSONL file, for error messages."""
-
-    def line_number(document: int) -> int:
-        offset = int(index[document, 0])
-        with open(jsonl_path, "rb") as f:
-            return f.read(offset).count(b"\n") + 1
-
-    return line_number

@@ -19,16 +19,12 @@ class TrainingSetupError(RuntimeError):
     """A problem with the run's configuration or environment, found before training starts."""
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
 
 
 def env_local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def env_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def check_device_available(device_type: str) -> None:

@@ -56,14 +56,14 @@ def run_training(
     device_type: str,
     experiment_id: str,
     experiments_root: str | os.PathLike,
-    config_dict: dict,
+    config_text: str,
     resume_from: str | os.PathLike | None = None,
     stop_signals=None,
 ) -> dict:
     """Train ``run`` (a built TrainingRunConfig) in the started process group; returns the final progress.
 
     ``resume_from``: a checkpoint to continue from, or "auto" (this experiment's latest complete checkpoint, or
-    a fresh start without one: what a requeued job wants). ``config_dict`` is the resolved config, written
+    a fresh start without one: what a requeued job wants). ``config_text`` is the resolved config, written
     beside the results and into every checkpoint. A stop signal ends the run after a checkpoint of the step it
     reached (TrainingStopped; see training/signals.py)."""
     import torch.distributed as dist
@@ -143,7 +143,7 @@ def run_training(
     broker.add_subscriber(run.progress_subscriber, MessageType.PROGRESS, MessageType.RESULT)
     broker.add_subscriber(run.evaluation_subscriber, MessageType.RESULT)
     if rank == 0:
-        experiment_folder = prepare_experiment_folder(Path(experiments_root), experiment_id, config_dict)
+        experiment_folder = prepare_experiment_folder(Path(experiments_root), experiment_id, config_text)
         results = experiment_folder / RESULTS_FILE
         had_results = results.is_file() and results.stat().st_size > 0
         writer = JSONLResultsWriter(results)
@@ -177,7 +177,7 @@ def run_training(
         settings=loop,
         mfu_calculator=run.mfu_calculator,
         checkpoint_saving=run.checkpoint_saving,
-        config_dict=config_dict,
+        config_text=config_text,
         profiler=run.profiler,
         stop_signals=stop_signals,
     )

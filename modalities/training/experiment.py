@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import socket
@@ -63,32 +62,12 @@ def _read_holder(path: Path) -> str:
         return "its process is unknown"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def dump_yaml(config: dict) -> str:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    buffer = io.StringIO()
-    yaml.dump(_plain(config), buffer)
-    return buffer.getvalue()
-
-
-def prepare_experiment_folder(root: Path, experiment_id: str, config_dict: dict) -> Path:
+def prepare_experiment_folder(root: Path, experiment_id: str, config_text: str) -> Path:
     folder = Path(root) / experiment_id
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RESOLVED_CONFIG_FILE
     tmp = folder / f".tmp-{RESOLVED_CONFIG_FILE}"
-    tmp.write_text(dump_yaml(config_dict))
+    tmp.write_text(config_text)
     tmp.replace(target)
     return folder
 

@@ -152,7 +152,7 @@ class Gym:
         settings: LoopSettings,
         mfu_calculator=None,
         checkpoint_saving=None,
-        config_dict: dict | None = None,
+        config_text: str | None = None,
         profiler=None,
         stop_signals=None,
     ):
@@ -169,7 +169,7 @@ class Gym:
         self.settings = settings
         self.mfu_calculator = mfu_calculator
         self.checkpoint_saving = checkpoint_saving
-        self.config_dict = config_dict
+        self.config_text = config_text  # the resolved config, saved into every checkpoint
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         self.evaluator = Evaluator(self.model, loss_fn, device, broker)
         self.last_checkpoint: str | None = None
@@ -187,7 +187,7 @@ class Gym:
         extra = {"world_size": self.world_size, **self.settings.extra_progress}
         kwargs = {"force": True} if force else {}
         saved = self.checkpoint_saving.save_checkpoint(
-            progress.as_dict(**extra), self.app_state, rank_state, self.config_dict, **kwargs
+            progress.as_dict(**extra), self.app_state, rank_state, self.config_text, **kwargs
         )
         if saved is not None:
             self.last_checkpoint = saved

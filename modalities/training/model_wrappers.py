@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from modalities.training.distributed import TrainingSetupError
 
@@ -155,6 +155,3 @@ def get_checkpointed_model(checkpoint_loading, checkpoint_path: str, model: nn.M
 def get_checkpointed_optimizer(checkpoint_loading, checkpoint_path: str, wrapped_model: nn.Module, optimizer):
     return checkpoint_loading.load_optimizer_checkpoint(optimizer, wrapped_model, Path(checkpoint_path))
 
-
-def is_fsdp_sharded(model: nn.Module) -> bool:
-    return isinstance(model, FSDPModule)

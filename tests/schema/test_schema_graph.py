@@ -13,7 +13,7 @@ import pytest
 
 from modalities.config.compiler import compile_file
 from modalities.config.graph import NESTS, REFERENCES
-from modalities.schema.graph_render import render_to_file, to_dot, to_mermaid
+from modalities.config.graph_render import render_to_file, to_dot, to_mermaid
 from tests.schema.conftest import REPO_ROOT
 
 DATA = Path(__file__).parent / "data"

@@ -1,9 +1,12 @@
 """Pictures of the component graph: DOT and Mermaid text, SVG and PNG through Graphviz's ``dot``.
 
-The input is the compiler's networkx graph (``modalities.config.graph``): one node per component instance,
-keyed by its path, with ``component_key``, ``variant_key``, ``name`` and ``span``; an edge ``a -> b`` means
-"a needs b" and carries ``field`` and ``relation`` ("nests" or "references"). A shared instance is one node
-with several incoming edges. Nodes are grouped in a box per ``component_key``.
+The input is a networkx graph as :func:`display_graph` makes it from a compiled config: one node per component
+instance, keyed by its path, with ``component_key``, ``variant_key``, ``name`` and ``span`` (and a ``settings``
+node when settings refer to components or are interpolated); an edge ``a -> b`` means "a needs b" and carries
+``field`` and ``relation``: "nests" (b is written inside a's config), "references" (``instance_key``) or
+"interpolates" (a value of a comes through ``${...}`` from b; resolved when compiled, so not an order of
+building). A shared instance is one node with several incoming edges. Nodes are grouped in a box per
+``component_key``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,56 @@ import networkx as nx
 
 from modalities.config.graph import REFERENCES
 from modalities.schema.files import write_atomic
+
+INTERPOLATES = "interpolates"
+SETTINGS_NODE = ("settings",)
+
+
+def display_graph(compiled) -> nx.MultiDiGraph:
+    """The compiler's graph plus what it leaves out because building does not need it: references made from
+    ``settings`` (from a ``settings`` node) and ``${...}`` interpolations between components (and settings)."""
+    graph = compiled.graph
+    shown = nx.MultiDiGraph()
+    shown.add_nodes_from(graph.nx.nodes(data=True))
+    shown.add_edges_from(graph.nx.edges(data=True))
+    document = compiled.document
+    source_map = document.source_map
+
+    def owner(path: tuple) -> tuple | None:
+        if path in graph.nodes:
+            return path
+        found = graph.owner_of(path)
+        if found is not None:
+            return found
+        return SETTINGS_NODE if path[:1] == SETTINGS_NODE else None
+
+    def ensure_settings() -> None:
+        if SETTINGS_NODE not in shown:
+            shown.add_node(SETTINGS_NODE, component_key="settings", variant_key="values", name="settings",
+                           span=source_map.key(SETTINGS_NODE))
+
+    for ref in graph.references.values():
+        if ref.owner is None and ref.path[:1] == SETTINGS_NODE and ref.target in graph.nodes:
+            ensure_settings()
+            shown.add_edge(SETTINGS_NODE, ref.target, field=".".join(map(str, ref.path[1:])), relation=REFERENCES,
+                           span=source_map.value(ref.path))
+    links: dict[tuple, list[str]] = {}  # (source, destination) -> "field = ${...}" of each value interpolated
+    spans: dict[tuple, Any] = {}
+    for at, interpolations in document.provenance.items():
+        source = owner(at)
+        for expression, target in interpolations:
+            destination = owner(target) if target is not None else None
+            if source is None or destination is None or source == destination:
+                continue
+            field = ".".join(map(str, at[len(source):] if source != SETTINGS_NODE else at[1:]))
+            links.setdefault((source, destination), []).append(f"{field} = ${{{expression}}}")
+            spans.setdefault((source, destination), source_map.value(at))
+    for (source, destination), fields in links.items():
+        if SETTINGS_NODE in (source, destination):
+            ensure_settings()
+        label = "\n".join(fields[:3]) + (f"\n(+{len(fields) - 3} more)" if len(fields) > 3 else "")
+        shown.add_edge(source, destination, field=label, relation=INTERPOLATES, span=spans[(source, destination)])
+    return shown
 
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
 GRAPHVIZ_FORMATS = {".svg": "svg", ".png": "png"}
@@ -105,7 +158,10 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, color="#4b5563"];',
         '  edge [fontname="Helvetica", fontsize=9, color="#4b5563", fontcolor="#374151"];',
     ]
-    legend = "solid arrow: nested in the config · dashed arrow: reference (instance_key)"
+    legend = (
+        "solid arrow: nested in the config · dashed arrow: reference (instance_key) · "
+        "dotted blue arrow: value interpolated with ${...}"
+    )
     lines.append(f"  labelloc=t; label={_dot_string(title + chr(10) + legend if title else legend)};")
     by_kind: dict[str, list] = {}
     for node in _ordered_nodes(graph):
@@ -130,6 +186,8 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
         attributes = [f"label={_dot_string(str(data.get('field', '')))}"]
         if data.get("relation") == REFERENCES:
             attributes.append("style=dashed")
+        elif data.get("relation") == INTERPOLATES:
+            attributes += ["style=dotted", 'color="#2563eb"', 'fontcolor="#1d4ed8"']
         where = _span_text(data.get("span"))
         if where:
             attributes.append(f"tooltip={_dot_string(where)}")
@@ -163,7 +221,7 @@ def to_mermaid(graph: nx.DiGraph, title: str | None = None) -> str:
         lines.append("  end")
         lines.append(f"  style k{i} fill:none,stroke:{_CLUSTER_BORDER},stroke-dasharray:4")
     for source, target, data in graph.edges(data=True):
-        arrow = "-.->" if data.get("relation") == REFERENCES else "-->"
+        arrow = "-.->" if data.get("relation") in (REFERENCES, INTERPOLATES) else "-->"
         field = _mermaid_text(str(data.get("field", "")))
         lines.append(f'  {ids[source]} {arrow}|"{field}"| {ids[target]}')
     for node in _ordered_nodes(graph):
