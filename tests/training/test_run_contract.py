@@ -183,13 +183,23 @@ def test_train_reports_what_validate_reports(tmp_path, capsys):
 
 # --- the property: validate ok => train gets to building --------------------------------------------------------
 
-TRAINING_BASES = [QUICKSTART, REPO / "configs" / "instruction_tuning" / "train.yaml", TINY]
+EXAMPLE = REPO / "examples" / "library_usage" / "config_lorem_ipsum.yaml"
+TRAINING_BASES = [QUICKSTART, REPO / "configs" / "instruction_tuning" / "train.yaml", TINY, EXAMPLE]
 
 
 def _registry():
+    """The stand-ins of the test configs and the example's own collate_fn, as its main.py registers it."""
+    import importlib.util
+
     from tests.training.conftest import standins_registry
 
-    return standins_registry()
+    registry = standins_registry()
+    spec = importlib.util.spec_from_file_location("library_usage_example", REPO / "examples" / "library_usage" / "main.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)  # defines the classes; main() runs only as a script
+    registry.register(component_key="collate_fn", variant_key="custom_gpt_2_llm_collator",
+                      custom_component=example.CustomGPT2LLMCollateFn, custom_config=example.CustomGPT2LLMCollateFnConfig)
+    return registry
 
 
 def _check_validate_implies_train(case: Case, registry) -> bool:
@@ -219,6 +229,12 @@ def test_validate_ok_means_train_gets_to_building(family, seed, base):
     if not _REGISTRY:
         _REGISTRY.append(_registry())
     _check_validate_implies_train(make_case(family, seed, base), _REGISTRY[0])
+
+
+def test_every_shipped_training_config_validates_and_gets_to_building():
+    registry = _registry()
+    for base in TRAINING_BASES:
+        assert _check_validate_implies_train(Case("as shipped", 0, base, base.read_text()), registry), base
 
 
 def test_the_property_is_exercised_by_configs_that_validate():
