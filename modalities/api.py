@@ -165,7 +165,7 @@ def train_compiled(
     the config names, claim the experiment folder, build, and hand the built, typed run to the executor
     (training/entry.py). Raises ConfigError (with positions) for errors found before or while building."""
     from modalities.config.build import build_components
-    from modalities.config.dump import dump_yaml
+    from modalities.config.dump import dump_yaml, schema_modeline
     from modalities.training.distributed import destroy_process_group, ensure_process_group
     from modalities.training.entry import claim_experiment, run_training
     from modalities.training.signals import StopSignals
@@ -185,7 +185,8 @@ def train_compiled(
                 device_type=device_type,
                 experiment_id=experiment_id,
                 experiments_root=experiments_root,
-                config_text=dump_yaml(compiled.document.values),
+                config_text=dump_yaml(compiled.document.values, schema_modeline(compiled.document.config_path)),
+                config_values=compiled.document.values,
                 resume_from=resume_from,
                 stop_signals=stop_signals,
             )

@@ -1,4 +1,6 @@
-"""``modalities convert to-torch CHECKPOINT OUT.pt`` and ``modalities convert to-hf CHECKPOINT_OR_CONFIG OUT_DIR``."""
+"""``modalities convert``: ``to-torch CHECKPOINT OUT.pt``, ``to-hf CHECKPOINT_OR_CONFIG OUT_DIR [--tokenizer DIR]``
+(GPT-2, Llama or Qwen3, whichever holds the model's shape; see interop/hf_export.py) and ``from-hf HF_DIR OUT.pt``
+(a transformers GPT-2, Llama or Qwen3 as our model/gpt2: the weights and the config to build it)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_torch = sub.add_parser("to-torch", help="write the full model state dict of a checkpoint to a .pt file")
     to_torch.add_argument("checkpoint", help="a checkpoint folder (or an experiment's checkpoints/latest)")
     to_torch.add_argument("output", help="the .pt file to write")
-    to_hf = sub.add_parser("to-hf", help="write a transformers GPT-2 folder from a checkpoint or a config")
+    to_hf = sub.add_parser(
+        "to-hf", help="write a transformers folder (GPT-2, Llama or Qwen3) from a checkpoint or a config"
+    )
     to_hf.add_argument("source", help="a checkpoint folder (its saved config builds the model) or a config file")
     to_hf.add_argument("output", help="the folder to write (must not exist or be empty)")
+    to_hf.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="DIR",
+        help="the Hugging Face tokenizer (folder, tokenizer.json or cached hub id) to save with the model "
+        "(default: the config's tokenizer component, if it has a pretrained_hf_tokenizer)",
+    )
+    to_hf.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                       help="override a value of the config (repeatable)")
     to_hf.add_argument(
         "--model-key",
         default=None,
         help="a config: the top-level key of the checkpointed model to export (default: the config's only "
         "model/checkpointed); a checkpoint folder: the key of the unwrapped model in its saved config "
         "(default: the model under app_state)",
+    )
+    from_hf = sub.add_parser("from-hf", help="a transformers GPT-2, Llama or Qwen3 as our model/gpt2 (.pt + config)")
+    from_hf.add_argument("source", help="a transformers model folder (or a hub id in the local Hugging Face cache)")
+    from_hf.add_argument("output", help="the .pt state dict to write (for checkpoint_loading/torch)")
+    from_hf.add_argument(
+        "--config", default=None, metavar="YAML",
+        help="where to write the model/gpt2 component that builds this model (default: OUTPUT with .yaml)",
     )
 
 
@@ -32,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.target == "to-torch":
             return _to_torch(Path(args.checkpoint), Path(args.output))
-        return _to_hf(Path(args.source), Path(args.output), args.model_key)
+        if args.target == "from-hf":
+            return _from_hf(args.source, Path(args.output), Path(args.config) if args.config else None)
+        return _to_hf(Path(args.source), Path(args.output), args.model_key, args.tokenizer, args.overrides)
     except ConfigError as e:
         print(f"modalities convert: error: the config has errors:\n{e}", file=sys.stderr)
         return 1
-    except (CheckpointError, ModelSourceError, FileExistsError, KeyError, ValueError) as e:
+    except (CheckpointError, ModelSourceError, FileExistsError, FileNotFoundError, KeyError, ValueError) as e:
         print(f"modalities convert: error: {e}", file=sys.stderr)
         return 1
 
@@ -57,23 +79,23 @@ def _to_torch(checkpoint: Path, output: Path) -> int:
     return 0
 
 
-def _to_hf(source: Path, output: Path, model_key: str | None) -> int:
+def _to_hf(source: Path, output: Path, model_key: str | None, tokenizer: str | None, overrides: list[str]) -> int:
     from modalities.api import load_app_config_dict
     from modalities.checkpointing.dcp import read_model_state_dict
     from modalities.checkpointing.layout import CONFIG_FILE, resolve_checkpoint
     from modalities.conversion.model_source import base_model_of, find_checkpointed_model
-    from modalities.interop.hf_gpt2 import export_state_dict_to_hf
+    from modalities.interop.hf_export import export_state_dict_to_hf, load_tokenizer
     from modalities.models.gpt2.config import GPT2LLMConfig
 
     if source.is_dir():  # one of our checkpoint folders: the model is described by the config saved with it
         checkpoint = resolve_checkpoint(source)
-        config = load_app_config_dict(checkpoint / CONFIG_FILE)
+        config = load_app_config_dict(checkpoint / CONFIG_FILE, overrides=overrides)
         name, node = _model_node_of_saved_config(config, model_key, checkpoint / CONFIG_FILE)
         name, node = base_model_of(config, name, node)
         state_dict = read_model_state_dict(checkpoint)
         origin = str(checkpoint)
     else:
-        config = load_app_config_dict(source)
+        config = load_app_config_dict(source, overrides=overrides)
         checkpointed = find_checkpointed_model(config, model_key, source)
         name, node = checkpointed.base_key, checkpointed.base_node
         if checkpointed.loading_variant in ("torch", "fsdp1"):
@@ -88,8 +110,61 @@ def _to_hf(source: Path, output: Path, model_key: str | None) -> int:
             f"'{name}' is model/{node.get('variant_key')}; only model/gpt2 can be exported to Hugging Face"
         )
     model_config = GPT2LLMConfig.model_validate(node.get("config") or {})
-    export_state_dict_to_hf(model_config, state_dict, output)
-    print(f"wrote a transformers model to {output} with the weights of {origin}")
+    tokenizer_location = tokenizer or _config_tokenizer(config)
+    loaded = load_tokenizer(tokenizer_location) if tokenizer_location else None
+    written, architecture = export_state_dict_to_hf(model_config, state_dict, output, loaded)
+    with_tokenizer = f" and the tokenizer of {tokenizer_location}" if loaded is not None else " (no tokenizer: give --tokenizer)"
+    print(f"wrote a transformers {architecture} model to {written} with the weights of {origin}{with_tokenizer}")
+    return 0
+
+
+def _config_tokenizer(config: dict) -> str | None:
+    """The location of the config's Hugging Face tokenizer component, if it has exactly one."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("component_key") == "tokenizer" and value.get("variant_key") == "pretrained_hf_tokenizer":
+                location = (value.get("config") or {}).get("pretrained_model_name_or_path")
+                if isinstance(location, str) and location not in found:
+                    found.append(location)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(dict(config))
+    return found[0] if len(found) == 1 else None
+
+
+def _from_hf(source: str, output: Path, config_out: Path | None) -> int:
+    import os
+
+    import torch
+
+    from modalities.config.dump import dump_yaml
+    from modalities.interop.hf_export import import_from_hf
+
+    config, state = import_from_hf(source)
+    config_out = config_out or output.with_suffix(".yaml")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".tmp-{output.name}")
+    torch.save(state, tmp)
+    os.replace(tmp, output)
+    component = {"component_key": "model", "variant_key": "gpt2", "config": config}
+    text = (
+        f"# model/gpt2 of {source}, imported by `modalities convert from-hf`; its weights are {output.name}:\n"
+        "#   model: {component_key: model, variant_key: checkpointed, config: {model: {instance_key: model_raw, "
+        "pass_type: BY_REFERENCE},\n#     checkpoint_loading: {component_key: checkpoint_loading, variant_key: "
+        f"torch, config: {{device: cpu}}}}, checkpoint_path: {output}}}}}\n"
+        + dump_yaml({"model_raw": component})
+    )
+    tmp_config = config_out.with_name(f".tmp-{config_out.name}")
+    tmp_config.write_text(text)
+    os.replace(tmp_config, config_out)
+    count = sum(t.numel() for name, t in state.items() if name != "transformer.wte.weight" or not config["use_weight_tying"])
+    print(f"wrote {output} ({count:,} parameters) and {config_out} (the model/gpt2 component that loads it)")
     return 0
 
 

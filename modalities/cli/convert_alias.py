@@ -18,5 +18,6 @@ def run(args: argparse.Namespace) -> int:
 
     note("modalities convert_pytorch_to_hf_checkpoint", "modalities convert to-hf CONFIG OUT_DIR")
     return convert.run(
-        argparse.Namespace(target="to-hf", source=args.config_file_path, output=args.output_hf_checkpoint_dir, model_key=None)
+        argparse.Namespace(target="to-hf", source=args.config_file_path, output=args.output_hf_checkpoint_dir, model_key=None,
+                           tokenizer=None, overrides=[])
     )

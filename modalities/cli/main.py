@@ -9,13 +9,14 @@ import traceback
 from typing import NoReturn
 
 # command -> (module, one-line help). A command module defines add_arguments(parser) and run(args) -> int and
-# keeps heavy imports (torch, jsonschema, rich) inside run().
+# keeps heavy imports (torch, rich, matplotlib) inside run().
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("modalities.cli.validate", "check a config file and report every error with its position"),
     "components": ("modalities.cli.components", "list registered components, or show one's config fields"),
     "schema": ("modalities.cli.schema", "write (or --check) the JSON Schemas for editors"),
     "graph": ("modalities.cli.graph", "draw the component graph of a config (.dot .mmd .svg .png)"),
     "docs": ("modalities.cli.docs", "write the Markdown component reference"),
+    "plot": ("modalities.cli.plot", "draw training curves (loss, lr, throughput) of experiments from results.jsonl"),
     "diff": ("modalities.cli.diff", "what differs between two resolved configs (or a config and a checkpoint's)"),
     "data": ("modalities.cli.data", "index, pack, inspect and merge datasets"),
     "train": ("modalities.cli.train", "train from a config (also under torchrun)"),
@@ -43,8 +44,20 @@ def plugin_parent_parser() -> argparse.ArgumentParser:
     return parent
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modalities")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from modalities import __version__
+
+        return __version__
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modalities", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"modalities {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parent = plugin_parent_parser()
     # Only the module of the command being run is imported; the others get a stub entry for --help.

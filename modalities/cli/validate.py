@@ -11,7 +11,12 @@ from modalities.cli.common import add_compile_arguments, use_color
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compile_arguments(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
-    parser.add_argument("--print-resolved", action="store_true", help="print the config after --set and ${...}")
+    parser.add_argument(
+        "--print-resolved",
+        action="store_true",
+        help="print the config after --set and ${...} as YAML on stdout (everything else goes to stderr)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors (the exit status says the rest)")
     parser.add_argument(
         "--provenance",
         action="store_true",
@@ -46,24 +51,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         diagnostics = compiled.diagnostics
     errors = [d for d in diagnostics if d.severity == ERROR]
+    shown = errors if args.quiet else diagnostics
+    # stdout carries one thing: the resolved YAML when asked for, else the report.
+    report = sys.stderr if args.print_resolved else sys.stdout
     if args.format == "json":
-        print(render_json(diagnostics))
+        print(render_json(shown), file=report)
     else:
-        if diagnostics:
-            print(render_text(diagnostics, color=use_color()), file=sys.stderr)
+        if shown:
+            print(render_text(shown, color=use_color()), file=sys.stderr)
         if errors:
             warnings = sum(d.severity == WARNING for d in diagnostics)
             summary = f"{args.config}: {len(errors)} error{'s' * (len(errors) != 1)}"
             print(summary + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
-        else:
-            print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)))
+        elif not args.quiet:
+            print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)), file=report)
     if args.print_resolved and compiled is not None:
         if args.provenance:
             from modalities.config.provenance import annotated_yaml
 
             sys.stdout.write(annotated_yaml(compiled))
         else:
-            _print_resolved(compiled.document.values)
+            from modalities.config.dump import dump_yaml
+
+            sys.stdout.write(dump_yaml(compiled.document.values))
     return 1 if errors else 0
 
 
@@ -81,12 +91,3 @@ def _summary(config: str, compiled, warnings: int) -> str:
         "build order: " + " -> ".join(order[:30]) + (f" ... ({len(order) - 30} more)" if len(order) > 30 else ""),
     ]
     return "\n".join(lines)
-
-
-def _print_resolved(values) -> None:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    yaml.dump(values, sys.stdout)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 from typing import Any
+
+_MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$")
 
 
 def _plain(value: Any) -> Any:
@@ -16,11 +20,38 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def dump_yaml(config: dict) -> str:
+def dump_yaml(config: dict, header: str | None = None) -> str:
+    """``config`` as block-style YAML, keys in the order given (the user's), after ``header`` (comment lines)."""
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
     buffer = io.StringIO()
+    if header:
+        buffer.write(header.rstrip("\n") + "\n")
     yaml.dump(_plain(config), buffer)
     return buffer.getvalue()
+
+
+def schema_modeline(config_path: str | Path | None) -> str | None:
+    """The config file's yaml-language-server modeline, with a relative schema path made absolute, so the saved
+    copy (elsewhere) still gets completion and checking in an editor. None when the file has none."""
+    if config_path is None:
+        return None
+    try:
+        with open(config_path, encoding="utf-8", errors="replace") as file:
+            head = [file.readline() for _ in range(50)]
+    except OSError:
+        return None
+    for line in head:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break  # the modeline belongs to the comments before the first value
+        match = _MODELINE.match(stripped)
+        if match:
+            target = match.group(1)
+            if "://" not in target and not Path(target).is_absolute():
+                target = str((Path(config_path).resolve().parent / target).resolve())
+            return f"# yaml-language-server: $schema={target}"
+    return None

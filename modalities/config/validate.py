@@ -88,6 +88,13 @@ class _Validator:
         spec = self.find_spec(node)
         if spec is None:
             return
+        for module, extra in spec.missing_packages():
+            self.error(
+                node.path + ("variant_key",),
+                f"{spec.name} needs the Python package '{module}', which is not installed here",
+                hint=f"pip install 'modalities[{extra}]' (or choose another variant)",
+                code="missing-package",
+            )
         config_path = node.path + ("config",)
         raw = node.config if node.config is not None else {}
         if not isinstance(raw, dict):

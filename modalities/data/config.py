@@ -40,10 +40,11 @@ def _check_jq_pattern(pattern: str) -> str:
 
 
 class PreTrainedHFTokenizerConfig(ComponentConfig):
-    """A Hugging Face fast tokenizer from a local folder or tokenizer.json (never downloaded)."""
+    """A Hugging Face fast tokenizer from a local folder, a tokenizer.json, or a cached hub id (never downloaded)."""
 
     pretrained_model_name_or_path: str = Field(
-        description="Local folder saved with `save_pretrained` (holding tokenizer.json) or a tokenizer.json file."
+        description="Local folder saved with `save_pretrained` (holding tokenizer.json), a tokenizer.json file, or "
+        "a hub id (`gpt2`, `org/name`) in the local Hugging Face cache."
     )
     max_length: NonNegativeStrictInt | None = Field(
         default=None, description="Length to truncate to (with `truncation`) or pad to (with `padding: max_length`)."

@@ -60,12 +60,15 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
     ):
         from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-        path = Path(pretrained_model_name_or_path)
-        if not path.exists():
+        from modalities.interop.hub import HubResolutionError, resolve_pretrained
+
+        try:
+            path = resolve_pretrained(pretrained_model_name_or_path)
+        except HubResolutionError as e:
             raise DataError(
-                f"{path}: tokenizer not found; give a local folder (with tokenizer.json) or a tokenizer.json file "
-                "(nothing is downloaded)"
-            )
+                f"tokenizer not found: {e}. Give a local folder (with tokenizer.json), a tokenizer.json file, or a hub "
+                "id in the local Hugging Face cache (nothing is downloaded)"
+            ) from None
         try:
             if path.is_file():
                 self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))

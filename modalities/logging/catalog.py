@@ -51,7 +51,17 @@ CATALOG = [
         "wandb",
         _CFG + "WandBEvaluationResultSubscriberConfig",
         _SUB + "WandBResultSubscriber",
-        description="Logs results to Weights & Biases, offline by default.",
+        description="Logs results and the resolved config to Weights & Biases, offline by default.",
         interface="MessageSubscriber",
+        requires=(("wandb", "wandb"),),
+    ),
+    ComponentSpec(
+        "results_subscriber",
+        "tensorboard",
+        _CFG + "TensorBoardResultSubscriberConfig",
+        _SUB + "TensorBoardResultSubscriber",
+        description="Writes losses, lr, grad norm, throughput and MFU, and the config, as TensorBoard events.",
+        interface="MessageSubscriber",
+        requires=(("tensorboard", "tensorboard"),),
     ),
 ]

@@ -41,15 +41,31 @@ class WandbMode(str, Enum):
 
 
 class WandBEvaluationResultSubscriberConfig(ComponentConfig):
-    """Logs results to Weights & Biases (offline by default: nothing goes to the network)."""
+    """Logs results to Weights & Biases with the resolved config as the run's config (offline by default: nothing
+    goes to the network). Needs `pip install 'modalities[wandb]'`."""
 
     global_rank: StrictInt = Field(ge=0, description="This process's rank; only rank 0 logs.")
     project: str = Field(description="W&B project name.")
     experiment_id: str = Field(description="Run name (`${settings.experiment_id}`).")
     mode: WandbMode = Field(default=WandbMode.OFFLINE, description="OFFLINE (default), ONLINE or DISABLED.")
-    directory: str = Field(default="wandb_storage", description="Folder for W&B's local files.")
+    directory: str | None = Field(
+        default=None, description="Folder for W&B's local files; default: the experiment folder (`wandb/` in it)."
+    )
     config_file_path: str | None = Field(default=None, description="Config file uploaded with the run.")
     entity: str | None = Field(default=None, description="W&B entity (team or user) the run belongs to.")
+
+
+class TensorBoardResultSubscriberConfig(ComponentConfig):
+    """Writes TensorBoard event files (rank 0): losses, learning rate, grad norm, throughput and MFU as scalars
+    at each logged step, and the resolved config as text. Needs `pip install 'modalities[tensorboard]'`."""
+
+    global_rank: StrictInt | None = Field(
+        default=None, ge=0, description="This process's rank; only rank 0 writes (default: from torch.distributed)."
+    )
+    log_dir: str | None = Field(
+        default=None, description="Folder of the event files; default: `tensorboard/` in the experiment folder."
+    )
+    flush_secs: PositiveStrictInt = Field(default=30, description="Seconds between flushes of pending events.")
 
 
 class EvaluationResultToDiscSubscriberConfig(ComponentConfig):

@@ -1,4 +1,5 @@
-"""Subscribers: dummy, rich progress bar, rich result tables, Weights & Biases, and the JSONL results file."""
+"""Subscribers: dummy, rich progress bar, rich result tables, TensorBoard, Weights & Biases, and the JSONL
+results file."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ def _fmt(value) -> str:
 
 
 class RichProgressSubscriber:
-    """One live bar for training (step, loss, tokens/s) and one per evaluation loader while it runs."""
+    """One live bar for training (step, loss, tokens/s, ETA) and one per evaluation loader (its batches) while it
+    runs. A resumed run's bar starts at the step it resumed from."""
+
+    receives_run_start = True
 
     def __init__(
         self,
@@ -48,7 +52,14 @@ class RichProgressSubscriber:
         self.train_tag = train_dataloader_tag
         if not self.active:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -56,6 +67,8 @@ class RichProgressSubscriber:
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
         )
         self.train_task = self.progress.add_task(
             train_dataloader_tag, total=num_target_steps, completed=num_seen_steps, stats=""
@@ -66,14 +79,24 @@ class RichProgressSubscriber:
     def consume_message(self, message: Message) -> None:
         if not self.active:
             return
-        if message.message_type is MessageType.PROGRESS:
+        if message.message_type is MessageType.RUN_START:
+            info = message.payload
+            # The ETA counts from here: the steps before (a resumed run's) took no time in this run.
+            self.progress.reset(self.train_task, total=info.num_target_steps, completed=info.num_seen_steps)
+        elif message.message_type is MessageType.PROGRESS:
             update = message.payload
             if update.experiment_status is ExperimentStatus.TRAIN:
                 self.progress.update(self.train_task, completed=update.num_steps_done)
-            elif update.dataloader_tag not in self.eval_tasks:
-                self.eval_tasks[update.dataloader_tag] = self.progress.add_task(
-                    f"eval {update.dataloader_tag}", total=None, stats=""
+                return
+            task = self.eval_tasks.get(update.dataloader_tag)
+            if task is None or update.num_batches_done == 0:
+                if task is not None:
+                    self.progress.remove_task(task)
+                task = self.eval_tasks[update.dataloader_tag] = self.progress.add_task(
+                    f"eval {update.dataloader_tag}", total=update.num_batches_total, stats=""
                 )
+            if update.num_batches_done is not None:
+                self.progress.update(task, completed=update.num_batches_done, total=update.num_batches_total)
         else:
             result = message.payload
             loss = next(iter(result.losses.values()), None)
@@ -91,7 +114,8 @@ class RichProgressSubscriber:
                     highlight=False,
                 )
             elif result.dataloader_tag in self.eval_tasks:
-                self.progress.update(self.eval_tasks[result.dataloader_tag], stats=f"loss {_fmt(loss)}", total=1, completed=1)
+                task = self.eval_tasks[result.dataloader_tag]
+                self.progress.update(task, stats=f"loss {_fmt(loss)}")
                 self.progress.console.print(
                     f"eval {result.dataloader_tag} after step {result.num_train_steps_done}: loss {_fmt(loss)}",
                     highlight=False,
@@ -128,41 +152,131 @@ class RichResultSubscriber:
         pass
 
 
+def _scalars(result) -> dict[str, float]:
+    """A result's numbers as "<loader tag>/<name>" -> value (None and non-numbers left out)."""
+    tag = result.dataloader_tag
+    values = {}
+    for group in (result.losses, result.metrics, result.throughput_metrics):
+        for key, value in (group or {}).items():
+            if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+                value = value.item()
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[f"{tag}/{key}"] = float(value)
+    return values
+
+
+def _is_rank_zero(global_rank: int | None) -> bool:
+    if global_rank is not None:
+        return global_rank == 0
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+class TensorBoardResultSubscriber:
+    """`results_subscriber/tensorboard`: every result as scalars ("<loader tag>/<metric>" at the training step:
+    losses, lr, grad norm, throughput, MFU), and the resolved config as text, in TensorBoard event files (rank 0).
+
+    The event files go to ``log_dir``, by default ``tensorboard/`` in the experiment folder (known when the run
+    starts). A resumed run purges the steps after its checkpoint, which an earlier attempt may have logged."""
+
+    receives_run_start = True
+
+    def __init__(self, global_rank: int | None = None, log_dir: str | os.PathLike | None = None, flush_secs: int = 30):
+        self.active = _is_rank_zero(global_rank)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.flush_secs = flush_secs
+        self.writer = None
+
+    def _open(self, log_dir: Path, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(log_dir=str(log_dir), flush_secs=self.flush_secs, purge_step=purge_step)
+
+    def consume_message(self, message: Message) -> None:
+        if not self.active:
+            return
+        if message.message_type is MessageType.RUN_START:
+            info = message.payload
+            if self.writer is None:
+                log_dir = self.log_dir or Path(info.experiment_folder) / "tensorboard"
+                self._open(log_dir, purge_step=info.num_seen_steps + 1 if info.num_seen_steps else None)
+            # Markdown: the config in a code block keeps its indentation.
+            self.writer.add_text("config", "```yaml\n" + info.config_text + "\n```", global_step=info.num_seen_steps)
+        elif message.message_type is MessageType.RESULT:
+            if self.writer is None:  # used outside a run (no RUN_START): the given folder, or ./tensorboard
+                self._open(self.log_dir or Path("tensorboard"))
+            result = message.payload
+            for name, value in _scalars(result).items():
+                self.writer.add_scalar(name, value, global_step=result.num_train_steps_done)
+            self.writer.flush()  # a result is rare (one per log interval): keep the files current for a live view
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 class WandBResultSubscriber:
+    """`results_subscriber/wandb`: every result logged to a W&B run (rank 0) whose config is the resolved config.
+
+    The run starts when training does (RUN_START): its files go to ``directory``, by default ``wandb/`` in the
+    experiment folder. A resumed run continues the W&B run of the same id."""
+
+    receives_run_start = True
+
     def __init__(
         self,
         global_rank: int,
         project: str,
         experiment_id: str,
         mode="OFFLINE",
-        directory: str = "wandb_storage",
+        directory: str | None = None,
         config_file_path: str | None = None,
         entity: str | None = None,
     ) -> None:
         self.run = None
-        mode = getattr(mode, "value", mode).lower()
-        if global_rank != 0 or mode == "disabled":
-            return
+        self.mode = getattr(mode, "value", mode).lower()
+        self.active = global_rank == 0 and self.mode != "disabled"
+        self.project, self.entity, self.experiment_id = project, entity, experiment_id
+        self.directory = Path(directory) if directory is not None else None
+        self.config_file_path = config_file_path
+
+    def _start(self, folder: Path, config: dict | None, resumed: bool) -> None:
         os.environ.setdefault("WANDB_SILENT", "true")
-        if mode == "offline":
+        if self.mode == "offline":
             os.environ["WANDB_MODE"] = "offline"  # never touch the network, even for a login check
         import wandb
 
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            project=project, entity=entity, name=experiment_id, id=experiment_id, mode=mode, dir=directory
+            project=self.project,
+            entity=self.entity,
+            name=self.experiment_id,
+            id=self.experiment_id,
+            mode=self.mode,
+            dir=str(folder),
+            config=config,
+            resume="allow" if resumed else None,
         )
-        if config_file_path and Path(config_file_path).is_file():
-            self.run.save(str(Path(config_file_path).resolve()), base_path=str(Path(config_file_path).resolve().parent))
+        path = Path(self.config_file_path) if self.config_file_path else None
+        if path is not None and path.is_file():
+            self.run.save(str(path.resolve()), base_path=str(path.resolve().parent), policy="now")
 
     def consume_message(self, message: Message) -> None:
-        if self.run is None or message.message_type is not MessageType.RESULT:
+        if not self.active:
             return
-        result = message.payload
-        tag = result.dataloader_tag
-        values = {f"{tag}/{key}": value for group in (result.losses, result.metrics, result.throughput_metrics)
-                  for key, value in group.items() if value is not None}
-        self.run.log(values, step=result.num_train_steps_done)
+        if message.message_type is MessageType.RUN_START:
+            info = message.payload
+            if self.run is None:
+                folder = self.directory or Path(info.experiment_folder)
+                self._start(folder, info.config, resumed=info.resumed_from is not None)
+        elif message.message_type is MessageType.RESULT:
+            if self.run is None:  # used outside a run (no RUN_START)
+                self._start(self.directory or Path("wandb_storage"), None, resumed=False)
+            result = message.payload
+            self.run.log(_scalars(result), step=result.num_train_steps_done)
 
     def close(self) -> None:
         if self.run is not None:
@@ -218,19 +332,25 @@ class JSONLResultsWriter:
     by a run that went on past its last checkpoint), or ``"restart"`` (a fresh start after an attempt that saved
     no checkpoint). Readers skip lines that have an "event" key or use them to cut the earlier lines."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, started: float | None = None) -> None:
         self.path = Path(path)
         self.file = self.path.open("a", encoding="utf-8")
+        self.started = started if started is not None else time.time()  # the run's start (seconds since epoch)
+
+    def _stamp(self) -> dict:
+        now = time.time()
+        return {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)),
+                "elapsed_s": round(now - self.started, 3)}
 
     def write_event(self, event: str, **fields) -> None:
-        record = {"event": event, **fields, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {"event": event, **fields, **self._stamp()}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
 
     def consume_message(self, message: Message) -> None:
         if message.message_type is not MessageType.RESULT:
             return
-        self.file.write(json.dumps(result_record(message.payload)) + "\n")
+        self.file.write(json.dumps({**result_record(message.payload), **self._stamp()}) + "\n")
         self.file.flush()
 
     def close(self) -> None:

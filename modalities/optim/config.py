@@ -144,6 +144,28 @@ class OneCycleLRSchedulerConfig(ComponentConfig):
     def _needs_length(self) -> "OneCycleLRSchedulerConfig":
         if self.total_steps is None and (self.epochs is None or self.steps_per_epoch is None):
             raise ValueError("give total_steps, or both epochs and steps_per_epoch")
+        total = self.total_steps if self.total_steps is not None else self.epochs * self.steps_per_epoch
+        if not (isinstance(total, int) and isinstance(self.pct_start, float)):
+            return self  # a deferred value: checked when built
+        # torch's OneCycleLR interpolates each phase over (end - start) steps, with the first phase ending at
+        # pct_start * total - 1: a phase it reaches with zero length divides by zero on the first step.
+        warmup_end = float(self.pct_start * total) - 1
+        if warmup_end == 0:
+            raise ValueError(
+                f"pct_start {self.pct_start} x total_steps {total} is a warm-up of exactly 1 step, which torch's "
+                "OneCycleLR divides by zero on; choose a pct_start that gives 2 or more warm-up steps (or less than 1)"
+            )
+        last_end = total - 1 if not self.three_phase else float(2 * self.pct_start * total) - 2
+        if not self.three_phase and total - 1 - warmup_end == 0:
+            raise ValueError(
+                f"pct_start {self.pct_start} leaves no annealing steps of the {total}, which torch's OneCycleLR "
+                "divides by zero on; use a pct_start below 1"
+            )
+        if self.three_phase and total - 1 - last_end == 0:
+            raise ValueError(
+                f"pct_start {self.pct_start} x total_steps {total} leaves the third phase no steps, which torch's "
+                "OneCycleLR divides by zero on; use a smaller pct_start"
+            )
         return self
 
 

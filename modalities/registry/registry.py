@@ -40,6 +40,9 @@ class ComponentSpec:
     description: str = ""
     interface: str = ""
     origin: str = "builtin"
+    # Optional packages the builder imports, as (module, pip extra): validate reports a missing one at the
+    # component, with the install command, instead of the build failing later.
+    requires: tuple[tuple[str, str], ...] = ()
     _config_class: type[BaseModel] | None = field(default=None, repr=False, compare=False)
     _builder: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
@@ -63,6 +66,12 @@ class ComponentSpec:
         if self._builder is None:
             self._builder = import_object(self.builder) if isinstance(self.builder, str) else self.builder
         return self._builder
+
+    def missing_packages(self) -> list[tuple[str, str]]:
+        """The required (module, extra) pairs that are not installed here."""
+        from importlib.util import find_spec
+
+        return [(module, extra) for module, extra in self.requires if find_spec(module) is None]
 
     @property
     def config_name(self) -> str:

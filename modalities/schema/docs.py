@@ -63,33 +63,43 @@ def _default_of(info: FieldInfo) -> str:
         return f"`{value!r}`"
 
 
-def _field_names(name: str, info: FieldInfo) -> str:
-    alias = info.validation_alias
-    names = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
-    others = [n for n in names if n != name]
-    return f"`{name}`" + (" (also " + ", ".join(f"`{n}`" for n in others) + ")" if others else "")
+def field_rows(cls: type[BaseModel], schema: dict[str, Any] | None = None, defs: dict[str, Any] | None = None):
+    """(field name, other accepted names, type, default, description) of each field of a config class, typed
+    as its JSON Schema says (what the docs and `modalities components` show). Defaults are JSON text, or
+    "required"/"computed"."""
+    if schema is None:
+        schema = cls.model_json_schema(ref_template="#/$defs/{model}")
+        defs = schema.get("$defs", {})
+    properties = schema.get("properties", {})
+    for name, info in cls.model_fields.items():
+        prop_name = name
+        if prop_name not in properties and isinstance(info.validation_alias, AliasChoices):
+            prop_name = next((c for c in info.validation_alias.choices if c in properties), name)
+        alias = info.validation_alias
+        choices = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+        others = [n for n in choices if n != name]
+        type_text = describe_type(properties.get(prop_name, {}), defs or {})
+        yield name, others, type_text, _default_of(info).strip("`"), info.description or ""
 
 
 def _field_table(cls: type[BaseModel], schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     if not cls.model_fields:
         return ["No fields.", ""]
     lines = ["| Field | Type | Default | Description |", "|---|---|---|---|"]
-    properties = schema.get("properties", {})
-    for name, info in cls.model_fields.items():
-        prop_name = name
-        if prop_name not in properties and isinstance(info.validation_alias, AliasChoices):
-            prop_name = next((c for c in info.validation_alias.choices if c in properties), name)
-        field_schema = properties.get(prop_name, {})
-        lines.append(
-            f"| {_field_names(name, info)} | {_cell(describe_type(field_schema, defs))} | {_cell(_default_of(info))} "
-            f"| {_cell(info.description or '')} |"
-        )
+    for name, others, type_text, default, description in field_rows(cls, schema, defs):
+        names = f"`{name}`" + (" (also " + ", ".join(f"`{n}`" for n in others) + ")" if others else "")
+        default_cell = default if default in ("required", "computed") else f"`{default}`"
+        lines.append(f"| {names} | {_cell(type_text)} | {_cell(default_cell)} | {_cell(description)} |")
     return lines + [""]
 
 
-def _nested_models(cls: type[BaseModel]) -> list[type[BaseModel]]:
+def nested_models(cls: type[BaseModel]) -> list[type[BaseModel]]:
     """Plain sub-models used by ``cls``'s fields (not components), each once, in field order."""
     return [m for m in reachable_models([cls]) if m is not cls]
+
+
+def _first_paragraph(doc: str) -> str:
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def _variant_section(spec: ComponentSpec, doc_dir: Path) -> list[str]:
@@ -105,11 +115,11 @@ def _variant_section(spec: ComponentSpec, doc_dir: Path) -> list[str]:
         lines += [spec.description, ""]
     lines += [
         f"Produces `{spec.produces}`. Configuration "
-        f"{_source_link(spec.config_location, doc_dir)}" + (f": {doc.splitlines()[0]}" if doc else "."),
+        f"{_source_link(spec.config_location, doc_dir)}" + (f": {_first_paragraph(doc)}" if doc else "."),
         "",
     ]
     lines += _field_table(cls, schema, defs)
-    for nested in _nested_models(cls):
+    for nested in nested_models(cls):
         nested_schema = defs.get(nested.__name__, nested.model_json_schema(ref_template="#/$defs/{model}"))
         nested_doc = (nested.__doc__ or "").strip().splitlines()
         lines += [f"`{nested.__name__}`" + (f": {nested_doc[0]}" if nested_doc else ""), ""]

@@ -459,6 +459,15 @@ def _hf_tokenizer_size(location: Any) -> int | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
+    if not path.exists():
+        from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
+
+        if not looks_like_repo_id(str(location)):
+            return None
+        try:
+            path = resolve_pretrained(location)  # a hub id in the local cache
+        except HubResolutionError:
+            return None
     path = path / "tokenizer.json" if path.is_dir() else path
     if path.suffix != ".json" or not path.is_file():
         return None

@@ -57,6 +57,7 @@ def run_training(
     experiment_id: str,
     experiments_root: str | os.PathLike,
     config_text: str,
+    config_values: dict | None = None,
     resume_from: str | os.PathLike | None = None,
     stop_signals=None,
 ) -> dict:
@@ -64,8 +65,11 @@ def run_training(
 
     ``resume_from``: a checkpoint to continue from, or "auto" (this experiment's latest complete checkpoint, or
     a fresh start without one: what a requeued job wants). ``config_text`` is the resolved config, written
-    beside the results and into every checkpoint. A stop signal ends the run after a checkpoint of the step it
+    beside the results and into every checkpoint; ``config_values`` the same as plain values (the run config
+    TensorBoard and W&B receive). Rank 0 prints a start banner and an end summary. A stop signal ends the run after a checkpoint of the step it
     reached (TrainingStopped; see training/signals.py)."""
+    import time
+
     import torch.distributed as dist
 
     from modalities.checkpointing.dcp import load_training_checkpoint
@@ -75,9 +79,11 @@ def run_training(
     from modalities.training.distributed import barrier, local_device
     from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
     from modalities.training.gym import Gym, LoopSettings, restore_rng_state
+    from modalities.training.report import RunSummary, describe_run, format_banner
     from modalities.training.run import TrainingProgress
     from modalities.training.signals import TrainingStopped
 
+    started = time.time()
     settings = run.settings
     rank = dist.get_rank()
     device = local_device(device_type)
@@ -139,21 +145,40 @@ def run_training(
                     flush=True,
                 )
 
+    train_tag = getattr(train_loader, "dataloader_tag", None) or "train"
+    experiment_folder = Path(experiments_root) / experiment_id
+    info = describe_run(
+        run,
+        experiment_id=experiment_id,
+        experiment_folder=experiment_folder,
+        config_values=config_values if config_values is not None else {},
+        config_text=config_text,
+        device=device,
+        num_seen_steps=progress.num_seen_steps,
+        num_seen_tokens=progress.global_num_seen_tokens,
+        resumed_from=str(resolve_checkpoint(resume_from)) if resume_from is not None else None,
+    )
     broker = MessageBroker()
     broker.add_subscriber(run.progress_subscriber, MessageType.PROGRESS, MessageType.RESULT)
     broker.add_subscriber(run.evaluation_subscriber, MessageType.RESULT)
+    for subscriber in (run.progress_subscriber, run.evaluation_subscriber):
+        # Only subscribers that say so get RUN_START: one written for Modalities expects results and progress.
+        if getattr(subscriber, "receives_run_start", False):
+            broker.add_subscriber(subscriber, MessageType.RUN_START)
+    summary = RunSummary(train_tag)
     if rank == 0:
-        experiment_folder = prepare_experiment_folder(Path(experiments_root), experiment_id, config_text)
+        prepare_experiment_folder(Path(experiments_root), experiment_id, config_text)
         results = experiment_folder / RESULTS_FILE
         had_results = results.is_file() and results.stat().st_size > 0
-        writer = JSONLResultsWriter(results)
+        writer = JSONLResultsWriter(results, started=started)
         if resume_from is not None:
-            writer.write_event(
-                "resume", num_train_steps_done=progress.num_seen_steps, checkpoint=str(resolve_checkpoint(resume_from))
-            )
+            writer.write_event("resume", num_train_steps_done=progress.num_seen_steps, checkpoint=info.resumed_from)
         elif had_results:
             writer.write_event("restart", num_train_steps_done=0, checkpoint=None)
         broker.add_subscriber(writer, MessageType.RESULT)
+        broker.add_subscriber(summary, MessageType.RESULT)
+        print(format_banner(info), flush=True)
+    broker.publish_run_start(info)
 
     loop = LoopSettings(
         gradient_accumulation_steps=settings.step_profile.gradient_accumulation_steps,
@@ -161,7 +186,7 @@ def run_training(
         training_log_interval_in_steps=settings.intervals.training_log_interval_in_steps,
         evaluation_interval_in_steps=settings.intervals.evaluation_interval_in_steps,
         checkpointing_interval_in_steps=settings.intervals.checkpointing_interval_in_steps,
-        train_dataloader_tag=getattr(train_loader, "dataloader_tag", None) or "train",
+        train_dataloader_tag=train_tag,
         extra_progress={
             "experiment_id": experiment_id,
             "num_target_steps": target,
@@ -189,6 +214,8 @@ def run_training(
     finally:
         broker.close()
     barrier()  # finish together: a rank tearing gloo down early can abort a peer's background thread
+    if rank == 0:
+        print(summary.format(info, final.as_dict(), time.time() - started, gym.last_checkpoint), flush=True)
     return final.as_dict()
 
 

@@ -8,7 +8,6 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 RESULTS_FILE = "results.jsonl"
 RESOLVED_CONFIG_FILE = "config.yaml"

@@ -112,10 +112,14 @@ class Evaluator:
         try:
             for index, loader in enumerate(eval_loaders):
                 tag = getattr(loader, "dataloader_tag", None) or f"eval_{index}"
-                self.broker.publish_progress(num_train_steps_done, ExperimentStatus.EVALUATION, tag)
+                try:
+                    num_batches = len(loader)
+                except TypeError:
+                    num_batches = None
+                self.broker.publish_progress(num_train_steps_done, ExperimentStatus.EVALUATION, tag, 0, num_batches)
                 started = time.perf_counter()
                 totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss*samples, samples, tokens
-                for batch in loader:
+                for done, batch in enumerate(loader, start=1):
                     batch = batch.to(self.device, non_blocking=True)
                     predictions = self.model(batch.samples)
                     loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
@@ -123,6 +127,9 @@ class Evaluator:
                     num_tokens = next(iter(batch.samples.values())).numel()
                     totals += torch.stack(
                         [loss.detach().double() * num_samples, totals.new_tensor(num_samples), totals.new_tensor(num_tokens)]
+                    )
+                    self.broker.publish_progress(
+                        num_train_steps_done, ExperimentStatus.EVALUATION, tag, done, num_batches
                     )
                 loss_sum, num_samples, num_tokens = _all_reduce_sum(totals).tolist()
                 elapsed = time.perf_counter() - started

@@ -1,4 +1,7 @@
 import json
+import re
+
+import yaml
 
 from .conftest import run_cli
 
@@ -66,7 +69,14 @@ def test_validate_set_and_print_resolved(write_config):
     path = write_config(GOOD)
     result = run_cli("validate", str(path), "--set", "settings.seq=5", "--print-resolved")
     assert result.returncode == 0, result.stderr
-    assert "sequence_length: 5" in result.stdout
+    # stdout is the resolved YAML and nothing else (it can be piped into a file); the report goes to stderr
+    assert yaml.safe_load(result.stdout) == {
+        "settings": {"seq": 5},
+        "steps": {"component_key": "number_conversion", "variant_key": "num_samples_from_num_tokens",
+                  "config": {"num_tokens": 100, "sequence_length": 5}},
+    }
+    assert list(yaml.safe_load(result.stdout)) == ["settings", "steps"]  # the file's order
+    assert "ok (as components" in result.stderr
     bad = run_cli("validate", str(path), "--set", "steps.config.sequence_length=[1]")
     assert bad.returncode == 1 and "<--set>" in bad.stderr
 
@@ -83,7 +93,8 @@ def test_components_table_and_detail():
     assert listing.returncode == 0 and "num_steps_from_num_tokens" in listing.stdout
     detail = run_cli("components", "number_conversion/num_steps_from_num_tokens")
     assert detail.returncode == 0
-    for text in ("dp_degree", "gradient_accumulation_steps", "(required)", "Tokens per sample"):
+    # the types as the docs write them (constraints included)
+    for text in ("dp_degree", "gradient_accumulation_steps", "required", "int (> 0)", "Tokens per sample"):
         assert text in detail.stdout
     unknown = run_cli("components", "number_conversion/num_steps_from_num_tokns")
     assert unknown.returncode == 1 and "did you mean" in unknown.stderr
@@ -92,3 +103,36 @@ def test_components_table_and_detail():
 def test_module_entry_and_help():
     result = run_cli("--help")
     assert result.returncode == 0 and "validate" in result.stdout and "components" in result.stdout
+
+
+def test_validate_quiet_prints_only_errors(write_config):
+    ok = run_cli("validate", "-q", str(write_config(GOOD)))
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    path = write_config(FIVE_MISTAKES)
+    bad = run_cli("validate", "--quiet", str(path))
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert f"{path}:4:16: error: a.variant_key" in bad.stderr and "5 errors" in bad.stderr
+
+
+def test_version():
+    from modalities import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"modalities {__version__}"
+
+
+def test_components_wraps_long_names_instead_of_cutting_them():
+    result = run_cli("components", "model/gpt2", env={"COLUMNS": "60"})
+    assert result.returncode == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 60
+    assert "…" not in result.stdout
+    for name in ("enforce_swiglu_hidden_dim_multiple_of", "attention_implementation", "use_weight_tying"):
+        assert re.search(rf"^{name}  ", result.stdout, re.M)  # narrow: one field a line, the name whole
+    wide = run_cli("components", "model/gpt2", env={"COLUMNS": "200"})
+    assert re.search(r"^│ enforce_swiglu_hidden_dim_multiple_of +│ int \(> 0\)", wide.stdout, re.M)
+    for columns in ("60", "80", "200"):
+        listing = run_cli("components", env={"COLUMNS": columns})
+        assert max(len(line) for line in listing.stdout.splitlines()) <= int(columns)
+        assert "number_conversion/num_steps_from_num_tokens" in listing.stdout and "…" not in listing.stdout
+    wandb = run_cli("components", "results_subscriber/wandb")
+    assert "pip install 'modalities[wandb]'" in wandb.stdout

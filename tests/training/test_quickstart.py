@@ -1,5 +1,6 @@
 """The real stack: quick-start config under torchrun on 2 CPU ranks, then convert to-torch and to-hf."""
 
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,20 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
 
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
     state = torch.load(tmp_path / "m.pt", weights_only=True)
+
+    # The start banner (rank 0 only) states the model's size, whole and per rank, as the exported weights have it.
+    total = sum(t.numel() for name, t in state.items() if name != "transformer.lm_head.weight")  # tied to the embedding
+    banner = result.stdout
+    assert banner.count("modalities train\n") == 1 and banner.count("modalities train: done") == 1
+    assert "ranks       2 on cpu, mesh dp_shard=2" in banner
+    assert f"parameters ({total:,});" in banner
+    per_rank = re.search(r"\(\d[\d,]*\); ([\d.]+)K (?:to ([\d.]+)K per rank|on each rank)", banner)
+    low, high = float(per_rank.group(1)), float(per_rank.group(2) or per_rank.group(1))
+    assert abs((low + high) * 1000 - total) <= 100  # FSDP2 shards: the two ranks hold the whole model between them
+    assert "512 tokens = 8 samples x 64 tokens (micro-batch 4 x 1 accumulated x 2 data-parallel)" in banner
+    assert "8 steps, 4,096 tokens" in banner
+    assert re.search(r"finished +8 steps, 4,096 tokens", banner)
+    assert str(latest.resolve()) in banner or str(tmp_path / "qs" / "checkpoints" / "step_8") in banner
     assert torch.equal(hf.transformer.wte.weight, state["transformer.wte.weight"])  # the trained weights
     out = hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
     assert out.shape == (1, 8)
@@ -58,7 +73,24 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
                        "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"), timeout=240)
     assert one.returncode == 0, one.stderr[-3000:]
     assert "saved by 2 ranks and this run has 1" in one.stdout
+    assert re.search(r"resuming after step 4 \(2,048 tokens\) from \S+step_4", one.stdout)
+    assert re.search(r"finished +8 steps \(4 in this run\), 4,096 tokens", one.stdout)
     moved = read_results(tmp_path / "qs-one")
     assert sorted(moved) == [5, 6, 7, 8]
     for step, loss in moved.items():
         assert abs(loss - losses[step]) < 1e-4, (step, moved, losses)
+
+
+def test_the_quick_start_trains_the_same_model_every_time(tmp_path):
+    """Its model has a seed: two runs of the same config give the same losses (an unseeded init did not)."""
+    from modalities.cli.main import main
+
+    short = ["--set", "settings.training_target.num_target_steps=4", "--set", "settings.intervals.training_log_interval_in_steps=1",
+             "--set", "settings.intervals.checkpointing_interval_in_steps=4", "--set", "settings.intervals.evaluation_interval_in_steps=4",
+             "--set", "evaluation_subscriber={component_key: results_subscriber, variant_key: dummy, config: {}}",
+             "--set", "progress_subscriber={component_key: progress_subscriber, variant_key: dummy, config: {}}"]
+    for name in ("a", "b"):
+        assert main(["train", str(REPO / "configs" / "quickstart.yaml"), "--experiments-root", str(tmp_path),
+                     "--experiment-id", name, *short]) == 0
+    first, second = read_results(tmp_path / "a"), read_results(tmp_path / "b")
+    assert sorted(first) == [1, 2, 3, 4] and first == second

@@ -22,7 +22,10 @@ class HuggingFacePretrainedModelConfig(ComponentConfig):
     """A causal language model loaded by transformers from a local folder (never downloaded)."""
 
     model_type: Literal["AutoModelForCausalLM"] = Field(description="The transformers auto class that loads it.")
-    model_name: Path = Field(description="Local folder written by save_pretrained (config.json and weights).")
+    model_name: Path = Field(
+        description="A folder written by save_pretrained (config.json and weights), or a hub id (`gpt2`, "
+        "`org/name`) in the local Hugging Face cache; nothing is downloaded."
+    )
     prediction_key: str = Field(description="Key under which the model's output is returned.")
     huggingface_prediction_subscription_key: str = Field(
         description="Which field of the transformers output to return, e.g. logits."

@@ -38,11 +38,16 @@ class HuggingFacePretrainedModel(NNModel):
     ):
         from transformers import AutoModelForCausalLM
 
-        model_name = Path(model_name)
+        from modalities.interop.hub import HubResolutionError, resolve_pretrained
+
+        try:
+            model_name = resolve_pretrained(model_name)
+        except HubResolutionError as e:
+            raise FileNotFoundError(f"model_name {e} (models are never downloaded)") from None
         if not (model_name / "config.json").is_file():
             raise FileNotFoundError(
-                f"model_name {model_name}: no config.json there; it must be a local folder written by "
-                "save_pretrained (models are never downloaded)"
+                f"model_name {model_name}: no config.json there; it must be a folder written by save_pretrained, or "
+                "a hub id in the local Hugging Face cache (models are never downloaded)"
             )
         huggingface_model = AutoModelForCausalLM.from_pretrained(
             model_name,

@@ -1,0 +1,181 @@
+"""Our ``model/gpt2`` to a transformers folder, in the architecture that holds its shape exactly, with its
+tokenizer; and a transformers folder back to our model.
+
+    classic GPT-2 (learned positions, gelu, LayerNorm)          -> GPT2LMHeadModel   (interop/hf_gpt2.py)
+    RoPE + SwiGLU + RMSNorm (GQA, biases, tying as configured)  -> LlamaForCausalLM  (interop/hf_llama.py)
+    the same with a per-head q/k RMS norm                       -> Qwen3ForCausalLM
+
+A shape neither holds is refused with the reasons for each. The tokenizer (a Hugging Face tokenizer folder, or
+the config's ``pretrained_hf_tokenizer``) is saved beside the weights, and its bos/eos/pad ids go into the model
+and generation configs, so ``AutoTokenizer.from_pretrained(OUT)`` encodes as our tokenizer does and
+``generate`` stops at the end-of-text token. The folder is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modalities.checkpointing.compat import fit_state_dict_to_model
+from modalities.interop.hf_gpt2 import HFConversionError, hf_gpt2_problems, to_hf_gpt2
+from modalities.interop.hf_llama import HFLlamaConversionError, llama_problems, to_hf_llama
+from modalities.models.gpt2.model import GPT2LLM, build_gpt2_model
+
+
+def model_from_state_dict(config, state_dict: dict[str, torch.Tensor]) -> GPT2LLM:
+    """Our model of ``config`` (a GPT2LLMConfig) holding ``state_dict``, checked to fit it."""
+    fields = {name: getattr(config, name) for name in type(config).model_fields}
+    fields.update(use_meta_device=True, attention_implementation="manual")
+    model = build_gpt2_model(**fields)
+    state_dict = fit_state_dict_to_model(state_dict, model)
+    missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
+    if missing or unexpected:
+        raise HFConversionError(
+            f"the checkpoint does not fit the model config: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+        )
+    if model.use_weight_tying:
+        model.transformer.wte.weight = model.transformer.lm_head.weight
+    return model.float().eval()
+
+
+def architecture_of(model: GPT2LLM) -> str:
+    """"gpt2", "llama" or "qwen3"; HFConversionError naming what keeps each out."""
+    gpt2 = hf_gpt2_problems(model)
+    if not gpt2:
+        return "gpt2"
+    llama = llama_problems(model)
+    if not llama:
+        return "qwen3" if model.blocks[0].attn.q_norm is not None else "llama"
+    raise HFConversionError(
+        "no transformers architecture holds this model/gpt2 configuration exactly:\n"
+        "  as GPT-2 (GPT2LMHeadModel):\n    - " + "\n    - ".join(gpt2) + "\n"
+        "  as Llama/Qwen3 (LlamaForCausalLM, Qwen3ForCausalLM):\n    - " + "\n    - ".join(llama)
+    )
+
+
+def load_tokenizer(location: str | os.PathLike):
+    """A Hugging Face tokenizer from a folder, a tokenizer.json, or a hub id in the local cache."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from modalities.interop.hub import resolve_pretrained
+
+    path = resolve_pretrained(location)
+    if path.is_file():
+        return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def _token_ids(tokenizer) -> dict[str, int | None]:
+    return {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def export_model_to_hf(model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: Any = None) -> tuple[Path, str]:
+    """Write ``model`` (and ``tokenizer``) as a transformers folder; returns it and the architecture used."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"{out_dir} already exists and is not an empty folder; choose a new output folder")
+    architecture = architecture_of(model)
+    token_ids = _token_ids(tokenizer) if tokenizer is not None else None
+    if tokenizer is not None and len(tokenizer) > model.vocab_size:
+        raise HFConversionError(
+            f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is {model.vocab_size}: it is not "
+            "this model's tokenizer"
+        )
+    try:
+        hf_model = to_hf_gpt2(model) if architecture == "gpt2" else to_hf_llama(model, token_ids)
+    except HFLlamaConversionError as e:
+        raise HFConversionError(str(e)) from None
+    if token_ids is not None:
+        for key, value in token_ids.items():
+            setattr(hf_model.config, key, value)
+            setattr(hf_model.generation_config, key, value)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        hf_model.save_pretrained(tmp_dir)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp_dir)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return out_dir, architecture
+
+
+def export_state_dict_to_hf(config, state_dict, out_dir, tokenizer=None) -> tuple[Path, str]:
+    """A model/gpt2 config and a full state dict (a consolidated checkpoint) as a transformers folder."""
+    return export_model_to_hf(model_from_state_dict(config, state_dict), out_dir, tokenizer)
+
+
+# ---- import -------------------------------------------------------------------------------------------------
+
+
+def gpt2_config_from_hf_gpt2(hf_config) -> dict[str, Any]:
+    """The model/gpt2 config (plain values) of a transformers GPT-2 config."""
+    if hf_config.activation_function not in ("gelu", "gelu_new", "gelu_pytorch_tanh"):
+        raise HFConversionError(f"activation_function {hf_config.activation_function!r} has no model/gpt2 form")
+    n_embd, eps = hf_config.n_embd, hf_config.layer_norm_epsilon
+    norm = {"norm_type": "layer_norm", "config": {"normalized_shape": n_embd, "eps": eps, "bias": True}}
+    return {
+        "sample_key": "input_ids",
+        "prediction_key": "logits",
+        "poe_type": "ABSOLUTE",
+        "sequence_length": hf_config.n_positions,
+        "vocab_size": hf_config.vocab_size,
+        "n_layer": hf_config.n_layer,
+        "n_head_q": hf_config.n_head,
+        "n_head_kv": hf_config.n_head,
+        "n_embd": n_embd,
+        "ffn_hidden": hf_config.n_inner or 4 * n_embd,
+        "dropout": 0.0,
+        "bias": True,
+        "activation_type": "gelu",
+        "attention_implementation": "pytorch_flash",
+        "attention_config": {"qkv_transforms": []},
+        "attention_norm_config": norm,
+        "ffn_norm_config": norm,
+        "lm_head_norm_config": norm,
+        "use_weight_tying": bool(getattr(hf_config, "tie_word_embeddings", True)),
+    }
+
+
+def import_from_hf(location: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A transformers GPT-2, Llama or Qwen3 folder (or hub id in the cache) -> (model/gpt2 config, state dict)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from modalities.interop.hf_gpt2 import load_hf_gpt2_weights
+    from modalities.interop.hf_llama import gpt2_config_from_hf_llama, state_dict_from_hf_llama
+    from modalities.interop.hub import resolve_pretrained
+
+    path = resolve_pretrained(location)
+    hf_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    if hf_config.model_type == "gpt2":
+        config = gpt2_config_from_hf_gpt2(hf_config)
+    else:
+        try:
+            config = gpt2_config_from_hf_llama(hf_config)
+        except HFLlamaConversionError as e:
+            raise HFConversionError(str(e)) from None
+    hf_model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).float().eval()
+    fields = {**config, "attention_implementation": "manual", "seed": 0}
+    ours = build_gpt2_model(**fields)
+    if hf_config.model_type == "gpt2":
+        load_hf_gpt2_weights(ours, hf_model)
+        state = {name: t.detach().clone() for name, t in ours.state_dict().items()}
+    else:
+        try:
+            state = state_dict_from_hf_llama(hf_model, ours)
+        except HFLlamaConversionError as e:
+            raise HFConversionError(str(e)) from None
+    return config, state
