@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -36,13 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out documents that cannot be read or encoded (counted and listed) instead of stopping",
     )
-    pack.add_argument("--num-cpus", type=int, default=None, help="worker processes (overrides settings.num_cpus)")
+    pack.add_argument("--num-cpus", type=int, default=None, help="CPUs to tokenize on (overrides settings.num_cpus)")
     pack.add_argument(
         "--special-tokens-in-text",
         choices=["as_tokens", "as_text"],
         default=None,
         help="a special token's string inside a document: the token (the reference's way) or its characters "
         "(overrides settings.special_tokens_in_text)",
+    )
+    pack.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="pack only the I-th of N contiguous slices of the documents (0 <= I < N), into DST.IIIII-of-NNNNN.pbin; "
+        "merge_packed_data of the N parts in order gives the file packing the whole would (for a SLURM array)",
     )
     _add_existence_policy(pack)
     pack.set_defaults(_data_run=_pack_encoded_data)
@@ -94,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     inspect.add_argument("--document", type=int, default=0, help="which document to show (default 0)")
     inspect.add_argument("--max-tokens", type=int, default=64, help="tokens of the document to show (default 64)")
+    inspect.add_argument(
+        "--sequence-length",
+        type=int,
+        action="append",
+        default=None,
+        metavar="N",
+        help="count the training samples at this sequence length (repeatable; default 1024, 2048, 4096, 8192)",
+    )
     inspect.set_defaults(_data_run=_inspect)
 
     merge = sub.add_parser("merge_packed_data", help="concatenate .pbin files into one")
@@ -145,6 +161,65 @@ def _progress(unit_label: str):
     )
 
 
+class _PackingProgress:
+    """Packing progress: a rich bar on a terminal; otherwise (a batch job's log) a plain line on stderr every
+    MODALITIES_PROGRESS_SECONDS (default 30) seconds, so a log shows documents/s, tokens/s and an ETA too."""
+
+    def __init__(self, description: str):
+        import os
+        import time
+
+        self.description, self.total = description, None
+        self.began = self.last_line = time.perf_counter()
+        try:
+            self.every = float(os.environ.get("MODALITIES_PROGRESS_SECONDS", "30"))
+        except ValueError:
+            self.every = 30.0
+        # rich only for a terminal: a batch job's log does not wait for its import
+        self.plain = not sys.stderr.isatty()
+        self.bar = None if self.plain else _progress("documents")
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.description, total=None, rate="")
+        return self
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.bar is not None:
+            self.bar.update(self.task, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def update(self, documents: int, tokens: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        rates = _rates(documents, tokens, now - self.began)
+        if not self.plain:
+            self.bar.update(self.task, completed=documents, rate=rates)
+            return
+        if now - self.last_line < self.every:
+            return
+        self.last_line = now
+        line = f"{self.description}: {documents:,}"
+        if self.total:
+            line += f"/{self.total:,} documents ({100 * documents / self.total:.0f}%), {rates}"
+            if documents:
+                line += f", ETA {_duration((self.total - documents) * (now - self.began) / documents)}"
+        else:
+            line += f" documents, {rates}"
+        print(line, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def _rates(documents: int, tokens: int | None, seconds: float) -> str:
     seconds = max(seconds, 1e-9)
     text = f"{documents / seconds:,.0f} documents/s"
@@ -157,9 +232,7 @@ def _create_raw_index(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from modalities.data.raw_index import create_raw_index
-
-    from modalities.data.raw_index import default_index_path
+    from modalities.data.raw_index import create_raw_index, default_index_path
 
     policy = _existence_policy(args)
     index_path = args.index_path or default_index_path(args.src_path)
@@ -190,8 +263,9 @@ def _create_raw_index(args: argparse.Namespace) -> int:
 
 
 def _pack_encoded_data(args: argparse.Namespace) -> int:
+    shard = parse_shard(args.shard) if args.shard is not None else None
     policy = _existence_policy(args)
-    if policy == "skip" and _pack_destination_exists(args.config):
+    if policy == "skip" and _pack_destination_exists(args.config, shard):
         print(f"{args.config}: the output exists; skipped (--file_existence_policy skip)")
         return 0
     return pack_from_config(
@@ -200,22 +274,42 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
         skip_bad_documents=args.skip_bad_documents,
         num_cpus=args.num_cpus,
         special_tokens_in_text=getattr(args, "special_tokens_in_text", None),
+        shard=shard,
     )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` -> (I, N), 0 <= I < N; DataError saying what to write otherwise."""
+    from modalities.data.errors import DataError
+
+    parts = text.split("/")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise DataError(f"--shard {text!r}: write I/N, e.g. --shard 0/8 for the first of 8 slices")
+    index, count = (int(part) for part in parts)
+    if count < 1 or index >= count:
+        raise DataError(f"--shard {text!r}: I must be in 0..N-1 and N at least 1 (e.g. 0/{max(count, 1)})")
+    return index, count
+
+
+def shard_path(destination: Path, shard: tuple[int, int]) -> Path:
+    """Where shard I of N of ``destination`` goes: corpus.pbin -> corpus.00003-of-00008.pbin."""
+    index, count = shard
+    return destination.with_name(f"{destination.stem}.{index:05d}-of-{count:05d}{destination.suffix or '.pbin'}")
 
 
 def _existence_policy(args: argparse.Namespace) -> str:
     return getattr(args, "file_existence_policy", None) or ("override" if getattr(args, "overwrite", False) else "error")
 
 
-def _pack_destination_exists(config_path: str) -> bool:
+def _pack_destination_exists(config_path: str, shard: tuple[int, int] | None = None) -> bool:
     from modalities import load_app_config_dict
 
     settings = load_app_config_dict(config_path).get("settings") or {}
-    from pathlib import Path
-
     source = settings.get("src_path")
     destination = settings.get("dst_path") or (str(Path(source).with_suffix(".pbin")) if source else None)
-    return bool(destination) and Path(destination).exists()
+    if not destination:
+        return False
+    return (shard_path(Path(destination), shard) if shard else Path(destination)).exists()
 
 
 def pack_from_config(
@@ -225,10 +319,10 @@ def pack_from_config(
     skip_bad_documents: bool = False,
     num_cpus=None,
     special_tokens_in_text: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> int:
-    """Pack as a pack config describes; 0 on success, 1 after printing what is wrong."""
-    import time
-
+    """Pack as a pack config describes (only slice I of N with ``shard=(I, N)``); 0 on success, 1 after printing
+    what is wrong."""
     from pydantic import ValidationError
 
     from modalities import ConfigError, Main, load_app_config_dict
@@ -262,28 +356,26 @@ def pack_from_config(
         print(render_text(diagnostics), file=sys.stderr)
         return 1
     try:
-        tokenizer = Main({"tokenizer": config["tokenizer"]}).build_components()["tokenizer"]
+        tokenizer = _packing_tokenizer(Main(config))
     except ConfigError as e:
         print(render_text(e.diagnostics), file=sys.stderr)
         return 1
 
+    from modalities.data.raw_index import default_index_path
+
     num_cpus = num_cpus or settings.num_cpus
-    began = time.perf_counter()
-    with _progress("documents") as progress:
-        from modalities.data.raw_index import default_index_path, read_raw_index
-
-        index_path = settings.index_path or default_index_path(settings.src_path)
-        total = len(read_raw_index(index_path)) if index_path.is_file() else None
-        task = progress.add_task("packing", total=total, rate="")
-
-        def on_progress(documents: int, tokens: int) -> None:
-            progress.update(task, completed=documents, rate=_rates(documents, tokens, time.perf_counter() - began))
-
+    index_path = settings.index_path or default_index_path(settings.src_path)
+    destination = settings.dst_path or settings.src_path.with_suffix(".pbin")
+    description = "packing"
+    if shard is not None:
+        destination = shard_path(destination, shard)
+        description = f"packing shard {shard[0]}/{shard[1]}"
+    with _PackingProgress(description) as progress:
         result = pack_encoded_data(
             src_path=settings.src_path,
             tokenizer=tokenizer,
             eod_token=settings.eod_token,
-            dst_path=settings.dst_path,
+            dst_path=destination,
             index_path=settings.index_path,
             jq_pattern=settings.jq_pattern,
             num_cpus=num_cpus,
@@ -291,17 +383,19 @@ def pack_from_config(
             max_batches_in_flight=num_cpus + settings.raw_samples_queue_size + settings.processed_samples_queue_size,
             skip_bad_documents=skip_bad_documents or settings.skip_bad_documents,
             overwrite=overwrite or settings.overwrite,
-            on_progress=on_progress,
+            on_start=progress.start,
+            on_progress=progress.update,
             special_tokens_as_text=(special_tokens_in_text or settings.special_tokens_in_text) == "as_text",
+            shard=shard,
         )
     print(
         f"{result.dst_path}: {result.num_documents} documents, {result.num_tokens} tokens "
-        f"({result.token_width}-byte tokens) in {result.seconds:.1f}s with {num_cpus} worker(s): "
+        f"({result.token_width}-byte tokens) in {result.seconds:.1f}s on {result.parallelism}: "
         f"{_rates(result.num_documents, result.num_tokens, result.seconds)}"
     )
     if result.num_with_eod_inside:
         as_text = (special_tokens_in_text or settings.special_tokens_in_text) == "as_text"
-        lines = ", ".join(str(_line_of(settings.src_path, index_path, d)) for d in result.first_with_eod_inside)
+        lines = ", ".join(map(str, _lines_of(settings.src_path, index_path, result.first_with_eod_inside)))
         more = " ..." if result.num_with_eod_inside > len(result.first_with_eod_inside) else ""
         print(
             f"warning: {result.num_with_eod_inside} document(s) hold the EOD token before their end (lines {lines}"
@@ -324,11 +418,59 @@ def pack_from_config(
     return 0
 
 
-def _line_of(src_path, index_path, document: int) -> int:
+HF_TOKENIZER_BUILDER = "modalities.data.tokenizers:PreTrainedHFTokenizer"
+
+
+def _packing_tokenizer(main):
+    """The config's tokenizer, validated; the built-in Hugging Face one through the packing cache (no
+    transformers import once it has been prepared on this machine), any other built as a component."""
+    from modalities.data.prepared_tokenizer import hf_tokenizer_for_packing
+
+    node = main.config_dict.get("tokenizer")
+    spec = main.registry.get("tokenizer", "pretrained_hf_tokenizer")
+    plain = spec is not None and _plain_component(node, "tokenizer", "pretrained_hf_tokenizer")
+    if plain and spec.builder_location == HF_TOKENIZER_BUILDER:
+        # A component of plain values needs no graph: its config class alone validates it, and packing starts
+        # without importing the later compiler stages. Whatever it rejects, the full compile reports with positions.
+        from pydantic import ValidationError
+
+        try:
+            config = spec.config_class().model_validate(node.get("config") or {})
+        except ValidationError:
+            config = None
+        if config is not None:
+            return hf_tokenizer_for_packing(**config.model_dump())
+    compiled = main.compile()
+    compiled.raise_for_errors()
+    node = compiled.validated.nodes.get(("tokenizer",))
+    if node is not None and node.config is not None and node.spec.builder_location == HF_TOKENIZER_BUILDER:
+        return hf_tokenizer_for_packing(**node.config.model_dump())
+    return main.build_components()["tokenizer"]
+
+
+def _plain_component(node, component_key: str, variant_key: str) -> bool:
+    """``node`` is that component, with a config of plain values (no component, no reference inside)."""
+    if not isinstance(node, dict) or set(node) - {"component_key", "variant_key", "config"}:
+        return False
+    if node.get("component_key") != component_key or node.get("variant_key") != variant_key:
+        return False
+
+    def plain(value) -> bool:
+        if isinstance(value, dict):
+            return "component_key" not in value and "instance_key" not in value and all(map(plain, value.values()))
+        if isinstance(value, list):
+            return all(map(plain, value))
+        return True
+
+    return isinstance(node.get("config", {}), dict) and plain(node.get("config", {}))
+
+
+def _lines_of(src_path, index_path, documents: list[int]) -> list[int]:
     from modalities.data.packing import _line_number
     from modalities.data.raw_index import read_raw_index
 
-    return _line_number(Path(src_path), int(read_raw_index(index_path)[document, 0]))
+    index = read_raw_index(index_path)
+    return [_line_number(Path(src_path), int(index[document, 0])) for document in documents]
 
 
 def _misspelled_settings(settings: dict, model, source_map) -> list:
@@ -370,24 +512,73 @@ def _load_tokenizer(path: str):
 
 def _inspect(args: argparse.Namespace) -> int:
     from modalities.data.pbin import PackedFile
+    from modalities.data.pbin_info import describe_tokenizer, read_info
+    from modalities.data.pbin_stats import length_histogram, length_stats, sample_counts
 
     packed = PackedFile(args.path)
+    info = read_info(args.path)
     print(f"file:        {packed.path} ({packed.path.stat().st_size:,} bytes)")
     print(f"tokens:      {packed.num_tokens:,}")
     print(f"documents:   {packed.num_documents:,}")
     print(f"token width: {packed.token_width} byte(s) (ids up to {(1 << (8 * packed.token_width)) - 1:,})")
+    if info is not None:
+        identity = info.get("tokenizer") or {}
+        fingerprint = identity.get("fingerprint")
+        print(f"tokenizer:   {describe_tokenizer(identity)}" + (f", sha256 {fingerprint[:16]}" if fingerprint else ""))
+        source = info.get("source") or {}
+        if source and not source.get("path"):  # merged, shuffled or a chunk of other files
+            import json
+
+            made_from = json.dumps(source, ensure_ascii=False)
+            print(f"made from:   {made_from if len(made_from) <= 200 else made_from[:200] + ' ...'}")
+        elif source.get("path"):
+            first, end = source.get("documents", [None, None])
+            print(f"packed from: {source['path']} (documents {first}..{end} of {source.get('of')}, "
+                  f"jq {source.get('jq_pattern')}) on {info.get('written')} by modalities {info.get('modalities')}")
+    else:
+        print("tokenizer:   not recorded (no info file beside the .pbin: packed elsewhere or before it existed)")
     if packed.num_documents == 0:
         return 0
     if not 0 <= args.document < packed.num_documents:
         return _fail(f"{args.path}: --document {args.document} is out of range (0..{packed.num_documents - 1})")
+    documents = packed.index // packed.token_width
+    lengths = documents[:, 1]
+    stats = length_stats(lengths)
+    print(
+        f"document length (tokens): min {stats.min:,}, median {stats.median:,g}, mean {stats.mean:,.1f}, "
+        f"p99 {stats.p99:,}, max {stats.max:,}"
+    )
+    rows = length_histogram(lengths)
+    widest = max(count for _, _, count in rows)
+    for low, high, count in rows:
+        label = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+        bar = "#" * (math.ceil(40 * count / widest) if count else 0)
+        print(f"  {label:>15} {count:>12,}  {bar}")
+    print("training samples (continuous: reuse_last_target true / false; megatron):")
+    for sequence_length in args.sequence_length or (1024, 2048, 4096, 8192):
+        if sequence_length < 2:
+            return _fail(f"--sequence-length {sequence_length}: a sequence holds at least 2 tokens")
+        counts = sample_counts(packed.num_tokens, documents, sequence_length)
+        print(f"  sequence_length {sequence_length:>6}: {counts.continuous:,} / {counts.continuous_disjoint:,}; "
+              f"{counts.megatron:,}")
     tokens = packed.document(args.document)
     shown = tokens[: args.max_tokens].tolist()
     more = f" ... ({len(tokens)} tokens)" if len(tokens) > len(shown) else ""
     print(f"document {args.document}: {shown}{more}")
-    if args.tokenizer:
-        tokenizer = _load_tokenizer(args.tokenizer)
+    tokenizer_path = args.tokenizer or _recorded_tokenizer_path(info)
+    if tokenizer_path:
+        tokenizer = _load_tokenizer(tokenizer_path)
         print(f"decoded:     {tokenizer.decode(shown)!r}{' ...' if more else ''}")
     return 0
+
+
+def _recorded_tokenizer_path(info: dict | None) -> str | None:
+    """The tokenizer the info file names, when it is a file or folder on this machine."""
+    identity = (info or {}).get("tokenizer") or {}
+    source = identity.get("source")
+    if identity.get("kind") in ("huggingface", "sentencepiece") and isinstance(source, str) and Path(source).exists():
+        return source
+    return None
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
-from modalities.config.graph import ComponentGraph, build_component_graph
 from modalities.config.load import Document, load_document
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
-from modalities.config.validate import ValidatedGraph, ValidatedRoot, validate_graph, validate_root
 from modalities.registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    # Imported where used: loading and resolving (what `load_app_config_dict` and the packer need) must not
+    # wait for networkx (~0.1 s) and the validation stage.
+    from modalities.config.graph import ComponentGraph
+    from modalities.config.validate import ValidatedGraph, ValidatedRoot
 
 # The top-level names a training run asks for (as in Modalities): such a component is "used" even when no
 # other component references it.
@@ -158,6 +163,9 @@ def compile_document(
 ) -> CompiledConfig:
     """Stages 3-5 on a resolved document. ``root``: what the whole config must be ("training"), AUTO_ROOT (the
     registry's root whose marker keys the config has, e.g. app_state for a training run), or None."""
+    from modalities.config.graph import build_component_graph
+    from modalities.config.validate import validate_graph, validate_root
+
     registry = registry if registry is not None else default_registry()
     compiled = CompiledConfig(document=document, registry=registry, diagnostics=list(diagnostics))
     if _is_sweep_template(document.values.get("sweep")):

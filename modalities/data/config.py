@@ -314,11 +314,13 @@ class PackEncodedDataSettings(ComponentConfig):
     )
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
     num_cpus: PositiveStrictInt = Field(
-        default_factory=lambda: os.cpu_count() or 1, description="Worker processes that tokenize in parallel."
+        default_factory=lambda: os.cpu_count() or 1,
+        description="CPUs to tokenize on: the tokenizer's own threads for a Hugging Face fast tokenizer (one "
+        "process), worker processes for any other tokenizer.",
     )
     eod_token: str = Field(description="Token appended after every document, e.g. `<|endoftext|>`.")
     processing_batch_size: PositiveStrictInt = Field(
-        default=1000, description="Documents a worker encodes in one batch."
+        default=1000, description="Documents encoded in one batch (one call of the tokenizer)."
     )
     raw_samples_queue_size: PositiveStrictInt = Field(
         default=4, description="Batches queued for the workers beyond one per worker (bounds memory)."

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from modalities.data.errors import DataError
 from modalities.data.jq_pattern import apply_jq_pattern, compile_jq_pattern
 from modalities.data.pbin import PackedFile
-from modalities.data.pbin_header import continuous_block_size, num_continuous_samples
+from modalities.data.pbin_header import continuous_block_size, megatron_sample_starts, num_continuous_samples
 from modalities.data.raw_index import default_index_path, read_raw_index
 from modalities.data.tokenizers import TokenizerWrapper
 
@@ -55,31 +55,6 @@ class PackedMemMapDatasetContinuous(Dataset):
             raise IndexError(f"sample {idx} is out of range for {self._num_samples} samples of {self.raw_data_path}")
         start = idx * self._stride
         return {self.sample_key: self.packed.tokens[start : start + self._block].astype(np.int64)}
-
-
-def megatron_sample_starts(documents: np.ndarray, block_size: int) -> list[int]:
-    """Token offsets of the samples of ``block_size`` tokens that the reference's Megatron-style packing cuts:
-    documents are accumulated until a block is full; a document that overflows the block starts the next
-    sample at its own beginning, unless it is longer than a block, in which case the next sample starts one
-    block further.
-    ``documents`` holds (token offset, token length) rows."""
-    starts: list[int] = []
-    current_start, current_len = 0, 0
-    for document_start, length in ((int(o), int(n)) for o, n in documents):
-        if current_len + length < block_size:
-            current_len += length
-        elif current_len + length == block_size:
-            starts.append(current_start)
-            current_len = 0
-            current_start += block_size
-        else:
-            starts.append(current_start)
-            if length > block_size:
-                current_start += block_size
-                current_len = 0
-            else:
-                current_start, current_len = document_start, length
-    return starts
 
 
 class PackedMemMapDatasetMegatron(Dataset):

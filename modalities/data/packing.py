@@ -1,10 +1,16 @@
-"""Tokenize a JSONL corpus into a .pbin file, in parallel across processes.
+"""Tokenize a JSONL corpus into a .pbin file.
 
-The main process cuts the raw index into batches of ``processing_batch_size`` documents and hands them to a
-pool of worker processes (spawn-safe: workers import only this module, numpy and the tokenizer runtime). Each
-worker reads its documents from the JSONL file, picks the text with the jq pattern, batch-encodes it with the
-fast tokenizer and appends the EOD token once per document. The main process writes results strictly in batch
-order, so the output is byte-identical for any number of workers.
+Documents are read through the raw index in batches of ``processing_batch_size``, the text picked with the jq
+pattern, batch-encoded, and the EOD token appended once per document; results are written strictly in batch
+order, so the output does not depend on how the work was spread.
+
+How the work is spread depends on the encoder. A Hugging Face fast tokenizer (`tokenizers`) releases the GIL
+and runs its own threads, so one process does it all with three threads in a pipeline: one reads and parses
+JSON, one encodes (on ``num_cpus`` tokenizer threads), one flattens and writes; this runs at the tokenizer's
+own speed. Other encoders (SentencePiece, one's own) run in a pool of ``num_cpus`` worker processes.
+
+``shard=(i, n)`` packs the i-th of n contiguous slices of the index; merging the n parts in order
+(`merge_packed_data`) gives the file packing the whole would.
 
 A bad document (invalid JSON, a missing field, a value that is not a string, an encode failure) stops the run
 with its file and line number, or, when asked, is skipped and counted; it is never dropped silently.
@@ -15,10 +21,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +35,7 @@ import numpy as np
 from modalities.data.errors import DataError
 from modalities.data.jq_pattern import JqPatternError, apply_jq_pattern, compile_jq_pattern
 from modalities.data.pbin import TOKEN_DTYPES, PackedFileWriter, token_width_for_vocab
+from modalities.data.pbin_info import write_info
 from modalities.data.raw_index import default_index_path, read_raw_index
 from modalities.data.tokenizers import TokenizerWrapper, tokenizer_parallelism_off
 
@@ -49,6 +59,7 @@ class PackingResult:
     # tokenizer read as the token (see special_tokens_as_text). Their count, and the first few (raw index).
     num_with_eod_inside: int = 0
     first_with_eod_inside: list[int] = field(default_factory=list)
+    parallelism: str = ""  # how the work was spread, for the summary
 
 
 @dataclass
@@ -69,9 +80,17 @@ def _init_worker(src_path: str, jq_steps: tuple, encoder: Callable, eod_id: int,
 
 
 def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
+    """Worker-process task: read, parse, encode and flatten one batch."""
     first_document, entries = task
-    src, steps, encoder = _worker["src"], _worker["jq_steps"], _worker["encoder"]
-    start = int(entries[0, 0])
+    texts, documents, errors = _read_texts(_worker["src"], _worker["jq_steps"], first_document, entries)
+    encoded, documents = _encode_each_on_failure(_worker["encoder"], texts, documents, errors)
+    return _flatten(encoded, documents, errors, _worker["eod_id"], _worker["width"])
+
+
+def _read_texts(src, steps, first_document: int, entries: np.ndarray) -> tuple[list[str], list[int], list]:
+    """The texts of a batch of index entries (one read of their span), with the documents they belong to and
+    the (document, reason) of those that cannot be used."""
+    start = int(entries[0, 0]) if len(entries) else 0
     src.seek(start)
     span = src.read(int(entries[-1, 0] + entries[-1, 1]) - start) if len(entries) else b""
     texts: list[str] = []
@@ -94,27 +113,33 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
             continue
         texts.append(text)
         documents.append(first_document + i)
-    encoded, documents = _encode_each_on_failure(encoder, texts, documents, errors)
-    eod = _worker["eod_id"]
-    flat: list[int] = []
-    lengths = np.empty(len(encoded), dtype=np.int64)
-    with_eod_inside = []
-    for j, ids in enumerate(encoded):
-        if _has_eod_inside(ids, eod):
-            with_eod_inside.append(documents[j])
-        flat.extend(ids)
-        # As the reference: an encoding that already ends with the EOD token (padding with pad = EOD) gets no
-        # second one.
-        ends_with_eod = len(ids) > 0 and ids[-1] == eod
-        if not ends_with_eod:
-            flat.append(eod)
-        lengths[j] = len(ids) + (0 if ends_with_eod else 1)
-    tokens = np.array(flat, dtype=np.int64)
-    limit = 1 << (8 * _worker["width"])
-    if len(tokens) and (tokens.min() < 0 or tokens.max() >= limit):
+    return texts, documents, errors
+
+
+def _flatten(encoded: list[list[int]], documents: list[int], errors: list, eod: int, width: int) -> _ChunkResult:
+    """One batch's token ids as the file holds them: each document's ids, then the EOD token unless the
+    encoding already ends with it (as the reference: padding with pad = EOD gets no second one)."""
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    flat = np.fromiter(chain.from_iterable(encoded), dtype=np.int64, count=int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    limit = 1 << (8 * width)
+    if len(flat) and (flat.min() < 0 or flat.max() >= limit):
         raise DataError(f"the tokenizer produced an id outside 0..{limit - 1}, which the token width cannot hold")
+    is_eod = flat == eod
+    ends_with_eod = np.zeros(len(encoded), dtype=bool)
+    nonempty = lengths > 0
+    ends_with_eod[nonempty] = is_eod[ends[nonempty] - 1]
+    # Documents holding an EOD before the run of EOD tokens they may end with: rare, so looked at one by one.
+    starts = ends - lengths
+    eod_counts = np.add.reduceat(is_eod, starts[nonempty], dtype=np.int64) if is_eod.any() and nonempty.any() else None
+    with_eod_inside = []
+    if eod_counts is not None:
+        for j, count in zip(np.flatnonzero(nonempty).tolist(), eod_counts.tolist()):
+            if count and _has_eod_inside(encoded[j], eod):
+                with_eod_inside.append(documents[j])
+    tokens = np.insert(flat, ends[~ends_with_eod], eod).astype(TOKEN_DTYPES[width])
     errors.sort()
-    return _ChunkResult(tokens.astype(TOKEN_DTYPES[_worker["width"]]).tobytes(), lengths, errors, with_eod_inside)
+    return _ChunkResult(tokens.tobytes(), lengths + ~ends_with_eod, errors, with_eod_inside)
 
 
 def _has_eod_inside(ids: list[int], eod: int) -> bool:
@@ -142,6 +167,14 @@ def _encode_each_on_failure(encoder, texts, documents, errors) -> tuple[list[lis
     return encoded, kept
 
 
+def shard_bounds(num_documents: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """The documents [first, end) of shard i of n: contiguous slices, sizes differing by at most one."""
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+        raise DataError(f"shard {i}/{n}: give I/N with 0 <= I < N")
+    return i * num_documents // n, (i + 1) * num_documents // n
+
+
 def pack_encoded_data(
     src_path: str | os.PathLike,
     tokenizer: TokenizerWrapper,
@@ -156,6 +189,8 @@ def pack_encoded_data(
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     special_tokens_as_text: bool = False,
+    shard: tuple[int, int] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> PackingResult:
     """Pack ``src_path`` (JSONL with a raw index) into a .pbin file; see the module docstring.
 
@@ -163,7 +198,9 @@ def pack_encoded_data(
     text) is encoded as its characters, so every document ends with exactly one EOD and holds no other. Off by
     default, as in the reference (same files); the result counts the documents it would change either way.
 
-    ``on_progress(documents_done, tokens_done)`` is called after each batch is written.
+    ``shard=(i, n)``: only the i-th of n contiguous slices of the documents (see shard_bounds).
+    ``on_start(num_documents)`` is called once the index is read, with the documents to pack;
+    ``on_progress(documents_done, tokens_done)`` after each batch is written.
     """
     began = time.perf_counter()
     src = Path(src_path)
@@ -173,6 +210,7 @@ def pack_encoded_data(
     if dst.exists() and not overwrite:
         raise DataError(f"{dst}: output file already exists; remove it or pass --overwrite")
     index = read_raw_index(index_path if index_path is not None else default_index_path(src), src)
+    first, end = shard_bounds(len(index), shard) if shard is not None else (0, len(index))
     try:
         jq_steps = compile_jq_pattern(jq_pattern)
     except JqPatternError as e:
@@ -181,62 +219,193 @@ def pack_encoded_data(
     eod_id = tokenizer.get_token_id(eod_token)
     # A tokenizer of one's own may predate special_tokens_as_text: it is asked only when that is wanted.
     encoder = tokenizer.batch_encoder(special_tokens_as_text) if special_tokens_as_text else tokenizer.batch_encoder()
-    init_args = (str(src), jq_steps, encoder, eod_id, width)
-    tasks = [
-        (start, index[start : start + processing_batch_size]) for start in range(0, len(index), processing_batch_size)
-    ]
+    tasks = [(start, index[start : min(start + processing_batch_size, end)]) for start in range(first, end, processing_batch_size)]
+    if on_start is not None:
+        on_start(end - first)
 
-    # More workers than batches would only cost start-up time.
-    num_workers = max(1, min(num_cpus, len(tasks)))
     writer = PackedFileWriter(dst, width, overwrite=overwrite)
     skipped: list[SkippedDocument] = []
     with_eod_inside: list[int] = []
     num_with_eod_inside = 0
     documents_done = tokens_done = 0
-    pool = None
-    parallelism_before = os.environ.get("TOKENIZERS_PARALLELISM")
+    window = max(max_batches_in_flight or 0, 2 * max(1, num_cpus))
     try:
-        if num_workers == 1:
-            _init_worker(*init_args)
-            results = (_encode_chunk(task) for task in tasks)
-        else:
-            tokenizer_parallelism_off()
-            pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker, initargs=init_args)
-            results = _ordered_results(pool, tasks, max(max_batches_in_flight or 0, 2 * num_workers))
-        for (first_document, entries), result in zip(tasks, results):
-            for document, reason in result.errors:
-                line = _line_number(src, int(index[document, 0]))
-                if not skip_bad_documents:
-                    raise DataError(
-                        f"{src}:{line}: document {document}: {reason}; fix it, or skip bad documents "
-                        "(--skip-bad-documents, or skip_bad_documents: true in the settings) to leave them out "
-                        "with a count"
-                    )
-                skipped.append(SkippedDocument(document, line, reason))
-            num_with_eod_inside += len(result.with_eod_inside)
-            with_eod_inside.extend(result.with_eod_inside[: max(0, 10 - len(with_eod_inside))])
-            writer.write_tokens(np.frombuffer(result.tokens, dtype=TOKEN_DTYPES[width]), result.doc_token_lengths)
-            documents_done += len(entries)
-            tokens_done += len(result.tokens) // width
-            if on_progress is not None:
-                on_progress(documents_done, tokens_done)
+        spread = _results_in_order(src, jq_steps, encoder, eod_id, width, tasks, num_cpus, window)
+        with spread as results:
+            for (first_document, entries), result in zip(tasks, results):
+                for document, reason in result.errors:
+                    line = _line_number(src, int(index[document, 0]))
+                    if not skip_bad_documents:
+                        raise DataError(
+                            f"{src}:{line}: document {document}: {reason}; fix it, or skip bad documents "
+                            "(--skip-bad-documents, or skip_bad_documents: true in the settings) to leave them out "
+                            "with a count"
+                        )
+                    skipped.append(SkippedDocument(document, line, reason))
+                num_with_eod_inside += len(result.with_eod_inside)
+                with_eod_inside.extend(result.with_eod_inside[: max(0, 10 - len(with_eod_inside))])
+                writer.write_tokens(np.frombuffer(result.tokens, dtype=TOKEN_DTYPES[width]), result.doc_token_lengths)
+                documents_done += len(entries)
+                tokens_done += len(result.tokens) // width
+                if on_progress is not None:
+                    on_progress(documents_done, tokens_done)
         num_documents, num_tokens = writer.close()
     except BaseException:
         writer.abort()
         raise
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+    identity = tokenizer.identity() if hasattr(tokenizer, "identity") else None
+    write_info(
+        dst,
+        {
+            "tokenizer": {
+                **(identity or {"kind": "custom", "source": type(tokenizer).__name__, "fingerprint": None}),
+                "vocab_size": tokenizer.vocab_size,
+                "eod_token": eod_token,
+                "eod_id": eod_id,
+            },
+            "token_width": width,
+            "documents": num_documents,
+            "tokens": num_tokens,
+            "source": {
+                "path": str(src.resolve()),
+                "documents": [first, end],
+                "of": len(index),
+                "jq_pattern": jq_pattern,
+                "special_tokens_in_text": "as_text" if special_tokens_as_text else "as_tokens",
+            },
+        },
+    )
+    return PackingResult(
+        dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped, num_with_eod_inside,
+        with_eod_inside, spread.parallelism,
+    )
+
+
+class _results_in_order:
+    """The batches' results, in task order, from threads (an encoder that releases the GIL and runs its own
+    threads) or from a pool of worker processes (any other). At most ``window`` batches are read ahead of the
+    writer, so memory holds a few batches, not the corpus. A context manager: leaving it stops the work."""
+
+    def __init__(self, src: Path, jq_steps, encoder, eod_id: int, width: int, tasks: list, num_cpus: int, window: int):
+        self.args = (str(src), jq_steps, encoder, eod_id, width)
+        self.tasks, self.num_cpus, self.window = tasks, max(1, num_cpus), window
+        self.threaded = bool(getattr(encoder, "releases_gil", False))
+        self.tokenizer_threads: str | None = None
+        self.pool = None
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.environment = {name: os.environ.get(name) for name in ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")}
+
+    @property
+    def parallelism(self) -> str:
+        if self.threaded:
+            return f"one process, the tokenizer on {self.tokenizer_threads or self.num_cpus} thread(s)"
+        num_workers = min(self.num_cpus, len(self.tasks))
+        return f"{num_workers} worker process(es)" if num_workers > 1 else "one process"
+
+    def __enter__(self):
+        if self.threaded:
+            return self._threaded()
+        num_workers = min(self.num_cpus, len(self.tasks))
+        if num_workers <= 1:
+            _init_worker(*self.args)
+            return (_encode_chunk(task) for task in self.tasks)
+        tokenizer_parallelism_off()
+        self.pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker, initargs=self.args)
+        return _ordered_results(self.pool, self.tasks, self.window)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
         if "src" in _worker:
             _worker.pop("src").close()
-        if parallelism_before is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = parallelism_before
-    return PackingResult(
-        dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped, num_with_eod_inside, with_eod_inside
-    )
+        for name, value in self.environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def _threaded(self):
+        """reader (file, JSON, jq) -> encoder (the tokenizer's threads, GIL released) -> this generator, which
+        flattens; each stage hands over through a bounded queue."""
+        # The tokenizer's thread pool reads these once, when it first encodes in parallel in this process.
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        os.environ.setdefault("RAYON_NUM_THREADS", str(self.num_cpus))
+        self.tokenizer_threads = os.environ["RAYON_NUM_THREADS"]
+        src_path, jq_steps, encoder, eod_id, width = self.args
+        # Short queues: reading is quick, and every batch waiting is memory; two encoded batches let the ids of
+        # one be taken out (under the GIL) while the tokenizer's threads encode the next.
+        texts_queue: queue.Queue = queue.Queue(maxsize=min(self.window, 2 * self.num_cpus))
+        encoded_queue: queue.Queue = queue.Queue(maxsize=2)
+        encode_batch = getattr(encoder, "encodings", encoder)
+
+        def put(q: queue.Queue, item) -> bool:
+            while not self.stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def get(q: queue.Queue):
+            while not self.stop.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return _STOPPED
+
+        def read() -> None:
+            try:
+                with open(src_path, "rb") as src:
+                    for first_document, entries in self.tasks:
+                        if not put(texts_queue, _read_texts(src, jq_steps, first_document, entries)):
+                            return
+                put(texts_queue, None)  # the end: the encoder thread finishes now, not at the next poll
+            except BaseException as e:  # noqa: BLE001 - handed on: the writer raises it in order
+                put(texts_queue, _Failed(e))
+
+        def encode() -> None:
+            while True:
+                item = get(texts_queue)
+                if item is _STOPPED or item is None:
+                    return
+                if not isinstance(item, _Failed):
+                    texts, documents, errors = item
+                    try:
+                        encoded, documents = _encode_each_on_failure(encode_batch, texts, documents, errors)
+                        item = (encoded, documents, errors)
+                    except BaseException as e:  # noqa: BLE001 - handed on, as in read()
+                        item = _Failed(e)
+                if not put(encoded_queue, item):
+                    return
+
+        self.threads = [threading.Thread(target=read, daemon=True), threading.Thread(target=encode, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+        for _ in self.tasks:
+            item = get(encoded_queue)
+            if item is _STOPPED:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            encoded, documents, errors = item
+            # Encodings, or the ids of a batch retried document by document (.ids builds a new list each time)
+            ids = [each if isinstance(each, list) else each.ids for each in encoded]
+            yield _flatten(ids, documents, errors, eod_id, width)
+
+
+_STOPPED = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
 
 
 def _ordered_results(pool, tasks: list, window: int):

@@ -21,6 +21,7 @@ import numpy as np
 
 from modalities.data.errors import DataError
 from modalities.data.pbin_header import HEADER_SIZE, read_pbin_header
+from modalities.data.pbin_info import common_tokenizer, write_derived_info
 from modalities.data.safe_pickle import dump_offsets_index, load_offsets_index
 
 TOKEN_DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
@@ -196,11 +197,15 @@ def merge_packed_files(
     dst = Path(dst_path)
     if any(dst.resolve() == f.path.resolve() for f in files):
         raise DataError(f"{dst}: the output must not be one of the inputs")
+    tokenizer = common_tokenizer(sources)
     writer = PackedFileWriter(dst, files[0].token_width, overwrite=overwrite)
     try:
         for f in files:
             writer.write_packed(f)
-        return writer.close()
+        documents, tokens = writer.close()
     except BaseException:
         writer.abort()
         raise
+    write_derived_info(dst, tokenizer, files[0].token_width, documents, tokens,
+                       {"merged": [str(Path(p).resolve()) for p in sources]})
+    return documents, tokens

@@ -81,3 +81,28 @@ def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_tar
     if reuse_last_target:
         return (num_tokens - block) // (block - 1) + 1
     return num_tokens // block
+
+
+def megatron_sample_starts(documents, block_size: int) -> list[int]:
+    """Token offsets of the samples of ``block_size`` tokens that the reference's Megatron-style packing cuts:
+    documents are accumulated until a block is full; a document that overflows the block starts the next
+    sample at its own beginning, unless it is longer than a block, in which case the next sample starts one
+    block further.
+    ``documents`` holds (token offset, token length) rows (a sequence or an array)."""
+    starts: list[int] = []
+    current_start, current_len = 0, 0
+    for document_start, length in ((int(o), int(n)) for o, n in documents):
+        if current_len + length < block_size:
+            current_len += length
+        elif current_len + length == block_size:
+            starts.append(current_start)
+            current_len = 0
+            current_start += block_size
+        else:
+            starts.append(current_start)
+            if length > block_size:
+                current_start += block_size
+                current_len = 0
+            else:
+                current_start, current_len = document_start, length
+    return starts

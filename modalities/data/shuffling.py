@@ -19,6 +19,7 @@ import numpy as np
 
 from modalities.data.errors import DataError
 from modalities.data.pbin import PackedFile, PackedFileWriter
+from modalities.data.pbin_info import common_tokenizer, write_derived_info
 
 
 def chunk_range(num_chunks: int, num_samples: int, chunk_id: int) -> tuple[int, int]:
@@ -47,6 +48,7 @@ def shuffle_tokenized_data(input_path, output_path, batch_size: int = 100, seed:
     """Returns the number of documents written."""
     source = PackedFile(input_path)
     _check_distinct([Path(input_path)], Path(output_path))
+    tokenizer = common_tokenizer([input_path])
     order = list(range(source.num_documents))
     random.Random(seed).shuffle(order)
     writer = PackedFileWriter(output_path, source.token_width, overwrite=True)
@@ -55,10 +57,12 @@ def shuffle_tokenized_data(input_path, output_path, batch_size: int = 100, seed:
             documents = [np.asarray(source.document(i)) for i in order[start : start + batch_size]]
             if documents:
                 writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
-        writer.close()
+        num_documents, num_tokens = writer.close()
     except BaseException:
         writer.abort()
         raise
+    write_derived_info(output_path, tokenizer, source.token_width, num_documents, num_tokens,
+                       {"shuffled": str(Path(input_path).resolve()), "seed": seed})
     return len(order)
 
 
@@ -92,6 +96,7 @@ def create_shuffled_dataset_chunk(
 ) -> int:
     """Returns the number of documents in the chunk."""
     _check_distinct(files, output_path)
+    tokenizer = common_tokenizer(files)
     documents: list[np.ndarray] = []
     width = None
     for path in files:
@@ -110,10 +115,12 @@ def create_shuffled_dataset_chunk(
     try:
         shuffled = [documents[i] for i in order]
         writer.write_tokens(np.concatenate(shuffled), [len(d) for d in shuffled])
-        writer.close()
+        num_documents, num_tokens = writer.close()
     except BaseException:
         writer.abort()
         raise
+    write_derived_info(output_path, tokenizer, width, num_documents, num_tokens,
+                       {"chunk": [chunk_id, num_chunks], "of": [str(Path(p).resolve()) for p in files], "seed": global_seed})
     return len(documents)
 
 

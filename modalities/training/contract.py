@@ -1,7 +1,7 @@
 """The checks across the components of a training run, made by `validate` before anything is built.
 
-Each check reads validated configs (never a built object, never torch) and at most a .pbin header or a
-tokenizer.json, and reports a Finding at the field to change, naming the other place it disagrees with. A check
+Each check reads validated configs (never a built object, never torch) and at most a .pbin header, its info
+file or a tokenizer's files, and reports a Finding at the field to change, naming the other place it disagrees with. A check
 that lacks a value (one a component computes at build time, a component of one's own) says nothing: `validate`
 must not cry wolf, and `train` still checks what it uses.
 
@@ -9,6 +9,7 @@ What is checked (docs/config-format.md, "The run contract"):
 - the keys a batch travels under: dataset -> collator -> model -> loss;
 - sequence lengths: data windows against the model's context and the MFU calculator's;
 - vocabulary: the model's embedding against the ids the data file's token width implies and the tokenizer's;
+  against the tokenizer that packed the data (the .pbin's info file), which a tokenizer in the config must be;
 - the batch: the batch sampler against the step profile, the sampler's ranks against the device mesh;
 - the data available for the target (error, or epochs when the loader repeats) and the target tokens;
 - the intervals against the target, and the step profile against the target tokens (Modalities' consistency
@@ -19,8 +20,9 @@ What is checked (docs/config-format.md, "The run contract"):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from modalities.registry.types import ComponentPlaceholder, Finding, NodeInfo
 
@@ -219,6 +221,8 @@ class _Checks:
                         hint="set vocab_size to the tokenizer's size (special and added tokens included)",
                     )
                     return
+        if self.packed_with(model, vocab_size):
+            return
         for info in self.view.nodes():
             if info.component_key != "tokenizer":
                 continue
@@ -231,6 +235,51 @@ class _Checks:
                     hint=f"set vocab_size to at least {size}",
                 )
                 return
+
+    def packed_with(self, model: NodeInfo, vocab_size: int) -> bool:
+        """Against the info file the packer writes beside a .pbin (data/pbin_info.py): the model must embed
+        every id of the tokenizer that packed the data, and a tokenizer this config names must be that one.
+        True when it reported something."""
+        from modalities.data.errors import DataError
+        from modalities.data.pbin_info import describe_tokenizer, read_info, same_tokenizer
+
+        tokenizers = [(info, _config_tokenizer_identity(info, self.field)) for info in self.view.nodes()
+                      if info.component_key == "tokenizer"]
+        for _, loader in self.loaders():
+            for dataset in self.datasets(loader):
+                path = self.field(dataset, "raw_data_path")
+                if path is None or Path(path).suffix != ".pbin":
+                    continue
+                try:
+                    packed = read_info(path)
+                except DataError as e:
+                    self.add(self.at(dataset, "raw_data_path"), str(e), WARNING)
+                    continue
+                packer = (packed or {}).get("tokenizer")
+                if not packer:
+                    continue
+                data_at = self.where(self.at(dataset, "raw_data_path"))
+                size = _n(packer.get("vocab_size"))
+                if size is not None and vocab_size < size:
+                    self.add(
+                        self.at(model, "vocab_size"),
+                        f"vocab_size {vocab_size} is smaller than the {size} ids of the {describe_tokenizer(packer)} "
+                        f"that packed {data_at} (its .info.json)",
+                        hint=f"set vocab_size to at least {size}",
+                    )
+                    return True
+                for info, identity in tokenizers:
+                    if same_tokenizer(identity, packer) is False:
+                        where = self.at(info, "pretrained_model_name_or_path" if info.variant_key ==
+                                        "pretrained_hf_tokenizer" else "tokenizer_model_file")
+                        self.add(
+                            where,
+                            f"this tokenizer is not the one that packed {data_at}: that was the "
+                            f"{describe_tokenizer(packer)} (files or settings differ)",
+                            hint="use the tokenizer the data was packed with, or pack the data again with this one",
+                        )
+                        return True
+        return False
 
     def batch(self) -> None:
         settings = self.run.settings
@@ -452,6 +501,46 @@ class _Checks:
                 f"step takes {per_step} (micro-batch x sequence length x accumulation x data-parallel degree)",
                 self.severity("enforce_tokens_per_step_consistency"),
             )
+
+
+def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
+    """The fingerprint (data/pbin_info.py) a built-in tokenizer component of this config would write, from its
+    files; None for others or when its files are not here."""
+    from modalities.data.pbin_info import files_digest
+
+    try:
+        if info.variant_key == "pretrained_hf_tokenizer":
+            location = field(info, "pretrained_model_name_or_path")
+            path = _local_tokenizer_path(location)
+            if path is None:
+                return None
+            return {"kind": "huggingface", "fingerprint": files_digest(path)}
+        if info.variant_key == "pretrained_sp_tokenizer":
+            import hashlib
+
+            location = field(info, "tokenizer_model_file")
+            if not isinstance(location, (str, Path)) or not Path(location).is_file():
+                return None
+            return {"kind": "sentencepiece", "fingerprint": hashlib.sha256(Path(location).read_bytes()).hexdigest()}
+    except OSError:
+        return None
+    return None
+
+
+def _local_tokenizer_path(location: Any) -> Path | None:
+    if not isinstance(location, (str, Path)):
+        return None
+    path = Path(location)
+    if path.exists():
+        return path
+    from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
+
+    if not looks_like_repo_id(str(location)):
+        return None
+    try:
+        return resolve_pretrained(location)
+    except HubResolutionError:
+        return None
 
 
 def _hf_tokenizer_size(location: Any) -> int | None:

@@ -4,6 +4,7 @@ reference's bytes; the loss masking collator trains only on assistant turns; the
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -40,8 +41,12 @@ def test_prepared_data_is_the_reference_byte_for_byte(tmp_path):
     written = {
         re.sub(r"\.[0-9a-f]{7}\.", ".", path.name): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in (tmp_path / "prepared_data").glob("*/chat_*")
+        if not path.name.endswith(".info.json")  # ours only (which tokenizer packed it): the reference has none
     }
     assert written == expected("instruction_tuning.json")["files"]
+    for packed in (tmp_path / "prepared_data").glob("*/chat_*.pbin"):
+        info = json.loads(packed.with_name(packed.name + ".info.json").read_text())
+        assert info["documents"] == len(packed.with_suffix(".jsonl").read_text().splitlines())
 
 
 def _masked_by_hand(target: list[int], begin: int, end: int) -> list[int]:
@@ -97,7 +102,8 @@ def test_the_shipped_prepared_data_is_what_step_1_writes(tmp_path):
         return {re.sub(r"\.[0-9a-f]{7}\.", ".", path.name): path.read_bytes() for path in files}
 
     shipped = by_partition((ROOT / "data" / "sample" / "chat" / "prepared").glob("*/chat_*"))
-    fresh = by_partition((tmp_path / "prepared_data").glob("*/chat_*"))
+    # the info files name this machine's paths and the time: not shipped
+    fresh = by_partition(p for p in (tmp_path / "prepared_data").glob("*/chat_*") if not p.name.endswith(".info.json"))
     assert sorted(shipped) == sorted(fresh) and len(shipped) == 9  # train/val/test x jsonl/idx/pbin
     assert all(shipped[name] == fresh[name] for name in shipped)
 

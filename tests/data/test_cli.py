@@ -68,6 +68,20 @@ def test_pack_config_errors_point_at_the_line(tmp_path, corpus, capsys):
     assert "pack.yaml:5" in capsys.readouterr().err
 
 
+def test_pack_tokenizer_errors_point_at_the_line(tmp_path, corpus, capsys):
+    create_raw_index_cli = ["data", "create_raw_index", str(corpus)]
+    assert main(create_raw_index_cli) == 0
+    config = _pack_config(tmp_path, corpus)
+    text = config.read_text()
+    config.write_text(text.replace("    pretrained_model_name_or_path:", "    truncation: 3\n    pretrained_model_name_or_pth:"))
+    assert main(["data", "pack_encoded_data", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "pack.yaml:12:17: error: tokenizer.config.truncation:" in err
+    assert "pack.yaml:13:5: error: tokenizer.config.pretrained_model_name_or_pth: unknown field" in err
+    assert "did you mean 'pretrained_model_name_or_path'?" in err
+    assert not (tmp_path / "out.pbin").exists()
+
+
 def test_pack_skip_bad_documents_flag(tmp_path, capsys):
     corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "ok"}, {"body": "no text"}, {"text": "fine"}])
     assert main(["data", "create_raw_index", str(corpus)]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,10 @@ def test_wandb_gets_the_resolved_config_and_writes_into_the_experiment_folder(tm
     )
     subscriber.close()
     (run_file,) = (folder / "wandb").glob("offline-run-*-wb-1/run-wb-1.wandb")
+    # W&B's service process may still be flushing the record after finish(); wait for it, generously.
+    deadline = time.monotonic() + 120
+    while b"distinctive_setting_name" not in run_file.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert b"distinctive_setting_name" in run_file.read_bytes()  # the config went into the run's record
     assert not (tmp_path / "wandb_storage").exists()
 

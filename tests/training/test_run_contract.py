@@ -246,3 +246,74 @@ def test_the_property_is_exercised_by_configs_that_validate():
         for base in TRAINING_BASES
     )
     assert ok >= 15
+
+
+def _packed_sample(tmp_path) -> Path:
+    """The sample corpus packed here, so the .pbin has its info file (the shipped one has none)."""
+    from modalities.data.packing import pack_encoded_data
+    from modalities.data.tokenizers import PreTrainedHFTokenizer
+
+    sample = REPO / "data" / "sample"
+    tokenizer = PreTrainedHFTokenizer(str(sample / "tokenizer"))
+    return pack_encoded_data(sample / "corpus.jsonl", tokenizer, "<|endoftext|>", dst_path=tmp_path / "corpus.pbin",
+                             index_path=sample / "corpus.idx").dst_path
+
+
+def _with_tokenizer(tmp_path, folder: Path) -> Path:
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        QUICKSTART.read_text().replace("${modalities_env:config_folder_path}", str(QUICKSTART.parent))
+        + f"""
+tokenizer:
+  component_key: tokenizer
+  variant_key: pretrained_hf_tokenizer
+  config:
+    pretrained_model_name_or_path: {folder}
+"""
+    )
+    return config
+
+
+def test_a_vocabulary_smaller_than_the_tokenizer_that_packed_the_data(tmp_path, capsys):
+    packed = _packed_sample(tmp_path)
+    code, out = _validate(capsys, f"settings.paths.train_dataset_path={packed}", "model_raw.config.vocab_size=2000")
+    assert code == 1
+    assert (
+        "<--set>:1:29: error: model_raw.config.vocab_size: vocab_size 2000 is smaller than the 2048 ids of the "
+        f"huggingface tokenizer {REPO / 'data' / 'sample' / 'tokenizer'} (2,048 ids, EOD '<|endoftext|>' = 0) that "
+        f"packed train_dataset.config.raw_data_path at {QUICKSTART}:{_line_of('raw_data_path:')}:20 (its .info.json)"
+    ) in out
+    assert "hint: set vocab_size to at least 2048" in out
+    # without the info file, the data file alone (2-byte tokens) cannot tell
+    (tmp_path / "corpus.pbin.info.json").unlink()
+    code, _ = _validate(capsys, f"settings.paths.train_dataset_path={packed}", "model_raw.config.vocab_size=2000")
+    assert code == 0
+
+
+def test_a_tokenizer_other_than_the_one_that_packed_the_data(tmp_path, capsys):
+    import json
+    import shutil
+
+    packed = _packed_sample(tmp_path)
+    same, other = tmp_path / "same", tmp_path / "other"
+    shutil.copytree(REPO / "data" / "sample" / "tokenizer", same)
+    shutil.copytree(REPO / "data" / "sample" / "tokenizer", other)
+    data = json.loads((other / "tokenizer.json").read_text())
+    vocab = data["model"]["vocab"]
+    a, b = (next(t for t, i in vocab.items() if i == wanted) for wanted in (300, 301))
+    vocab[a], vocab[b] = 301, 300  # two ids swapped: the same size, other tokens
+    (other / "tokenizer.json").write_text(json.dumps(data))
+
+    config = _with_tokenizer(tmp_path, other)
+    code, out = _validate(capsys, f"settings.paths.train_dataset_path={packed}", config=config)
+    assert code == 1
+    line = len(config.read_text().splitlines())  # the tokenizer's path is the last line
+    assert (
+        f"cfg.yaml:{line}:36: error: tokenizer.config.pretrained_model_name_or_path: this tokenizer is not the one "
+        f"that packed train_dataset.config.raw_data_path at {config}:{_line_of('raw_data_path:', config)}:20: that "
+        f"was the huggingface tokenizer {REPO / 'data' / 'sample' / 'tokenizer'} (2,048 ids"
+    ) in out
+    assert "hint: use the tokenizer the data was packed with, or pack the data again with this one" in out
+    # a copy of the very tokenizer, in another folder, is the same tokenizer
+    code, out = _validate(capsys, f"settings.paths.train_dataset_path={packed}", config=_with_tokenizer(tmp_path, same))
+    assert code == 0, out

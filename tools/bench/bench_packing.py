@@ -1,11 +1,24 @@
-"""Packing throughput against its ceiling: the tokenizer's own batch encoding of the same texts on the same cores.
+"""Packing end to end against the tokenizer alone and against the reference Modalities packer.
 
-    python tools/bench/bench_packing.py [--num-cpus 2] [--megabytes 8]
+    python tools/bench/bench_packing.py [--workdir DIR] [--num-cpus 2] [--batch-size 64] [--rounds 3]
+                                        [--reference-python /path/to/venv/bin/python]
 
-The corpus is the shipped sample, repeated (with each copy's documents numbered) to the requested size. The
-ceiling is `tokenizers.Tokenizer.encode_batch_fast` over the texts already in memory, in batches of the
-packer's batch size, with the tokenizer's thread pool set to --num-cpus threads. The packer does the whole job on --num-cpus worker processes: reading
-the JSONL through the raw index, parsing JSON, encoding, appending EOD and writing the .pbin.
+The corpus and tokenizer are made by tools/bench/packing_corpus.py (20,000 JSONL documents, 36 MB; a GPT-2-like
+byte-level BPE of 50,257 ids in a transformers folder), once, under --workdir. Rows, all in this run:
+
+- reference: the reference's ``modalities data pack_encoded_data`` (its console script beside
+  --reference-python), when given; its output is compared with ours byte for byte;
+- ours, end to end: ``python -m modalities data pack_encoded_data`` as a fresh process (interpreter, imports,
+  tokenizer, JSON, encoding, .pbin); the first run fills the packing tokenizer cache and is reported as "cold";
+- start-up: the same command on a one-document corpus (everything but the per-document work);
+- pack_encoded_data called in this process, the tokenizer on its own threads, or forced onto worker processes
+  (the way SentencePiece and custom tokenizers go);
+- the tokenizer alone: ``tokenizers`` ``encode_batch`` and ``encode_batch_fast`` over the texts already in
+  memory, in batches of --batch-size, on --num-cpus threads, in a fresh process, timing the encoding only.
+
+Rows take turns round by round so that load from elsewhere on the machine hits all alike; the best of each
+counts. Printed: wall times, tokens/s and the ratios the packing issue sets (ours vs reference; ours vs the
+tokenizer alone).
 """
 
 from __future__ import annotations
@@ -16,96 +29,182 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def make_corpus(path: Path, megabytes: float) -> list[str]:
-    sample = [json.loads(line)["text"] for line in (REPO / "data/sample/corpus.jsonl").open(encoding="utf-8")]
-    texts, size, copy = [], 0, 0
-    with path.open("w", encoding="utf-8") as f:
-        while size < megabytes * 1e6:
-            for i, text in enumerate(sample):
-                text = f"Copy {copy}, part {i}. {text}"
-                line = json.dumps({"text": text}) + "\n"
-                f.write(line)
-                texts.append(text)
-                size += len(line)
-            copy += 1
-    return texts
-
-
-CEILING = """
+ALONE = """
 import json, sys, time
 from tokenizers import Tokenizer
-tokenizer = Tokenizer.from_file(sys.argv[1])
+from modalities.data.tokenizers import PreTrainedHFTokenizer
+# the backend exactly as the packer gets it (transformers' configuration of the folder)
+tokenizer = Tokenizer.from_str(PreTrainedHFTokenizer(sys.argv[1]).batch_encoder().tokenizer_json)
 texts = [json.loads(line)["text"] for line in open(sys.argv[2], encoding="utf-8")]
-batch = int(sys.argv[3])
+batch, method = int(sys.argv[3]), sys.argv[4]
+encode = getattr(tokenizer, method)
 began = time.perf_counter()
 tokens = 0
 for start in range(0, len(texts), batch):
-    tokens += sum(len(e.ids) for e in tokenizer.encode_batch_fast(texts[start : start + batch], add_special_tokens=True))
+    tokens += sum(len(e.ids) for e in encode(texts[start : start + batch], add_special_tokens=True))
 print(json.dumps({"tokens": tokens + len(texts), "seconds": time.perf_counter() - began}))
 """
 
 
+class ProcessesOnly:
+    """The cached tokenizer with its encoder declared unable to release the GIL, so pack_encoded_data spreads
+    it over worker processes (the way taken for SentencePiece and custom tokenizers): threads against processes."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.vocab_size = tokenizer, tokenizer.vocab_size
+
+    def get_token_id(self, token):
+        return self.tokenizer.get_token_id(token)
+
+    def batch_encoder(self):
+        from modalities.data.tokenizers import HFBatchEncoder
+
+        encoder = HFBatchEncoder(self.tokenizer.batch_encoder().tokenizer_json)
+        encoder.releases_gil = False
+        return encoder
+
+
+def in_process(paths: dict, work: Path, num_cpus: int, batch_size: int, processes: bool) -> float:
+    from modalities.data.packing import pack_encoded_data
+    from modalities.data.prepared_tokenizer import hf_tokenizer_for_packing
+
+    tokenizer = hf_tokenizer_for_packing(str(paths["tokenizer"]))
+    result = pack_encoded_data(paths["corpus"], ProcessesOnly(tokenizer) if processes else tokenizer,
+                               "<|endoftext|>", dst_path=work / ("processes.pbin" if processes else "threads.pbin"),
+                               index_path=paths["index"], num_cpus=num_cpus, processing_batch_size=batch_size,
+                               overwrite=True)
+    return result.seconds
+
+
+def pack_config(path: Path, corpus: Path, index: Path, tokenizer: Path, destination: Path, num_cpus: int,
+                batch_size: int) -> Path:
+    path.write_text(
+        f"""settings:
+  src_path: {corpus}
+  dst_path: {destination}
+  index_path: {index}
+  jq_pattern: .text
+  num_cpus: {num_cpus}
+  eod_token: <|endoftext|>
+  processing_batch_size: {batch_size}
+  raw_samples_queue_size: 300
+  processed_samples_queue_size: 300
+tokenizer:
+  component_key: tokenizer
+  variant_key: pretrained_hf_tokenizer
+  config:
+    pretrained_model_name_or_path: {tokenizer}
+    padding: false
+    truncation: false
+"""
+    )
+    return path
+
+
+def timed(command: list[str], env: dict) -> float:
+    began = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--megabytes", type=float, default=8.0)
-    parser.add_argument("--batch-size", type=int, default=250, help="processing_batch_size of the packer")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating measurements; the best of each counts")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "modalities-bench-packing")
+    parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64, help="processing_batch_size")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reference-python", type=Path, default=None,
+                        help="python of an environment with the reference Modalities installed")
     args = parser.parse_args()
 
-    from modalities.data.packing import pack_encoded_data
+    from packing_corpus import prepare
+
+    from modalities.data.pbin import PackedFile
     from modalities.data.raw_index import create_raw_index
-    from modalities.data.tokenizers import PreTrainedHFTokenizer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.jsonl"
-        texts = make_corpus(corpus, args.megabytes)
-        create_raw_index(corpus)
-        tokenizer_json = REPO / "data/sample/tokenizer/tokenizer.json"
+    paths = prepare(args.workdir)
+    work = args.workdir / "runs"
+    work.mkdir(exist_ok=True)
+    one_doc = work / "one.jsonl"
+    with paths["corpus"].open(encoding="utf-8") as f:
+        one_doc.write_text(f.readline(), encoding="utf-8")
+    create_raw_index(one_doc, overwrite=True)
 
-        # The ceiling runs in a fresh process, so its thread pool has the size we set. Ceiling and packer take
-        # turns, so that load from other processes on the machine hits both alike; the best of each counts.
-        env = {**os.environ, "RAYON_NUM_THREADS": str(args.num_cpus), "TOKENIZERS_PARALLELISM": "true"}
-        tokenizer = PreTrainedHFTokenizer(str(REPO / "data/sample/tokenizer"))
-        ceiling, best = None, None
-        for _ in range(args.rounds):
-            run = json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", CEILING, str(tokenizer_json), str(corpus), str(args.batch_size)],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
-            ceiling = run if ceiling is None or run["seconds"] < ceiling["seconds"] else ceiling
-            result = pack_encoded_data(
-                corpus,
-                tokenizer,
-                "<|endoftext|>",
-                dst_path=Path(tmp) / "out.pbin",
-                num_cpus=args.num_cpus,
-                processing_batch_size=args.batch_size,
-                overwrite=True,
-            )
-            best = result if best is None or result.seconds < best.seconds else best
-        assert best.num_tokens == ceiling["tokens"], "the packer and the ceiling must encode the same tokens"
+    ours_cfg = pack_config(work / "ours.yaml", paths["corpus"], paths["index"], paths["tokenizer"], work / "ours.pbin",
+                           args.num_cpus, args.batch_size)
+    start_cfg = pack_config(work / "startup.yaml", one_doc, one_doc.with_suffix(".idx"), paths["tokenizer"],
+                            work / "startup.pbin", args.num_cpus, args.batch_size)
+    ref_cfg = pack_config(work / "ref.yaml", paths["corpus"], paths["index"], paths["tokenizer"], work / "ref.pbin",
+                          args.num_cpus, args.batch_size)
+    env = {**os.environ, "MODALITIES_CACHE_DIR": str(work / "cache"), "RAYON_NUM_THREADS": str(args.num_cpus),
+           "TOKENIZERS_PARALLELISM": "true"}
+    ours = [sys.executable, "-m", "modalities", "data", "pack_encoded_data"]
+    rows: dict[str, list[float]] = {}
 
-    ceiling_rate = ceiling["tokens"] / ceiling["seconds"]
-    packing_rate = best.num_tokens / best.seconds
-    print(f"corpus: {len(texts)} documents, {args.megabytes:.0f} MB, {best.num_tokens:,} tokens; {args.num_cpus} cpus")
-    print(f"ceiling (encode_batch_fast, {args.num_cpus} threads): {ceiling_rate:12,.0f} tokens/s")
-    print(
-        f"pack_encoded_data ({args.num_cpus} workers, end to end): {packing_rate:12,.0f} tokens/s "
-        f"({best.num_documents / best.seconds:,.0f} documents/s)"
-    )
-    print(f"ratio packing / ceiling: {packing_rate / ceiling_rate:.2f}")
+    def measure(name: str, command: list[str], destination: Path | None) -> None:
+        if destination is not None:
+            destination.unlink(missing_ok=True)
+        rows.setdefault(name, []).append(timed(command, env))
+
+    import shutil
+
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    measure("ours, cold tokenizer cache", [*ours, str(ours_cfg), "--overwrite"], None)
+    os.environ["MODALITIES_CACHE_DIR"] = env["MODALITIES_CACHE_DIR"]  # the in-process rows use the warm cache too
+    reference = None
+    if args.reference_python is not None:
+        reference = args.reference_python.parent / "modalities"
+        if not reference.is_file():
+            raise SystemExit(f"{reference}: no reference `modalities` console script beside --reference-python")
+    alone: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        if reference is not None:
+            measure("reference", [str(reference), "data", "pack_encoded_data", str(ref_cfg)], work / "ref.pbin")
+        measure("ours", [*ours, str(ours_cfg), "--overwrite"], None)
+        measure("ours, start-up (1 document)", [*ours, str(start_cfg), "--overwrite"], None)
+        for processes in (False, True):
+            name = f"pack_encoded_data in-process, {'2 worker processes' if processes else 'tokenizer threads'}"
+            rows.setdefault(name, []).append(in_process(paths, work, args.num_cpus, args.batch_size, processes))
+        for method in ("encode_batch", "encode_batch_fast"):
+            done = subprocess.run(
+                [sys.executable, "-c", ALONE, str(paths["tokenizer"]), str(paths["corpus"]), str(args.batch_size),
+                 method], env=env, capture_output=True, text=True, check=True, cwd=REPO)
+            run = json.loads(done.stdout)
+            if method not in alone or run["seconds"] < alone[method]["seconds"]:
+                alone[method] = run
+
+    packed = PackedFile(work / "ours.pbin")
+    tokens = packed.num_tokens
+    assert all(run["tokens"] == tokens for run in alone.values()), "the packer and the tokenizer encode alike"
+    identical = None
+    if reference is not None:
+        identical = (work / "ref.pbin").read_bytes() == (work / "ours.pbin").read_bytes()
+
+    best = {name: min(times) for name, times in rows.items()}
+    print(f"corpus: {packed.num_documents:,} documents, {paths['corpus'].stat().st_size / 1e6:.1f} MB, "
+          f"{tokens:,} tokens; tokenizer: {paths['tokenizer']}; batches of {args.batch_size}, "
+          f"{args.num_cpus} cpus; best of {args.rounds}")
+    print(f"{'':58} {'seconds':>8} {'tokens/s':>12}")
+    for name, seconds in best.items():
+        rate = "" if "start-up" in name else f"{tokens / seconds:12,.0f}"
+        print(f"{name:58} {seconds:8.2f} {rate:>12}")
+    for method, run in alone.items():
+        print(f"{'tokenizer alone, ' + method:58} {run['seconds']:8.2f} {tokens / run['seconds']:12,.0f}")
+    assert (work / "threads.pbin").read_bytes() == (work / "processes.pbin").read_bytes()
+    if "reference" in best:
+        print(f"ours vs reference: {best['reference'] / best['ours']:.2f}x faster; output byte-identical: {identical}")
+    for method, run in alone.items():
+        print(f"ours end to end / tokenizer alone ({method}): {run['seconds'] / best['ours']:.2f} of its speed")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""A corpus and tokenizer of realistic size for the packing benchmark, made here (nothing is downloaded).
+
+    python tools/bench/packing_corpus.py WORKDIR [--documents 20000] [--megabytes 36] [--vocab-size 50257]
+
+Writes WORKDIR/corpus.jsonl (+ .idx), and WORKDIR/gpt2_like/, a transformers tokenizer folder shaped like GPT-2's:
+a byte-level BPE with ``--vocab-size`` entries (50,257 like GPT-2, with <|endoftext|> as its last id) trained on
+the corpus, saved as tokenizer.json, vocab.json and merges.txt, with GPT-2's tokenizer_config.json and a
+config.json of model_type gpt2 (so AutoTokenizer picks the GPT-2 class, as for the hub's "gpt2").
+
+The text: sentences of words drawn from a Zipf law over 1.5 million synthetic words (syllables, some capitalised,
+some accented or with digits), with punctuation and paragraphs, so that a 50k BPE learns real merges and the
+tokens per byte are close to GPT-2's on English web text. Deterministic for a seed; reused when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+SYLLABLES = (
+    "ka ri to na me lo su vi de an en or ul is ar ber ton mer sta pre con pro der ing ment tion ly al ous ful "
+    "ness ble ter ver per com dis sub ex in im ab ad ob re un de ja qu ze xo wy ha fe gi bo pu st ch sh th ph "
+    "gr tr pl cl br fr dr sp sk sm sn sw"
+).split()
+ACCENTED = "é è ü ö ä ñ ç ø å ß".split()
+
+
+def _words(rng, count: int) -> list[str]:
+    """``count`` distinct words of 1-4 syllables (mostly 2-3), a few accented or with a number."""
+    syllables = rng.integers(0, len(SYLLABLES), size=(2 * count, 4))
+    lengths = rng.choice(4, size=2 * count, p=[0.2, 0.45, 0.25, 0.1]) + 1
+    rolls = rng.random(2 * count)
+    accents = rng.integers(0, len(ACCENTED), size=2 * count)
+    numbers = rng.integers(0, 2000, size=2 * count)
+    words: dict[str, None] = {}
+    for i in range(2 * count):
+        word = "".join(SYLLABLES[j] for j in syllables[i, : lengths[i]])
+        if rolls[i] < 0.03:
+            word = word[: len(word) // 2] + ACCENTED[accents[i]] + word[len(word) // 2 :]
+        elif rolls[i] < 0.05:
+            word += str(numbers[i])
+        words[word] = None
+        if len(words) == count:
+            break
+    return list(words)
+
+
+def make_corpus(path: Path, documents: int, megabytes: float, seed: int = 0) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = _words(rng, 1_500_000)
+    capitalised = [w.capitalize() for w in words]
+    target_chars = megabytes * 1e6 / documents
+    punctuation = [". ", ". ", ". ", "? ", "! ", "; ", ": "]
+    tmp = path.with_name(f".tmp-{path.name}")
+    with tmp.open("w", encoding="utf-8") as out:
+        for document in range(documents):
+            # document lengths vary (a log-normal around the mean), as web documents do
+            length = max(50, int(rng.lognormal(np.log(target_chars), 0.8) * np.exp(-0.32)))
+            ranks = (rng.zipf(1.1, size=length // 4) - 1) % len(words)
+            parts, chars, sentence_start = [], 0, True
+            for rank in ranks.tolist():
+                word = capitalised[rank] if sentence_start or rng.random() < 0.04 else words[rank]
+                parts.append(word)
+                chars += len(word) + 1
+                sentence_start = False
+                roll = rng.random()
+                if roll < 0.07:
+                    parts.append(punctuation[int(rng.integers(0, len(punctuation)))])
+                    sentence_start = True
+                    if rng.random() < 0.08:
+                        parts.append("\n\n")
+                elif roll < 0.12:
+                    parts.append(", ")
+                else:
+                    parts.append(" ")
+                if chars >= length:
+                    break
+            text = "".join(parts).strip() + "."
+            out.write(json.dumps({"id": document, "text": text}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def make_gpt2_like_tokenizer(corpus: Path, folder: Path, vocab_size: int) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - 1,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+
+    def texts():
+        with corpus.open(encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)["text"]
+
+    tokenizer.train_from_iterator(texts(), trainer=trainer)
+    tokenizer.add_special_tokens(["<|endoftext|>"])  # the last id, as in GPT-2
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    tokenizer.model.save(str(folder))  # vocab.json and merges.txt, as the hub's gpt2 folder has them
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "add_prefix_space": False,
+                "bos_token": "<|endoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "model_max_length": 1024,
+                "tokenizer_class": "GPT2Tokenizer",
+            },
+            indent=2,
+        )
+    )
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": vocab_size}, indent=2))
+
+
+def prepare(workdir: Path, documents: int = 20_000, megabytes: float = 36.0, vocab_size: int = 50_257) -> dict:
+    """The corpus, its index and the tokenizer folder under ``workdir`` (made once; reused after)."""
+    from modalities.data.raw_index import create_raw_index
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    corpus = workdir / "corpus.jsonl"
+    stamp = workdir / "made-with.json"
+    wanted = {"documents": documents, "megabytes": megabytes, "vocab_size": vocab_size, "version": 1}
+    if not stamp.is_file() or json.loads(stamp.read_text()) != wanted:
+        make_corpus(corpus, documents, megabytes)
+        create_raw_index(corpus, overwrite=True)
+        make_gpt2_like_tokenizer(corpus, workdir / "gpt2_like", vocab_size)
+        stamp.write_text(json.dumps(wanted))
+    return {"corpus": corpus, "index": corpus.with_suffix(".idx"), "tokenizer": workdir / "gpt2_like"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--documents", type=int, default=20_000)
+    parser.add_argument("--megabytes", type=float, default=36.0)
+    parser.add_argument("--vocab-size", type=int, default=50_257)
+    args = parser.parse_args()
+    paths = prepare(args.workdir, args.documents, args.megabytes, args.vocab_size)
+    print(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+if __name__ == "__main__":
+    main()
