@@ -322,7 +322,9 @@ class Gym:
         self, step, loss_avg, loss_last, norm_avg, norm_last, tokens_per_s, samples_per_s, progress
     ) -> None:
         mfu = None
-        if self.mfu_calculator is not None and self.device.type == "cuda":
+        # On CPU only a peak the config gives counts (the table's is a GPU's).
+        explicit_peak = getattr(self.mfu_calculator, "peak_source", None) == "config"
+        if self.mfu_calculator is not None and (self.device.type == "cuda" or explicit_peak):
             value = self.mfu_calculator.compute(samples_per_s)  # the global rate: the calculator divides by world_size
             mfu = float(value) if value is not None else None
         lrs = [group["lr"] for group in self.optimizer.param_groups]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,10 +106,75 @@ def test_tied_embedding_counts_once_as_the_output_projection():
 
 @pytest.mark.parametrize(
     "name, peak",
-    [("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H200", 989e12), ("Tesla T4", None)],
+    [
+        # names as torch.cuda.get_device_name() reports them; peaks from the vendors' datasheets (dense bf16)
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA A100 80GB PCIe", 312e12),
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H100 NVL", 835e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA GH200 480GB", 989e12),
+        ("NVIDIA B200", 2250e12),
+        ("NVIDIA GB200", 2500e12),
+        ("NVIDIA L40S", 362e12),
+        ("NVIDIA L40", 181e12),
+        ("NVIDIA L4", 121e12),
+        ("NVIDIA A10", 125e12),
+        ("NVIDIA A40", 150e12),
+        ("AMD Instinct MI300X", 1307e12),
+        ("AMD Instinct MI300A", 981e12),
+        ("AMD Instinct MI325X", 1307e12),
+        ("AMD Instinct MI250X/MI250", 362e12),
+        ("AMD Instinct MI210", 181e12),
+        ("Tesla T4", None),
+        ("NVIDIA A10G", None),  # not the A10: another part
+        ("NVIDIA GeForce RTX 4090", None),
+    ],
 )
 def test_peak_flops_by_device_name(name, peak):
     assert peak_flops_of_device_name(name) == peak
+
+
+def test_an_unknown_gpu_is_named_in_a_warning_and_a_given_peak_wins(monkeypatch):
+    model = build_gpt2(use_weight_tying=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA Future X1")
+    with pytest.warns(UserWarning, match=r"MFU is not computed: the bf16 peak of 'NVIDIA Future X1' is not in .*"
+                                         r"set mfu_calculator.config.peak_flops_per_device"):
+        unknown = GPT2MFUCalculator(2, 16, 32, 1, model)
+    assert unknown.peak_flops is None and unknown.peak_source is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H100 PCIe")
+    known = GPT2MFUCalculator(2, 16, 32, 4, model)
+    assert (known.peak_flops, known.peak_source) == (4 * 756e12, "device")
+    given = GPT2MFUCalculator(2, 16, 32, 4, model, peak_flops_per_device=1e15)
+    assert (given.peak_flops, given.peak_source) == (4e15, "config")
+
+
+def test_a_peak_from_the_config_gives_mfu_on_cpu(tmp_path):
+    import json
+
+    from modalities.cli.main import main
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    code = main(["train", str(quickstart), "--experiments-root", str(tmp_path), "--experiment-id", "m",
+                 "--set", "mfu_calculator.config.peak_flops_per_device=1.0e12",
+                 "--set", "settings.training_target.num_target_steps=4",
+                 "--set", "settings.intervals.training_log_interval_in_steps=2",
+                 "--set", "settings.intervals.evaluation_interval_in_steps=4",
+                 "--set", "settings.intervals.checkpointing_interval_in_steps=4"])
+    assert code == 0
+    # The quick start's model by hand (d=128, ffn 512, 2 layers, vocab 2048, T=128, biases, tied head):
+    # per block q/k/v/c_proj 4*(128*128+128) + c_fc 128*512+512 + c_proj 512*128+128 + two norms 2*256
+    per_block = 4 * (128 * 128 + 128) + (128 * 512 + 512) + (512 * 128 + 128) + 2 * 256
+    matmul_params = 2 * per_block + 256 + 2048 * 128  # + final norm + the (tied) output projection
+    flops_per_token = 6 * matmul_params + 12 * 2 * 128 * 128
+    assert flops_per_token == 4_346_880
+    records = [json.loads(line) for line in (tmp_path / "m" / "results.jsonl").read_text().splitlines()]
+    train = [r["throughput_metrics"] for r in records if r.get("dataloader_tag") == "train"]
+    assert len(train) == 2
+    for throughput in train:
+        assert throughput["mfu"] == pytest.approx(throughput["tokens/s"] * flops_per_token / 1e12, rel=1e-9)
 
 
 def _folder_with_code(tmp_path, marker):

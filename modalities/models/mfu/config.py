@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices
+from pydantic import AliasChoices, PositiveFloat
 
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
 
@@ -21,4 +21,10 @@ class GPT2MFUCalculatorConfig(ComponentConfig):
     )
     device_mesh: ComponentRef["device_mesh"] | None = Field(
         default=None, description="Accepted for Modalities configs; the device count is taken from world_size."
+    )
+    peak_flops_per_device: PositiveFloat | None = Field(
+        default=None,
+        description="Dense bf16 peak FLOP/s of one device, e.g. 989e12 for an H100 SXM. Default: looked up by the "
+        "GPU's name (NVIDIA A10 to GB200, AMD MI210 to MI355X: modalities/models/mfu/peaks.py); a GPU not listed "
+        "gets a warning and no MFU until this is set. Given, MFU is computed on any device (CPU included).",
     )

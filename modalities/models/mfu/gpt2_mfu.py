@@ -13,18 +13,14 @@ overstates MFU by the (untied) embedding tables.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
-# Dense bf16 tensor-core peaks, FLOP/s per device (no sparsity).
-PEAK_BF16_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12}
+from modalities.models.mfu.peaks import peak_flops_of_device_name
 
-
-def peak_flops_of_device_name(device_name: str) -> float | None:
-    for gpu, peak in PEAK_BF16_FLOPS.items():
-        if gpu in device_name.upper():
-            return peak
-    return None
+__all__ = ["GPT2MFUCalculator", "matmul_parameter_count", "peak_flops_of_device_name"]
 
 
 def matmul_parameter_count(model: nn.Module) -> int:
@@ -50,9 +46,20 @@ class GPT2MFUCalculator:
         self.num_matmul_parameters = sum(matmul_parameter_count(part) for part in parts)
         self.sequence_length = sequence_length
         self.flops_per_token = 6 * self.num_matmul_parameters + 12 * n_layer * sequence_length * n_embd
+        # Where the peak came from: "config" (given), "device" (the table, by the GPU's name) or None (CPU, or a
+        # GPU the table does not know, which is said once: MFU is never silently missing on a GPU).
+        self.peak_source = "config" if peak_flops_per_device is not None else None
         if peak_flops_per_device is None and torch.cuda.is_available():
-            peak_flops_per_device = peak_flops_of_device_name(torch.cuda.get_device_name())
-        # None on CPU or an unknown GPU: throughput is still reported, MFU is not.
+            name = torch.cuda.get_device_name()
+            peak_flops_per_device = peak_flops_of_device_name(name)
+            if peak_flops_per_device is None:
+                warnings.warn(
+                    f"MFU is not computed: the bf16 peak of {name!r} is not in modalities/models/mfu/peaks.py; "
+                    "set mfu_calculator.config.peak_flops_per_device (FLOP/s per device, dense bf16) to get it",
+                    stacklevel=2,
+                )
+            else:
+                self.peak_source = "device"
         self.peak_flops = peak_flops_per_device * world_size if peak_flops_per_device is not None else None
 
     def throughput(self, num_samples_per_second: float) -> dict[str, float | None]:
