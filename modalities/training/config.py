@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from modalities.registry.types import (
     ComponentConfig,
@@ -41,6 +41,27 @@ class DeviceMeshConfig(ComponentConfig):
     context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
     enable_loss_parallel: bool = Field(default=False, description="Must be false (needs tensor parallelism).")
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
+
+    # What `train` always refuses when it builds the mesh (training/device_mesh.py), refused here first, so that
+    # `validate` never passes a mesh the run then rejects. How the degrees fill the world is checked when the
+    # mesh is built: outside torchrun `validate` sees world_size 1 from cuda_env, not the job's.
+    @field_validator("tensor_parallel_degree", "pipeline_parallel_degree", "context_parallel_degree")
+    @classmethod
+    def _only_data_parallel(cls, degree: int, info) -> int:
+        if degree != 1:
+            kind = info.field_name.removesuffix("_degree").replace("_", " ")
+            raise ValueError(
+                f"{kind}ism is not built yet (only data parallelism: FSDP2/HSDP over dp_replicate x dp_shard); "
+                "set it to 1 (see 'Not provided' in docs/compatibility.md)"
+            )
+        return degree
+
+    @field_validator("enable_loss_parallel")
+    @classmethod
+    def _no_loss_parallel(cls, enabled: bool) -> bool:
+        if enabled:
+            raise ValueError("loss parallelism needs tensor parallelism, which is not built yet; set it to false")
+        return enabled
 
 
 class ParallelDegreeConfig(ComponentConfig):

@@ -317,3 +317,18 @@ def test_a_tokenizer_other_than_the_one_that_packed_the_data(tmp_path, capsys):
     # a copy of the very tokenizer, in another folder, is the same tokenizer
     code, out = _validate(capsys, f"settings.paths.train_dataset_path={packed}", config=_with_tokenizer(tmp_path, same))
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("flag", "column", "message"),
+    [
+        ("device_mesh.config.tensor_parallel_degree=2", 43, "tensor parallelism is not built yet"),
+        ("device_mesh.config.pipeline_parallel_degree=2", 45, "pipeline parallelism is not built yet"),
+        ("device_mesh.config.context_parallel_degree=4", 44, "context parallelism is not built yet"),
+        ("device_mesh.config.enable_loss_parallel=true", 41, "loss parallelism needs tensor parallelism"),
+    ],
+)
+def test_a_mesh_the_run_would_refuse_is_refused_by_validate(capsys, flag, column, message):
+    code, out = _validate(capsys, flag)
+    assert code == 1
+    assert f"<--set>:1:{column}: error: {flag.split('=')[0]}: Value error, {message}" in out
