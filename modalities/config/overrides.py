@@ -34,7 +34,7 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
                 Diagnostic(f"override '{flag}' is not of the form dotted.path=value", span=span, code="override")
             )
             continue
-        parts = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
+        parts: list = [int(p) if p.isdigit() else p for p in key.split(".")]
         value_span = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
         try:
             value = parse_override_value(raw, value_span)
@@ -55,22 +55,45 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
 
 
 def _set_at(root: Any, parts: list, value: Any) -> str | None:
+    """Set ``value`` at ``parts`` (a mapping key or a list index per part), creating missing mapping branches;
+    the text of what is wrong otherwise. ``parts`` is updated in place to the keys as the document spells them
+    (a digit part names a mapping's key 1 if it has one, else its key "1"), so positions are recorded at the
+    right path."""
     node = root
-    for i, part in enumerate(parts[:-1]):
+    for i, part in enumerate(parts):
         where = ".".join(map(str, parts[: i + 1]))
+        last = i == len(parts) - 1
         if isinstance(node, dict):
             if part not in node:
-                node[part] = {}  # a new branch: validation reports it if the config class has no such field
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
-            node = node[part]
+                part = parts[i] = str(part)  # "1" names the key "1" (a YAML key 1 matches above)
+            if last:
+                node[part] = value
+            else:
+                if part not in node:
+                    node[part] = {}  # a new branch: validation reports it if the config class has no such field
+                node = node[part]
+        elif isinstance(node, list):
+            parent = ".".join(map(str, parts[:i]))
+            indices = f"indices 0..{len(node) - 1}" if node else "no index: it is empty"
+            if not isinstance(part, int) or part >= len(node):
+                return f"'{parent}' is a list of {len(node)} item(s), {indices}; '{part}' is not one of them"
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
         else:
-            return f"'{where}' does not exist (or is not a mapping or list)"
-    last = parts[-1]
-    if isinstance(node, dict):
-        node[last] = value
-    elif isinstance(node, list) and isinstance(last, int) and -len(node) <= last < len(node):
-        node[last] = value
-    else:
-        return f"'{'.'.join(map(str, parts))}' cannot be set: its parent is not a mapping or the index is out of range"
+            parent = ".".join(map(str, parts[:i])) or "the config"
+            return f"'{parent}' is {_kind(node)}, not a mapping or list, so '{where}' cannot be set"
     return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({value})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    return f"a {type(value).__name__}"

@@ -193,3 +193,47 @@ def test_omegaconf_resolver_errors_are_positioned():
     assert messages[("b",)][1] == 2 and "MODALITIES_TEST_UNSET_2' is not set" in messages[("b",)][0]
     assert messages[("c",)] == ("${oc.select:nope}: 'nope' does not exist and no default is given", 3)
     assert messages[("d",)][1] == 4 and "'nope' does not exist" in messages[("d",)][0]
+
+
+INTERPOLATIONS = """\
+lst: [10, 20, 30]
+m: {a: 1, b: [1, 2]}
+n: null
+lead: "${lst.1} and more"
+tail: "x${lst.0}"
+null_in_text: "x ${n} y"
+escaped: '\\${lst.0} ${lst.0}'
+copy: ${m}
+"""
+
+
+def test_interpolations_inside_text_keep_the_rest_of_the_text():
+    doc, diags = resolved(INTERPOLATIONS)
+    assert not diags
+    v = doc.values
+    assert v["lead"] == "20 and more"  # an interpolation at the start does not swallow the rest
+    assert v["tail"] == "x10"
+    assert v["null_in_text"] == "x None y"  # as OmegaConf, the reference's resolver, writes a null in text
+    assert v["escaped"] == "${lst.0} 10"  # the escaped one stays literal, the other is resolved
+    assert v["copy"] == {"a": 1, "b": [1, 2]} and v["copy"] is not v["m"]
+
+
+def test_a_copied_mapping_keeps_the_positions_of_the_original():
+    doc, _ = resolved(INTERPOLATIONS)
+    # line 2 is `m: {a: 1, b: [1, 2]}`: a's value at column 8, b's second item at column 18
+    assert str(doc.source_map.value(("copy", "a"))) == "f.yaml:2:8"
+    assert str(doc.source_map.value(("copy", "b", 1))) == "f.yaml:2:18"
+    assert str(doc.source_map.value(("copy",))) == "f.yaml:8:7"
+
+
+def test_what_cannot_be_interpolated_is_said_at_its_value():
+    # columns: where each value starts (the opening quote of a quoted one)
+    text = INTERPOLATIONS + 'out_of_range: ${lst.5}\nmapping_in_text: "a ${m} b"\nlist_in_text: "a ${lst} b"\n'
+    doc, diags = resolved(text)
+    found = sorted((str(d.span), d.message, d.hint) for d in diags)
+    hint = "interpolate it as the whole value, or point at a scalar"
+    assert found == [
+        ("f.yaml:10:18", "'${m}' is a mapping or list and cannot be part of a longer string", hint),
+        ("f.yaml:11:15", "'${lst}' is a mapping or list and cannot be part of a longer string", hint),
+        ("f.yaml:9:15", "${lst.5}: '5' does not exist in lst", None),
+    ]

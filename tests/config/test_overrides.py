@@ -1,0 +1,72 @@
+"""`--set dotted.path=value`: what it sets (list items by index, mapping keys spelled as digits, new branches),
+what it refuses and with which words, and where later errors about an overridden value point."""
+
+from __future__ import annotations
+
+import pytest
+
+from modalities.config.compiler import resolve
+from modalities.config.load import load_text
+
+CONFIG = """\
+lst: [10, 20, 30]
+empty: []
+m: {a: 1, b: [1, 2], "7": seven, 9: nine}
+s: text
+n: null
+"""
+
+
+def _apply(*flags: str):
+    document, diagnostics = resolve(load_text(CONFIG, "f.yaml"), overrides=flags)
+    return document, [d.message for d in diagnostics]
+
+
+def test_list_items_are_set_by_index_and_typed_as_yaml():
+    document, problems = _apply("lst.1=99", "lst.0=abc", "m.b.0=[5, 6]", "lst.2=2.5e-3")
+    assert not problems
+    assert document.values["lst"] == ["abc", 99, 0.0025]
+    assert document.values["m"]["b"] == [[5, 6], 2]
+
+
+def test_a_digit_part_names_a_mapping_key_and_new_branches_are_made():
+    document, problems = _apply("m.7=sieben", "m.8=acht", "m.9=neun", "new.branch.leaf=1")
+    assert not problems
+    assert document.values["m"] == {"a": 1, "b": [1, 2], "7": "sieben", 9: "neun", "8": "acht"}
+    assert document.values["new"] == {"branch": {"leaf": 1}}
+
+
+@pytest.mark.parametrize(
+    ("flag", "problem"),
+    [
+        ("lst.3=1", "'lst' is a list of 3 item(s), indices 0..2; '3' is not one of them"),
+        ("lst.-1=1", "'lst' is a list of 3 item(s), indices 0..2; '-1' is not one of them"),
+        ("lst.x=1", "'lst' is a list of 3 item(s), indices 0..2; 'x' is not one of them"),
+        ("empty.0=1", "'empty' is a list of 0 item(s), no index: it is empty; '0' is not one of them"),
+        ("lst.0.a=1", "'lst.0' is a number (10), not a mapping or list, so 'lst.0.a' cannot be set"),
+        ("s.x=1", "'s' is a string ('text'), not a mapping or list, so 's.x' cannot be set"),
+        ("n.x=1", "'n' is null, not a mapping or list, so 'n.x' cannot be set"),
+        ("m.b.2.c=1", "'m.b' is a list of 2 item(s), indices 0..1; '2' is not one of them"),
+    ],
+)
+def test_what_cannot_be_set_is_said_and_nothing_changes(flag, problem):
+    document, problems = _apply(flag)
+    assert problems == [f"cannot apply --set {flag.split('=')[0]}: {problem}"]
+    assert document.values["lst"] == [10, 20, 30] and document.values["m"]["b"] == [1, 2]
+
+
+def test_errors_about_an_overridden_value_point_at_the_flag(capsys):
+    from pathlib import Path
+
+    from modalities.cli.main import main
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    assert main(["validate", str(quickstart), "--set", "optimizer.config.betas.1=abc"]) == 1
+    out = capsys.readouterr()
+    assert "<--set>:1:26: error: optimizer.config.betas.1: Input should be a valid number" in out.out + out.err
+    # and the other item still points at the file
+    assert main(["validate", str(quickstart), "--set", "optimizer.config.betas.1=0.5",
+                 "--set", "optimizer.config.betas.0=abc"]) == 1
+    out = capsys.readouterr()
+    assert "<--set>:1:26: error: optimizer.config.betas.0: Input should be a valid number" in out.out + out.err
+    assert "betas.1" not in out.out + out.err
