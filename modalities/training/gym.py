@@ -242,6 +242,7 @@ class Gym:
                 loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
                 (loss / acc).backward()
                 step_loss += loss.detach()
+                last_micro_loss = loss.detach()
                 local_samples += len(batch)
                 local_tokens += next(iter(batch.samples.values())).numel()
             step_loss /= acc
@@ -251,9 +252,11 @@ class Gym:
             # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN, and with it
             # whether any rank was asked to stop (by a signal), so every rank stops after the same step.
             stop_flag = 1.0 if self.stop_signals is not None and self.stop_signals.requested else 0.0
-            reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag)]))
+            reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag), last_micro_loss]))
             global_loss = reduced[0] / self.world_size
-            step_values = torch.stack([global_loss, norm.to(global_loss.device)])
+            # "train loss last" is the last micro-batch's loss (over ranks), as the reference logs it; the
+            # interval's "train loss avg" is the mean over its micro-batches (= over its steps' means).
+            step_values = torch.stack([global_loss, norm.to(global_loss.device), reduced[2] / self.world_size])
             finite, stop_requested = torch.stack([torch.isfinite(global_loss).float(), reduced[1]]).tolist()
             if not finite:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -266,7 +269,7 @@ class Gym:
             progress.num_seen_steps += 1
             progress.num_seen_samples += local_samples * self.world_size
             progress.global_num_seen_tokens += local_tokens * self.world_size
-            interval += step_values
+            interval += step_values[:2]
             steps_in_interval += 1
             samples_in_interval += local_samples * self.world_size
             tokens_in_interval += local_tokens * self.world_size
@@ -277,7 +280,7 @@ class Gym:
 
             if step % s.training_log_interval_in_steps == 0 or step == s.num_target_steps:
                 elapsed = time.perf_counter() - interval_started
-                (loss_sum, norm_sum), (last_loss, last_norm) = interval.tolist(), step_values.tolist()
+                (loss_sum, norm_sum), (_, last_norm, last_loss) = interval.tolist(), step_values.tolist()
                 self._publish_training_result(
                     step, loss_sum / steps_in_interval, last_loss, norm_sum / steps_in_interval, last_norm,
                     tokens_in_interval / elapsed, samples_in_interval / elapsed, progress,

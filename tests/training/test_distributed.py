@@ -1,6 +1,7 @@
 """FSDP2 across processes: 2 ranks agree with 1 process on the same global batch; two torchrun "nodes" on
 loopback train together."""
 
+import json
 import subprocess
 
 from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
@@ -23,6 +24,16 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path, run_torc
     # both ranks wrote their shard and their data/RNG state into one checkpoint
     step_3 = tmp_path / "two" / "checkpoints" / "step_3"
     assert (step_3 / "rank_0.pt").is_file() and (step_3 / "rank_1.pt").is_file()
+    # what was seen counts every rank: by hand, a step is 2 micro-batches x 8 samples (4 per rank x 2 ranks, or
+    # 8 on one) x 16 tokens = 16 samples and 256 tokens
+    for run in ("two", "one"):
+        records = [json.loads(line) for line in (tmp_path / run / "results.jsonl").read_text().splitlines()]
+        consumed = {r["num_train_steps_done"]: r["metrics"]["consumed tokens"] for r in records
+                    if r.get("dataloader_tag") == "train"}
+        assert consumed == {1: 256, 2: 512, 3: 768, 4: 1024}, run
+        progress = json.loads((tmp_path / run / "checkpoints" / "step_3" / "training_progress.json").read_text())
+        assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (48, 768), run
+        assert progress["train_batches_consumed"] == 6, run  # micro-batches per rank
 
 
 def test_two_nodes_on_loopback_train_together(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from modalities.logging.broker import Message, MessageType, RunInfo
 from modalities.training.report import count_parameters, format_banner, human
-from tests.training.conftest import TINY, read_results, train_in_process
+from tests.training.conftest import TINY, train_in_process
 
 TENSORBOARD = "evaluation_subscriber={component_key: results_subscriber, variant_key: tensorboard, config: {}}"
 # tiny.yaml's model: wte 32x16, two 16x16 linears with bias, head 16x32 with bias
@@ -80,9 +80,10 @@ def test_a_run_tells_where_it_writes_and_how_it_ended(tmp_path, capsys):
     assert "128 tokens = 8 samples x 16 tokens" in out
     assert "6 steps, 768 tokens" in out
     assert "256 samples of 16 tokens: the target is 0.188 epochs" in out  # 6 x 8 / 256
-    losses = read_results(folder)
     assert re.search(r"finished +6 steps, 768 tokens, in \d", out)
-    assert f"train {losses[6]:.4f} (step 6" in out  # log interval 1: the mean is the step's loss
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    step_6 = next(r for r in records if r.get("dataloader_tag") == "train" and r["num_train_steps_done"] == 6)
+    assert f"train {step_6['losses']['train loss avg']:.4f} (step 6" in out  # the log interval's mean
     assert str(folder / "checkpoints" / "step_6") in out
     assert out.index("modalities train\n") < out.index("modalities train: done")
 
