@@ -107,6 +107,14 @@ CATALOG = [
         "torch.utils.data.Sampler",
     ),
     _row(
+        "sampler",
+        "resumable_distributed_multi_dim_sampler",
+        "ResumableDistributedMultiDimSamplerConfig",
+        "modalities.data.samplers:resumable_distributed_multi_dim_sampler",
+        "The resumable distributed sampler over the mesh's data-parallel ranks (tensor-parallel peers read alike).",
+        "torch.utils.data.Sampler",
+    ),
+    _row(
         "batch_sampler",
         "default",
         "BatchSamplerConfig",

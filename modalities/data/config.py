@@ -197,6 +197,27 @@ class ResumableDistributedSamplerConfig(_RankedSamplerConfig):
     )
 
 
+class ResumableDistributedMultiDimSamplerConfig(ComponentConfig):
+    """The resumable distributed sampler with its rank and replicas read from the device mesh: ranks that share
+    a data-parallel coordinate (tensor-parallel peers) draw the same samples."""
+
+    dataset: ComponentRef["dataset"] = Field(description=_DATASET)
+    device_mesh: ComponentRef["device_mesh"] = Field(description="The mesh whose data-parallel dimension is read.")
+    data_parallel_key: Literal["dp_shard"] = Field(
+        default="dp_shard",
+        description="The data-parallel dimension of the mesh (the reference's field; dp_replicate cannot be "
+        "combined with tensor parallelism, so dp_shard is the only one).",
+    )
+    epoch: NonNegativeStrictInt = Field(default=0, description="Epoch to start in (selects the permutation).")
+    shuffle: StrictBool = Field(default=False, description="Permute the indices (the same on every rank).")
+    seed: StrictInt = Field(default=0, description="Seed of the permutation; epoch e uses seed + e.")
+    drop_last: Literal[True] = Field(default=True, description="Always true, as in the reference.")
+    skip_num_global_samples: NonNegativeStrictInt = Field(
+        default=0,
+        description="Samples of the starting epoch already consumed by all ranks together (when resuming).",
+    )
+
+
 class BatchSamplerConfig(ComponentConfig):
     """Groups a sampler's indices into batches."""
 

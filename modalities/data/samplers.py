@@ -87,3 +87,30 @@ def distributed_sampler(
 
 def batch_sampler(sampler: Sampler, batch_size: int, drop_last: bool = True) -> BatchSampler:
     return BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
+
+
+def resumable_distributed_multi_dim_sampler(
+    dataset: Sized,
+    device_mesh,
+    data_parallel_key: str = "dp_shard",
+    epoch: int = 0,
+    shuffle: bool = False,
+    seed: int = 0,
+    drop_last: bool = True,
+    skip_num_global_samples: int = 0,
+) -> ResumableDistributedSampler:
+    """Builder of ``sampler/resumable_distributed_multi_dim_sampler``: rank and replicas from the mesh's
+    data-parallel dimension."""
+    names = device_mesh.mesh_dim_names or ()
+    if data_parallel_key not in names:
+        raise ValueError(f"the device mesh has no dimension {data_parallel_key!r} (it has {names})")
+    return ResumableDistributedSampler(
+        dataset,
+        rank=device_mesh.get_local_rank(data_parallel_key),
+        num_replicas=device_mesh.size(names.index(data_parallel_key)),
+        epoch=epoch,
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=drop_last,
+        skip_num_global_samples=skip_num_global_samples,
+    )

@@ -16,6 +16,15 @@ CATALOG: list[ComponentSpec] = [
     ),
     ComponentSpec(
         component_key="model",
+        variant_key="gpt2_tp",
+        config="modalities.models.gpt2.config:GPT2ModelTPConfig",
+        builder="modalities.models.gpt2.tensor_parallel:tensor_parallelize_gpt2",
+        description="model/gpt2 split over the mesh's tp dimension: heads and MLP units per rank, sequence-parallel "
+        "norms; wrap it with fsdp2_wrapped for data parallelism.",
+        interface="NNModel",
+    ),
+    ComponentSpec(
+        component_key="model",
         variant_key="huggingface_pretrained_model",
         config="modalities.models.huggingface.config:HuggingFacePretrainedModelConfig",
         builder="modalities.models.huggingface.model:HuggingFacePretrainedModel",

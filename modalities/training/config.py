@@ -25,7 +25,7 @@ class PrecisionEnum(str, Enum):
 
 
 class DeviceMeshConfig(ComponentConfig):
-    """The device mesh of the run; only data parallelism (replicate x shard) is supported."""
+    """The device mesh of the run: data parallelism (replicate x shard) and tensor parallelism (tp)."""
 
     device_type: Literal["cuda", "cpu"] = Field(
         description="Device of every rank: `cuda` (one GPU per rank, NCCL) or `cpu` (gloo)."
@@ -36,23 +36,25 @@ class DeviceMeshConfig(ComponentConfig):
     data_parallel_shard_degree: int = Field(
         default=-1, description="Ranks one model is sharded over; -1 takes what the world size leaves."
     )
-    tensor_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no tensor parallelism).")
+    tensor_parallel_degree: PositiveStrictInt = Field(
+        default=1, description="Ranks a model's layers are split over (model/gpt2_tp); the mesh's `tp` dimension."
+    )
     pipeline_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no pipeline parallelism).")
     context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
-    enable_loss_parallel: bool = Field(default=False, description="Must be false (needs tensor parallelism).")
+    enable_loss_parallel: bool = Field(default=False, description="Must be false (loss parallelism is not built yet).")
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
 
     # What `train` always refuses when it builds the mesh (training/device_mesh.py), refused here first, so that
     # `validate` never passes a mesh the run then rejects. How the degrees fill the world is checked when the
     # mesh is built: outside torchrun `validate` sees world_size 1 from cuda_env, not the job's.
-    @field_validator("tensor_parallel_degree", "pipeline_parallel_degree", "context_parallel_degree")
+    @field_validator("pipeline_parallel_degree", "context_parallel_degree")
     @classmethod
     def _only_data_parallel(cls, degree: int, info) -> int:
         if degree != 1:
             kind = info.field_name.removesuffix("_degree").replace("_", " ")
             raise ValueError(
-                f"{kind}ism is not built yet (only data parallelism: FSDP2/HSDP over dp_replicate x dp_shard); "
-                "set it to 1 (see 'Not provided' in docs/compatibility.md)"
+                f"{kind}ism is not built yet (data parallelism over dp_replicate x dp_shard, and tensor "
+                "parallelism, are); set it to 1 (see 'Not provided' in docs/compatibility.md)"
             )
         return degree
 
@@ -60,7 +62,8 @@ class DeviceMeshConfig(ComponentConfig):
     @classmethod
     def _no_loss_parallel(cls, enabled: bool) -> bool:
         if enabled:
-            raise ValueError("loss parallelism needs tensor parallelism, which is not built yet; set it to false")
+            raise ValueError("loss parallelism is not built yet (the head returns full logits on every rank); set it "
+                             "to false")
         return enabled
 
 

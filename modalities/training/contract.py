@@ -304,12 +304,17 @@ class _Checks:
         )
         replicas = self.field(sampler, "num_replicas")
         world = self.world_size()
-        if isinstance(replicas, int) and world is not None and replicas != world[0]:
+        tp = self.field(self.node(self.run.device_mesh), "tensor_parallel_degree") or 1
+        if isinstance(replicas, int) and world is not None and isinstance(tp, int) and replicas * tp != world[0]:
+            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor_parallel_degree {tp})" if tp > 1 \
+                else f"{world[0]}"
             self.add(
                 self.at(sampler, "num_replicas"),
-                f"the train sampler splits the data over {replicas} ranks, but the run has {world[0]} "
+                f"the train sampler splits the data over {replicas} ranks, but the run has {readers} "
                 f"({self.where(world[1])}); ranks would read the same or no samples",
-                hint="use the device mesh's data-parallel degree (number_conversion/parallel_degree) or "
+                hint="use sampler/resumable_distributed_multi_dim_sampler, which reads the mesh, or the device mesh's "
+                "data-parallel degree (number_conversion/parallel_degree)" if tp > 1 else
+                "use the device mesh's data-parallel degree (number_conversion/parallel_degree) or "
                 "${settings.cuda_env.world_size}",
             )
 
@@ -480,8 +485,9 @@ class _Checks:
         profile, target, progress = settings.step_profile, settings.training_target, settings.training_progress
         dp = _n(profile.dp_degree)
         world = self.world_size()
+        tp = _n(self.field(self.node(self.run.device_mesh), "tensor_parallel_degree")) or 1
         if dp is None:
-            dp = world[0] if world is not None else None
+            dp = world[0] // tp if world is not None else None
         factors = [
             _n(profile.local_train_micro_batch_size),
             _n(profile.sequence_length),
@@ -501,6 +507,42 @@ class _Checks:
                 f"step takes {per_step} (micro-batch x sequence length x accumulation x data-parallel degree)",
                 self.severity("enforce_tokens_per_step_consistency"),
             )
+
+
+    def tensor_parallel(self) -> None:
+        """What model/gpt2_tp refuses when it splits the model: a degree that does not divide the heads, the
+        vocabulary or the MLP's hidden width; qk-norm; dp_replicate with tp."""
+        mesh = self.node(self.run.device_mesh)
+        degree = _n(self.field(mesh, "tensor_parallel_degree"))
+        if degree is None or degree == 1:
+            return
+        for info in self.view.nodes():
+            if info.component_key != "model" or info.variant_key != "gpt2_tp" or info.config is None:
+                continue
+            model = self.node(getattr(info.config, "model", None))
+            if model is None or model.config is None:
+                continue
+            replicate = _n(self.field(mesh, "data_parallel_replicate_degree"))
+            if replicate is not None and replicate > 1:
+                self.add(self.at(mesh, "data_parallel_replicate_degree"),
+                         "model/gpt2_tp cannot be combined with data_parallel_replicate_degree > 1 (as in the "
+                         "reference); use dp_shard for data parallelism with tensor parallelism")
+            hidden = _n(self.field(model, "ffn_hidden"))
+            if hidden is not None and self.field(model, "activation_type") == "swiglu":
+                multiple = _n(self.field(model, "enforce_swiglu_hidden_dim_multiple_of")) or 1
+                hidden = -(-int(2 * hidden / 3) // multiple) * multiple  # the SwiGLU's width (models/gpt2/model.py)
+            sizes = [("n_head_q", _n(self.field(model, "n_head_q"))), ("n_head_kv", _n(self.field(model, "n_head_kv"))),
+                     ("vocab_size", _n(self.field(model, "vocab_size"))), ("the MLP's hidden width", hidden)]
+            bad = [f"{name} {size}" for name, size in sizes if size is not None and size % degree]
+            if bad:
+                self.add(self.at(mesh, "tensor_parallel_degree"),
+                         f"tensor_parallel_degree {degree} must divide {', '.join(bad)} of "
+                         f"{self.where(model.path)}, which model/gpt2_tp splits across the tp ranks",
+                         hint="choose a degree that divides them")
+            attention = self.field(model, "attention_config")
+            if getattr(attention, "qk_norm_config", None) is not None:
+                self.add(self.at(model, "attention_config"),
+                         "model/gpt2_tp does not support qk-norm yet (attention_config.qk_norm_config)")
 
 
 def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
@@ -586,6 +628,7 @@ def check_training_run(view) -> list[Finding]:
         checks.data_amount,
         checks.intervals,
         checks.tokens_per_step,
+        checks.tensor_parallel,
     ):
         check()
     return checks.findings

@@ -18,16 +18,14 @@ def get_device_mesh(
     context_parallel_degree: int = 1,
     enable_loss_parallel: bool = False,
 ) -> DeviceMesh:
-    unsupported = {
-        "tensor_parallel_degree": tensor_parallel_degree,
-        "pipeline_parallel_degree": pipeline_parallel_degree,
-        "context_parallel_degree": context_parallel_degree,
-    }
+    unsupported = {"pipeline_parallel_degree": pipeline_parallel_degree, "context_parallel_degree": context_parallel_degree}
     for name, degree in unsupported.items():
         if degree != 1:
-            raise TrainingSetupError(f"device_mesh.config.{name} is {degree}; only data parallelism is supported, set it to 1")
+            raise TrainingSetupError(
+                f"device_mesh.config.{name} is {degree}; pipeline and context parallelism are not built yet, set it to 1"
+            )
     if enable_loss_parallel:
-        raise TrainingSetupError("device_mesh.config.enable_loss_parallel needs tensor parallelism; set it to false")
+        raise TrainingSetupError("device_mesh.config.enable_loss_parallel is not built yet; set it to false")
     ensure_process_group(device_type)
     actual_world_size = dist.get_world_size()
     if world_size != actual_world_size:
@@ -35,23 +33,42 @@ def get_device_mesh(
             f"device_mesh.config.world_size is {world_size} but {actual_world_size} processes were launched; "
             "use ${settings.cuda_env.world_size} or launch that many processes"
         )
+    replicate, tp = data_parallel_replicate_degree, tensor_parallel_degree
     shard = data_parallel_shard_degree
     if shard == -1:
-        if world_size % data_parallel_replicate_degree:
+        if world_size % (replicate * tp):
             raise TrainingSetupError(
-                f"world size {world_size} is not divisible by data_parallel_replicate_degree {data_parallel_replicate_degree}"
+                f"world size {world_size} is not divisible by data_parallel_replicate_degree {replicate} x "
+                f"tensor_parallel_degree {tp}"
             )
-        shard = world_size // data_parallel_replicate_degree
-    if shard < 1 or shard * data_parallel_replicate_degree != world_size:
+        shard = world_size // (replicate * tp)
+    if shard < 1 or shard * replicate * tp != world_size:
         raise TrainingSetupError(
-            f"data_parallel_replicate_degree ({data_parallel_replicate_degree}) x data_parallel_shard_degree "
-            f"({data_parallel_shard_degree}) must equal the world size ({world_size}); -1 fills in the shard degree"
+            f"data_parallel_replicate_degree ({replicate}) x data_parallel_shard_degree ({data_parallel_shard_degree}) "
+            f"x tensor_parallel_degree ({tp}) must equal the world size ({world_size}); -1 fills in the shard degree"
         )
-    if data_parallel_replicate_degree == 1:
-        return init_device_mesh(device_type, (shard,), mesh_dim_names=("dp_shard",))
-    return init_device_mesh(
-        device_type, (data_parallel_replicate_degree, shard), mesh_dim_names=("dp_replicate", "dp_shard")
-    )
+    # The reference's (and torchtitan's) order and names: dimensions of size 1 left out, except dp_shard.
+    dims = [(name, size) for name, size in (("dp_replicate", replicate), ("dp_shard", shard), ("tp", tp))
+            if size > 1 or name == "dp_shard"]
+    return init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
+
+
+def data_parallel_degree(device_mesh: DeviceMesh | None) -> int:
+    """Ranks that read different data: the product of the data-parallel dimensions (the world size without a
+    mesh)."""
+    if device_mesh is None or not device_mesh.mesh_dim_names:
+        return dist.get_world_size() if dist.is_initialized() else 1
+    return get_parallel_degree(device_mesh, ["dp_replicate", "dp_shard"])
+
+
+def data_parallel_rank(device_mesh: DeviceMesh) -> int:
+    """This rank's position among the data-parallel ranks (tensor-parallel peers share it)."""
+    names = device_mesh.mesh_dim_names or ()
+    rank = 0
+    for name in ("dp_replicate", "dp_shard"):
+        if name in names:
+            rank = rank * device_mesh.size(names.index(name)) + device_mesh.get_local_rank(name)
+    return rank
 
 
 def get_parallel_degree(device_mesh: DeviceMesh, parallelism_methods: list[str]) -> int:

@@ -78,6 +78,7 @@ def run_training(
     from modalities.logging.subscribers import JSONLResultsWriter
     from modalities.training.distributed import barrier, local_device
     from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
+    from modalities.training.device_mesh import data_parallel_degree
     from modalities.training.gym import Gym, LoopSettings, restore_rng_state
     from modalities.training.report import RunSummary, describe_run, format_banner
     from modalities.training.run import TrainingProgress
@@ -205,6 +206,7 @@ def run_training(
         config_text=config_text,
         profiler=run.profiler,
         stop_signals=stop_signals,
+        data_parallel_degree=data_parallel_degree(run.device_mesh),
     )
     try:
         final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

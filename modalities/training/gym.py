@@ -162,6 +162,7 @@ class Gym:
         config_text: str | None = None,
         profiler=None,
         stop_signals=None,
+        data_parallel_degree: int | None = None,
     ):
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
@@ -178,6 +179,8 @@ class Gym:
         self.checkpoint_saving = checkpoint_saving
         self.config_text = config_text  # the resolved config, saved into every checkpoint
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        # Ranks reading different data: samples and tokens seen count these (tensor-parallel peers read alike).
+        self.data_parallel_degree = data_parallel_degree or self.world_size
         self.evaluator = Evaluator(self.model, loss_fn, device, broker)
         self.last_checkpoint: str | None = None
 
@@ -267,12 +270,12 @@ class Gym:
             self.optimizer.zero_grad(set_to_none=True)
 
             progress.num_seen_steps += 1
-            progress.num_seen_samples += local_samples * self.world_size
-            progress.global_num_seen_tokens += local_tokens * self.world_size
+            progress.num_seen_samples += local_samples * self.data_parallel_degree
+            progress.global_num_seen_tokens += local_tokens * self.data_parallel_degree
             interval += step_values[:2]
             steps_in_interval += 1
-            samples_in_interval += local_samples * self.world_size
-            tokens_in_interval += local_tokens * self.world_size
+            samples_in_interval += local_samples * self.data_parallel_degree
+            tokens_in_interval += local_tokens * self.data_parallel_degree
             step = progress.num_seen_steps
             if self.profiler is not None:
                 self.profiler.step()

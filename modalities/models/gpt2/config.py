@@ -181,3 +181,12 @@ class GPT2LLMConfig(ComponentConfig):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+class GPT2ModelTPConfig(ComponentConfig):
+    """A model/gpt2 split over the mesh's tensor-parallel dimension (with sequence parallelism)."""
+
+    model: ComponentRef["model"] = Field(description="The model/gpt2 to parallelize (before FSDP2 wraps it).")
+    device_mesh: ComponentRef["device_mesh"] = Field(
+        description="A mesh with a `tp` dimension (device_mesh.config.tensor_parallel_degree above 1)."
+    )

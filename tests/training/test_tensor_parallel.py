@@ -1,0 +1,144 @@
+"""Tensor parallelism (model/gpt2_tp, the tp dimension of the mesh, the mesh-reading sampler) on CPU ranks with
+gloo: the split model computes what the whole one does, and training with tp 2 or dp 2 x tp 2 gives one
+process's losses, token counts and, resumed across a change of layout, the same continuation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.training.conftest import REPO, subprocess_env
+
+TP_CONFIG = REPO / "tests" / "training" / "tp.yaml"
+STEPS = [
+    "--set", "settings.training_target.num_target_steps=4",
+    "--set", "settings.intervals.training_log_interval_in_steps=1",
+    "--set", "settings.intervals.evaluation_interval_in_steps=4",
+    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
+]
+
+
+def _train(run_torchrun, tmp_path, nproc: int, experiment_id: str, *extra: str):
+    done = run_torchrun(nproc, "train", str(TP_CONFIG), "--experiments-root", str(tmp_path), "--experiment-id",
+                        experiment_id, *STEPS, *extra, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = [json.loads(line) for line in (tmp_path / experiment_id / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
+    return train, evaluation
+
+
+def test_the_split_model_computes_what_the_whole_model_does():
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO / "tests" / "training" / "tp_model_check.py")],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
+                                      if line.startswith("TPCHECK "))}
+    assert set(records) == {"gelu_absolute_tied", "gelu_absolute_untied", "rope_gqa_swiglu_sdpa"}
+    for record in records.values():
+        assert record["logits_max_abs_diff"] < 1e-5, record
+        assert record["grad_max_diff_over_largest_grad"] < 1e-5, record
+        assert record["parameters"][0] == record["parameters"][1], record  # tying kept: no parameter doubled
+    # by hand: per block q, k, v (weight and bias), the attention projection's weight, the MLP's two weights and
+    # its first bias: 10 x 2 blocks, plus the (tied) embedding/head and the position table
+    assert records["gelu_absolute_tied"]["sharded_parameters"] == 22
+    assert records["gelu_absolute_untied"]["sharded_parameters"] == 23
+    assert records["rope_gqa_swiglu_sdpa"]["sharded_parameters"] == 15  # no biases, W/V/W_2, no position table
+    assert records["rope_gqa_swiglu_sdpa"]["local_heads"] == [2, 1]  # 4 query and 2 key/value heads over 2 ranks
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The baseline every layout is compared with: one process, tensor_parallel_degree 1."""
+    from tests.training.conftest import torchrun_cmd
+
+    def run(nproc, *args, timeout=600):
+        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    tmp_path = tmp_path_factory.mktemp("tp_one")
+    return _train(run, tmp_path, 1, "one", "--set", "device_mesh.config.tensor_parallel_degree=1"), tmp_path
+
+
+def _same_run(a, b):
+    (train_a, eval_a), (train_b, eval_b) = a, b
+    assert sorted(train_a) == sorted(train_b) == [1, 2, 3, 4]
+    for step in train_a:
+        for key in ("train loss avg", "train loss last"):
+            assert abs(train_a[step]["losses"][key] - train_b[step]["losses"][key]) < 1e-5, (step, key)
+        assert train_a[step]["metrics"]["grad norm last"] == pytest.approx(train_b[step]["metrics"]["grad norm last"],
+                                                                           rel=1e-4)
+        # tensor-parallel peers read the same samples: tokens count the data-parallel ranks only (by hand:
+        # a step is 8 samples of 128 tokens whatever the layout)
+        assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
+    assert eval_a == pytest.approx(eval_b, abs=1e-5)
+
+
+def test_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    (baseline, _) = one_process
+    _same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)
+    progress = json.loads((tmp_path / "tp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
+    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+
+
+def test_dp_2_x_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    (baseline, _) = one_process
+    # 4 samples per rank on 2 data-parallel ranks: the same global batch of 8 as one process
+    run = _train(run_torchrun, tmp_path, 4, "dp2tp2", "--set", "settings.step_profile.local_train_micro_batch_size=4")
+    _same_run(run, baseline)
+
+
+def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
+    (baseline, baseline_root) = one_process
+    # saved with tp 2, resumed on one process
+    _train(run_torchrun, tmp_path, 2, "saved_tp2")
+    resumed = _train(run_torchrun, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.tensor_parallel_degree=1",
+                     "--resume", str(tmp_path / "saved_tp2" / "checkpoints" / "step_2"))
+    assert sorted(resumed[0]) == [3, 4]
+    for step in (3, 4):
+        assert abs(resumed[0][step]["losses"]["train loss avg"] - baseline[0][step]["losses"]["train loss avg"]) < 1e-5
+    # saved by one process, resumed with dp 2 x tp 2
+    resumed = _train(run_torchrun, tmp_path, 4, "resumed_dp2tp2", "--set", "settings.step_profile.local_train_micro_batch_size=4",
+                     "--resume", str(baseline_root / "one" / "checkpoints" / "step_2"))
+    assert sorted(resumed[0]) == [3, 4]
+    for step in (3, 4):
+        assert abs(resumed[0][step]["losses"]["train loss avg"] - baseline[0][step]["losses"]["train loss avg"]) < 1e-5
+        assert resumed[0][step]["metrics"]["consumed tokens"] == 1024 * step
+
+
+def test_a_split_the_model_cannot_take_is_named():
+    from modalities.models.gpt2.tensor_parallel import TensorParallelError, _check_divisible
+    from tests.models.helpers import build_gpt2
+
+    model = build_gpt2(n_head_q=4, n_head_kv=2, vocab_size=64)
+    _check_divisible(model, 2)
+    with pytest.raises(TensorParallelError, match=r"tensor_parallel_degree 4 must divide n_head_kv 2;"):
+        _check_divisible(model, 4)
+    with pytest.raises(TensorParallelError, match=r"must divide n_head_q 4, n_head_kv 2, vocab_size 64, the MLP's "
+                                                  r"hidden width 128; choose a degree that divides them"):
+        _check_divisible(model, 3)
+
+
+def test_validate_refuses_a_degree_the_model_cannot_be_split_by(capsys):
+    from modalities.cli.main import main
+
+    assert main(["validate", str(TP_CONFIG), "--set", "device_mesh.config.tensor_parallel_degree=3"]) == 1
+    out = capsys.readouterr()
+    line = next(i for i, text in enumerate(TP_CONFIG.read_text().splitlines(), 1) if text == "model_raw:")
+    assert (
+        "<--set>:1:43: error: device_mesh.config.tensor_parallel_degree: tensor_parallel_degree 3 must divide "
+        f"n_head_q 4, n_head_kv 4, vocab_size 2048, the MLP's hidden width 512 of model_raw at {TP_CONFIG}:{line + 1}:3"
+    ) in out.out + out.err
+    # 4 divides them all (4 heads, 2048 ids, 512 hidden units); a 2-ids-short vocabulary does not
+    assert main(["validate", str(TP_CONFIG), "--set", "device_mesh.config.tensor_parallel_degree=4"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(TP_CONFIG), "--set", "device_mesh.config.tensor_parallel_degree=4",
+                 "--set", "model_raw.config.vocab_size=2046"]) == 1
+    out = capsys.readouterr()
+    assert "tensor_parallel_degree 4 must divide vocab_size 2046 of model_raw" in out.out + out.err

@@ -1,0 +1,51 @@
+"""Run under torchrun (2 or 4 ranks): model/gpt2 split by model/gpt2_tp against the same model whole, for
+several architectures. Prints one JSON line per case on rank 0; tests/training/test_tensor_parallel.py reads it."""
+
+import copy
+import json
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor
+
+from modalities.models.gpt2.tensor_parallel import tensor_parallelize_gpt2
+from tests.models.helpers import build_gpt2
+
+ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",
+                            "config": {"n_embd": 32, "n_head": 4, "seq_length_dim": -2, "base_freq": 10000}}]}
+CASES = {
+    "gelu_absolute_tied": {},
+    "gelu_absolute_untied": {"use_weight_tying": False},
+    "rope_gqa_swiglu_sdpa": {"poe_type": "NOPE", "attention_config": ROPE, "n_head_kv": 2, "activation_type": "swiglu",
+                             "attention_implementation": "pytorch_flash", "bias": False},
+}
+
+dist.init_process_group("gloo")
+mesh = init_device_mesh("cpu", (dist.get_world_size(),), mesh_dim_names=("tp",))
+for name, overrides in CASES.items():
+    whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64, **overrides)
+    split = tensor_parallelize_gpt2(copy.deepcopy(whole), mesh)
+    ids = torch.randint(0, 64, (3, 16), generator=torch.Generator().manual_seed(1))
+    expected, got = whole(ids), split(ids)
+    (expected * torch.linspace(-1, 1, 64)).sum().backward()
+    (got * torch.linspace(-1, 1, 64)).sum().backward()
+    # Relative to the largest gradient of the model: some true gradients are zero (a key bias shifts every score of
+    # a query alike, which softmax ignores) and their computed values are rounding noise on both sides.
+    worst_grad, scale, sharded = 0.0, 0.0, 0
+    for (_, a), (_, b) in zip(whole.named_parameters(), split.named_parameters()):
+        grad = b.grad.full_tensor() if isinstance(b.grad, DTensor) else b.grad
+        worst_grad = max(worst_grad, (a.grad - grad).abs().max().item())
+        scale = max(scale, a.grad.abs().max().item())
+        sharded += isinstance(b, DTensor) and any(p.is_shard() for p in b.placements)
+    record = {
+        "case": name,
+        "logits_max_abs_diff": (expected - got).abs().max().item(),
+        "grad_max_diff_over_largest_grad": worst_grad / scale,
+        "parameters": [sum(1 for _ in whole.parameters()), sum(1 for _ in split.parameters())],
+        "sharded_parameters": sharded,
+        "local_heads": [split.transformer.h["0"].attn.n_head_q, split.transformer.h["0"].attn.n_head_kv],
+    }
+    if dist.get_rank() == 0:
+        print("TPCHECK " + json.dumps(record), flush=True)
+dist.destroy_process_group()
