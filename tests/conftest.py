@@ -9,15 +9,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run (seeded from the test's name, as hypothesis does on CI), so
+# a failure on CI is the failure on a laptop, and hypothesis prints the @reproduce_failure line that replays it.
+# HYPOTHESIS_PROFILE=explore draws new examples each run, for a longer hunt.
+settings.register_profile("modalities", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "modalities"))
 
 
 @pytest.fixture(autouse=True)
 def _process_registry_is_left_as_found():
-    """Each test gets its own copy of the process-wide registry: what a test registers (a plugin imported
-    in-process, `register_component`) cannot leak into another test, whatever order xdist runs them in."""
+    """Each test gets its own copy of the process-wide registry and resolver table: what a test registers (a
+    plugin imported in-process, `register_component`, `additional_resolver_funs`) cannot leak into another test,
+    whatever order xdist runs them in."""
+    import modalities.config.resolve as resolve_module
     import modalities.registry as registry_module
 
     saved = registry_module.default_registry()
     registry_module._default = saved.copy()
+    resolvers = dict(resolve_module._RESOLVERS)
     yield
     registry_module._default = saved
+    resolve_module._RESOLVERS.clear()
+    resolve_module._RESOLVERS.update(resolvers)

@@ -352,12 +352,15 @@ class _results_in_order:
                     continue
             return False
 
-        def get(q: queue.Queue):
+        def get(q: queue.Queue, producer: list[threading.Thread]):
             while not self.stop.is_set():
                 try:
                     return q.get(timeout=0.1)
                 except queue.Empty:
-                    continue
+                    if producer and not producer[0].is_alive() and q.empty():
+                        # The stage feeding this queue ended without handing on a result or an error: fail
+                        # instead of waiting forever.
+                        return _Failed(DataError(f"the packing pipeline's {producer[0].name} thread stopped early"))
             return _STOPPED
 
         def read() -> None:
@@ -372,7 +375,7 @@ class _results_in_order:
 
         def encode() -> None:
             while True:
-                item = get(texts_queue)
+                item = get(texts_queue, reader)
                 if item is _STOPPED or item is None:
                     return
                 if not isinstance(item, _Failed):
@@ -385,11 +388,13 @@ class _results_in_order:
                 if not put(encoded_queue, item):
                     return
 
-        self.threads = [threading.Thread(target=read, daemon=True), threading.Thread(target=encode, daemon=True)]
+        reader = [threading.Thread(target=read, name="reader", daemon=True)]
+        encoder = [threading.Thread(target=encode, name="encoder", daemon=True)]
+        self.threads = reader + encoder
         for thread in self.threads:
             thread.start()
         for _ in self.tasks:
-            item = get(encoded_queue)
+            item = get(encoded_queue, encoder)
             if item is _STOPPED:
                 return
             if isinstance(item, _Failed):

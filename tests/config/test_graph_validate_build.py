@@ -308,3 +308,46 @@ loader:
     )
     (err,) = errors(compiled)
     assert err.code == "component_kind" and "toy_model" in err.message
+
+
+UNUSED = """\
+alone:
+  component_key: toy_model
+  variant_key: linear
+  config: {width: 4}
+listed:
+  component_key: toy_model
+  variant_key: linear
+  config: {width: 2}
+nested_in_settings:
+  component_key: toy_model
+  variant_key: linear
+  config: {width: 3}
+referenced:
+  component_key: toy_model
+  variant_key: linear
+  config: {width: 5}
+optimizer:
+  component_key: toy_optimizer
+  variant_key: sgd
+  config:
+    model: {instance_key: referenced, pass_type: BY_REFERENCE}
+    lr: 0.1
+model:
+  component_key: toy_model
+  variant_key: linear
+  config: {width: 6}
+models: [{instance_key: listed, pass_type: BY_REFERENCE}]
+settings:
+  groups: {a: [{instance_key: nested_in_settings, pass_type: BY_REFERENCE}]}
+"""
+
+
+def test_only_a_component_nothing_uses_is_warned_about(compile_yaml):
+    compiled = compile_yaml(UNUSED)
+    unused = [(str(d.span), d.message) for d in compiled.diagnostics if "is not used" in d.message]
+    # referenced by a component, by a top-level list, from inside settings: used; `model` and `optimizer` are
+    # names a run asks for (entry points), used by the run itself. Only `alone` is left.
+    assert [message for _, message in unused] == ["component 'alone' is not used by any other component nor by the run"]
+    assert unused[0][0].endswith(":1:1")
+    assert all(d.severity == WARNING for d in compiled.diagnostics if "is not used" in d.message)

@@ -184,3 +184,44 @@ def test_a_repeated_epoch_reads_the_samples_its_starting_skip_left_out(dataset):
     batches = _firsts(repeating)
     assert len(batches) == 6 + 8  # 18 samples after the skip, then the whole epoch again
     assert sorted(x for b in batches[6:] for x in b) == [1 + 4 * i for i in range(24)]
+
+
+def test_another_loaders_position_and_an_impossible_one_are_refused(dataset):
+    loader = _loader(dataset)
+    state = {**loader.state_dict(), "dataloader_tag": "test"}
+    with pytest.raises(ValueError, match="data loader state of 'test' cannot be loaded into 'train'"):
+        _loader(dataset).load_state_dict(state)
+    with pytest.raises(ValueError, match="data loader 'train': 9 consumed batches do not fit an epoch of 8"):
+        _loader(dataset).load_state_dict({**loader.state_dict(), "batches_consumed": 9})
+    moved = {**loader.state_dict(), "num_replicas": 2, "batches_consumed": 5}
+    with pytest.raises(ValueError, match="beyond the dataset's 24 samples"):  # 5 batches x 3 x 2 ranks = 30
+        _loader(dataset).load_state_dict(moved)
+    without_batch_size = {k: v for k, v in moved.items() if k != "batch_size"}
+    with pytest.raises(ValueError, match="the saved position does not record its batch size"):
+        _loader(dataset).load_state_dict(without_batch_size)
+
+
+def test_a_position_saved_right_after_an_epochs_last_batch_starts_the_next_pass(dataset):
+    loader = _loader(dataset)
+    full = _firsts(loader)  # all 8 batches of the epoch
+    state = loader.state_dict()
+    assert (state["epoch"], state["batches_consumed"]) == (0, 0)  # a finished pass: the start of the same epoch
+    restarted = _loader(dataset)
+    restarted.load_state_dict(state)
+    assert _firsts(restarted) == full  # nothing is skipped or read twice
+
+
+def test_fixed_num_batches_counts_from_the_resumed_position(dataset):
+    full = _firsts(_loader(dataset))
+    loader = _loader(dataset, fixed_num_batches=5)
+    taken = [batch for _, batch in zip(range(2), loader)]
+    restarted = _loader(dataset, fixed_num_batches=5)
+    restarted.load_state_dict(loader.state_dict())
+    assert _firsts(taken) + _firsts(restarted) == full[:5]  # 5 batches in all, not 5 more
+
+
+def test_a_repeating_loader_can_be_iterated_again_from_its_start(dataset):
+    repeating = RepeatingDataLoader(_loader(dataset), num_epochs=2, reshuffle_after_epoch=True)
+    first = _firsts(repeating)
+    assert len(first) == 16
+    assert _firsts(repeating) == first  # a second full iteration: both passes again, in the same orders
