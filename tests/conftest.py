@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
 
 # Property tests draw the same examples on every run (seeded from the test's name, as hypothesis does on CI), so
 # a failure on CI is the failure on a laptop, and hypothesis prints the @reproduce_failure line that replays it.

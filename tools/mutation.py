@@ -45,7 +45,8 @@ AREAS: dict[str, dict[str, list[str]]] = {
                                            "tests/config/test_cli.py"],
         "modalities/config/resolve.py": ["tests/config/test_resolve.py", "tests/config/test_hostile_configs.py"],
         "modalities/config/graph.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py"],
-        "modalities/config/validate.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py"],
+        "modalities/config/validate.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py",
+                                          "tests/training/test_run_contract.py"],
     },
     "data": {
         "modalities/data/packing.py": ["tests/data/test_packing.py", "tests/data/test_packing_pipeline.py"],
@@ -56,17 +57,25 @@ AREAS: dict[str, dict[str, list[str]]] = {
         "modalities/data/loaders.py": ["tests/data/test_loaders.py"],
     },
     "training": {
-        "modalities/training/gym.py": ["tests/training/test_against_a_hand_loop.py", "tests/training/test_executor.py"],
+        "modalities/training/gym.py": ["tests/training/test_against_a_hand_loop.py", "tests/training/test_executor.py",
+                                       "tests/training/test_distributed.py"],
         "modalities/models/gpt2/tensor_parallel.py": ["tests/training/test_tensor_parallel.py"],
         "modalities/models/mfu/gpt2_mfu.py": ["tests/models/test_norms_hf_mfu.py"],
         "modalities/models/mfu/peaks.py": ["tests/models/test_norms_hf_mfu.py"],
     },
     "checkpointing": {
-        "modalities/checkpointing/layout.py": ["tests/training/test_checkpoint_safety.py",
-                                               "tests/training/test_checkpoint_loading.py",
+        "modalities/checkpointing/layout.py": ["tests/training/test_checkpoint_layout.py",
+                                               "tests/training/test_checkpoint_safety.py",
+                                               "tests/training/test_checkpoint_loading.py"],
+        "modalities/checkpointing/saving.py": ["tests/training/test_checkpoint_layout.py",
                                                "tests/training/test_executor.py"],
-        "modalities/checkpointing/torch_loading.py": ["tests/training/test_checkpoint_safety.py",
-                                                      "tests/training/test_checkpoint_loading.py"],
+        "modalities/checkpointing/dcp.py": ["tests/training/test_checkpoint_layout.py",
+                                            "tests/training/test_checkpoint_safety.py",
+                                            "tests/training/test_checkpoint_loading.py"],
+        "modalities/checkpointing/torch_loading.py": ["tests/training/test_torch_loading.py",
+                                                      "tests/training/test_checkpoint_safety.py",
+                                                      "tests/training/test_checkpoint_loading.py",
+                                                      "tests/compat/test_reference_checkpoints.py"],
         "modalities/checkpointing/checksums.py": ["tests/training/test_checkpoint_safety.py"],
     },
 }
@@ -242,10 +251,11 @@ def main() -> int:
     selected = {"file": {args.file: args.tests or ["tests"]}} if args.file else {a: AREAS[a] for a in args.areas}
     if not selected:
         parser.error("name an area or --file")
-    rng = random.Random(args.seed)
     jobs: list[tuple[str, Mutant, str, list[str]]] = []
     for area, files in selected.items():
         for file, tests in files.items():
+            # seeded per file: a file's mutants do not depend on which other areas are run
+            rng = random.Random(f"{args.seed}:{file}")
             for mutant, text in enumerate_mutants(REPO / file, args.max_per_file, rng):
                 jobs.append((area, mutant, text, tests))
     if args.list:

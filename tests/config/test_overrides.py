@@ -70,3 +70,35 @@ def test_errors_about_an_overridden_value_point_at_the_flag(capsys):
     out = capsys.readouterr()
     assert "<--set>:1:26: error: optimizer.config.betas.0: Input should be a valid number" in out.out + out.err
     assert "betas.1" not in out.out + out.err
+
+
+def _validate(capsys, *flags: str) -> str:
+    from pathlib import Path
+
+    from modalities.cli.main import main
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    args = ["validate", str(quickstart)]
+    for flag in flags:
+        args += ["--set", flag]
+    main(args)
+    out = capsys.readouterr()
+    return out.out + out.err
+
+
+def test_an_error_at_an_overridden_key_or_value_underlines_exactly_it(capsys):
+    # the key: columns 1..22 of the flag; the value: the 3 characters after '='
+    out = _validate(capsys, "optimizer.config.bogus=1")
+    assert "<--set>:1:1: error: optimizer.config.bogus: unknown field 'bogus'" in out
+    assert "\n      | " + "^" + "~" * 21 + "\n" in out
+    out = _validate(capsys, "optimizer.config.betas.1=abc")
+    assert "\n      | " + " " * 25 + "^~~\n" in out
+
+
+def test_a_value_that_is_not_yaml_stays_text_but_a_hostile_one_is_refused(capsys):
+    document, problems = _apply("s=b: c: d")  # a YAML syntax error in the value: taken as the text it is
+    assert not problems and document.values["s"] == "b: c: d"
+    out = _validate(capsys, "optimizer.config.lr=&a [*a]")
+    assert ("<--set>:1:21: error: --set optimizer.config.lr: the alias *a refers to a node that contains it "
+            "(a value cannot contain itself)") in out
+    assert "\n      | " + " " * 20 + "^~~~~~~\n" in out

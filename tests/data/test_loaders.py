@@ -225,3 +225,20 @@ def test_a_repeating_loader_can_be_iterated_again_from_its_start(dataset):
     first = _firsts(repeating)
     assert len(first) == 16
     assert _firsts(repeating) == first  # a second full iteration: both passes again, in the same orders
+
+
+def test_a_position_in_a_later_epoch_moves_to_another_number_of_ranks(dataset):
+    # two ranks read epoch 1 (another permutation than epoch 0) for 2 batches each, then one rank takes over
+    global_order = ResumableDistributedSampler(dataset, 0, 1, shuffle=True, seed=5, epoch=1).global_order()
+    ranks = [_loader(dataset, rank=r, num_replicas=2) for r in (0, 1)]
+    for loader in ranks:
+        loader.set_epoch(1)
+        for _, _ in zip(range(2), loader):
+            pass
+    state = ranks[0].state_dict()
+    assert (state["epoch"], state["batches_consumed"]) == (1, 2)
+    alone = _loader(dataset)
+    alone.load_state_dict(state)
+    rest = [x for batch in _firsts(alone) for x in batch]
+    # 2 batches x 3 samples x 2 ranks = 12 samples of epoch 1's order are behind; the rest follows, in order
+    assert rest == [1 + 4 * i for i in global_order[12:]]

@@ -183,3 +183,15 @@ def test_progress_lines_are_throttled(tmp_path, corpus, capsys, monkeypatch):
     assert f"{tmp_path / 'out.pbin'}: {len(TEXTS)} documents" in captured.out
     assert "the tokenizer on 1 thread(s)" in captured.out  # num_cpus: 1 in the config
 
+
+
+def test_the_tokenizer_thread_settings_are_put_back(tmp_path, corpus, hf_tokenizer, monkeypatch):
+    import os
+
+    create_raw_index(corpus)
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    pack_encoded_data(corpus, hf_tokenizer, EOD, dst_path=tmp_path / "a.pbin", num_cpus=2)
+    # set for the packing (true, 2 threads), then what the caller had: false, and no thread count
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    assert "RAYON_NUM_THREADS" not in os.environ

@@ -124,6 +124,8 @@ def test_length_statistics_and_histogram():
                                          (64, 127, 1)]
     assert length_histogram(np.array([0, 0, 5])) == [(0, 0, 2), (1, 1, 0), (2, 3, 0), (4, 7, 1)]
     assert length_stats(np.array([], dtype=np.int64)) is None
+    assert length_histogram(np.array([], dtype=np.int64)) == [] and length_histogram([]) == []
+    assert length_histogram([3, 1]) == [(1, 1, 1), (2, 3, 1)]  # a plain list is taken too
     # nearest rank: of 200 lengths 1..200, the 198th
     assert length_stats(np.arange(1, 201)).p99 == 198
 

@@ -151,3 +151,16 @@ def test_package_versions_agree_with_importlib_metadata(name):
     except PackageNotFoundError:
         expected = "absent"
     assert _package_version(name) == expected
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    from modalities.data.prepared_tokenizer import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MODALITIES_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_dir() == tmp_path / "home" / ".cache" / "modalities"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "modalities"
+    monkeypatch.setenv("MODALITIES_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"

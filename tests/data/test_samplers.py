@@ -71,3 +71,34 @@ def test_invalid_arguments():
         ResumableDistributedSampler(Sized(4), rank=2, num_replicas=2)
     with pytest.raises(ValueError, match="exceeds"):
         ResumableDistributedSampler(Sized(4), rank=0, num_replicas=2, skip_num_global_samples=5)
+
+
+@pytest.mark.parametrize("n, num_replicas", [(2, 5), (1, 4), (3, 8)])
+def test_padding_beyond_the_dataset_repeats_it_as_torch_does(n, num_replicas):
+    # fewer samples than ranks: the order is repeated more than once to give every rank one
+    for rank in range(num_replicas):
+        ours = distributed_sampler(Sized(n), rank=rank, num_replicas=num_replicas, shuffle=False, drop_last=False)
+        theirs = DistributedSampler(Sized(n), num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        assert list(ours) == list(theirs) == [rank % n]
+
+
+class _Mesh:
+    """The parts of a DeviceMesh the multi-dim sampler reads: dp_shard of size 3, this rank at coordinate 2."""
+
+    mesh_dim_names = ("dp_shard", "tp")
+
+    def size(self, dim: int) -> int:
+        return (3, 2)[dim]
+
+    def get_local_rank(self, name: str) -> int:
+        return {"dp_shard": 2, "tp": 1}[name]
+
+
+def test_the_multi_dim_sampler_reads_the_data_parallel_coordinate():
+    from modalities.data.samplers import resumable_distributed_multi_dim_sampler
+
+    sampler = resumable_distributed_multi_dim_sampler(Sized(12), _Mesh(), shuffle=False, skip_num_global_samples=3)
+    assert (sampler.rank, sampler.num_replicas) == (2, 3)
+    assert list(sampler) == [5, 8, 11]  # samples 3.. dealt to 3 ranks, this one third: 3+2, 3+2+3, ...
+    with pytest.raises(ValueError, match=r"the device mesh has no dimension 'dp_replicate' \(it has \('dp_shard', 'tp'\)\)"):
+        resumable_distributed_multi_dim_sampler(Sized(12), _Mesh(), data_parallel_key="dp_replicate")

@@ -134,3 +134,14 @@ def test_the_final_weights_are_the_hand_loops(both):
     assert set(weights) == set(expected)
     for name, tensor in expected.items():
         torch.testing.assert_close(weights[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_last_step_is_logged_even_off_the_interval(tmp_path):
+    from tests.training.conftest import train_in_process
+
+    # 6 steps logged every 4: at step 4, and at step 6 (the end) with the mean of steps 5 and 6
+    assert train_in_process(tmp_path, "interval", "--set", "settings.intervals.training_log_interval_in_steps=4") == 0
+    records = [json.loads(line) for line in (tmp_path / "interval" / "results.jsonl").read_text().splitlines()]
+    train = [r for r in records if r.get("dataloader_tag") == "train"]
+    assert [r["num_train_steps_done"] for r in train] == [4, 6]
+    assert [r["metrics"]["consumed tokens"] for r in train] == [4 * 128, 6 * 128]  # 2 micro-batches x 4 x 16 tokens

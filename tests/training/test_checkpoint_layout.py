@@ -80,6 +80,22 @@ def test_a_failed_save_leaves_the_previous_checkpoint_and_latest(tmp_path, monke
     assert os.readlink(saver.checkpoints_dir / "latest") == "step_2"
 
 
+def test_a_save_that_fails_while_writing_shards_leaves_nothing_half_written(tmp_path, monkeypatch):
+    import modalities.checkpointing.dcp as dcp_module
+
+    saver = _saver(tmp_path)
+    _save(saver, 2)
+
+    def interrupted(state, checkpoint_id):
+        (tmp_path / "exp" / "checkpoints" / ".tmp-step_4" / "__0_0.distcp").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dcp_module.dcp, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _save(saver, 4)
+    assert _names(saver.checkpoints_dir) == ["last_checkpoint_info.json", "latest", "step_2"]
+
+
 def test_deleting_never_removes_what_latest_points_to(tmp_path):
     saver = _saver(tmp_path)
     _save(saver, 2)

@@ -40,6 +40,9 @@ def test_the_split_model_computes_what_the_whole_model_does():
     assert done.returncode == 0, done.stderr[-4000:]
     records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
                                       if line.startswith("TPCHECK "))}
+    refused = records.pop("refused")
+    assert refused["message"] == "tensor_parallel_degree 2 must divide n_head_q 3, n_head_kv 3; choose a degree that divides them"
+    assert refused["heads_left"] == 3  # nothing was changed
     assert set(records) == {"gelu_absolute_tied", "gelu_absolute_untied", "rope_gqa_swiglu_sdpa"}
     for record in records.values():
         assert record["logits_max_abs_diff"] < 1e-5, record

@@ -9,7 +9,8 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
 
-from modalities.models.gpt2.tensor_parallel import tensor_parallelize_gpt2
+from modalities.models.gpt2.tensor_parallel import TensorParallelError, tensor_parallelize_gpt2
+from modalities.training.distributed import exit_process
 from tests.models.helpers import build_gpt2
 
 ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",
@@ -48,4 +49,15 @@ for name, overrides in CASES.items():
     }
     if dist.get_rank() == 0:
         print("TPCHECK " + json.dumps(record), flush=True)
-dist.destroy_process_group()
+# a model the degree cannot split is refused before anything is changed
+odd = build_gpt2(n_layer=1, n_embd=24, n_head_q=3, n_head_kv=3, sequence_length=16, vocab_size=64)
+try:
+    tensor_parallelize_gpt2(odd, mesh)
+    refused = None
+except TensorParallelError as e:
+    refused = str(e)
+if dist.get_rank() == 0:
+    print("TPCHECK " + json.dumps({"case": "refused", "message": refused,
+                                   "heads_left": odd.transformer.h["0"].attn.n_head_q}), flush=True)
+dist.barrier()
+exit_process(0)  # finalization can abort while gloo threads release their last tensors: see exit_process
