@@ -46,14 +46,15 @@ AREAS: dict[str, dict[str, list[str]]] = {
         "modalities/config/resolve.py": ["tests/config/test_resolve.py", "tests/config/test_hostile_configs.py"],
         "modalities/config/graph.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py"],
         "modalities/config/validate.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py",
-                                          "tests/training/test_run_contract.py"],
+                                          "tests/config/test_overrides.py", "tests/training/test_run_contract.py",
+                                          "tests/models/test_norms_hf_mfu.py"],
     },
     "data": {
         "modalities/data/packing.py": ["tests/data/test_packing.py", "tests/data/test_packing_pipeline.py"],
         "modalities/data/pbin_info.py": ["tests/data/test_pbin_info.py", "tests/training/test_run_contract.py"],
         "modalities/data/pbin_stats.py": ["tests/data/test_pbin_info.py"],
         "modalities/data/prepared_tokenizer.py": ["tests/data/test_prepared_tokenizer.py"],
-        "modalities/data/samplers.py": ["tests/data/test_samplers.py"],
+        "modalities/data/samplers.py": ["tests/data/test_samplers.py", "tests/data/test_loaders.py"],
         "modalities/data/loaders.py": ["tests/data/test_loaders.py"],
     },
     "training": {

@@ -102,3 +102,29 @@ def test_a_value_that_is_not_yaml_stays_text_but_a_hostile_one_is_refused(capsys
     assert ("<--set>:1:21: error: --set optimizer.config.lr: the alias *a refers to a node that contains it "
             "(a value cannot contain itself)") in out
     assert "\n      | " + " " * 20 + "^~~~~~~\n" in out
+
+
+def test_a_reference_to_the_wrong_kind_names_what_it_points_at(capsys):
+    from pathlib import Path
+
+    quickstart = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    line = next(i for i, text in enumerate(quickstart.read_text().splitlines(), 1) if text == "loss_fn:")
+    out = _validate(capsys, "optimizer.config.wrapped_model.instance_key=loss_fn")
+    assert (f"error: optimizer.config.wrapped_model: expected a 'model' component, but 'loss_fn' "
+            f"(loss/clm_cross_entropy_loss, {quickstart}:{line + 1}:3) produces 'loss'") in out
+
+
+def test_a_failing_run_check_is_a_warning_not_a_crash(capsys, monkeypatch):
+    import modalities.training.contract as contract
+
+    def broken(view):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(contract, "check_training_run", broken)
+    from modalities.registry import default_registry
+
+    for root in default_registry().roots.values():
+        monkeypatch.setattr(root, "_contract", None, raising=False)
+    out = _validate(capsys)
+    assert ("warning: the training run's checks failed (RuntimeError: boom); the components were checked one by "
+            "one, but not against each other") in out

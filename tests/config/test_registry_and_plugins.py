@@ -25,7 +25,8 @@ def test_registering_a_pair_twice_is_an_error_unless_replace_is_asked():
 
 
 def test_builtin_cannot_be_shadowed_silently():
-    with pytest.raises(DuplicateComponentError):
+    with pytest.raises(DuplicateComponentError, match=r"num_samples_from_num_tokens is already registered .*"
+                                                      r"pass replace=True to replace it on purpose"):
         default_registry().copy().register(
             component_key="number_conversion",
             variant_key="num_samples_from_num_tokens",
@@ -35,9 +36,9 @@ def test_builtin_cannot_be_shadowed_silently():
 
 
 def test_bad_registrations_are_rejected():
-    with pytest.raises(RegistryError):
+    with pytest.raises(RegistryError, match="component_key must be a non-empty string, got ''"):
         Registry().register(component_key="", variant_key="v", custom_component=dict, custom_config=Cfg)
-    with pytest.raises(RegistryError):
+    with pytest.raises(RegistryError, match="k/v: custom_config must be a pydantic BaseModel class"):
         Registry().register(component_key="k", variant_key="v", custom_component=dict, custom_config=dict)
 
 

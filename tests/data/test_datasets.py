@@ -31,7 +31,7 @@ def test_continuous_samples_overlap_by_one(tmp_path):
     # every token except the first is a target exactly once
     targets = [t for i in range(len(ds)) for t in ds[i]["input_ids"][1:].tolist()]
     assert targets == stream[1:21]
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="sample 5 is out of range for 5 samples"):
         ds[5]
 
 

@@ -59,7 +59,7 @@ def test_token_width_is_smallest_that_holds_vocab():
     assert token_width_for_vocab(257) == 2
     assert token_width_for_vocab(65536) == 2
     assert token_width_for_vocab(65537) == 4
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="a vocabulary of 8589934592 tokens does not fit the 4-byte tokens"):
         token_width_for_vocab(1 << 33)
 
 

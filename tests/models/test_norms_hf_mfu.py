@@ -228,3 +228,24 @@ def test_kwargs_cannot_carry_unsafe_loading_options(tmp_path, capsys, key):
     assert main(["validate", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"c.yaml:10:13: error: model.config.kwargs: Value error, kwargs may not set {key}" in err
+
+
+def test_a_mistake_inside_a_norm_config_is_placed_at_its_line(tmp_path, capsys):
+    from modalities.cli.main import main
+
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "configs" / "quickstart.yaml").read_text().replace(
+        "${modalities_env:config_folder_path}/../data", str(repo / "data"))
+    first = text.index("        normalized_shape:")
+    text = text[:first] + text[first:].replace("normalized_shape:", "normalized_shap:", 1)
+    config = tmp_path / "typo.yaml"
+    config.write_text(text)
+    line = text[:first].count("\n") + 1
+    assert main(["validate", str(config)]) == 1
+    out = capsys.readouterr()
+    report = out.out + out.err
+    assert (f"{config}:{line}:9: error: model_raw.config.attention_norm_config.config.normalized_shap: unknown "
+            "field 'normalized_shap' for LayerNormConfig") in report
+    assert "did you mean 'normalized_shape'?" in report
+    assert "missing required field" not in report  # explained by the typo: one error, not two
+    assert f"{config}: 1 error" in report

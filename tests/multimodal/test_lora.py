@@ -173,7 +173,7 @@ def test_loading_mismatched_adapters_is_a_clear_error(tmp_path):
 def test_config_errors():
     with pytest.raises(ValidationError, match="name the layers to adapt"):
         LoRAConfig.model_validate({"r": 4, "alpha": 1, "model": TinyTransformer()})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"r\n  Input should be greater than 0"):
         LoRAConfig.model_validate({"r": 0, "alpha": 1, "target_modules": ["q_proj"], "model": TinyTransformer()})
     with pytest.raises(ValueError, match="no Linear layer matches"):
         build("model", "lora", {"r": 4, "alpha": 1, "target_modules": ["nonexistent"], "model": TinyTransformer()})

@@ -145,3 +145,42 @@ def test_the_last_step_is_logged_even_off_the_interval(tmp_path):
     train = [r for r in records if r.get("dataloader_tag") == "train"]
     assert [r["num_train_steps_done"] for r in train] == [4, 6]
     assert [r["metrics"]["consumed tokens"] for r in train] == [4 * 128, 6 * 128]  # 2 micro-batches x 4 x 16 tokens
+
+
+def test_the_evaluation_loss_weighs_each_batch_by_its_samples():
+    from modalities.batch import DatasetBatch
+    from modalities.training.gym import Evaluator
+
+    class Broker:
+        def __init__(self):
+            self.results = []
+
+        def publish_progress(self, *args, **kwargs):
+            pass
+
+        def publish_result(self, result):
+            self.results.append(result)
+
+    class MeanOfTargets(torch.nn.Module):  # the loss of a batch is the mean of its targets: known by hand
+        def forward(self, samples):
+            return {"logits": samples["input_ids"].float()}
+
+    def loss_fn(batch):
+        return batch.targets["target_ids"].float().mean()
+
+    batches = [
+        DatasetBatch(samples={"input_ids": torch.zeros(3, 4)}, targets={"target_ids": torch.full((3, 4), 1.0)}),
+        DatasetBatch(samples={"input_ids": torch.zeros(1, 4)}, targets={"target_ids": torch.full((1, 4), 5.0)}),
+    ]
+
+    class Loader(list):
+        dataloader_tag = "val"
+
+    broker = Broker()
+    model = MeanOfTargets()
+    (result,) = Evaluator(model, loss_fn, torch.device("cpu"), broker).evaluate([Loader(batches)], 7)
+    # 3 samples at loss 1 and 1 sample at loss 5: (3 * 1 + 1 * 5) / 4 = 2, not the mean of the batches' 3
+    assert result.losses["loss avg"] == pytest.approx(2.0)
+    assert (result.dataloader_tag, result.num_train_steps_done) == ("val", 7)
+    assert broker.results == [result]
+    assert model.training  # back in training mode afterwards

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import ValidationError, model_validator
 
 from modalities.registry.types import ComponentConfig, Field, PositiveStrictInt
 
@@ -70,7 +70,16 @@ class LayerNormWrapperConfig(ComponentConfig):
                 # The reference reads a {normalized_shape} block as a pytorch_rms_norm config (first in its union),
                 # so such a layer norm gets that config's eps: 1e-5, not LayerNormConfig's 1e-6.
                 config["eps"] = 1e-5
-            data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(config)
+            try:
+                data["config"] = NORM_CONFIG_CLASSES[data["norm_type"]].model_validate(config)
+            except ValidationError as e:
+                # Raised as they are, the inner errors would be placed at this model's own fields (their
+                # locations are the inner config's); under `config` they point at the line to fix.
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [{"type": err["type"], "loc": ("config", *err["loc"]), "input": err["input"],
+                      **({"ctx": err["ctx"]} if "ctx" in err else {})} for err in e.errors()],
+                ) from None
         return data
 
     @property
