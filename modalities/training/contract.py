@@ -512,6 +512,8 @@ class _Checks:
     def tensor_parallel(self) -> None:
         """What model/gpt2_tp refuses when it splits the model: a degree that does not divide the heads, the
         vocabulary or the MLP's hidden width; qk-norm; dp_replicate with tp."""
+        from modalities.models.gpt2.config import swiglu_hidden_dim, tensor_parallel_misfits
+
         mesh = self.node(self.run.device_mesh)
         degree = _n(self.field(mesh, "tensor_parallel_degree"))
         if degree is None or degree == 1:
@@ -530,10 +532,10 @@ class _Checks:
             hidden = _n(self.field(model, "ffn_hidden"))
             if hidden is not None and self.field(model, "activation_type") == "swiglu":
                 multiple = _n(self.field(model, "enforce_swiglu_hidden_dim_multiple_of")) or 1
-                hidden = -(-int(2 * hidden / 3) // multiple) * multiple  # the SwiGLU's width (models/gpt2/model.py)
-            sizes = [("n_head_q", _n(self.field(model, "n_head_q"))), ("n_head_kv", _n(self.field(model, "n_head_kv"))),
-                     ("vocab_size", _n(self.field(model, "vocab_size"))), ("the MLP's hidden width", hidden)]
-            bad = [f"{name} {size}" for name, size in sizes if size is not None and size % degree]
+                hidden = swiglu_hidden_dim(hidden, multiple)
+            bad = tensor_parallel_misfits(degree, {
+                "n_head_q": _n(self.field(model, "n_head_q")), "n_head_kv": _n(self.field(model, "n_head_kv")),
+                "vocab_size": _n(self.field(model, "vocab_size")), "the MLP's hidden width": hidden})
             if bad:
                 self.add(self.at(mesh, "tensor_parallel_degree"),
                          f"tensor_parallel_degree {degree} must divide {', '.join(bad)} of "

@@ -61,16 +61,6 @@ def data_parallel_degree(device_mesh: DeviceMesh | None) -> int:
     return get_parallel_degree(device_mesh, ["dp_replicate", "dp_shard"])
 
 
-def data_parallel_rank(device_mesh: DeviceMesh) -> int:
-    """This rank's position among the data-parallel ranks (tensor-parallel peers share it)."""
-    names = device_mesh.mesh_dim_names or ()
-    rank = 0
-    for name in ("dp_replicate", "dp_shard"):
-        if name in names:
-            rank = rank * device_mesh.size(names.index(name)) + device_mesh.get_local_rank(name)
-    return rank
-
-
 def get_parallel_degree(device_mesh: DeviceMesh, parallelism_methods: list[str]) -> int:
     names = device_mesh.mesh_dim_names or ()
     degree = 1

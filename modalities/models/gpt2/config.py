@@ -190,3 +190,15 @@ class GPT2ModelTPConfig(ComponentConfig):
     device_mesh: ComponentRef["device_mesh"] = Field(
         description="A mesh with a `tp` dimension (device_mesh.config.tensor_parallel_degree above 1)."
     )
+
+
+def swiglu_hidden_dim(ffn_hidden: int, multiple_of: int) -> int:
+    """2/3 of ffn_hidden keeps the parameter count of a gelu MLP (three matrices instead of two); rounding up to a
+    multiple keeps the matrices evenly shardable."""
+    return -(-int(2 * ffn_hidden / 3) // multiple_of) * multiple_of
+
+
+def tensor_parallel_misfits(degree: int, sizes: dict[str, int | None]) -> list[str]:
+    """The sizes a tensor_parallel_degree does not divide, as "name size" (sizes not known yet are skipped):
+    model/gpt2_tp splits heads, vocabulary and the MLP's hidden units across the tp ranks."""
+    return [f"{name} {size}" for name, size in sizes.items() if size is not None and size % degree]

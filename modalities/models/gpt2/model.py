@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities.models.gpt2.config import GPT2LLMConfig, RotaryTransformConfig
+from modalities.models.gpt2.config import GPT2LLMConfig, RotaryTransformConfig, swiglu_hidden_dim
 from modalities.models.model import NNModel
 from modalities.models.norms.layer_norms import build_norm
 
@@ -120,7 +120,7 @@ class CausalSelfAttention(nn.Module):
         self.k_norm = build_norm(qk_norm) if qk_norm is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q = self.q_attn(x).view(B, T, self.n_head_q, self.head_dim).transpose(1, 2)  # (B, n_head_q, T, hd)
         k = self.k_attn(x).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)  # (B, n_head_kv, T, hd)
         v = self.v_attn(x).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
@@ -156,12 +156,6 @@ class TransformerMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-def swiglu_hidden_dim(ffn_hidden: int, multiple_of: int) -> int:
-    """2/3 of ffn_hidden keeps the parameter count of a gelu MLP (three matrices instead of two); rounding up to a
-    multiple keeps the matrices evenly shardable."""
-    return -(-int(2 * ffn_hidden / 3) // multiple_of) * multiple_of
 
 
 class SwiGLU(nn.Module):

@@ -27,6 +27,7 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
+from modalities.models.gpt2.config import tensor_parallel_misfits
 from modalities.models.gpt2.model import GPT2LLM, SwiGLU, TransformerMLP
 
 TP = "tp"
@@ -97,14 +98,10 @@ def _check_divisible(model: GPT2LLM, degree: int) -> None:
     config = model.config
     if config.attention_config.qk_norm_config is not None:
         raise TensorParallelError("model/gpt2_tp does not support qk-norm (attention_config.qk_norm_config) yet")
-    problems = []
-    for name, value in (("n_head_q", config.n_head_q), ("n_head_kv", config.n_head_kv), ("vocab_size", config.vocab_size)):
-        if value % degree:
-            problems.append(f"{name} {value}")
     hidden = next(iter(model.transformer.h.values())).mlp if len(model.transformer.h) else None
     width = hidden.W.out_features if isinstance(hidden, SwiGLU) else config.ffn_hidden
-    if width % degree:
-        problems.append(f"the MLP's hidden width {width}")
+    problems = tensor_parallel_misfits(degree, {"n_head_q": config.n_head_q, "n_head_kv": config.n_head_kv,
+                                                "vocab_size": config.vocab_size, "the MLP's hidden width": width})
     if problems:
         raise TensorParallelError(
             f"tensor_parallel_degree {degree} must divide {', '.join(problems)}; choose a degree that divides them"
