@@ -60,27 +60,31 @@ def _package_version(name: str) -> str:
         return "absent"
 
 
-def fingerprint(path: Path, settings: dict[str, Any]) -> str:
-    """What the prepared backend depends on: the tokenizer's files (names and content), its settings, and the
-    versions of the libraries that turn them into a backend."""
+def fingerprint(files: str, settings: dict[str, Any]) -> str:
+    """What the prepared backend depends on: the tokenizer's files (``files``, their files_digest), its settings,
+    and the versions of the libraries that turn them into a backend."""
+    import hashlib
+
     versions = {name: _package_version(name) for name in ("transformers", "tokenizers")}
-    return files_digest(path, {"record": RECORD_VERSION, "settings": settings, **versions})
+    key = {"record": RECORD_VERSION, "files": files, "settings": settings, **versions}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class PreparedHFTokenizer(TokenizerWrapper):
     """A PreTrainedHFTokenizer's backend as transformers prepared it, loaded with `tokenizers` alone. Encodes
     exactly as the transformers-loaded tokenizer's batch_encoder does (the same backend JSON)."""
 
-    def __init__(self, path: Path, record: dict, settings: dict, backend_file: Path):
+    def __init__(self, path: Path, record: dict, settings: dict, backend_file: Path, files: str):
         self.path = path
         self.settings = settings
+        self.files = files  # files_digest of the tokenizer folder: hashed once, for the cache key and the identity
         self.backend_file = backend_file
         self._vocab_size = int(record["vocab_size"])
         self._special_token_ids = dict(record["special_token_ids"])
         self._backend = None
 
     def identity(self) -> dict:
-        return hf_identity(self.path, self.settings)
+        return hf_identity(self.path, self.settings, self.files)
 
     def _tokenizer(self):
         if self._backend is None:
@@ -137,7 +141,8 @@ def hf_tokenizer_for_packing(
     settings = {"truncation": truncation, "padding": padding, "max_length": max_length, "special_tokens": special_tokens}
     try:
         path = resolve_pretrained(pretrained_model_name_or_path)
-        key = fingerprint(path, settings)
+        files = files_digest(path)
+        key = fingerprint(files, settings)
     except (HubResolutionError, OSError):
         key = None  # the transformers route below names what is wrong
     entry = cache_dir() / "tokenizers" / key if key else None
@@ -145,7 +150,7 @@ def hf_tokenizer_for_packing(
         try:
             record = json.loads((entry / "record.json").read_text(encoding="utf-8"))
             if record.get("record") == RECORD_VERSION:
-                prepared = PreparedHFTokenizer(path, record, settings, entry / "tokenizer.json")
+                prepared = PreparedHFTokenizer(path, record, settings, entry / "tokenizer.json", files)
                 prepared._tokenizer()  # read now (the packer needs it next), so that a broken file is rebuilt
                 return prepared
         except (OSError, ValueError, KeyError, TypeError, DataError):

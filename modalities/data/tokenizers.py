@@ -52,12 +52,13 @@ class TokenizerWrapper:
         return None
 
 
-def hf_identity(path: Path, settings: dict) -> dict:
-    """The fingerprint covers the tokenizer's files alone: they fix what each id means. The settings (padding,
-    truncation, special tokens, which can only mark existing tokens) are recorded beside it."""
+def hf_identity(path: Path, settings: dict, files: str | None = None) -> dict:
+    """The fingerprint covers the tokenizer's files alone (``files``: their files_digest, when already computed):
+    they fix what each id means. The settings (padding, truncation, special tokens, which can only mark existing
+    tokens) are recorded beside it."""
     from modalities.data.pbin_info import files_digest
 
-    return {"kind": "huggingface", "source": str(path.resolve()), "fingerprint": files_digest(path),
+    return {"kind": "huggingface", "source": str(path.resolve()), "fingerprint": files or files_digest(path),
             "settings": settings}
 
 

@@ -243,8 +243,7 @@ class _Checks:
         from modalities.data.errors import DataError
         from modalities.data.pbin_info import describe_tokenizer, read_info, same_tokenizer
 
-        tokenizers = [(info, _config_tokenizer_identity(info, self.field)) for info in self.view.nodes()
-                      if info.component_key == "tokenizer"]
+        tokenizers = None  # the config's tokenizers' identities, hashed only once a data file names its packer
         for _, loader in self.loaders():
             for dataset in self.datasets(loader):
                 path = self.field(dataset, "raw_data_path")
@@ -268,6 +267,9 @@ class _Checks:
                         hint=f"set vocab_size to at least {size}",
                     )
                     return True
+                if tokenizers is None:
+                    tokenizers = [(info, _config_tokenizer_identity(info, self.field)) for info in self.view.nodes()
+                                  if info.component_key == "tokenizer"]
                 for info, identity in tokenizers:
                     if same_tokenizer(identity, packer) is False:
                         where = self.at(info, "pretrained_model_name_or_path" if info.variant_key ==
@@ -275,7 +277,7 @@ class _Checks:
                         self.add(
                             where,
                             f"this tokenizer is not the one that packed {data_at}: that was the "
-                            f"{describe_tokenizer(packer)} (files or settings differ)",
+                            f"{describe_tokenizer(packer)} (their files differ)",
                             hint="use the tokenizer the data was packed with, or pack the data again with this one",
                         )
                         return True
