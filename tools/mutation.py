@@ -98,42 +98,37 @@ class Mutant:
     seconds: float = 0.0
 
 
-class _Points(ast.NodeVisitor):
-    """Every mutation point of a module, as (node path, kind)."""
-
-    def __init__(self):
-        self.points: list[tuple[int, str]] = []  # (node index in ast.walk order, kind)
-        self.index: dict[int, int] = {}
-
-    def collect(self, tree: ast.AST) -> list[tuple[int, str]]:
-        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-        for i, node in enumerate(ast.walk(tree)):
-            if isinstance(node, ast.Compare) and type(node.ops[0]) in SWAP_COMPARE:
-                self.points.append((i, "compare"))
-            elif isinstance(node, ast.BinOp) and type(node.op) in SWAP_BINOP:
-                self.points.append((i, "arithmetic"))
-            elif isinstance(node, ast.BoolOp):
-                self.points.append((i, "and/or"))
-            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-                self.points.append((i, "drop not"))
-            elif isinstance(node, ast.Constant) and id(node) not in docstrings:
-                if isinstance(node.value, bool):
-                    self.points.append((i, "negate boolean"))
-                elif isinstance(node.value, int) and not isinstance(node.value, bool):
-                    self.points.append((i, "constant +1"))
-            elif isinstance(node, ast.Slice) and (node.lower is not None or node.upper is not None):
-                self.points.append((i, "slice bound"))
-            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) or (
-                isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-            ):
-                self.points.append((i, "drop statement"))
-            elif isinstance(node, ast.Return) and node.value is not None and not (
-                isinstance(node.value, ast.Constant) and node.value.value is None
-            ):
-                self.points.append((i, "return None"))
-        return self.points
+def mutation_points(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every mutation point of a module, as (index of the node in ast.walk order, kind)."""
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    points: list[tuple[int, str]] = []
+    for i, node in enumerate(ast.walk(tree)):
+        if isinstance(node, ast.Compare) and type(node.ops[0]) in SWAP_COMPARE:
+            points.append((i, "compare"))
+        elif isinstance(node, ast.BinOp) and type(node.op) in SWAP_BINOP:
+            points.append((i, "arithmetic"))
+        elif isinstance(node, ast.BoolOp):
+            points.append((i, "and/or"))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            points.append((i, "drop not"))
+        elif isinstance(node, ast.Constant) and id(node) not in docstrings:
+            if isinstance(node.value, bool):
+                points.append((i, "negate boolean"))
+            elif isinstance(node.value, int):
+                points.append((i, "constant +1"))
+        elif isinstance(node, ast.Slice) and (node.lower is not None or node.upper is not None):
+            points.append((i, "slice bound"))
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) or (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        ):
+            points.append((i, "drop statement"))
+        elif isinstance(node, ast.Return) and node.value is not None and not (
+            isinstance(node.value, ast.Constant) and node.value.value is None
+        ):
+            points.append((i, "return None"))
+    return points
 
 
 def _mutate(tree: ast.AST, index: int, kind: str) -> bool:
@@ -184,7 +179,7 @@ def _mutate(tree: ast.AST, index: int, kind: str) -> bool:
 def enumerate_mutants(path: Path, max_per_file: int, rng: random.Random) -> list[tuple[Mutant, str]]:
     source = path.read_text()
     tree = ast.parse(source)
-    points = _Points().collect(tree)
+    points = mutation_points(tree)
     rng.shuffle(points)
     baseline = ast.unparse(tree)
     mutants = []
