@@ -55,7 +55,7 @@ def validate_graph(graph: ComponentGraph, registry: Registry) -> tuple[Validated
 def placeholder_for(graph: ComponentGraph, registry: Registry, path: Path) -> ComponentPlaceholder:
     node = graph.nodes.get(path)
     spec = _lookup(registry, node) if node else None
-    kind = spec.produces if spec else _UNKNOWN_KIND
+    kind = spec.kind_for(node.config) if spec else _UNKNOWN_KIND
     label = f"'{dotted(path)}'"
     if node is not None:
         label += f" ({node.component_key}/{node.variant_key}"

@@ -59,29 +59,47 @@ class GradientClipper:
 
 
 class FSDPGradientClipper(GradientClipper):
-    """Scales all gradients by ``min(1, max_norm / total_norm)`` like ``torch.nn.utils.clip_grad_norm_``."""
+    """Scales all gradients by ``min(1, max_norm / total_norm)`` like ``torch.nn.utils.clip_grad_norm_``.
 
-    def __init__(self, wrapped_model: nn.Module | list[nn.Module], max_norm: float, norm_type: str):
+    With pipeline parallelism each rank holds some stages' gradients: ``pipeline_group`` (the mesh's pp
+    dimension) combines the ranks' norms, so every stage is clipped by the norm of the whole model's gradients."""
+
+    def __init__(self, wrapped_model: nn.Module | list[nn.Module], max_norm: float, norm_type: str,
+                 pipeline_group: Any = None):
         self.parameters = _parameters_of(wrapped_model)
         self.max_norm = max_norm
         self.norm_type = NORM_TYPES[norm_type]
+        self.pipeline_group = pipeline_group
+
+    def total_norm(self) -> torch.Tensor:
+        norm = total_gradient_norm(self.parameters, self.norm_type)
+        if self.pipeline_group is None:
+            return norm
+        import torch.distributed as dist
+
+        if math.isinf(self.norm_type):
+            dist.all_reduce(norm, op=dist.ReduceOp.MAX, group=self.pipeline_group)
+            return norm
+        powered = norm.double() ** self.norm_type
+        dist.all_reduce(powered, group=self.pipeline_group)
+        return (powered ** (1.0 / self.norm_type)).to(norm.dtype)
 
     @torch.no_grad()
     def clip_gradients(self) -> torch.Tensor:
-        total_norm = total_gradient_norm(self.parameters, self.norm_type)
+        total_norm = self.total_norm()
         torch.nn.utils.clip_grads_with_norm_(self.parameters, self.max_norm, total_norm)
         return total_norm
 
 
-class FSDPLoggingOnlyGradientClipper(GradientClipper):
+class FSDPLoggingOnlyGradientClipper(FSDPGradientClipper):
     """Returns the total gradient norm and leaves the gradients untouched."""
 
-    def __init__(self, wrapped_model: nn.Module | list[nn.Module], norm_type: str):
-        self.parameters = _parameters_of(wrapped_model)
-        self.norm_type = NORM_TYPES[norm_type]
+    def __init__(self, wrapped_model: nn.Module | list[nn.Module], norm_type: str, pipeline_group: Any = None):
+        super().__init__(wrapped_model, max_norm=math.inf, norm_type=norm_type, pipeline_group=pipeline_group)
 
+    @torch.no_grad()
     def clip_gradients(self) -> torch.Tensor:
-        return total_gradient_norm(self.parameters, self.norm_type)
+        return self.total_norm()
 
 
 class DummyGradientClipper(GradientClipper):
@@ -91,24 +109,31 @@ class DummyGradientClipper(GradientClipper):
         return torch.tensor(NOT_COMPUTED_NORM)
 
 
-def _reject_pipeline_parallelism(device_mesh: Any) -> None:
+def _pipeline_group(wrapped_model: Any, device_mesh: Any) -> Any:
+    """The process group of the mesh's pp dimension (None without pipeline parallelism)."""
+    from modalities.models.model_parts import is_pipeline_part
+
     names = getattr(device_mesh, "mesh_dim_names", None) or ()
     if "pp" in names and device_mesh["pp"].size() > 1:
+        return device_mesh["pp"].get_group()
+    parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
+    if any(is_pipeline_part(part) for part in parts):
         raise ValueError(
-            "gradient_clipper: the device mesh has a pipeline-parallel dimension ('pp' of size "
-            f"{device_mesh['pp'].size()}), which these clippers do not support; use pp degree 1"
+            "gradient_clipper: the model is split into pipeline stages; give the clipper the device_mesh, so that "
+            "the norm covers every stage's gradients"
         )
+    return None
 
 
 def get_fsdp2_gradient_clipper(
     wrapped_model: nn.Module | list[nn.Module], max_norm: float, norm_type: str, device_mesh: Any = None
 ) -> FSDPGradientClipper:
-    _reject_pipeline_parallelism(device_mesh)
-    return FSDPGradientClipper(wrapped_model, max_norm=max_norm, norm_type=norm_type)
+    return FSDPGradientClipper(wrapped_model, max_norm=max_norm, norm_type=norm_type,
+                               pipeline_group=_pipeline_group(wrapped_model, device_mesh))
 
 
 def get_fsdp2_logging_only_gradient_clipper(
     wrapped_model: nn.Module | list[nn.Module], norm_type: str, device_mesh: Any = None
 ) -> FSDPLoggingOnlyGradientClipper:
-    _reject_pipeline_parallelism(device_mesh)
-    return FSDPLoggingOnlyGradientClipper(wrapped_model, norm_type=norm_type)
+    return FSDPLoggingOnlyGradientClipper(wrapped_model, norm_type=norm_type,
+                                          pipeline_group=_pipeline_group(wrapped_model, device_mesh))

@@ -149,6 +149,43 @@ def _log_groups(groups: list[_NamedGroup]) -> None:
         )
 
 
+class ModelPartsOptimizer(Optimizer):
+    """One optimizer per pipeline model part, used as one (torchtitan's and the reference's arrangement): each
+    part's state is read and written through torch's state-dict API with that part, so checkpoints key it by the
+    parameters' names whatever the layout. ``param_groups`` lists the parts' groups (the same dicts), so an lr
+    scheduler sets every part's learning rate."""
+
+    def __init__(self, model_parts: list[nn.Module], optimizers: list[Optimizer]):
+        if not optimizers or len(model_parts) != len(optimizers):
+            raise ValueError(f"{len(model_parts)} model parts need as many optimizers, got {len(optimizers)}")
+        self.model_parts, self.optimizers = list(model_parts), list(optimizers)
+        parameters = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]]
+        super().__init__(parameters, dict(self.optimizers[0].defaults))
+        self.param_groups = [group for optimizer in self.optimizers for group in optimizer.param_groups]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for optimizer in self.optimizers:
+            optimizer.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+
+def _per_model_part(build, wrapped_model, **kwargs) -> Optimizer:
+    if isinstance(wrapped_model, (list, tuple)):
+        parts = list(wrapped_model)
+        return ModelPartsOptimizer(parts, [build(part, **kwargs) for part in parts])
+    return build(wrapped_model, **kwargs)
+
+
+def _adam(model, *, lr, betas, eps, weight_decay, weight_decay_groups_excluded, foreach, fused, decoupled):
+    param_groups = get_optimizer_groups(model, weight_decay, weight_decay_groups_excluded)
+    optimizer_class = AdamW if decoupled else Adam
+    return optimizer_class(param_groups, lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused)
+
+
 def get_adam(
     lr: float,
     betas: tuple[float, float],
@@ -159,8 +196,9 @@ def get_adam(
     foreach: bool | None = None,
     fused: bool | None = None,
 ) -> Optimizer:
-    param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
-    return Adam(param_groups, lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused)
+    return _per_model_part(_adam, wrapped_model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                           weight_decay_groups_excluded=weight_decay_groups_excluded, foreach=foreach, fused=fused,
+                           decoupled=False)
 
 
 def get_adam_w(
@@ -173,5 +211,6 @@ def get_adam_w(
     foreach: bool | None = None,
     fused: bool | None = None,
 ) -> Optimizer:
-    param_groups = get_optimizer_groups(wrapped_model, weight_decay, weight_decay_groups_excluded)
-    return AdamW(param_groups, lr=lr, betas=tuple(betas), eps=eps, foreach=foreach, fused=fused)
+    return _per_model_part(_adam, wrapped_model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                           weight_decay_groups_excluded=weight_decay_groups_excluded, foreach=foreach, fused=fused,
+                           decoupled=True)

@@ -43,6 +43,9 @@ class ComponentSpec:
     # Optional packages the builder imports, as (module, pip extra): validate reports a missing one at the
     # component, with the install command, instead of the build failing later.
     requires: tuple[tuple[str, str], ...] = ()
+    # A component whose kind is chosen by one of its fields (pipeline/selector: selection_type MODEL_PART gives a
+    # model): (field, {value: kind}). ``produces`` stays the kind when the field holds no listed value.
+    produces_by: tuple[str, dict[str, str]] | None = None
     _config_class: type[BaseModel] | None = field(default=None, repr=False, compare=False)
     _builder: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
@@ -53,6 +56,17 @@ class ComponentSpec:
     @property
     def name(self) -> str:
         return f"{self.component_key}/{self.variant_key}"
+
+    def kinds_produced(self) -> set[str]:
+        return {self.produces, *(self.produces_by[1].values() if self.produces_by else ())}
+
+    def kind_for(self, config: Any) -> str:
+        """The kind a node with this (raw) config produces."""
+        if self.produces_by is None or not isinstance(config, dict):
+            return self.produces
+        field_name, kinds = self.produces_by
+        value = config.get(field_name)
+        return kinds.get(value, self.produces) if isinstance(value, str) else self.produces
 
     def config_class(self) -> type[BaseModel]:
         if self._config_class is None:
@@ -187,11 +201,11 @@ class Registry:
         return sorted(v for k, v in self._specs if k == component_key)
 
     def kinds(self) -> list[str]:
-        return sorted({s.produces for s in self._specs.values()})
+        return sorted({kind for s in self._specs.values() for kind in s.kinds_produced()})
 
     def specs_producing(self, kinds: Iterable[str]) -> list[ComponentSpec]:
         kinds = set(kinds)
-        return [s for s in self if "any" in kinds or s.produces in kinds]
+        return [s for s in self if "any" in kinds or s.kinds_produced() & kinds]
 
     def __iter__(self) -> Iterator[ComponentSpec]:
         return iter(sorted(self._specs.values(), key=lambda s: (s.component_key, s.variant_key)))

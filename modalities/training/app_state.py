@@ -18,8 +18,13 @@ from modalities.checkpointing.safe_dcp import FLATTENED
 
 
 class AppState(Stateful):
-    def __init__(self, model: nn.Module, optimizer, lr_scheduler=None):
+    """``model`` is one module or, with pipeline parallelism, this rank's list of stage modules (whose
+    parameters keep their whole-model names): the state is then the union of the parts' states, each read and
+    written through torch's API with its own optimizer, so DCP moves it between layouts (pp to dp and back)."""
+
+    def __init__(self, model: nn.Module | list[nn.Module], optimizer, lr_scheduler=None):
         self.model = model
+        self.model_parts: list[nn.Module] = list(model) if isinstance(model, (list, tuple)) else [model]
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.optimizer_layout = FLATTENED
@@ -30,21 +35,28 @@ class AppState(Stateful):
     def _options(self) -> StateDictOptions:
         return StateDictOptions(flatten_optimizer_state_dict=self.optimizer_layout == FLATTENED)
 
+    def _part_optimizers(self) -> list:
+        return getattr(self.optimizer, "optimizers", None) or [self.optimizer]
+
     def state_dict(self) -> dict[str, Any]:
-        model_state, optimizer_state = get_state_dict(self.model, self.optimizer, options=self._options())
-        state = {"model": model_state, "optimizer": optimizer_state}
+        state: dict[str, Any] = {"model": {}, "optimizer": {}}
+        for part, optimizer in zip(self.model_parts, self._part_optimizers(), strict=True):
+            model_state, optimizer_state = get_state_dict(part, optimizer, options=self._options())
+            state["model"].update(model_state)
+            state["optimizer"].update(optimizer_state)
         if self.lr_scheduler is not None and self.restore_lr_scheduler:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        set_state_dict(
-            self.model,
-            self.optimizer,
-            model_state_dict=state_dict["model"],
-            optim_state_dict=state_dict["optimizer"],
-            options=self._options(),
-        )
+        several = len(self.model_parts) > 1
+        for part, optimizer in zip(self.model_parts, self._part_optimizers(), strict=True):
+            model_state = state_dict["model"]
+            if several:  # each part takes its own parameters' entries
+                own = {name for name, _ in part.state_dict().items()}
+                model_state = {name: value for name, value in model_state.items() if name in own}
+            set_state_dict(part, optimizer, model_state_dict=model_state, optim_state_dict=state_dict["optimizer"],
+                           options=self._options())
         if self.lr_scheduler is not None and "lr_scheduler" in state_dict and self.restore_lr_scheduler:
             self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])
         # Whatever was read, the next save is written in the current layout and with the scheduler.

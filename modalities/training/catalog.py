@@ -76,6 +76,39 @@ CATALOG = [
     ),
 ]
 
+_PIPE = "modalities.training.pipeline:"
+_PIPE_CFG = "modalities.training.pipeline_config:"
+
+CATALOG += [
+    ComponentSpec(
+        "stages_generator", "gpt2_stages_generator", _PIPE_CFG + "GPT2StagesGeneratorConfig",
+        _PIPE + "GPT2StagesGenerator", description="Where model/gpt2 may be cut into pipeline stages.",
+        interface="StagesGenerator",
+    ),
+    ComponentSpec(
+        "pipeline", "staged", _PIPE_CFG + "StagedPipelineConfig", _PIPE + "get_staged_pipeline",
+        description="This rank's pipeline stages, cut from the whole model by layer count.", interface="Pipeline",
+    ),
+    ComponentSpec(
+        "pipeline", "builder", _PIPE_CFG + "PipelineBuilderConfig", _PIPE + "get_pipeline",
+        description="A pipeline of stages and their model parts as wrapped (tensor parallel, FSDP2).",
+        interface="Pipeline",
+    ),
+    ComponentSpec(
+        "pipeline", "scheduled", _PIPE_CFG + "ScheduledPipelineConfig", _PIPE + "get_scheduled_pipeline",
+        description="A pipeline with its schedule (GPipe, 1F1B, Interleaved1F1B, LoopedBFS) and loss.",
+        interface="Pipeline",
+    ),
+    ComponentSpec(
+        "pipeline", "selector", _PIPE_CFG + "PipelineSelectorConfig", _PIPE + "select_from_pipeline",
+        produces="pipeline_selection",
+        produces_by=("selection_type", {"MODEL_PART": "model", "PP_STAGE": "pipeline_stage",
+                                        "PP_SCHEDULE": "pipeline_schedule"}),
+        description="One piece of a pipeline: its model parts (a model), its stages or its schedule.",
+        interface="list[nn.Module] | list[PipelineStage] | schedule",
+    ),
+]
+
 # What a whole training config is (validated by the compiler, built and run by `modalities train`).
 ROOTS = [
     RootSpec(

@@ -25,7 +25,7 @@ class PrecisionEnum(str, Enum):
 
 
 class DeviceMeshConfig(ComponentConfig):
-    """The device mesh of the run: data parallelism (replicate x shard) and tensor parallelism (tp)."""
+    """The device mesh of the run: pipeline (pp) x data parallelism (replicate x shard) x tensor parallelism (tp)."""
 
     device_type: Literal["cuda", "cpu"] = Field(
         description="Device of every rank: `cuda` (one GPU per rank, NCCL) or `cpu` (gloo)."
@@ -39,7 +39,9 @@ class DeviceMeshConfig(ComponentConfig):
     tensor_parallel_degree: PositiveStrictInt = Field(
         default=1, description="Ranks a model's layers are split over (model/gpt2_tp); the mesh's `tp` dimension."
     )
-    pipeline_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no pipeline parallelism).")
+    pipeline_parallel_degree: PositiveStrictInt = Field(
+        default=1, description="Ranks the model's stages are spread over (pipeline/staged); the mesh's `pp` dimension."
+    )
     context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
     enable_loss_parallel: bool = Field(default=False, description="Must be false (loss parallelism is not built yet).")
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
@@ -47,14 +49,13 @@ class DeviceMeshConfig(ComponentConfig):
     # What `train` always refuses when it builds the mesh (training/device_mesh.py), refused here first, so that
     # `validate` never passes a mesh the run then rejects. How the degrees fill the world is checked when the
     # mesh is built: outside torchrun `validate` sees world_size 1 from cuda_env, not the job's.
-    @field_validator("pipeline_parallel_degree", "context_parallel_degree")
+    @field_validator("context_parallel_degree")
     @classmethod
-    def _only_data_parallel(cls, degree: int, info) -> int:
+    def _no_context_parallel(cls, degree: int) -> int:
         if degree != 1:
-            kind = info.field_name.removesuffix("_degree").replace("_", " ")
             raise ValueError(
-                f"{kind}ism is not built yet (data parallelism over dp_replicate x dp_shard, and tensor "
-                "parallelism, are); set it to 1 (see 'Not provided' in docs/compatibility.md)"
+                "context parallelism is not built yet (data, tensor and pipeline parallelism are); set it to 1 (see "
+                "'Not provided' in docs/compatibility.md)"
             )
         return degree
 

@@ -18,12 +18,11 @@ def get_device_mesh(
     context_parallel_degree: int = 1,
     enable_loss_parallel: bool = False,
 ) -> DeviceMesh:
-    unsupported = {"pipeline_parallel_degree": pipeline_parallel_degree, "context_parallel_degree": context_parallel_degree}
-    for name, degree in unsupported.items():
-        if degree != 1:
-            raise TrainingSetupError(
-                f"device_mesh.config.{name} is {degree}; pipeline and context parallelism are not built yet, set it to 1"
-            )
+    if context_parallel_degree != 1:
+        raise TrainingSetupError(
+            f"device_mesh.config.context_parallel_degree is {context_parallel_degree}; context parallelism is not "
+            "built yet, set it to 1"
+        )
     if enable_loss_parallel:
         raise TrainingSetupError("device_mesh.config.enable_loss_parallel is not built yet; set it to false")
     ensure_process_group(device_type)
@@ -33,23 +32,25 @@ def get_device_mesh(
             f"device_mesh.config.world_size is {world_size} but {actual_world_size} processes were launched; "
             "use ${settings.cuda_env.world_size} or launch that many processes"
         )
-    replicate, tp = data_parallel_replicate_degree, tensor_parallel_degree
+    pp, replicate, tp = pipeline_parallel_degree, data_parallel_replicate_degree, tensor_parallel_degree
     shard = data_parallel_shard_degree
+    others = pp * replicate * tp
     if shard == -1:
-        if world_size % (replicate * tp):
+        if world_size % others:
             raise TrainingSetupError(
-                f"world size {world_size} is not divisible by data_parallel_replicate_degree {replicate} x "
-                f"tensor_parallel_degree {tp}"
+                f"world size {world_size} is not divisible by pipeline_parallel_degree {pp} x "
+                f"data_parallel_replicate_degree {replicate} x tensor_parallel_degree {tp}"
             )
-        shard = world_size // (replicate * tp)
-    if shard < 1 or shard * replicate * tp != world_size:
+        shard = world_size // others
+    if shard < 1 or shard * others != world_size:
         raise TrainingSetupError(
-            f"data_parallel_replicate_degree ({replicate}) x data_parallel_shard_degree ({data_parallel_shard_degree}) "
-            f"x tensor_parallel_degree ({tp}) must equal the world size ({world_size}); -1 fills in the shard degree"
+            f"pipeline_parallel_degree ({pp}) x data_parallel_replicate_degree ({replicate}) x "
+            f"data_parallel_shard_degree ({data_parallel_shard_degree}) x tensor_parallel_degree ({tp}) must equal "
+            f"the world size ({world_size}); -1 fills in the shard degree"
         )
     # The reference's (and torchtitan's) order and names: dimensions of size 1 left out, except dp_shard.
-    dims = [(name, size) for name, size in (("dp_replicate", replicate), ("dp_shard", shard), ("tp", tp))
-            if size > 1 or name == "dp_shard"]
+    sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("tp", tp))
+    dims = [(name, size) for name, size in sizes if size > 1 or name == "dp_shard"]
     return init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
 
 

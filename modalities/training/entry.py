@@ -207,6 +207,7 @@ def run_training(
         profiler=run.profiler,
         stop_signals=stop_signals,
         data_parallel_degree=data_parallel_degree(run.device_mesh),
+        scheduled_pipeline=run.scheduled_pipeline,
     )
     try:
         final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

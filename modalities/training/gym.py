@@ -98,17 +98,37 @@ def _set_gradient_sync(model: nn.Module, enabled: bool) -> None:
         setter(enabled)
 
 
+def _set_mode(model_parts: list[nn.Module], train: bool) -> None:
+    for part in model_parts:
+        part.train(train)
+
+
 class Evaluator:
-    def __init__(self, model: nn.Module, loss_fn, device: torch.device, broker: MessageBroker):
-        self.model = model
+    """Mean loss per eval loader, weighted by samples over all ranks.
+
+    ``count_weight``: how much this rank's samples count: 0 where it holds no loss (a pipeline stage before the
+    last), 1 / the ranks that compute the same batch's loss otherwise (tensor-parallel peers), so every
+    sample counts once."""
+
+    def __init__(self, model_parts: list[nn.Module], loss_fn, device: torch.device, broker: MessageBroker,
+                 pipelined_step=None, count_weight: float = 1.0):
+        self.model_parts = model_parts
         self.loss_fn = loss_fn
         self.device = device
         self.broker = broker
+        self.pipelined_step = pipelined_step
+        self.count_weight = count_weight
+
+    def _loss(self, batch) -> torch.Tensor | None:
+        if self.pipelined_step is not None:
+            return self.pipelined_step.run(batch, accumulation_steps=1, train=False)
+        predictions = self.model_parts[0](batch.samples)
+        return self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
 
     @torch.no_grad()
     def evaluate(self, eval_loaders: list, num_train_steps_done: int) -> list[EvaluationResultBatch]:
         results = []
-        self.model.eval()
+        _set_mode(self.model_parts, train=False)
         try:
             for index, loader in enumerate(eval_loaders):
                 tag = getattr(loader, "dataloader_tag", None) or f"eval_{index}"
@@ -121,13 +141,13 @@ class Evaluator:
                 totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss*samples, samples, tokens
                 for done, batch in enumerate(loader, start=1):
                     batch = batch.to(self.device, non_blocking=True)
-                    predictions = self.model(batch.samples)
-                    loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
-                    num_samples = len(batch)
-                    num_tokens = next(iter(batch.samples.values())).numel()
-                    totals += torch.stack(
-                        [loss.detach().double() * num_samples, totals.new_tensor(num_samples), totals.new_tensor(num_tokens)]
-                    )
+                    loss = self._loss(batch)
+                    if loss is not None:
+                        weight = self.count_weight
+                        num_samples = len(batch) * weight
+                        num_tokens = next(iter(batch.samples.values())).numel() * weight
+                        totals += torch.stack([loss.detach().double() * num_samples, totals.new_tensor(num_samples),
+                                               totals.new_tensor(num_tokens)])
                     self.broker.publish_progress(
                         num_train_steps_done, ExperimentStatus.EVALUATION, tag, done, num_batches
                     )
@@ -142,7 +162,7 @@ class Evaluator:
                 self.broker.publish_result(result)
                 results.append(result)
         finally:
-            self.model.train()
+            _set_mode(self.model_parts, train=True)
         return results
 
 
@@ -163,11 +183,12 @@ class Gym:
         profiler=None,
         stop_signals=None,
         data_parallel_degree: int | None = None,
+        scheduled_pipeline=None,
     ):
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
         self.app_state = app_state
-        self.model: nn.Module = app_state.model
+        self.model_parts: list[nn.Module] = app_state.model_parts
         self.optimizer = app_state.optimizer
         self.lr_scheduler = app_state.lr_scheduler
         self.loss_fn = loss_fn
@@ -181,7 +202,18 @@ class Gym:
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         # Ranks reading different data: samples and tokens seen count these (tensor-parallel peers read alike).
         self.data_parallel_degree = data_parallel_degree or self.world_size
-        self.evaluator = Evaluator(self.model, loss_fn, device, broker)
+        # With pipeline parallelism the loss exists on the last stage's ranks only: losses are averaged over them.
+        self.pipelined_step = None
+        self.loss_ranks = self.world_size
+        holds_loss = True
+        if scheduled_pipeline is not None:
+            from modalities.training.pipeline import PipelinedStep
+
+            self.pipelined_step = PipelinedStep(scheduled_pipeline)
+            self.loss_ranks = self.world_size // scheduled_pipeline.pp_stages[0].group_size
+            holds_loss = scheduled_pipeline.has_last_stage
+        count_weight = self.data_parallel_degree / self.loss_ranks if holds_loss else 0.0
+        self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight)
         self.last_checkpoint: str | None = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -221,7 +253,7 @@ class Gym:
         acc = s.gradient_accumulation_steps
         # A resumed run gets its iterator already positioned, with the RNG states restored after creating it.
         data = restore_rank_state() if restore_rank_state is not None else iter(train_loader)
-        self.model.train()
+        _set_mode(self.model_parts, train=True)
         interval = torch.zeros(2, device=self.device)  # summed step losses and grad norms since last log
         steps_in_interval = tokens_in_interval = samples_in_interval = 0
         interval_started = time.perf_counter()
@@ -229,6 +261,7 @@ class Gym:
 
         while progress.num_seen_steps < s.num_target_steps:
             step_loss = torch.zeros((), device=self.device)
+            last_micro_loss = torch.zeros((), device=self.device)
             local_samples = local_tokens = 0
             for micro_step in range(acc):
                 try:
@@ -240,12 +273,10 @@ class Gym:
                     ) from None
                 progress.train_batches_consumed += 1
                 batch = batch.to(self.device, non_blocking=True)
-                _set_gradient_sync(self.model, micro_step == acc - 1)
-                predictions = self.model(batch.samples)
-                loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
-                (loss / acc).backward()
-                step_loss += loss.detach()
-                last_micro_loss = loss.detach()
+                loss = self._forward_backward(batch, last_micro_step=micro_step == acc - 1)
+                if loss is not None:  # None: a pipeline stage before the last
+                    step_loss += loss
+                    last_micro_loss = loss
                 local_samples += len(batch)
                 local_tokens += next(iter(batch.samples.values())).numel()
             step_loss /= acc
@@ -256,10 +287,10 @@ class Gym:
             # whether any rank was asked to stop (by a signal), so every rank stops after the same step.
             stop_flag = 1.0 if self.stop_signals is not None and self.stop_signals.requested else 0.0
             reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag), last_micro_loss]))
-            global_loss = reduced[0] / self.world_size
+            global_loss = reduced[0] / self.loss_ranks
             # "train loss last" is the last micro-batch's loss (over ranks), as the reference logs it; the
             # interval's "train loss avg" is the mean over its micro-batches (= over its steps' means).
-            step_values = torch.stack([global_loss, norm.to(global_loss.device), reduced[2] / self.world_size])
+            step_values = torch.stack([global_loss, norm.to(global_loss.device), reduced[2] / self.loss_ranks])
             finite, stop_requested = torch.stack([torch.isfinite(global_loss).float(), reduced[1]]).tolist()
             if not finite:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -304,6 +335,18 @@ class Gym:
                     self._save_checkpoint(progress, train_loader, force=True)
                 self._stopped(progress)
         return progress
+
+    def _forward_backward(self, batch, last_micro_step: bool) -> torch.Tensor | None:
+        """One micro-batch's forward and backward (its gradient divided by the accumulation steps); its loss."""
+        acc = self.settings.gradient_accumulation_steps
+        if self.pipelined_step is not None:
+            return self.pipelined_step.run(batch, accumulation_steps=acc)
+        model = self.model_parts[0]
+        _set_gradient_sync(model, last_micro_step)
+        predictions = model(batch.samples)
+        loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+        (loss / acc).backward()
+        return loss.detach()
 
     def _stopped(self, progress: TrainingProgress) -> None:
         from modalities.training.signals import TrainingStopped

@@ -9,6 +9,7 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+from modalities.models.model_parts import for_each_part, is_pipeline_part
 from modalities.training.distributed import TrainingSetupError
 
 _DTYPES = {"FP_32": torch.float32, "FP_16": torch.float16, "BF_16": torch.bfloat16}
@@ -24,8 +25,9 @@ def _class_names(module: nn.Module) -> set[str]:
     return {cls.__name__ for cls in type(inner if inner is not None else module).__mro__}
 
 
-def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
-    """The outermost modules whose class is named in block_names (a checkpoint wrapper counts as its block)."""
+def find_blocks(model: nn.Module, block_names: list[str], allow_none: bool = False) -> list[nn.Module]:
+    """The outermost modules whose class is named in block_names (a checkpoint wrapper counts as its block).
+    ``allow_none``: a pipeline stage may hold no block (only the embeddings or the head)."""
     wanted = set(block_names)
     blocks: list[nn.Module] = []
     claimed: set[int] = set()
@@ -35,7 +37,7 @@ def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
         if _class_names(module) & wanted:
             blocks.append(module)
             claimed.update(id(m) for m in module.modules())
-    if not blocks:
+    if not blocks and not allow_none:
         names = sorted({type(m).__name__ for m in model.modules()})
         raise TrainingSetupError(
             f"block_names {block_names} match no module of {type(model).__name__}; its module classes are: "
@@ -44,6 +46,7 @@ def find_blocks(model: nn.Module, block_names: list[str]) -> list[nn.Module]:
     return blocks
 
 
+@for_each_part
 def get_fsdp2_wrapped_model(
     model: nn.Module,
     device_mesh: DeviceMesh,
@@ -57,7 +60,7 @@ def get_fsdp2_wrapped_model(
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     names = device_mesh.mesh_dim_names or ()
     mesh = device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
-    blocks = find_blocks(model, block_names)
+    blocks = find_blocks(model, block_names, allow_none=is_pipeline_part(model))
     # Consecutive blocks grouped into one FSDP unit: one all-gather per group instead of per block.
     for start in range(0, len(blocks), layers_per_fsdp_unit):
         group = blocks[start : start + layers_per_fsdp_unit]
@@ -68,6 +71,14 @@ def get_fsdp2_wrapped_model(
     return model
 
 
+def _has_submodule(model: nn.Module, fqn: str) -> bool:
+    try:
+        model.get_submodule(fqn)
+    except AttributeError:
+        return False
+    return True
+
+
 def _get_submodule(model: nn.Module, fqn: str, field: str) -> nn.Module:
     try:
         return model.get_submodule(fqn)
@@ -75,6 +86,7 @@ def _get_submodule(model: nn.Module, fqn: str, field: str) -> nn.Module:
         raise TrainingSetupError(f"{field} '{fqn}' names no submodule of {type(model).__name__}: {e}") from None
 
 
+@for_each_part
 def get_activation_checkpointed_model(
     model: nn.Module, layers_fqn: str, ac_variant="full_activation_checkpointing", ac_fun_params=None
 ) -> nn.Module:
@@ -87,6 +99,8 @@ def get_activation_checkpointed_model(
     """
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
 
+    if is_pipeline_part(model) and not _has_submodule(model, layers_fqn):
+        return model  # a pipeline stage without blocks (embeddings or head only)
     layers = _get_submodule(model, layers_fqn, "layers_fqn")
     if not isinstance(layers, (nn.ModuleList, nn.ModuleDict)):
         raise TrainingSetupError(
@@ -94,7 +108,9 @@ def get_activation_checkpointed_model(
         )
     variant = getattr(ac_variant, "value", ac_variant)
     names = [name for name, _ in layers.named_children()]
-    for position, name in enumerate(names, start=1):
+    # Counted as in the whole model: a pipeline stage holding blocks 3 and 4 checkpoints what the whole would.
+    positions = [int(n) + 1 for n in names] if all(n.isdigit() for n in names) else range(1, len(names) + 1)
+    for position, name in zip(positions, names):
         block = layers.get_submodule(name)
         if variant == "selective_layer_activation_checkpointing" and position % ac_fun_params.ac_freq:
             continue
@@ -137,13 +153,14 @@ def _selective_op_context(save_ops_keys: list[str]):
     return context_fn
 
 
+@for_each_part
 def get_compiled_model(
     model: nn.Module, block_names: list[str], fullgraph: bool = True, debug: bool | None = False, backend: str = "inductor"
 ) -> nn.Module:
     if not block_names:
         return model
     options = {"trace.enabled": True} if debug and backend == "inductor" else None
-    for block in find_blocks(model, block_names):
+    for block in find_blocks(model, block_names, allow_none=is_pipeline_part(model)):
         block.compile(fullgraph=fullgraph, backend=backend, options=options)
     return model
 

@@ -144,6 +144,10 @@ class TrainingRunConfig(BaseModel):
     mfu_calculator: ComponentRef["mfu_calculator"] | None = Field(
         default=None, description="Computes MFU for the log lines (on CUDA)."
     )
+    scheduled_pipeline: ComponentRef["pipeline"] | None = Field(
+        default=None, description="With pipeline parallelism: the scheduled pipeline (pipeline/scheduled) that runs "
+        "each step; the model parts of app_state are its modules."
+    )
     profiler: ComponentRef["steppable_profiler"] | None = Field(
         default=None, description="Entered for the loop and stepped once per optimizer step."
     )

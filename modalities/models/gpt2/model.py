@@ -267,7 +267,7 @@ class GPT2LLM(NNModel):
             x = x + layers.wpe(torch.arange(T, device=x.device))
         if "drop" in layers:
             x = layers.drop(x)
-        for block in layers.h.values():
+        for block in layers.h.values() if "h" in layers else ():
             x = block(x)
         if "lm_head_norm" in layers:
             x = layers.lm_head_norm(x)

@@ -29,6 +29,7 @@ from torch.distributed.tensor.parallel import (
 
 from modalities.models.gpt2.config import tensor_parallel_misfits
 from modalities.models.gpt2.model import GPT2LLM, SwiGLU, TransformerMLP
+from modalities.models.model_parts import for_each_part
 
 TP = "tp"
 
@@ -37,6 +38,7 @@ class TensorParallelError(ValueError):
     pass
 
 
+@for_each_part
 def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
     """Parallelize ``model`` in place over the ``tp`` dimension of ``device_mesh``; returns it."""
     names = device_mesh.mesh_dim_names or ()
@@ -66,7 +68,10 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
     }
     if isinstance(getattr(layers, "wpe", None), nn.Embedding):
         plan["transformer.wpe"] = RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(0))
-    parallelize_module(model, tp_mesh, plan)
+    # A pipeline stage holds some of these modules only.
+    plan = {name: style for name, style in plan.items() if name.split(".")[1] in layers}
+    if plan:
+        parallelize_module(model, tp_mesh, plan)
 
     block_plan: dict[str, object] = {
         "attention_norm": SequenceParallel(),
@@ -78,7 +83,7 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
         "ffn_norm": SequenceParallel(),
         "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
     }
-    for block in layers.h.values():
+    for block in layers.h.values() if "h" in layers else ():
         if isinstance(block.mlp, SwiGLU):
             mlp_plan = {"mlp.W": ColwiseParallel(), "mlp.V": ColwiseParallel(),
                         "mlp.W_2": RowwiseParallel(output_layouts=Shard(1))}
@@ -98,7 +103,8 @@ def _check_divisible(model: GPT2LLM, degree: int) -> None:
     config = model.config
     if config.attention_config.qk_norm_config is not None:
         raise TensorParallelError("model/gpt2_tp does not support qk-norm (attention_config.qk_norm_config) yet")
-    hidden = next(iter(model.transformer.h.values())).mlp if len(model.transformer.h) else None
+    blocks = model.transformer.h.values() if "h" in model.transformer else ()
+    hidden = next(iter(blocks)).mlp if blocks else None
     width = hidden.W.out_features if isinstance(hidden, SwiGLU) else config.ffn_hidden
     problems = tensor_parallel_misfits(degree, {"n_head_q": config.n_head_q, "n_head_kv": config.n_head_kv,
                                                 "vocab_size": config.vocab_size, "the MLP's hidden width": width})

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from modalities.models.model import retie_parameters, tied_parameter_slots
+from modalities.models.model_parts import for_each_part
 
 _WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
 
@@ -130,6 +131,7 @@ def reset_parameters_recursively(module: nn.Module) -> None:
         module.reset_parameters()
 
 
+@for_each_part
 def initialize_model(model: nn.Module, model_initializer: ComposedModelInitializer) -> nn.Module:
     """Builder of ``model/model_initialized``: materialize meta parameters if any, reset every module's defaults,
     then initialize by name in place."""

@@ -44,6 +44,13 @@ class GPT2MFUCalculator:
     ):
         parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
         self.num_matmul_parameters = sum(matmul_parameter_count(part) for part in parts)
+        names = getattr(device_mesh, "mesh_dim_names", None) or ()
+        if "pp" in names:  # each pipeline rank holds some stages: the FLOPs per token are the whole model's
+            import torch.distributed as dist
+
+            count = torch.tensor(self.num_matmul_parameters, dtype=torch.int64, device=device_mesh.device_type)
+            dist.all_reduce(count, group=device_mesh["pp"].get_group())
+            self.num_matmul_parameters = int(count)
         self.sequence_length = sequence_length
         self.flops_per_token = 6 * self.num_matmul_parameters + 12 * n_layer * sequence_length * n_embd
         # Where the peak came from: "config" (given), "device" (the table, by the GPU's name) or None (CPU, or a

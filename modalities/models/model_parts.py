@@ -1,0 +1,29 @@
+"""A model given as pipeline parts: wrappers (tensor parallel, FSDP2, initialization, activation checkpointing,
+compile) apply to each part of a list as they do to one model, so the reference's pipeline configs chain them
+unchanged."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+# Set on a module cut from a whole model by pipeline/staged: the names of the modules it keeps.
+STAGE_MODULES_ATTRIBUTE = "pipeline_stage_modules"
+
+
+def for_each_part(builder: F) -> F:
+    """``builder(model, **kw)`` applied to every part when ``model`` is a list, returning the list."""
+
+    @functools.wraps(builder)
+    def wrapped(model, *args, **kwargs):
+        if isinstance(model, (list, tuple)):
+            return [builder(part, *args, **kwargs) for part in model]
+        return builder(model, *args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def is_pipeline_part(module) -> bool:
+    return getattr(module, STAGE_MODULES_ATTRIBUTE, None) is not None
