@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from modalities.models.model_parts import for_each_part
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,8 +45,10 @@ def print_hook(module, inputs, outputs, module_path: str, print_shape_only: bool
     print(text, flush=True)
 
 
-def register_forward_hooks(model: nn.Module, hook) -> list:
-    return [module.register_forward_hook(partial(hook, module_path=name)) for name, module in model.named_modules()]
+def register_forward_hooks(model: nn.Module | list[nn.Module], hook) -> list:
+    parts = model if isinstance(model, (list, tuple)) else [model]  # pipeline model parts
+    return [module.register_forward_hook(partial(hook, module_path=name))
+            for part in parts for name, module in part.named_modules()]
 
 
 def register_nan_hooks(model: nn.Module, raise_exception: bool = False) -> list:
@@ -95,6 +99,7 @@ def _stats(tensor: torch.Tensor) -> dict:
     }
 
 
+@for_each_part
 def get_debugging_enriched_model(model: nn.Module, logging_dir_path: str, tracked_ranks: list[int] | None = None,
                                  log_interval_steps: int | None = 1) -> nn.Module:
     """``model/debugging_enriched``: every submodule writes statistics of its inputs and weights (before forward),

@@ -19,6 +19,8 @@ What is checked (docs/config-format.md, "The run contract"):
 
 from __future__ import annotations
 
+import os
+
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +37,8 @@ def _n(value: Any) -> int | None:
 
 
 # Fields by which a wrapper names what it wraps, in the order they are followed.
-_WRAPPED = ("model", "wrapped_model")
+# Fields through which a component wraps a model (pipelines: the parts they hold and the model they cut).
+_WRAPPED = ("model", "wrapped_model", "pipeline", "model_parts", "whole_model")
 
 
 class _Checks:
@@ -306,9 +309,9 @@ class _Checks:
         )
         replicas = self.field(sampler, "num_replicas")
         world = self.world_size()
-        tp = self.field(self.node(self.run.device_mesh), "tensor_parallel_degree") or 1
-        if isinstance(replicas, int) and world is not None and isinstance(tp, int) and replicas * tp != world[0]:
-            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor_parallel_degree {tp})" if tp > 1 \
+        tp = self.model_parallel_degree()
+        if isinstance(replicas, int) and world is not None and replicas * tp != world[0]:
+            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor x pipeline degree {tp})" if tp > 1 \
                 else f"{world[0]}"
             self.add(
                 self.at(sampler, "num_replicas"),
@@ -319,6 +322,14 @@ class _Checks:
                 "use the device mesh's data-parallel degree (number_conversion/parallel_degree) or "
                 "${settings.cuda_env.world_size}",
             )
+
+    def model_parallel_degree(self) -> int:
+        """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline degree)."""
+        mesh = self.node(self.run.device_mesh)
+        degree = 1
+        for name in ("tensor_parallel_degree", "pipeline_parallel_degree"):
+            degree *= _n(self.field(mesh, name)) or 1
+        return degree
 
     def world_size(self) -> tuple[int, tuple] | None:
         mesh = self.node(self.run.device_mesh)
@@ -487,7 +498,7 @@ class _Checks:
         profile, target, progress = settings.step_profile, settings.training_target, settings.training_progress
         dp = _n(profile.dp_degree)
         world = self.world_size()
-        tp = _n(self.field(self.node(self.run.device_mesh), "tensor_parallel_degree")) or 1
+        tp = self.model_parallel_degree()
         if dp is None:
             dp = world[0] // tp if world is not None else None
         factors = [
@@ -547,6 +558,95 @@ class _Checks:
             if getattr(attention, "qk_norm_config", None) is not None:
                 self.add(self.at(model, "attention_config"),
                          "model/gpt2_tp does not support qk-norm yet (attention_config.qk_norm_config)")
+
+
+    def mesh_fits_the_world(self) -> None:
+        """The degrees must fill the world size, when it is known: set by the launcher (WORLD_SIZE, e.g.
+        ``WORLD_SIZE=8 modalities validate``) or written into the mesh; 1 from the default is not a job's size."""
+        mesh = self.node(self.run.device_mesh)
+        world = self.world_size()
+        if mesh is None or world is None or (world[0] == 1 and "WORLD_SIZE" not in os.environ):
+            return
+        names = ("pipeline_parallel_degree", "data_parallel_replicate_degree", "tensor_parallel_degree")
+        degrees = {name: _n(self.field(mesh, name)) or 1 for name in names}
+        shard = _n(self.field(mesh, "data_parallel_shard_degree"))
+        fixed = degrees["pipeline_parallel_degree"] * degrees["data_parallel_replicate_degree"] * \
+            degrees["tensor_parallel_degree"]
+        product = " x ".join(f"{name} {value}" for name, value in degrees.items() if value > 1) or "1"
+        if shard == -1 and world[0] % fixed:
+            self.add(self.at(mesh, "world_size"),
+                     f"the world size {world[0]} is not divisible by {product}",
+                     hint="launch a multiple of that many processes or change the degrees")
+        elif shard is not None and shard != -1 and shard * fixed != world[0]:
+            self.add(self.at(mesh, "data_parallel_shard_degree"),
+                     f"{product} x data_parallel_shard_degree {shard} is {shard * fixed} ranks, but the world size "
+                     f"is {world[0]} ({self.where(world[1])})", hint="use -1 to fill in the shard degree")
+
+    def pipeline_parallel(self) -> None:
+        """What pipeline/staged, pipeline/scheduled and the loop refuse when they are built: a plan that does not
+        cut the model into a multiple of pp stages, a schedule that cannot run them or these micro-batches, tied
+        weights across stages, a loader batch the schedule does not split, a clipper blind to other stages."""
+        from modalities.training.pipeline_plan import (
+            PipelinePlanError,
+            gpt2_split_points,
+            microbatch_misfit,
+            modules_per_stage,
+            stage_indices_of_rank,
+        )
+
+        mesh = self.node(self.run.device_mesh)
+        degree = _n(self.field(mesh, "pipeline_parallel_degree"))
+        if degree is None or degree == 1:
+            return
+        if self.run.scheduled_pipeline is None:
+            self.add(self.at(mesh, "pipeline_parallel_degree"),
+                     f"pipeline_parallel_degree {degree} needs the run's scheduled_pipeline (a pipeline/scheduled), "
+                     "which runs the model's stages", hint="see the pipeline section of docs/multi-node.md")
+        clipper = self.node(self.run.gradient_clipper)
+        if clipper is not None and clipper.config is not None and "device_mesh" in type(clipper.config).model_fields \
+                and getattr(clipper.config, "device_mesh", None) is None:
+            self.add(clipper.path + ("config",), "with pipeline parallelism the gradient clipper needs the "
+                     "device_mesh, so that its norm covers the gradients of every stage",
+                     hint="add device_mesh: {instance_key: device_mesh, pass_type: BY_REFERENCE}")
+        micro = _n(self.run.settings.step_profile.local_train_micro_batch_size)
+        for info in self.view.nodes():
+            if info.component_key != "pipeline" or info.config is None:
+                continue
+            if info.variant_key == "staged":
+                generator = self.node(getattr(info.config, "stages_generator", None))
+                layers = _n(self.field(generator, "num_model_layers"))
+                per_stage = _n(self.field(info, "num_layers_per_stage"))
+                schedule = self.field(info, "pp_schedule_name")
+                if generator is None or None in (layers, per_stage) or not isinstance(schedule, str):
+                    continue
+                points = gpt2_split_points(layers, _n(self.field(generator, "input_layer_equivalence")) or 1,
+                                           _n(self.field(generator, "output_layer_equivalence")) or 1)
+                try:
+                    stages = modules_per_stage(points, per_stage, degree)
+                    stage_indices_of_rank(0, degree, len(stages), schedule)
+                except PipelinePlanError as e:
+                    self.add(self.at(info, "num_layers_per_stage"), str(e))
+                model = self.first_with(getattr(info.config, "whole_model", None), "n_layer")
+                if model is not None and _n(self.field(model, "n_layer")) not in (None, layers):
+                    self.add(self.at(generator, "num_model_layers"),
+                             f"num_model_layers {layers} is not the n_layer {self.field(model, 'n_layer')} of "
+                             f"{self.where(model.path)}", hint="use ${model_raw.config.n_layer}")
+                if model is not None and self.field(model, "use_weight_tying") is True:
+                    self.add(self.at(model, "use_weight_tying"),
+                             "the embedding and the head it is tied to land on different pipeline stages; set "
+                             "use_weight_tying: false for pipeline parallelism")
+            elif info.variant_key == "scheduled":
+                batch, size = _n(self.field(info, "batch_size")), _n(self.field(info, "microbatch_size"))
+                schedule = self.field(info, "pp_schedule_name")
+                if micro is not None and batch is not None and batch != micro:
+                    self.add(self.at(info, "batch_size"),
+                             f"batch_size {batch} is not the loader's batch of {micro} samples (local_train_micro_"
+                             "batch_size); each loader batch is what the schedule splits into micro-batches",
+                             hint="use ${settings.step_profile.local_train_micro_batch_size}")
+                if batch and size and not batch % size and isinstance(schedule, str):
+                    misfit = microbatch_misfit(schedule, batch // size, degree)
+                    if misfit:
+                        self.add(self.at(info, "microbatch_size"), misfit)
 
 
 def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
@@ -633,6 +733,8 @@ def check_training_run(view) -> list[Finding]:
         checks.intervals,
         checks.tokens_per_step,
         checks.tensor_parallel,
+        checks.mesh_fits_the_world,
+        checks.pipeline_parallel,
     ):
         check()
     return checks.findings

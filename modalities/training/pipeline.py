@@ -67,6 +67,24 @@ class Pipeline:
         return any(stage.is_last for stage in self.pp_stages)
 
 
+def _zero_filled_stage_class():
+    from torch.distributed.pipelining import PipelineStage
+
+    class ZeroFilledPipelineStage(PipelineStage):
+        """torch's stage, except that the stand-in inputs with which a later stage infers its tensor shapes (on
+        the first step) are zeros rather than uninitialized memory: a model's NaN hook (model_debugging_hook)
+        would stop the run on that garbage, and garbage can be slow (denormals) where zeros are not."""
+
+        def _to_tensor(self, arg):
+            tensor = super()._to_tensor(arg)
+            if not isinstance(arg, torch.Tensor):  # made from metadata: torch.empty
+                with torch.no_grad():
+                    tensor.zero_()
+            return tensor
+
+    return ZeroFilledPipelineStage
+
+
 def pipeline_mesh(device_mesh: DeviceMesh) -> DeviceMesh:
     if PP not in (device_mesh.mesh_dim_names or ()):
         raise TrainingSetupError(
@@ -85,8 +103,7 @@ def get_staged_pipeline(
     num_layers_per_stage: int,
 ) -> Pipeline:
     """`pipeline/staged`: this rank's stage modules, cut from ``whole_model`` (typically on the meta device)."""
-    from torch.distributed.pipelining import PipelineStage
-
+    stage_class = _zero_filled_stage_class()
     pp_mesh = pipeline_mesh(device_mesh)
     degree, pp_rank = pp_mesh.size(), pp_mesh.get_local_rank()
     try:
@@ -104,7 +121,7 @@ def get_staged_pipeline(
     for index in indices:
         part = stage_module(whole_model, names_per_stage[index])
         parts.append(part)
-        stages.append(PipelineStage(part, stage_index=index, num_stages=len(names_per_stage), device=device,
+        stages.append(stage_class(part, stage_index=index, num_stages=len(names_per_stage), device=device,
                                     group=pp_mesh.get_group()))
     return Pipeline(pp_stages=stages, model_parts=parts)
 

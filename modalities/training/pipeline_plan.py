@@ -103,3 +103,17 @@ def stage_indices_of_rank(pp_rank: int, pp_degree: int, num_stages: int, schedul
             f"num_layers_per_stage giving {pp_degree} stages"
         )
     return [pp_rank + k * pp_degree for k in range(per_rank)]
+
+
+def microbatch_misfit(schedule_name: str, num_microbatches: int, pp_degree: int) -> str | None:
+    """Why torch's schedule refuses this many micro-batches (None if it takes them)."""
+    name = schedule_class_name(schedule_name)
+    if name == "1F1B" and num_microbatches < pp_degree:
+        return (f"1F1B needs at least as many micro-batches as stages: {num_microbatches} micro-batches "
+                f"(batch_size / microbatch_size) for {pp_degree} stages")
+    if name == "Interleaved1F1B":
+        rounds = max(1, num_microbatches // pp_degree)
+        if num_microbatches % rounds:
+            return (f"Interleaved1F1B needs a multiple of {rounds} micro-batches (its rounds of "
+                    f"pipeline_parallel_degree {pp_degree}), got {num_microbatches}")
+    return None

@@ -104,24 +104,14 @@ def test_config_accepts_modalities_spellings_and_rejects_bad_values(tiny_model):
         cfg.FSDPLoggingOnlyGradientClipperConfig(wrapped_model=tiny_model, norm_type="P2_NORM", max_norm=1.0)
 
 
-class _MeshWithPipeline:
-    """Stands in for a DeviceMesh (pp=2, dp_shard=4): only mesh_dim_names and mesh[name].size() are read."""
+def test_pipeline_parts_without_the_mesh_are_refused(tiny_model):
+    """A clipper that sees only this rank's stages would clip by a part of the norm: it needs the mesh's pp group
+    (the whole-norm reduction over stages is shown by tests/training/test_pipeline_parallel.py)."""
+    from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE
 
-    mesh_dim_names = ("pp", "dp_shard")
-
-    def __init__(self, size: int = 0):
-        self._size = size
-
-    def __getitem__(self, name: str) -> "_MeshWithPipeline":
-        return _MeshWithPipeline(2 if name == "pp" else 4)
-
-    def size(self) -> int:
-        return self._size
-
-
-def test_pipeline_parallel_mesh_is_rejected(tiny_model):
-    with pytest.raises(ValueError, match="pipeline-parallel.*'pp' of size 2"):
-        get_fsdp2_gradient_clipper(tiny_model, max_norm=1.0, norm_type="P2_NORM", device_mesh=_MeshWithPipeline())
+    setattr(tiny_model, STAGE_MODULES_ATTRIBUTE, ["transformer.h.0"])
+    with pytest.raises(ValueError, match="split into pipeline stages; give the clipper the device_mesh"):
+        get_fsdp2_gradient_clipper([tiny_model], max_norm=1.0, norm_type="P2_NORM")
 
 
 def _free_port() -> int:
