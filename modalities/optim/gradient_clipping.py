@@ -10,8 +10,9 @@ mesh and placements, so replicated dimensions (HSDP) are not counted twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from itertools import chain
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn

@@ -110,9 +110,9 @@ class Evaluator:
     last), 1 / the ranks that compute the same batch's loss otherwise (tensor-parallel peers), so every
     sample counts once."""
 
-    def __init__(self, model_parts: list[nn.Module], loss_fn, device: torch.device, broker: MessageBroker,
-                 pipelined_step=None, count_weight: float = 1.0):
-        self.model_parts = model_parts
+    def __init__(self, model_parts: nn.Module | list[nn.Module], loss_fn, device: torch.device,
+                 broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0):
+        self.model_parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
         self.loss_fn = loss_fn
         self.device = device
         self.broker = broker

@@ -101,3 +101,27 @@ def test_fsdp2_config_trains_and_its_dcp_warm_start_continues_exactly(tmp_path, 
     assert sorted(continued) == [5, 6]
     for step in (5, 6):
         assert continued[step] == pytest.approx(full[step], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("config", "mesh"),
+    [("config_lorem_ipsum_long_fsdp2_pp.yaml", "pp=4 x dp_shard=1"),  # Interleaved1F1B, bf16, a NaN hook
+     ("config_lorem_ipsum_long_fsdp2_pp_tp.yaml", "pp=2 x dp_shard=1 x tp=2")],  # GPipe
+)
+def test_pipeline_configs_train_on_four_cpu_ranks(tmp_path, small_eval_set, config, mesh):
+    from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+    # the data-parallel degree is what the 4 ranks leave (1): -1, as the configs say
+    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False) + [
+        "--set", "device_mesh.config.device_type=cpu", "--set", "settings.step_profile.sequence_length=64"]
+    done = subprocess.run(
+        torchrun_cmd(4, "train", str(TRAINING / config), "--experiments-root", str(tmp_path / "exp"),
+                     "--experiment-id", "pp", *overrides),
+        cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"mesh {mesh}" in done.stdout
+    losses = _train_losses(tmp_path / "exp" / "pp" / "results.jsonl")
+    assert sorted(losses) == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(value) for value in losses.values())
+    # the warm-up of a tiny model on the sample corpus: the loss falls from the start
+    assert losses[max(losses)] < losses[min(losses)]

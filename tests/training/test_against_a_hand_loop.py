@@ -184,3 +184,46 @@ def test_the_evaluation_loss_weighs_each_batch_by_its_samples():
     assert (result.dataloader_tag, result.num_train_steps_done) == ("val", 7)
     assert broker.results == [result]
     assert model.training  # back in training mode afterwards
+
+
+def test_evaluation_counts_the_samples_of_ranks_sharing_a_batch_once(monkeypatch):
+    """Tensor-parallel peers compute the same batch's loss (count weight 1/2 with 2 peers); a pipeline stage
+    before the last has no loss (weight 0, nothing counted): tokens/s counts each sample once."""
+    from modalities.batch import DatasetBatch
+    from modalities.training import gym
+
+    clock = iter([10.0, 14.0])  # the evaluation takes 4 s
+    monkeypatch.setattr(gym.time, "perf_counter", lambda: next(clock))
+
+    class Broker:
+        def publish_progress(self, *args, **kwargs):
+            pass
+
+        def publish_result(self, result):
+            pass
+
+    batches = [DatasetBatch(samples={"input_ids": torch.zeros(2, 8)}, targets={"target_ids": torch.full((2, 8), 3.0)})
+               for _ in range(2)]
+    class NoOutput(torch.nn.Module):  # the loss reads the targets only
+        def forward(self, samples):
+            return {}
+
+    model = NoOutput()
+    evaluator = gym.Evaluator(model, lambda b: b.targets["target_ids"].mean(), torch.device("cpu"), Broker(),
+                              count_weight=0.5)
+    (result,) = evaluator.evaluate([batches], 1)
+    # by hand: 2 batches x 2 samples x 8 tokens = 32 tokens, counted half (the peer counts the other half), in 4 s
+    assert result.throughput_metrics["tokens/s"] == pytest.approx(4.0)
+    assert result.losses["loss avg"] == pytest.approx(3.0)
+
+    class Stage:  # a pipeline stage before the last: no loss on this rank
+        def run(self, batch, accumulation_steps, train):
+            assert (accumulation_steps, train) == (1, False)
+            return None
+
+    clock = iter([10.0, 14.0])
+    monkeypatch.setattr(gym.time, "perf_counter", lambda: next(clock))
+    evaluator = gym.Evaluator([model], None, torch.device("cpu"), Broker(), pipelined_step=Stage(), count_weight=0.0)
+    (result,) = evaluator.evaluate([batches], 1)
+    assert result.throughput_metrics["tokens/s"] == 0.0
+    assert result.losses["loss avg"] != result.losses["loss avg"]  # NaN: no samples here (other ranks hold them)

@@ -13,6 +13,13 @@ has it.
     python tools/bench/bench_train_overhead.py --device cuda --dtype bf16 --compile --model-size 124M
 
 On CUDA the MFU of each side is printed too (model FLOPs per token 6 N + 12 L T d, dense bf16 peak).
+
+Tensor and pipeline parallelism (--tp, --pp) are measured on --ranks ranks (each run launched with torchrun)
+against FSDP2 over the same ranks with the same global batch, in the same run (the baseline of a layout is plain
+data parallelism, not a hand loop):
+
+    python tools/bench/bench_train_overhead.py --ranks 8 --device cuda --dtype bf16 --model-size 1B \
+        --tp 2 --pp 2 --pp-schedule Interleaved1F1B
 """
 
 from __future__ import annotations
@@ -128,8 +135,23 @@ def ref(name: str) -> dict:
     return {"instance_key": name, "pass_type": "BY_REFERENCE"}
 
 
-def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str) -> dict:
-    *_, seq, batch_size = MODEL_SIZES[args.model_size]
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_batch_size(args, layout: tuple[int, int]) -> int:
+    """Samples per rank and step: the global batch (the size's micro-batch x world size) over the layout's
+    data-parallel ranks, so every layout trains the same global batch."""
+    *_, batch_size = MODEL_SIZES[args.model_size]
+    tp, pp = layout
+    return batch_size * tp * pp
+
+
+def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str,
+                    layout: tuple[int, int] = (1, 1)) -> dict:
+    *_, seq, _ = MODEL_SIZES[args.model_size]
+    batch_size = local_batch_size(args, layout)
+    tp, pp = layout
     steps = args.warmup + args.steps
     config = {
         "settings": {
@@ -150,7 +172,8 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
         "device_mesh": {
             "component_key": "device_mesh",
             "variant_key": "default",
-            "config": {"device_type": args.device, "world_size": 1},
+            "config": {"device_type": args.device, "world_size": world_size(), "tensor_parallel_degree": tp,
+                       "pipeline_parallel_degree": pp},
         },
         "model_raw": gpt2_config(args),
         "optimizer": {
@@ -178,7 +201,8 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
         "gradient_clipper": {
             "component_key": "gradient_clipper",
             "variant_key": "fsdp2",
-            "config": {"wrapped_model": ref("model"), "norm_type": "P2_NORM", "max_norm": MAX_NORM},
+            "config": {"wrapped_model": ref("model"), "norm_type": "P2_NORM", "max_norm": MAX_NORM,
+                       "device_mesh": ref("device_mesh")},
         },
         "train_dataloader": {
             "component_key": "data_loader",
@@ -205,7 +229,7 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
                     "variant_key": "dcp",
                     "config": {
                         "checkpoint_path": str(experiments_root),
-                        "global_rank": 0,
+                        "global_rank": int(os.environ.get("RANK", "0")),
                         "experiment_id": experiment_id,
                     },
                 },
@@ -238,6 +262,29 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
             },
         },
     }
+    if pp > 1 or args.pp > 1:
+        config["model_raw"]["config"]["use_weight_tying"] = False  # every layout trains the pipeline's model
+    if pp > 1:
+        config["staged_pipeline"] = {
+            "component_key": "pipeline",
+            "variant_key": "staged",
+            "config": {
+                "whole_model": ref("model_raw"),
+                "stages_generator": {"component_key": "stages_generator", "variant_key": "gpt2_stages_generator",
+                                     "config": {"num_model_layers": MODEL_SIZES[args.model_size][0]}},
+                "device_mesh": ref("device_mesh"),
+                "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+                "pp_schedule_name": args.pp_schedule,
+                "num_layers_per_stage": args.layers_per_stage,
+            },
+        }
+        config["model_part"] = {"component_key": "pipeline", "variant_key": "selector",
+                                "config": {"pipeline": ref("staged_pipeline"), "selection_type": "MODEL_PART"}}
+        block_model = "model_part"
+    if tp > 1:
+        config["tp_model"] = {"component_key": "model", "variant_key": "gpt2_tp",
+                              "config": {"model": ref(block_model), "device_mesh": ref("device_mesh")}}
+        block_model = "tp_model"
     if fsdp:
         # As training configs do it: built on the meta device, sharded (which places it on the mesh's device),
         # then materialized and initialized.
@@ -254,6 +301,30 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
             },
         }
         initialized["config"]["model"] = ref("fsdp_model")
+    if pp > 1:
+        config["scheduled_pipeline"] = {
+            "component_key": "pipeline",
+            "variant_key": "scheduled",
+            "config": {
+                "loss_fn": ref("loss_fn"),
+                "pp_schedule_name": args.pp_schedule,
+                "batch_size": batch_size,
+                "microbatch_size": max(1, batch_size // (args.microbatches_per_stage * pp)),
+                "pp_degree": pp,
+                "pipeline": {
+                    "component_key": "pipeline",
+                    "variant_key": "builder",
+                    "config": {
+                        "pp_stages": {"component_key": "pipeline", "variant_key": "selector",
+                                      "config": {"pipeline": ref("staged_pipeline"), "selection_type": "PP_STAGE"}},
+                        "model_parts": ref("fsdp_model"),
+                    },
+                },
+            },
+        }
+        initialized["config"]["model"] = {"component_key": "pipeline", "variant_key": "selector",
+                                          "config": {"pipeline": ref("scheduled_pipeline"),
+                                                     "selection_type": "MODEL_PART"}}
     config["model"] = initialized
     return config
 
@@ -270,13 +341,17 @@ def tokens_per_second(step_end_times: list[float], warmup: int, tokens_per_step:
     return (len(timed) - 1) * tokens_per_step / (timed[-1] - timed[0])
 
 
-def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int) -> float:
-    experiment_id = f"{'fsdp' if fsdp else 'plain'}_{repetition}"
+def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int, layout: tuple[int, int] = (1, 1)
+                   ) -> float:
+    """Global tokens/s (all data-parallel ranks) of one run."""
+    experiment_id = f"{'fsdp' if fsdp else 'plain'}_tp{layout[0]}_pp{layout[1]}_{repetition}"
     StepTimer.instances.clear()
-    new_main(training_config(args, fsdp, experiments_root, experiment_id), experiments_root, experiment_id).run()
+    config = training_config(args, fsdp, experiments_root, experiment_id, layout)
+    new_main(config, experiments_root, experiment_id).run()
     (timer,) = StepTimer.instances
-    *_, seq, batch_size = MODEL_SIZES[args.model_size]
-    return tokens_per_second(timer.step_end_times, args.warmup, seq * batch_size)
+    *_, seq, _ = MODEL_SIZES[args.model_size]
+    data_parallel = world_size() // (layout[0] * layout[1])
+    return tokens_per_second(timer.step_end_times, args.warmup, seq * local_batch_size(args, layout) * data_parallel)
 
 
 def run_hand_written(args, experiments_root: Path) -> float:
@@ -322,15 +397,54 @@ def run_hand_written(args, experiments_root: Path) -> float:
     return tokens_per_second(step_end_times, args.warmup, seq * batch_size)
 
 
-def mfu(tokens_per_s: float, args) -> float | None:
+def mfu(tokens_per_s: float, args, world: int = 1) -> float | None:
+    """MFU of a global token rate over the peaks of ``world`` devices."""
     from modalities.models.mfu.gpt2_mfu import peak_flops_of_device_name
 
     if args.device != "cuda":
         return None
     n_layer, n_embd, _, vocab, seq, _ = MODEL_SIZES[args.model_size]
-    matmul_params = n_layer * 12 * n_embd**2 + vocab * n_embd  # blocks + tied output projection
+    matmul_params = n_layer * 12 * n_embd**2 + vocab * n_embd  # blocks + the output projection
     peak = peak_flops_of_device_name(torch.cuda.get_device_name())
-    return tokens_per_s * (6 * matmul_params + 12 * n_layer * seq * n_embd) / peak if peak else None
+    return tokens_per_s * (6 * matmul_params + 12 * n_layer * seq * n_embd) / (peak * world) if peak else None
+
+
+def run_layout_worker(args) -> None:
+    """One run of one layout, as a torchrun worker; rank 0 writes its tokens/s to --worker-result."""
+    layout = tuple(int(x) for x in args.worker_layout.split(","))
+    root = Path(args.worker_result).parent
+    tokens = run_modalities(args, True, root, args.worker_repetition, layout)  # type: ignore[arg-type]
+    if os.environ.get("RANK", "0") == "0":
+        Path(args.worker_result).write_text(str(tokens))
+
+
+def run_layouts(args) -> None:
+    """The --tp/--pp layout against FSDP2 over every rank (same global batch), alternating; each run is its own
+    torchrun launch of --ranks ranks (a process group is started once per process)."""
+    import subprocess
+
+    layout = (args.tp, args.pp)
+    names = {(1, 1): f"FSDP2 over {args.ranks} ranks", layout: f"tp {args.tp} x pp {args.pp} ({args.pp_schedule})"}
+    results: dict[tuple[int, int], list[float]] = {key: [] for key in names}
+    passed = list(sys.argv[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        for repetition in range(args.repeats):
+            order = [(1, 1), layout] if repetition % 2 == 0 else [layout, (1, 1)]
+            for key in order:
+                result = Path(tmp) / f"tp{key[0]}_pp{key[1]}_{repetition}.txt"
+                command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={args.ranks}", __file__, *passed,
+                           "--worker-layout", f"{key[0]},{key[1]}", "--worker-result", str(result),
+                           "--worker-repetition", str(repetition)]
+                subprocess.run(command, check=True)
+                results[key].append(float(result.read_text()))
+                print(f"  repetition {repetition + 1}: {names[key]}: {results[key][-1]:,.0f} tokens/s", flush=True)
+    baseline = statistics.median(results[(1, 1)])
+    print(f"{'':36} {'tokens/s (median)':>18} {'ratio':>7} {'MFU':>6}")
+    for key, values in results.items():
+        median = statistics.median(values)
+        value = mfu(median, args, world=args.ranks)
+        print(f"{names[key]:36} {median:18,.0f} {median / baseline:7.3f} {f'{value:.1%}' if value else 'n/a':>6}")
 
 
 def main() -> None:
@@ -342,9 +456,34 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition")
     parser.add_argument("--warmup", type=int, default=5, help="steps before the clock starts")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tp", type=int, default=1, help="tensor_parallel_degree of the measured layout (torchrun)")
+    parser.add_argument("--pp", type=int, default=1, help="pipeline_parallel_degree of the measured layout (torchrun)")
+    parser.add_argument("--pp-schedule", default="1F1B", help="GPipe, 1F1B, Interleaved1F1B or LoopedBFS")
+    parser.add_argument("--layers-per-stage", type=int, default=None,
+                        help="num_layers_per_stage (default: the layers and ends over --pp stages)")
+    parser.add_argument("--microbatches-per-stage", type=int, default=2,
+                        help="pipeline micro-batches per stage and step (the bubble shrinks as it grows)")
+    parser.add_argument("--ranks", type=int, default=None,
+                        help="ranks for --tp/--pp (default: tp x pp); each run is launched with torchrun")
+    parser.add_argument("--worker-layout", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-result", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-repetition", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ranks is None:
+        args.ranks = args.tp * args.pp
     if args.device == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    if args.layers_per_stage is None:
+        n_layer = MODEL_SIZES[args.model_size][0]
+        args.layers_per_stage = -(-(n_layer + 2) // args.pp)
+    if args.worker_layout:
+        run_layout_worker(args)
+        return
+    if args.tp > 1 or args.pp > 1:
+        print(f"GPT-2 {args.model_size}, {args.ranks} ranks on {args.device} {args.dtype}; {args.warmup} warm-up "
+              f"+ {args.steps} timed steps, {args.repeats} repetitions", flush=True)
+        run_layouts(args)
+        return
 
     n_layer, n_embd, _, vocab, seq, batch_size = MODEL_SIZES[args.model_size]
     print(

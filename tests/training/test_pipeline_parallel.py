@@ -1,0 +1,292 @@
+"""Pipeline parallelism (pipeline/*, stages_generator/*, the pp dimension of the mesh) on CPU ranks with gloo:
+every schedule, and pp with tensor or data parallelism, gives one process's losses, gradient norms, evaluation
+and token counts; checkpoints move between pipeline and plain layouts; the stage plan is the reference's, cut by
+hand here; validate refuses what the build would."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+import torch
+
+from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+PP_CONFIG = REPO / "tests" / "training" / "pp.yaml"
+TP_CONFIG = REPO / "tests" / "training" / "tp.yaml"
+# The same model on one process: tp.yaml without tensor parallelism, with pp.yaml's 6 untied layers.
+ONE_PROCESS = ["--set", "device_mesh.config.tensor_parallel_degree=1", "--set", "model_raw.config.n_layer=6",
+               "--set", "model_raw.config.use_weight_tying=false"]
+STEPS = [
+    "--set", "settings.training_target.num_target_steps=4",
+    "--set", "settings.intervals.training_log_interval_in_steps=1",
+    "--set", "settings.intervals.evaluation_interval_in_steps=4",
+    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
+    # an explicit peak, so that MFU is computed on CPU and shows the FLOPs per token the run counts
+    "--set", "mfu_calculator.config.peak_flops_per_device=1e12",
+]
+
+
+def _run(nproc: int, config, root, experiment_id: str, *extra: str):
+    done = subprocess.run(
+        torchrun_cmd(nproc, "train", str(config), "--experiments-root", str(root), "--experiment-id", experiment_id,
+                     *STEPS, *extra),
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = [json.loads(line) for line in (root / experiment_id / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
+    parameters = int(re.search(r"model .*?\(([\d,]+)\)", done.stdout).group(1).replace(",", ""))
+    return {"train": train, "eval": evaluation, "parameters": parameters, "world": nproc}
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pp_one")
+    return _run(1, TP_CONFIG, root, "one", *ONE_PROCESS), root
+
+
+def _flops_per_sample(run, step):
+    """MFU x peak x world / samples per second: the model FLOPs per sample the run counted (the whole model's,
+    whatever share of it a rank holds)."""
+    throughput = run["train"][step]["throughput_metrics"]
+    return throughput["mfu"] * 1e12 * run["world"] / throughput["samples/s"]
+
+
+def _same_run(run, baseline):
+    assert sorted(run["train"]) == sorted(baseline["train"]) == [1, 2, 3, 4]
+    for step, record in run["train"].items():
+        expected = baseline["train"][step]
+        for key in ("train loss avg", "train loss last"):
+            assert abs(record["losses"][key] - expected["losses"][key]) < 1e-5, (step, key)
+        # clipping at max_norm 1 is active from step 2 (norms 1.2 to 1.6): a norm of one stage's gradients only
+        # would clip differently and part the losses
+        assert record["metrics"]["grad norm last"] == pytest.approx(expected["metrics"]["grad norm last"], rel=1e-4)
+        # by hand: 8 samples of 128 tokens a step, whatever the layout
+        assert record["metrics"]["consumed tokens"] == expected["metrics"]["consumed tokens"] == 1024 * step
+        assert _flops_per_sample(run, step) == pytest.approx(_flops_per_sample(baseline, step), rel=1e-6)
+    assert run["eval"] == pytest.approx(baseline["eval"], abs=1e-5)
+    assert run["parameters"] == baseline["parameters"]  # summed over the stages: the whole model
+
+
+@pytest.mark.parametrize(
+    ("schedule", "layers_per_stage"),
+    [("GPipe", 4), ("1F1B", 4), ("Interleaved1F1B", 2), ("LoopedBFS", 2)],  # 2 stages, or 4 (2 per rank)
+)
+def test_pp_2_trains_as_one_process(tmp_path, one_process, schedule, layers_per_stage):
+    run = _run(2, PP_CONFIG, tmp_path, "pp2", "--set", f"scheduled_pipeline.config.pp_schedule_name={schedule}",
+               "--set", f"staged_pipeline.config.num_layers_per_stage={layers_per_stage}")
+    _same_run(run, one_process[0])
+
+
+def test_pp_2_x_tp_2_trains_as_one_process(tmp_path, one_process):
+    run = _run(4, PP_CONFIG, tmp_path, "pp2tp2", "--set", "device_mesh.config.tensor_parallel_degree=2")
+    _same_run(run, one_process[0])
+
+
+def test_pp_2_x_dp_2_trains_as_one_process(tmp_path, one_process):
+    # 4 samples per rank on 2 data-parallel ranks (2 micro-batches of 2 each): the same global batch of 8
+    run = _run(4, PP_CONFIG, tmp_path, "pp2dp2", "--set", "settings.step_profile.local_train_micro_batch_size=4")
+    _same_run(run, one_process[0])
+
+
+def test_a_run_resumes_across_pipeline_layouts(tmp_path, one_process):
+    baseline, baseline_root = one_process
+    # saved by a 2-stage pipeline, resumed on one process
+    _run(2, PP_CONFIG, tmp_path, "saved_pp2")
+    resumed = _run(1, TP_CONFIG, tmp_path, "resumed_one", *ONE_PROCESS,
+                   "--resume", str(tmp_path / "saved_pp2" / "checkpoints" / "step_2"))
+    # saved by one process, resumed by an interleaved pipeline (4 stages on 2 ranks)
+    interleaved = _run(2, PP_CONFIG, tmp_path, "resumed_pp2", "--resume",
+                       str(baseline_root / "one" / "checkpoints" / "step_2"),
+                       "--set", "scheduled_pipeline.config.pp_schedule_name=Interleaved1F1B",
+                       "--set", "staged_pipeline.config.num_layers_per_stage=2")
+    for run in (resumed, interleaved):
+        assert sorted(run["train"]) == [3, 4]
+        for step in (3, 4):
+            expected = baseline["train"][step]["losses"]["train loss avg"]
+            assert abs(run["train"][step]["losses"]["train loss avg"] - expected) < 1e-5
+
+
+# -- the stage plan, by hand -------------------------------------------------------------------------------------
+
+EMBEDDINGS = ["transformer.wte", "transformer.wpe", "transformer.drop"]
+HEAD = ["transformer.lm_head_norm", "transformer.lm_head"]
+
+
+def test_the_reference_configs_are_cut_where_the_reference_cuts_them():
+    from modalities.training.pipeline import GPT2StagesGenerator
+
+    # config_lorem_ipsum_long_fsdp2_pp_tp.yaml: 2 layers + 1 + 1 = 4 layer equivalents, 2 per stage
+    assert GPT2StagesGenerator(2).get_stages(num_layers_per_stage=2, pp_dims=2) == [
+        EMBEDDINGS + ["transformer.h.0"], ["transformer.h.1"] + HEAD]
+    # config_lorem_ipsum_long_fsdp2_pp.yaml: 6 + 2 = 8 equivalents, 2 per stage: 4 stages
+    assert GPT2StagesGenerator(6).get_stages(num_layers_per_stage=2, pp_dims=4) == [
+        EMBEDDINGS + ["transformer.h.0"], ["transformer.h.1", "transformer.h.2"],
+        ["transformer.h.3", "transformer.h.4"], ["transformer.h.5"] + HEAD]
+    # a heavier head (3 equivalents): 5 + 1 + 3 = 9 over 3 stages of 3
+    assert GPT2StagesGenerator(5, output_layer_equivalence=3).get_stages(num_layers_per_stage=3, pp_dims=3) == [
+        EMBEDDINGS + ["transformer.h.0", "transformer.h.1"], ["transformer.h.2", "transformer.h.3", "transformer.h.4"],
+        HEAD]
+
+
+def test_a_plan_that_cannot_run_is_named():
+    from modalities.training.pipeline import GPT2StagesGenerator
+    from modalities.training.pipeline_plan import PipelinePlanError, microbatch_misfit, stage_indices_of_rank
+
+    with pytest.raises(PipelinePlanError, match=r"^3 stages \(ceil of 8 layer equivalents / num_layers_per_stage 3\) "
+                                                r"do not divide over pipeline_parallel_degree 2;"):
+        GPT2StagesGenerator(6).get_stages(num_layers_per_stage=3, pp_dims=2)
+    with pytest.raises(PipelinePlanError, match=r"transformer.lm_head_norm, transformer.lm_head weigh 3 layers, more "
+                                                r"than a stage holds \(2\)"):
+        GPT2StagesGenerator(3, output_layer_equivalence=3).get_stages(num_layers_per_stage=2, pp_dims=2)
+    assert stage_indices_of_rank(1, 2, 4, "interleaved1f1b") == [1, 3]  # a loop: rank + k x pp
+    assert stage_indices_of_rank(0, 2, 2, "GPipe") == [0]
+    with pytest.raises(PipelinePlanError, match="GPipe runs one stage per rank, but the plan has 4 stages"):
+        stage_indices_of_rank(0, 2, 4, "gpipe")
+    with pytest.raises(PipelinePlanError, match="zero-bubble schedule"):
+        stage_indices_of_rank(0, 2, 4, "ZBVZeroBubble")
+    assert microbatch_misfit("1F1B", 1, 2) == ("1F1B needs at least as many micro-batches as stages: 1 micro-batches "
+                                               "(batch_size / microbatch_size) for 2 stages")
+    assert microbatch_misfit("1F1B", 2, 2) is None
+    assert microbatch_misfit("Interleaved1F1B", 5, 2) == ("Interleaved1F1B needs a multiple of 2 micro-batches (its "
+                                                          "rounds of pipeline_parallel_degree 2), got 5")
+    assert microbatch_misfit("GPipe", 1, 4) is None
+
+
+def test_stage_modules_keep_their_names_and_compute_the_whole_model_in_turn():
+    from modalities.training.pipeline import stage_module
+    from tests.models.helpers import build_gpt2
+
+    whole = build_gpt2(n_layer=3, use_weight_tying=False)
+    first = stage_module(whole, EMBEDDINGS + ["transformer.h.0"])
+    second = stage_module(whole, ["transformer.h.1", "transformer.h.2"] + HEAD)
+    names = [n for n, _ in whole.named_parameters()]
+    first_names, second_names = [n for n, _ in first.named_parameters()], [n for n, _ in second.named_parameters()]
+    assert first_names + second_names == names  # a partition, in order, under the whole model's names
+    assert all(n.startswith(("transformer.wte", "transformer.wpe", "transformer.h.0.")) for n in first_names)
+    tokens = torch.randint(0, 64, (2, 16))
+    with torch.no_grad():
+        assert torch.equal(second(first(tokens)), whole(tokens))
+    assert first.pipeline_stage_modules == EMBEDDINGS + ["transformer.h.0"]
+
+
+def test_optimizer_of_model_parts_steps_as_one_optimizer_over_all_parameters():
+    from modalities.optim.optimizers import get_adam_w
+    from modalities.optim.schedulers import get_onecycle_lr
+    from modalities.training.pipeline import stage_module
+    from tests.models.helpers import build_gpt2
+
+    whole = build_gpt2(n_layer=2, use_weight_tying=False)
+    parts = [stage_module(whole, EMBEDDINGS + ["transformer.h.0"]), stage_module(whole, ["transformer.h.1"] + HEAD)]
+    settings = {"lr": 1e-2, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.1, "weight_decay_groups_excluded": ["embedding"]}
+    together, split = get_adam_w(wrapped_model=whole, **settings), get_adam_w(wrapped_model=parts, **settings)
+    schedules = [get_onecycle_lr(optimizer=o, max_lr=1e-2, total_steps=5, pct_start=0.4) for o in (together, split)]
+    tokens = torch.randint(0, 64, (2, 16))
+    for _ in range(3):
+        for model in (whole, parts):
+            out = model(tokens) if not isinstance(model, list) else model[1](model[0](tokens))
+            out.float().pow(2).mean().backward()
+        for optimizer, schedule in zip((together, split), schedules):
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+    after = dict(whole.named_parameters())
+    for part in parts:
+        for name, parameter in part.named_parameters():
+            assert torch.allclose(parameter, after[name], atol=1e-6, rtol=0), name
+    # the schedule reached every part's groups: the same rate as the single optimizer's
+    assert {g["lr"] for g in split.param_groups} == {together.param_groups[0]["lr"]}
+    # by hand: a block holds 16 tensors (2 norms, q/k/v/attention projection and 2 MLP layers, each with a bias);
+    # part one: block 0 decayed, the 2 embeddings not; part two: block 1, the head norm (2) and head (1) decayed
+    assert [len(g["params"]) for g in split.param_groups] == [16, 2, 19]
+
+
+def test_app_state_of_model_parts_is_the_whole_models_state_by_name(tmp_path):
+    from modalities.optim.optimizers import get_adam_w
+    from modalities.training.app_state import AppState
+    from modalities.training.pipeline import stage_module
+    from tests.models.helpers import build_gpt2
+
+    settings = {"lr": 1e-2, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.0, "weight_decay_groups_excluded": []}
+    whole = build_gpt2(n_layer=2, use_weight_tying=False)
+    keep = [EMBEDDINGS + ["transformer.h.0"], ["transformer.h.1"] + HEAD]
+    parts = [stage_module(whole, names) for names in keep]
+    state_whole = AppState(whole, get_adam_w(wrapped_model=whole, **settings))
+    state_parts = AppState(parts, get_adam_w(wrapped_model=parts, **settings))
+    tokens = torch.randint(0, 64, (2, 16))
+    for app, forward in ((state_whole, whole), (state_parts, lambda t: parts[1](parts[0](t)))):
+        forward(tokens).float().pow(2).mean().backward()
+        app.optimizer.step()
+    saved_whole, saved_parts = state_whole.state_dict(), state_parts.state_dict()
+    assert set(saved_parts["model"]) == set(saved_whole["model"])
+    assert set(saved_parts["optimizer"]) == set(saved_whole["optimizer"])
+    # the whole model's state loads into fresh parts (a change of layout): weights and moments by name
+    fresh = [stage_module(build_gpt2(n_layer=2, use_weight_tying=False, seed=7), names) for names in keep]
+    loaded = AppState(fresh, get_adam_w(wrapped_model=fresh, **settings))
+    loaded.load_state_dict(saved_whole)
+    again = loaded.state_dict()
+    for key, value in saved_whole["model"].items():
+        assert torch.equal(again["model"][key], value), key
+    for key, value in saved_whole["optimizer"].items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(again["optimizer"][key], value), key
+
+
+# -- validate ----------------------------------------------------------------------------------------------------
+
+
+def _line(text: str) -> int:
+    return next(i for i, line in enumerate(PP_CONFIG.read_text().splitlines(), 1) if line.startswith(text))
+
+
+def test_validate_refuses_what_the_pipeline_would_refuse(capsys):
+    from modalities.cli.main import main
+
+    assert main(["validate", str(PP_CONFIG)]) == 0
+    capsys.readouterr()
+    code = main(["validate", str(PP_CONFIG), "--set", "model_raw.config.use_weight_tying=true",
+                 "--set", "staged_pipeline.config.num_layers_per_stage=3",
+                 "--set", "scheduled_pipeline.config.pp_schedule_name=1F1B",
+                 "--set", "scheduled_pipeline.config.microbatch_size=8"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1
+    assert ("<--set>:1:35: error: model_raw.config.use_weight_tying: the embedding and the head it is tied to land "
+            "on different pipeline stages; set use_weight_tying: false for pipeline parallelism") in text
+    assert ("<--set>:1:45: error: staged_pipeline.config.num_layers_per_stage: 3 stages (ceil of 8 layer equivalents "
+            "/ num_layers_per_stage 3) do not divide over pipeline_parallel_degree 2") in text
+    assert ("<--set>:1:43: error: scheduled_pipeline.config.microbatch_size: 1F1B needs at least as many "
+            "micro-batches as stages: 1 micro-batches (batch_size / microbatch_size) for 2 stages") in text
+    assert "4 errors" not in text and "3 errors" in text
+
+
+def test_validate_checks_a_selectors_kind_and_the_clipper(capsys):
+    from modalities.cli.main import main
+
+    code = main(["validate", str(PP_CONFIG), "--set", "initialized_model.config.selection_type=PP_STAGE"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1
+    selector = _line("initialized_model:") + 1  # a component is placed at its first key
+    assert (f"error: app_state.config.model: expected a 'model' component, but 'initialized_model' (pipeline/selector, "
+            f"{PP_CONFIG}:{selector}:3) produces 'pipeline_stage'") in text
+    code = main(["validate", str(PP_CONFIG), "--set", "gradient_clipper.config.device_mesh=null"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1
+    assert (f"{PP_CONFIG}:{_line('gradient_clipper:') + 4}:5: error: gradient_clipper.config: with pipeline "
+            "parallelism the gradient clipper needs the device_mesh") in text
+
+
+def test_validate_checks_the_mesh_against_a_known_world_size(capsys, monkeypatch):
+    from modalities.cli.main import main
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert main(["validate", str(PP_CONFIG)]) == 1
+    out = capsys.readouterr()
+    assert "error: device_mesh.config.world_size: the world size 3 is not divisible by pipeline_parallel_degree 2" in out.out + out.err
+    monkeypatch.setenv("WORLD_SIZE", "4")  # pp 2 x dp_shard 2
+    assert main(["validate", str(PP_CONFIG), "--set", "settings.step_profile.local_train_micro_batch_size=4"]) == 0
