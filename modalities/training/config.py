@@ -43,7 +43,10 @@ class DeviceMeshConfig(ComponentConfig):
         default=1, description="Ranks the model's stages are spread over (pipeline/staged); the mesh's `pp` dimension."
     )
     context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
-    enable_loss_parallel: bool = Field(default=False, description="Must be false (loss parallelism is not built yet).")
+    enable_loss_parallel: bool = Field(
+        default=False, description="With tensor parallelism: the head keeps its vocabulary shard and the loss is "
+        "computed on the shards (torch's loss_parallel), so full logits are never gathered."
+    )
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
 
     # What `train` always refuses when it builds the mesh (training/device_mesh.py), refused here first, so that
@@ -61,10 +64,10 @@ class DeviceMeshConfig(ComponentConfig):
 
     @field_validator("enable_loss_parallel")
     @classmethod
-    def _no_loss_parallel(cls, enabled: bool) -> bool:
-        if enabled:
-            raise ValueError("loss parallelism is not built yet (the head returns full logits on every rank); set it "
-                             "to false")
+    def _loss_parallel_needs_tensor_parallel(cls, enabled: bool, info) -> bool:
+        if enabled and info.data.get("tensor_parallel_degree", 1) == 1:
+            raise ValueError("enable_loss_parallel needs tensor_parallel_degree > 1: it computes the loss on the "
+                             "vocabulary shards of the tp ranks")
         return enabled
 
 

@@ -531,6 +531,13 @@ class _Checks:
         degree = _n(self.field(mesh, "tensor_parallel_degree"))
         if degree is None or degree == 1:
             return
+        loss = self.node(self.run.loss_fn)
+        if self.field(mesh, "enable_loss_parallel") is True and loss is not None and \
+                (loss.component_key, loss.variant_key) != ("loss", "clm_cross_entropy_loss"):
+            self.add(self.at(mesh, "enable_loss_parallel"),
+                     f"loss parallelism computes a cross-entropy on vocabulary shards; the run's loss_fn "
+                     f"({loss.component_key}/{loss.variant_key}) would get sharded logits",
+                     hint="use loss/clm_cross_entropy_loss or set enable_loss_parallel: false")
         for info in self.view.nodes():
             if info.component_key != "model" or info.variant_key != "gpt2_tp" or info.config is None:
                 continue

@@ -23,8 +23,9 @@ def get_device_mesh(
             f"device_mesh.config.context_parallel_degree is {context_parallel_degree}; context parallelism is not "
             "built yet, set it to 1"
         )
-    if enable_loss_parallel:
-        raise TrainingSetupError("device_mesh.config.enable_loss_parallel is not built yet; set it to false")
+    if enable_loss_parallel and tensor_parallel_degree == 1:
+        raise TrainingSetupError("device_mesh.config.enable_loss_parallel needs tensor_parallel_degree > 1 (the head's "
+                                 "vocabulary is split over the tp ranks)")
     ensure_process_group(device_type)
     actual_world_size = dist.get_world_size()
     if world_size != actual_world_size:
@@ -51,7 +52,11 @@ def get_device_mesh(
     # The reference's (and torchtitan's) order and names: dimensions of size 1 left out, except dp_shard.
     sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("tp", tp))
     dims = [(name, size) for name, size in sizes if size > 1 or name == "dp_shard"]
-    return init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
+    mesh = init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
+    # Read by model/gpt2_tp (the head keeps its vocabulary shard) and the training loop (the loss is computed on
+    # the shards): one setting on the mesh, as the reference places it.
+    mesh.loss_parallel = bool(enable_loss_parallel)
+    return mesh
 
 
 def data_parallel_degree(device_mesh: DeviceMesh | None) -> int:

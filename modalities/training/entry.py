@@ -208,6 +208,7 @@ def run_training(
         stop_signals=stop_signals,
         data_parallel_degree=data_parallel_degree(run.device_mesh),
         scheduled_pipeline=run.scheduled_pipeline,
+        loss_parallel=getattr(run.device_mesh, "loss_parallel", False),
     )
     try:
         final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

@@ -6,6 +6,7 @@ Per micro-batch there is no host sync: losses accumulate in a device tensor. Onc
 
 from __future__ import annotations
 
+import contextlib
 import random
 import resource
 import sys
@@ -98,6 +99,21 @@ def _set_gradient_sync(model: nn.Module, enabled: bool) -> None:
         setter(enabled)
 
 
+def loss_parallel_context(enabled: bool):
+    """torch's loss_parallel while the loss is computed and backpropagated (the logits are vocabulary shards)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from torch.distributed.tensor.parallel import loss_parallel
+
+    return loss_parallel()
+
+
+def plain_tensor(value: torch.Tensor) -> torch.Tensor:
+    """A loss as a plain tensor (under loss parallelism it is a replicated DTensor)."""
+    full_tensor = getattr(value, "full_tensor", None)
+    return full_tensor() if full_tensor is not None else value
+
+
 def _set_mode(model_parts: list[nn.Module], train: bool) -> None:
     for part in model_parts:
         part.train(train)
@@ -111,19 +127,21 @@ class Evaluator:
     sample counts once."""
 
     def __init__(self, model_parts: nn.Module | list[nn.Module], loss_fn, device: torch.device,
-                 broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0):
+                 broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0, loss_parallel: bool = False):
         self.model_parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
         self.loss_fn = loss_fn
         self.device = device
         self.broker = broker
         self.pipelined_step = pipelined_step
         self.count_weight = count_weight
+        self.loss_parallel = loss_parallel
 
     def _loss(self, batch) -> torch.Tensor | None:
         if self.pipelined_step is not None:
             return self.pipelined_step.run(batch, accumulation_steps=1, train=False)
-        predictions = self.model_parts[0](batch.samples)
-        return self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+        with loss_parallel_context(self.loss_parallel):
+            predictions = self.model_parts[0](batch.samples)
+            return plain_tensor(self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions)))
 
     @torch.no_grad()
     def evaluate(self, eval_loaders: list, num_train_steps_done: int) -> list[EvaluationResultBatch]:
@@ -184,6 +202,7 @@ class Gym:
         stop_signals=None,
         data_parallel_degree: int | None = None,
         scheduled_pipeline=None,
+        loss_parallel: bool = False,
     ):
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
@@ -209,11 +228,13 @@ class Gym:
         if scheduled_pipeline is not None:
             from modalities.training.pipeline import PipelinedStep
 
-            self.pipelined_step = PipelinedStep(scheduled_pipeline)
+            self.pipelined_step = PipelinedStep(scheduled_pipeline, loss_parallel=loss_parallel)
             self.loss_ranks = self.world_size // scheduled_pipeline.pp_stages[0].group_size
             holds_loss = scheduled_pipeline.has_last_stage
         count_weight = self.data_parallel_degree / self.loss_ranks if holds_loss else 0.0
-        self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight)
+        self.loss_parallel = loss_parallel
+        self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight,
+                                   loss_parallel)
         self.last_checkpoint: str | None = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -343,10 +364,11 @@ class Gym:
             return self.pipelined_step.run(batch, accumulation_steps=acc)
         model = self.model_parts[0]
         _set_gradient_sync(model, last_micro_step)
-        predictions = model(batch.samples)
-        loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
-        (loss / acc).backward()
-        return loss.detach()
+        with loss_parallel_context(self.loss_parallel):
+            predictions = model(batch.samples)
+            loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+            (loss / acc).backward()
+        return plain_tensor(loss.detach())
 
     def _stopped(self, progress: TrainingProgress) -> None:
         from modalities.training.signals import TrainingStopped

@@ -234,7 +234,7 @@ class PipelinedStep:
     ``run(batch, accumulation_steps)`` returns the batch's mean loss (over its pipeline micro-batches) on a rank
     holding the last stage, else None."""
 
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, loss_parallel: bool = False):
         if pipeline.pp_schedule is None:
             raise TrainingSetupError("scheduled_pipeline has no schedule: build it with pipeline/scheduled")
         self.pipeline = pipeline
@@ -242,6 +242,7 @@ class PipelinedStep:
         self.loss_fn = pipeline.loss_fn.loss_fn
         first = pipeline.model_parts[0]
         self.sample_key = getattr(first, "sample_key", None)
+        self.loss_parallel = loss_parallel
 
     def _targets(self, batch) -> torch.Tensor:
         targets = batch.targets[self.loss_fn.target_key]
@@ -266,10 +267,13 @@ class PipelinedStep:
         last = pipeline.has_last_stage
         targets, losses = (self._targets(batch), []) if last else (None, None)
         inputs = (batch.samples[self.sample_key].contiguous(),) if pipeline.has_first_stage else ()
-        if train:
-            self.schedule.step(*inputs, target=targets, losses=losses, return_outputs=False)
-        else:
-            self.schedule.eval(*inputs, target=targets, losses=losses)
+        from modalities.training.gym import loss_parallel_context, plain_tensor
+
+        with loss_parallel_context(self.loss_parallel):
+            if train:
+                self.schedule.step(*inputs, target=targets, losses=losses, return_outputs=False)
+            else:
+                self.schedule.eval(*inputs, target=targets, losses=losses)
         if not last:
             return None
-        return torch.stack([loss.detach() for loss in losses]).mean() * self.pipeline.loss_fn.scale
+        return torch.stack([plain_tensor(loss.detach()) for loss in losses]).mean() * self.pipeline.loss_fn.scale

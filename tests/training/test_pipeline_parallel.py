@@ -81,8 +81,10 @@ def test_pp_2_trains_as_one_process(tmp_path, one_process, schedule, layers_per_
     _same_run(run, one_process[0])
 
 
-def test_pp_2_x_tp_2_trains_as_one_process(tmp_path, one_process):
-    run = _run(4, PP_CONFIG, tmp_path, "pp2tp2", "--set", "device_mesh.config.tensor_parallel_degree=2")
+@pytest.mark.parametrize("loss_parallel", [False, True])  # the last stage's logits: full, or vocabulary shards
+def test_pp_2_x_tp_2_trains_as_one_process(tmp_path, one_process, loss_parallel):
+    run = _run(4, PP_CONFIG, tmp_path, "pp2tp2", "--set", "device_mesh.config.tensor_parallel_degree=2",
+               "--set", f"device_mesh.config.enable_loss_parallel={str(loss_parallel).lower()}")
     _same_run(run, one_process[0])
 
 

@@ -323,7 +323,7 @@ def test_a_tokenizer_other_than_the_one_that_packed_the_data(tmp_path, capsys):
     ("flag", "column", "message"),
     [
         ("device_mesh.config.context_parallel_degree=4", 44, "context parallelism is not built yet"),
-        ("device_mesh.config.enable_loss_parallel=true", 41, "loss parallelism is not built yet"),
+        ("device_mesh.config.enable_loss_parallel=true", 41, "enable_loss_parallel needs tensor_parallel_degree > 1"),
     ],
 )
 def test_a_mesh_the_run_would_refuse_is_refused_by_validate(capsys, flag, column, message):

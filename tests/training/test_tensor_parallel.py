@@ -41,6 +41,10 @@ def test_the_split_model_computes_what_the_whole_model_does():
     records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
                                       if line.startswith("TPCHECK "))}
     refused = records.pop("refused")
+    loss_parallel = records.pop("loss_parallel")
+    # 64 ids over 2 ranks: each holds 32 logits per position, never the full row
+    assert (loss_parallel["logits_placements"], loss_parallel["local_vocab"]) == (["S(2)"], 32)
+    assert loss_parallel["loss_diff"] < 1e-6 and loss_parallel["head_grad_diff"] < 1e-6
     assert refused["message"] == "tensor_parallel_degree 2 must divide n_head_q 3, n_head_kv 3; choose a degree that divides them"
     assert refused["heads_left"] == 3  # nothing was changed
     assert set(records) == {"gelu_absolute_tied", "gelu_absolute_untied", "rope_gqa_swiglu_sdpa"}
@@ -88,6 +92,12 @@ def test_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     _same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)
     progress = json.loads((tmp_path / "tp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
     assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+
+
+def test_tp_2_with_loss_parallelism_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    (baseline, _) = one_process
+    _same_run(_train(run_torchrun, tmp_path, 2, "tp2lp", "--set", "device_mesh.config.enable_loss_parallel=true"),
+              baseline)
 
 
 def test_dp_2_x_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
@@ -145,3 +155,23 @@ def test_validate_refuses_a_degree_the_model_cannot_be_split_by(capsys):
                  "--set", "model_raw.config.vocab_size=2046"]) == 1
     out = capsys.readouterr()
     assert "tensor_parallel_degree 4 must divide vocab_size 2046 of model_raw" in out.out + out.err
+
+
+def test_validate_refuses_loss_parallelism_for_a_loss_that_cannot_take_shards(tmp_path, capsys):
+    import yaml
+
+    from modalities.cli.main import main
+
+    config = yaml.safe_load(TP_CONFIG.read_text())
+    config["device_mesh"]["config"]["enable_loss_parallel"] = True
+    assert main(["validate", str(TP_CONFIG), "--set", "device_mesh.config.enable_loss_parallel=true"]) == 0
+    capsys.readouterr()
+    config["loss_fn"] = {"component_key": "loss", "variant_key": "nce_loss",
+                         "config": {"prediction_key1": "a", "prediction_key2": "b"}}
+    config["model_raw"]["config"]["prediction_key"] = "logits"  # it named the replaced loss's key
+    path = tmp_path / "nce.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr()
+    assert ("error: device_mesh.config.enable_loss_parallel: loss parallelism computes a cross-entropy on vocabulary "
+            "shards; the run's loss_fn (loss/nce_loss) would get sharded logits") in out.out + out.err

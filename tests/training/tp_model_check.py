@@ -49,6 +49,31 @@ for name, overrides in CASES.items():
     }
     if dist.get_rank() == 0:
         print("TPCHECK " + json.dumps(record), flush=True)
+# loss parallelism: the head keeps its vocabulary shard, and the loss computed on the shards under torch's
+# loss_parallel equals the whole model's cross-entropy, gradients too
+from modalities.batch import InferenceResultBatch  # noqa: E402
+from modalities.optim.loss import CLMCrossEntropyLoss  # noqa: E402
+from modalities.training.gym import loss_parallel_context, plain_tensor  # noqa: E402
+
+whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64, use_weight_tying=False)
+mesh.loss_parallel = True
+split = tensor_parallelize_gpt2(copy.deepcopy(whole), mesh)
+ids = torch.randint(0, 64, (3, 16), generator=torch.Generator().manual_seed(2))
+targets = torch.randint(0, 64, (3, 16), generator=torch.Generator().manual_seed(3))
+targets[0, :5] = -100  # ignored positions count in neither sum nor mean
+loss_fn = CLMCrossEntropyLoss(target_key="t", prediction_key="logits")
+expected = loss_fn(InferenceResultBatch(targets={"t": targets}, predictions=whole({"input_ids": ids})))
+expected.backward()
+with loss_parallel_context(True):
+    logits = split({"input_ids": ids})["logits"]
+    loss = loss_fn(InferenceResultBatch(targets={"t": targets}, predictions={"logits": logits}))
+    loss.backward()
+head_grad = split.transformer.lm_head.weight.grad.full_tensor()
+record = {"case": "loss_parallel", "logits_placements": [str(p) for p in logits.placements],
+          "local_vocab": logits.to_local().shape[-1], "loss_diff": abs(plain_tensor(loss).item() - expected.item()),
+          "head_grad_diff": (head_grad - whole.transformer.lm_head.weight.grad).abs().max().item()}
+if dist.get_rank() == 0:
+    print("TPCHECK " + json.dumps(record), flush=True)
 # a model the degree cannot split is refused before anything is changed
 odd = build_gpt2(n_layer=1, n_embd=24, n_head_q=3, n_head_kv=3, sequence_length=16, vocab_size=64)
 try:

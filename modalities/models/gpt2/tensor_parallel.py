@@ -55,6 +55,7 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
         raise TensorParallelError(f"model/gpt2_tp parallelizes a model/gpt2, not a {type(model).__name__}")
     tp_mesh = device_mesh[TP]
     degree = tp_mesh.size()
+    loss_parallel = getattr(device_mesh, "loss_parallel", False)
     _check_divisible(model, degree)
     layers = model.transformer
     tied = model.use_weight_tying
@@ -64,7 +65,10 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
         # reduce-scattered along the sequence for the sequence-parallel blocks.
         "transformer.wte": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1)),
         "transformer.lm_head_norm": SequenceParallel(),
-        "transformer.lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate(), use_local_output=True),
+        # Full logits on every rank; with loss parallelism each rank keeps its vocabulary shard (a DTensor) and
+        # the loss is computed on the shards.
+        "transformer.lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Shard(-1), use_local_output=False)
+        if loss_parallel else ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate(), use_local_output=True),
     }
     if isinstance(getattr(layers, "wpe", None), nn.Embedding):
         plan["transformer.wpe"] = RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(0))
