@@ -160,3 +160,23 @@ def test_a_fresh_run_refuses_an_experiment_folder_that_holds_a_run(tmp_path, cap
     assert train_in_process(tmp_path, "taken", *steps) == 1
     assert "already has a run" in capsys.readouterr().err
     assert (tmp_path / "taken" / "results.jsonl").read_text() == results  # nothing appended or lost
+
+
+def test_resume_restores_the_random_state_that_dropout_draws_from(tmp_path):
+    """With dropout, every step draws masks from torch's RNG: a resumed run equals an uninterrupted one only if
+    the checkpoint's RNG states are restored (tests above train without dropout)."""
+    quickstart = REPO / "configs" / "quickstart.yaml"
+    steps = ["--set", "model_raw.config.dropout=0.3", "--set", "settings.intervals.training_log_interval_in_steps=1",
+             "--set", "settings.intervals.checkpointing_interval_in_steps=2",
+             "--set", "settings.intervals.evaluation_interval_in_steps=100"]
+    assert train_in_process(tmp_path, "full", *steps, "--set", "settings.training_target.num_target_steps=4",
+                            config=quickstart) == 0
+    assert train_in_process(tmp_path, "resumed", *steps, "--set", "settings.training_target.num_target_steps=4",
+                            "--resume", str(tmp_path / "full" / "checkpoints" / "step_2"), config=quickstart) == 0
+    full, resumed = read_results(tmp_path / "full"), read_results(tmp_path / "resumed")
+    assert sorted(resumed) == [3, 4]
+    assert {step: full[step] for step in (3, 4)} == resumed  # bit for bit, masks included
+    # and the masks matter: the same steps without dropout give other losses
+    assert train_in_process(tmp_path, "plain", *steps[2:], "--set", "settings.training_target.num_target_steps=4",
+                            "--set", "model_raw.config.dropout=0.0", config=quickstart) == 0
+    assert read_results(tmp_path / "plain")[3] != full[3]
