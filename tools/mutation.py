@@ -64,6 +64,19 @@ AREAS: dict[str, dict[str, list[str]]] = {
         "modalities/models/mfu/gpt2_mfu.py": ["tests/models/test_norms_hf_mfu.py"],
         "modalities/models/mfu/peaks.py": ["tests/models/test_norms_hf_mfu.py"],
     },
+    "parallel": {
+        "modalities/training/pipeline_plan.py": [
+            "tests/training/test_pipeline_parallel.py::test_the_reference_configs_are_cut_where_the_reference_cuts_them",
+            "tests/training/test_pipeline_parallel.py::test_a_plan_that_cannot_run_is_named",
+            "tests/training/test_pipeline_parallel.py::test_validate_refuses_what_the_pipeline_would_refuse"],
+        "modalities/training/pipeline.py": ["tests/training/test_pipeline_parallel.py"],
+        "modalities/optim/gradient_clipping.py": ["tests/optim/test_gradient_clipping.py",
+                                                  "tests/training/test_pipeline_parallel.py"],
+        "modalities/training/app_state.py": ["tests/training/test_app_state.py",
+                                             "tests/training/test_pipeline_parallel.py"],
+        "modalities/training/device_mesh.py": ["tests/training/test_tensor_parallel.py",
+                                               "tests/training/test_pipeline_parallel.py"],
+    },
     "checkpointing": {
         "modalities/checkpointing/layout.py": ["tests/training/test_checkpoint_layout.py",
                                                "tests/training/test_checkpoint_safety.py",

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Mutation score of the four areas (see docs/testing.md); extra arguments go to tools/mutation.py,
+# Mutation score of the four areas (see docs/testing.md; `python tools/mutation.py parallel --max-per-file 5`
+# for the parallelism area, which trains on CPU ranks and takes about 30 minutes); extra arguments go to
+# tools/mutation.py,
 # e.g. tools/mutation.sh --max-per-file 20 --seed 2
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -71,3 +71,28 @@ def test_a_flattened_checkpoint_loads(tmp_path):
     fresh_model, fresh_optimizer = _trained(1)
     safe_load({"app": AppState(fresh_model, fresh_optimizer)}, tmp_path)
     _assert_same_optimizer(fresh_optimizer, optimizer)
+
+
+def test_the_scheduler_is_saved_and_loaded_unless_a_resume_takes_it_from_the_config(tmp_path):
+    """A warm start (app_state/dcp) restores the schedule where it was; a resume sets restore_lr_scheduler False
+    (training/entry.py advances the config's schedule instead), and the next save includes it again."""
+    model, optimizer = _trained(0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    for _ in range(3):
+        scheduler.step()
+    _save(tmp_path / "a", AppState(model, optimizer, scheduler))
+    assert "app.lr_scheduler.last_epoch" in saved_keys(tmp_path / "a")
+
+    fresh_model, fresh_optimizer = _trained(1)
+    fresh_scheduler = torch.optim.lr_scheduler.StepLR(fresh_optimizer, step_size=1, gamma=0.5)
+    state = AppState(fresh_model, fresh_optimizer, fresh_scheduler)
+    safe_load({"app": state}, tmp_path / "a")
+    assert fresh_scheduler.last_epoch == 3  # by hand: three steps
+
+    skipping_model, skipping_optimizer = _trained(1)
+    skipping_scheduler = torch.optim.lr_scheduler.StepLR(skipping_optimizer, step_size=1, gamma=0.5)
+    skipping = AppState(skipping_model, skipping_optimizer, skipping_scheduler)
+    skipping.restore_lr_scheduler = False
+    safe_load({"app": skipping}, tmp_path / "a")
+    assert skipping_scheduler.last_epoch == 0  # left as the config built it
+    assert skipping.restore_lr_scheduler is True  # the next save is whole again

@@ -175,3 +175,12 @@ def test_validate_refuses_loss_parallelism_for_a_loss_that_cannot_take_shards(tm
     out = capsys.readouterr()
     assert ("error: device_mesh.config.enable_loss_parallel: loss parallelism computes a cross-entropy on vocabulary "
             "shards; the run's loss_fn (loss/nce_loss) would get sharded logits") in out.out + out.err
+
+
+def test_without_a_process_group_or_mesh_one_rank_reads_the_data():
+    import torch.distributed as dist
+
+    from modalities.training.device_mesh import data_parallel_degree
+
+    assert not dist.is_initialized()
+    assert data_parallel_degree(None) == 1
