@@ -53,7 +53,7 @@ class AppState(Stateful):
         for part, optimizer in zip(self.model_parts, self._part_optimizers(), strict=True):
             model_state = state_dict["model"]
             if several:  # each part takes its own parameters' entries
-                own = {name for name, _ in part.state_dict().items()}
+                own = set(part.state_dict())
                 model_state = {name: value for name, value in model_state.items() if name in own}
             set_state_dict(part, optimizer, model_state_dict=model_state, optim_state_dict=state_dict["optimizer"],
                            options=self._options())

@@ -11,8 +11,9 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,6 @@ from torch import nn
 from modalities.batch import EvaluationResultBatch, InferenceResultBatch
 from modalities.logging.broker import ExperimentStatus, MessageBroker
 from modalities.training.run import TrainingProgress
-
 
 # Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
 # known step on any machine, however fast.

@@ -13,7 +13,7 @@ sends; no collective here is home-made.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -56,7 +56,6 @@ class Pipeline:
     # Set by pipeline/scheduled: what a step needs to feed the schedule.
     num_microbatches: int = 0
     loss_fn: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_first_stage(self) -> bool:
