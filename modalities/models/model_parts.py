@@ -10,8 +10,10 @@ from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 
-# Set on a module cut from a whole model by pipeline/staged: the names of the modules it keeps.
+# Set on a module cut from a whole model by pipeline/staged: the names of the modules it keeps, and the whole
+# model's parameters in order as (name, shape, dtype), so that a seeded initializer can draw as for the whole.
 STAGE_MODULES_ATTRIBUTE = "pipeline_stage_modules"
+WHOLE_MODEL_PARAMETERS_ATTRIBUTE = "whole_model_parameters"
 
 
 def for_each_part(builder: F) -> F:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 
-from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE
+from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE, WHOLE_MODEL_PARAMETERS_ATTRIBUTE
 from modalities.training.distributed import TrainingSetupError
 from modalities.training.pipeline_plan import (
     PipelinePlanError,
@@ -139,6 +139,8 @@ def stage_module(whole_model: nn.Module, keep: list[str]) -> nn.Module:
     part = copy.deepcopy(whole_model)
     _prune(part, "", set(keep))
     setattr(part, STAGE_MODULES_ATTRIBUTE, list(keep))
+    setattr(part, WHOLE_MODEL_PARAMETERS_ATTRIBUTE,
+            [(name, tuple(p.shape), p.dtype) for name, p in whole_model.named_parameters()])
     return part
 
 

@@ -310,3 +310,26 @@ def test_validate_checks_the_mesh_against_a_known_world_size(capsys, monkeypatch
     assert "error: device_mesh.config.world_size: the world size 3 is not divisible by pipeline_parallel_degree 2" in out.out + out.err
     monkeypatch.setenv("WORLD_SIZE", "4")  # pp 2 x dp_shard 2
     assert main(["validate", str(PP_CONFIG), "--set", "settings.step_profile.local_train_micro_batch_size=4"]) == 0
+
+
+@pytest.mark.parametrize("weight_init_type", ["plain", "scaled", "scaled_embed"])
+def test_a_seeded_initializer_gives_each_stage_the_whole_models_weights(weight_init_type):
+    """model_initialized on pipeline parts (meta device, as the reference's pp configs build them): each stage
+    draws as its part of the whole model, so the weights equal a one-process init, and no two stages share
+    random numbers (each used to start from the seed)."""
+    from modalities.models.initialization.composed import composed_initializer, initialize_model
+    from modalities.training.pipeline import stage_module
+    from tests.models.helpers import build_gpt2
+
+    initializer = composed_initializer("gpt2", weight_init_type, mean=0.0, std=0.02, num_layers=6, seed=5)
+    whole = initialize_model(build_gpt2(n_layer=6, use_weight_tying=False), initializer)
+    meta = build_gpt2(n_layer=6, use_weight_tying=False, use_meta_device=True)
+    cuts = [EMBEDDINGS + ["transformer.h.0"], ["transformer.h.1", "transformer.h.2"],
+            ["transformer.h.3", "transformer.h.4"], ["transformer.h.5"] + HEAD]
+    # rank 1 of an interleaved schedule holds stages 1 and 3; rank 0 stages 0 and 2
+    for rank_stages in ([cuts[0], cuts[2]], [cuts[1], cuts[3]]):
+        parts = initialize_model([stage_module(meta, names) for names in rank_stages], initializer)
+        expected = dict(whole.named_parameters())
+        for part in parts:
+            for name, parameter in part.named_parameters():
+                assert torch.equal(parameter, expected[name]), name

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from modalities.models.model import retie_parameters, tied_parameter_slots
-from modalities.models.model_parts import for_each_part
+from modalities.models.model_parts import WHOLE_MODEL_PARAMETERS_ATTRIBUTE, for_each_part
 
 _WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
 
@@ -68,15 +68,32 @@ class ComposedModelInitializer:
 
     @torch.no_grad()
     def initialize_in_place(self, model: nn.Module) -> None:
+        """A pipeline stage (pipeline/staged) is initialized as its part of the whole model: the weights of the
+        stages elsewhere are drawn into stand-ins of their shape, so with a seed every stage gets exactly the
+        whole model's weights (and no two stages the same random numbers)."""
         if self.seed is not None:
             torch.manual_seed(self.seed)
-        named = [(normalize_parameter_name(name), p) for name, p in model.named_parameters()]
+        present = {normalize_parameter_name(name): p for name, p in model.named_parameters()}
+        whole = getattr(model, WHOLE_MODEL_PARAMETERS_ATTRIBUTE, None)
+        order = [(name, shape) for name, shape, _ in whole] if whole is not None else [(n, None) for n in present]
         for step in self.steps:
-            for name, p in named:
+            for name, shape in order:
+                p = present.get(name)
                 if any(re.fullmatch(regex, name) for regex in step.parameters.weights):
-                    nn.init.normal_(p, mean=self.mean, std=step.std)
-                elif any(re.fullmatch(regex, name) for regex in step.parameters.biases):
+                    nn.init.normal_(p if p is not None else _stand_in(present, shape), mean=self.mean, std=step.std)
+                elif p is not None and any(re.fullmatch(regex, name) for regex in step.parameters.biases):
                     nn.init.zeros_(p)
+
+
+def _stand_in(present: dict[str, nn.Parameter], shape: tuple[int, ...]) -> torch.Tensor:
+    """An empty tensor of ``shape`` laid out like this stage's parameters (a DTensor on their mesh when they are
+    sharded), whose draw advances the random state as the missing parameter's would."""
+    like = next(iter(present.values()))
+    if hasattr(like, "device_mesh"):
+        from torch.distributed.tensor import empty
+
+        return empty(*shape, device_mesh=like.device_mesh, placements=like.placements, dtype=like.dtype)
+    return torch.empty(shape, device=like.device, dtype=like.dtype)
 
 
 def plain_std(std: float | str, hidden_dim: int | None) -> float:
