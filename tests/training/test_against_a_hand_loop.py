@@ -145,6 +145,10 @@ def test_the_last_step_is_logged_even_off_the_interval(tmp_path):
     train = [r for r in records if r.get("dataloader_tag") == "train"]
     assert [r["num_train_steps_done"] for r in train] == [4, 6]
     assert [r["metrics"]["consumed tokens"] for r in train] == [4 * 128, 6 * 128]  # 2 micro-batches x 4 x 16 tokens
+    # the interval's rates share its clock: samples of 16 tokens, counted afresh in each interval
+    for record in train:
+        rates = record["throughput_metrics"]
+        assert rates["tokens/s"] == pytest.approx(rates["samples/s"] * 16, rel=1e-12)
 
 
 def test_the_evaluation_loss_weighs_each_batch_by_its_samples():
