@@ -127,7 +127,8 @@ def get_staged_pipeline(
 
 def stage_module(whole_model: nn.Module, keep: list[str]) -> nn.Module:
     """A copy of ``whole_model`` holding only the modules named in ``keep`` (and what they contain); every kept
-    parameter keeps its name. Containers left empty stay (empty), so the model's forward skips them."""
+    parameter keeps its name. Modules holding nothing kept are removed; the model's forward skips what is
+    missing."""
     for name in keep:
         try:
             whole_model.get_submodule(name)
