@@ -254,3 +254,34 @@ def test_a_file_over_the_size_limit(tmp_path, capsys):
     path.write_text("a: '" + "x" * (16 * 1024 * 1024) + "'\n")
     assert main(["validate", str(path)]) == 1
     assert "a config may be at most 16,777,216" in capsys.readouterr().err
+
+
+def test_interpolation_nesting_through_mappings_counts_each_level_once(tmp_path, capsys):
+    """As the list chain above, with mappings: a_i holds i mappings, so a_(MAX_DEPTH + 1) is the first too deep
+    (a depth counted twice per copied mapping would stop near a_50)."""
+    code, output = _validate(tmp_path, _chain("1", '{{k: "{prev}"}}', 300), capsys)
+    assert code == 1
+    line = MAX_DEPTH + 3
+    assert f"h.yaml:{line}:9: error: settings.a{MAX_DEPTH + 1}: through ${{...}} interpolation the config is " \
+           f"nested more than {MAX_DEPTH} levels deep" in output
+    assert output.count("nested more than") == 1
+
+
+def test_a_cycle_names_only_the_values_on_it(tmp_path, capsys):
+    """b.x is resolved while the cycle a -> b -> b.y -> a is being followed, but is not part of it."""
+    text = "settings:\n  a: ${settings.b}\n  b:\n    x: 1\n    y: ${settings.a}\n"
+    code, output = _validate(tmp_path, text, capsys)
+    assert code == 1
+    path = tmp_path / "h.yaml"
+    assert (f"h.yaml:2:6: error: settings.a: interpolation cycle: settings.a ({path}:2:6) -> settings.b ({path}:4:5) "
+            f"-> settings.b.y ({path}:5:8) -> settings.a ({path}:2:6)") in output
+
+
+def test_a_string_with_an_unresolvable_piece_gives_one_error(tmp_path, capsys):
+    """The string is kept as written (not replaced by None), so the field that holds it reports nothing more."""
+    text = "settings:\n  experiment_id: run_${settings.missing}_x\n"
+    code, output = _validate(tmp_path, text, capsys)
+    assert code == 1
+    assert "h.yaml:2:18: error: settings.experiment_id: ${settings.missing}: 'missing' does not exist in settings" \
+        in output
+    assert "h.yaml: 1 error" in output

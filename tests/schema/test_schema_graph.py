@@ -149,3 +149,18 @@ def test_cli_reports_config_errors_and_still_draws(config, tmp_path):
     assert result.returncode == 1
     assert "num_tokenz" in result.stderr and "broken.yaml:" in result.stderr
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
+
+
+def test_interpolations_inside_a_nested_config_block_come_from_their_component():
+    """`attention_norm_config: {norm_type, config: {normalized_shape: ${model_raw.config.n_embd}}}`: the inner
+    `config` is a field of model_raw, not a component; its interpolations are drawn from model_raw (a
+    self-link, left out), never from a node made up of the nested path."""
+    from modalities.config.graph_render import INTERPOLATES, display_graph
+    from modalities.registry import default_registry
+
+    compiled = compile_file(REPO_ROOT / "configs" / "quickstart.yaml", default_registry())
+    assert compiled.ok, [str(d) for d in compiled.diagnostics]
+    shown = display_graph(compiled)
+    assert set(shown.nodes) <= set(compiled.graph.nodes) | {("settings",)}
+    interpolated = {(a, b) for a, b, data in shown.edges(data=True) if data.get("relation") == INTERPOLATES}
+    assert interpolated and all(a != b for a, b in interpolated)
