@@ -19,9 +19,8 @@ What is checked (docs/config-format.md, "The run contract"):
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -565,7 +564,6 @@ class _Checks:
             if getattr(attention, "qk_norm_config", None) is not None:
                 self.add(self.at(model, "attention_config"),
                          "model/gpt2_tp does not support qk-norm yet (attention_config.qk_norm_config)")
-
 
     def mesh_fits_the_world(self) -> None:
         """The degrees must fill the world size, when it is known: set by the launcher (WORLD_SIZE, e.g.

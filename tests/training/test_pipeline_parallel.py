@@ -333,3 +333,20 @@ def test_a_seeded_initializer_gives_each_stage_the_whole_models_weights(weight_i
         for part in parts:
             for name, parameter in part.named_parameters():
                 assert torch.equal(parameter, expected[name]), name
+
+
+def test_validate_wants_a_schedule_and_the_models_layer_count(capsys):
+    from modalities.cli.main import main
+
+    # a pipeline degree without pipeline components: nothing would run the stages
+    assert main(["validate", str(TP_CONFIG), "--set", "device_mesh.config.tensor_parallel_degree=1",
+                 "--set", "device_mesh.config.pipeline_parallel_degree=2"]) == 1
+    out = capsys.readouterr()
+    assert ("<--set>:1:45: error: device_mesh.config.pipeline_parallel_degree: pipeline_parallel_degree 2 needs the "
+            "run's scheduled_pipeline (a pipeline/scheduled), which runs the model's stages") in out.out + out.err
+    # a stages generator told another layer count than the model has
+    assert main(["validate", str(PP_CONFIG),
+                 "--set", "staged_pipeline.config.stages_generator.config.num_model_layers=4"]) == 1
+    out = capsys.readouterr()
+    assert ("error: staged_pipeline.config.stages_generator.config.num_model_layers: num_model_layers 4 is not the "
+            f"n_layer 6 of model_raw at {PP_CONFIG}:{_line('model_raw:') + 1}:3") in out.out + out.err
