@@ -175,3 +175,23 @@ def test_inspect_a_file_packed_elsewhere_says_the_tokenizer_is_not_recorded(tmp_
     assert "sequence_length      2: 2 / 2; 1" in out
     assert main(["data", "inspect", str(path), "--sequence-length", "1"]) == 1
     assert "a sequence holds at least 2 tokens" in capsys.readouterr().err
+
+
+def test_the_tokenizer_digest_reads_small_files_and_skips_weights_and_big_ones(tmp_path, monkeypatch):
+    """A tokenizer folder's digest covers its small files (up to the limit, inclusive) and leaves out model weights
+    and files over the limit (a folder may hold the model too): editing those does not make another tokenizer."""
+    from modalities.data import pbin_info
+
+    monkeypatch.setattr(pbin_info, "MAX_DIGESTED_FILE_BYTES", 8)
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "vocab.txt").write_bytes(b"12345678")  # exactly at the limit: read
+    (folder / "big.txt").write_bytes(b"123456789")  # one over: left out
+    (folder / "model.safetensors").write_bytes(b"w")
+    before = pbin_info.files_digest(folder)
+    (folder / "big.txt").write_bytes(b"987654321")
+    (folder / "model.safetensors").write_bytes(b"v")
+    assert pbin_info.files_digest(folder) == before
+    (folder / "vocab.txt").write_bytes(b"87654321")
+    assert pbin_info.files_digest(folder) != before
+    assert pbin_info.files_digest(folder, extra={"a": 1}) != pbin_info.files_digest(folder)  # settings count too

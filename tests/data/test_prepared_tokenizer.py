@@ -164,3 +164,15 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "xdg" / "modalities"
     monkeypatch.setenv("MODALITIES_CACHE_DIR", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
+
+
+def test_package_versions_in_the_cache_key_are_the_installed_ones():
+    """The tokenizer cache's key names the versions of the packages that make the tokenizer (a new version
+    invalidates it): read from the dist-info folder beside the package, as importlib.metadata reports them."""
+    from importlib.metadata import version
+
+    from modalities.data.prepared_tokenizer import _package_version
+
+    for name in ("tokenizers", "numpy"):
+        assert _package_version(name) == version(name)
+    assert _package_version("surely_not_an_installed_package") == "absent"
