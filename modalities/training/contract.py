@@ -530,7 +530,7 @@ class _Checks:
         degree = _n(self.field(mesh, "tensor_parallel_degree"))
         if degree is None or degree == 1:
             return
-        loss = self.node(self.run.loss_fn)
+        loss = self.node(getattr(self.run, "loss_fn", None))  # absent from a run with errors of its own
         if self.field(mesh, "enable_loss_parallel") is True and loss is not None and \
                 (loss.component_key, loss.variant_key) != ("loss", "clm_cross_entropy_loss"):
             self.add(self.at(mesh, "enable_loss_parallel"),
@@ -607,7 +607,7 @@ class _Checks:
             self.add(self.at(mesh, "pipeline_parallel_degree"),
                      f"pipeline_parallel_degree {degree} needs the run's scheduled_pipeline (a pipeline/scheduled), "
                      "which runs the model's stages", hint="see the pipeline section of docs/multi-node.md")
-        clipper = self.node(self.run.gradient_clipper)
+        clipper = self.node(getattr(self.run, "gradient_clipper", None))
         if clipper is not None and clipper.config is not None and "device_mesh" in type(clipper.config).model_fields \
                 and getattr(clipper.config, "device_mesh", None) is None:
             self.add(clipper.path + ("config",), "with pipeline parallelism the gradient clipper needs the "

@@ -350,3 +350,22 @@ def test_validate_wants_a_schedule_and_the_models_layer_count(capsys):
     out = capsys.readouterr()
     assert ("error: staged_pipeline.config.stages_generator.config.num_model_layers: num_model_layers 4 is not the "
             f"n_layer 6 of model_raw at {PP_CONFIG}:{_line('model_raw:') + 1}:3") in out.out + out.err
+
+
+def test_a_pipeline_run_missing_its_clipper_or_loss_is_reported_not_crashed(tmp_path, capsys):
+    """Found by tools/fuzz_validate.py on pp.yaml: the run-contract checks read the run's loss and clipper, which
+    a config with errors may lack."""
+    import yaml
+
+    from modalities.cli.main import main
+
+    config = yaml.safe_load(PP_CONFIG.read_text())
+    for key in ("gradient_clipper", "loss_fn"):
+        broken = {k: v for k, v in config.items() if k != key}
+        path = tmp_path / f"without_{key}.yaml"
+        path.write_text(yaml.safe_dump(broken, sort_keys=False))
+        assert main(["validate", str(path)]) == 1
+        out = capsys.readouterr()
+        text = out.out + out.err
+        assert "crashed" not in text and "Traceback" not in text
+        assert key in text
