@@ -88,7 +88,7 @@ class _Checks:
     # -- the parts of the run ----------------------------------------------------------------------------------
 
     def model(self) -> NodeInfo | None:
-        app_state = self.node(self.run.app_state)
+        app_state = self.node(getattr(self.run, "app_state", None))
         model_ref = getattr(app_state.config, "model", None) if app_state and app_state.config else None
         return self.first_with(model_ref, "sample_key") or self.first_with(model_ref, "vocab_size")
 
@@ -96,7 +96,7 @@ class _Checks:
         """(role, the loader that holds dataset/batch_sampler/collate_fn): train first, then each eval loader."""
         found = []
         evals = self.run.eval_dataloaders if isinstance(self.run.eval_dataloaders, list) else []
-        for role, ref in [("train", self.run.train_dataloader)] + [("eval", r) for r in evals]:
+        for role, ref in [("train", getattr(self.run, "train_dataloader", None))] + [("eval", r) for r in evals]:
             loader = next(
                 (i for i in self.chain(ref, ("dataloader",)) if i.config is not None and hasattr(i.config, "dataset")),
                 None,
@@ -370,7 +370,7 @@ class _Checks:
         needed = steps * accumulation
         repeats = any(
             i.component_key == "data_loader" and i.variant_key == "repeating_data_loader"
-            for i in self.chain(self.run.train_dataloader, ("dataloader",))
+            for i in self.chain(getattr(self.run, "train_dataloader", None), ("dataloader",))
         )
         where = ("settings", "training_target", "num_target_steps")
         if needed > per_rank_batches:

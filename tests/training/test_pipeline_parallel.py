@@ -352,7 +352,7 @@ def test_validate_wants_a_schedule_and_the_models_layer_count(capsys):
             f"n_layer 6 of model_raw at {PP_CONFIG}:{_line('model_raw:') + 1}:3") in out.out + out.err
 
 
-def test_a_pipeline_run_missing_its_clipper_or_loss_is_reported_not_crashed(tmp_path, capsys):
+def test_a_run_missing_a_component_it_names_is_reported_not_crashed(tmp_path, capsys):
     """Found by tools/fuzz_validate.py on pp.yaml (a misspelt key): the run-contract checks read the run's loss
     and clipper, which a config with errors may lack."""
     import yaml
@@ -360,7 +360,7 @@ def test_a_pipeline_run_missing_its_clipper_or_loss_is_reported_not_crashed(tmp_
     from modalities.cli.main import main
 
     config = yaml.safe_load(PP_CONFIG.read_text())
-    for key in ("gradient_clipper", "loss_fn"):
+    for key in ("gradient_clipper", "loss_fn", "app_state", "train_dataloader"):
         broken = {(f"{k}lenght" if k == key else k): v for k, v in config.items()}
         path = tmp_path / f"without_{key}.yaml"
         path.write_text(yaml.safe_dump(broken, sort_keys=False))
