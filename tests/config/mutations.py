@@ -19,6 +19,8 @@ BASE_CONFIGS = [
     REPO / "configs" / "instruction_tuning" / "train.yaml",
     REPO / "configs" / "pack_quickstart.yaml",
     REPO / "tests" / "training" / "tiny.yaml",
+    REPO / "tests" / "training" / "tp.yaml",  # tensor parallelism
+    REPO / "tests" / "training" / "pp.yaml",  # pipeline components
 ]
 
 # Values a careless or hostile user may write where another value was.
