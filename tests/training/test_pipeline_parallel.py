@@ -369,3 +369,28 @@ def test_a_run_missing_a_component_it_names_is_reported_not_crashed(tmp_path, ca
         text = out.out + out.err
         assert "checks failed" not in text and "Error:" not in text and "Traceback" not in text
         assert key in text
+
+
+def test_an_unseeded_initializer_gives_stages_distinct_draws_of_one_stream():
+    """Without a seed every rank starts from the same generator state; each stage then draws its part of the whole
+    model from that state (its own resets do not shift it), so stages never repeat each other's numbers: the
+    parts equal the whole model initialized by name from the same state."""
+    from modalities.models.initialization.composed import composed_initializer, initialize_model
+    from modalities.training.pipeline import stage_module
+    from tests.models.helpers import build_gpt2
+
+    cuts = [EMBEDDINGS + ["transformer.h.0"], ["transformer.h.1", "transformer.h.2"],
+            ["transformer.h.3", "transformer.h.4"], ["transformer.h.5"] + HEAD]
+    whole = build_gpt2(n_layer=6, use_weight_tying=False)
+    torch.manual_seed(11)
+    composed_initializer("gpt2", "scaled", mean=0.0, std=0.02, num_layers=6).initialize_in_place(whole)
+    expected = dict(whole.named_parameters())
+    meta = build_gpt2(n_layer=6, use_weight_tying=False, use_meta_device=True)
+    for rank_stages in ([cuts[0], cuts[2]], [cuts[1], cuts[3]]):  # an interleaved schedule's two ranks
+        torch.manual_seed(11)  # what every rank's generator holds when the stages are initialized
+        initializer = composed_initializer("gpt2", "scaled", mean=0.0, std=0.02, num_layers=6)
+        parts = initialize_model([stage_module(meta, names) for names in rank_stages], initializer)
+        for part in parts:
+            for name, parameter in part.named_parameters():
+                if name.endswith("weight") and "norm" not in name:
+                    assert torch.equal(parameter, expected[name]), name

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from modalities.models.model import retie_parameters, tied_parameter_slots
-from modalities.models.model_parts import WHOLE_MODEL_PARAMETERS_ATTRIBUTE, for_each_part
+from modalities.models.model_parts import WHOLE_MODEL_PARAMETERS_ATTRIBUTE, for_each_part, is_pipeline_part
 
 _WRAPPER_PREFIXES = ("_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module.")
 
@@ -65,6 +65,7 @@ class ComposedModelInitializer:
 
     def __init__(self, mean: float, steps: list[NormalInitStep], seed: int | None = None):
         self.mean, self.steps, self.seed = mean, steps, seed
+        self.pipeline_rng_start: tuple | None = None  # see initialize_model
 
     @torch.no_grad()
     def initialize_in_place(self, model: nn.Module) -> None:
@@ -151,8 +152,31 @@ def reset_parameters_recursively(module: nn.Module) -> None:
 @for_each_part
 def initialize_model(model: nn.Module, model_initializer: ComposedModelInitializer) -> nn.Module:
     """Builder of ``model/model_initialized``: materialize meta parameters if any, reset every module's defaults,
-    then initialize by name in place."""
+    then initialize by name in place.
+
+    Pipeline stages of an unseeded init all start their named init from the generator state the first stage of
+    this rank found (the same on every rank: nothing before it draws), not from where their own resets left it:
+    each then draws as its part of the whole model (see ComposedModelInitializer), so no two stages share random
+    numbers."""
     materialize_meta_parameters(model)
+    replay_from = None
+    if is_pipeline_part(model) and getattr(model_initializer, "seed", None) is None:
+        replay_from = getattr(model_initializer, "pipeline_rng_start", None)
+        if replay_from is None:
+            replay_from = model_initializer.pipeline_rng_start = _rng_state()
     reset_parameters_recursively(model)
+    if replay_from is not None:
+        _set_rng_state(replay_from)
     model_initializer.initialize_in_place(model)
     return model
+
+
+def _rng_state() -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+
+
+def _set_rng_state(state: tuple) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)
