@@ -82,7 +82,7 @@ _PIPE_CFG = "modalities.training.pipeline_config:"
 CATALOG += [
     ComponentSpec(
         "stages_generator", "gpt2_stages_generator", _PIPE_CFG + "GPT2StagesGeneratorConfig",
-        _PIPE + "GPT2StagesGenerator", description="Where model/gpt2 may be cut into pipeline stages.",
+        "modalities.training.pipeline_plan:GPT2StagesGenerator", description="Where model/gpt2 may be cut into pipeline stages.",
         interface="StagesGenerator",
     ),
     ComponentSpec(

@@ -592,10 +592,9 @@ class _Checks:
         cut the model into a multiple of pp stages, a schedule that cannot run them or these micro-batches, tied
         weights across stages, a loader batch the schedule does not split, a clipper blind to other stages."""
         from modalities.training.pipeline_plan import (
+            GPT2StagesGenerator,
             PipelinePlanError,
-            gpt2_split_points,
             microbatch_misfit,
-            modules_per_stage,
             stage_indices_of_rank,
         )
 
@@ -624,10 +623,10 @@ class _Checks:
                 schedule = self.field(info, "pp_schedule_name")
                 if generator is None or None in (layers, per_stage) or not isinstance(schedule, str):
                     continue
-                points = gpt2_split_points(layers, _n(self.field(generator, "input_layer_equivalence")) or 1,
+                plan = GPT2StagesGenerator(layers, _n(self.field(generator, "input_layer_equivalence")) or 1,
                                            _n(self.field(generator, "output_layer_equivalence")) or 1)
                 try:
-                    stages = modules_per_stage(points, per_stage, degree)
+                    stages = plan.get_stages(per_stage, degree)
                     stage_indices_of_rank(0, degree, len(stages), schedule)
                 except PipelinePlanError as e:
                     self.add(self.at(info, "num_layers_per_stage"), str(e))

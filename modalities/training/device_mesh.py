@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
@@ -74,3 +75,14 @@ def get_parallel_degree(device_mesh: DeviceMesh, parallelism_methods: list[str])
         if method in names:
             degree *= device_mesh.size(names.index(method))
     return degree
+
+
+def sum_over_pipeline_stages(value: int, device_mesh: DeviceMesh | None) -> int:
+    """A count of this rank's pipeline stages summed over the mesh's pp dimension: a whole-model count (the value
+    itself without pipeline parallelism). Collective over the pp group."""
+    names = getattr(device_mesh, "mesh_dim_names", None) or ()
+    if "pp" not in names:
+        return value
+    total = torch.tensor(value, dtype=torch.int64, device=device_mesh.device_type)
+    dist.all_reduce(total, group=device_mesh["pp"].get_group())
+    return int(total.item())

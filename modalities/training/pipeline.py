@@ -22,28 +22,15 @@ from torch.distributed.device_mesh import DeviceMesh
 
 from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE, WHOLE_MODEL_PARAMETERS_ATTRIBUTE
 from modalities.training.distributed import TrainingSetupError
+from modalities.training.gym import loss_parallel_context, plain_tensor
 from modalities.training.pipeline_plan import (
+    GPT2StagesGenerator,
     PipelinePlanError,
-    gpt2_split_points,
-    modules_per_stage,
     schedule_class_name,
     stage_indices_of_rank,
 )
 
 PP = "pp"
-
-
-class GPT2StagesGenerator:
-    """`stages_generator/gpt2_stages_generator`: model/gpt2's split points (embeddings, blocks, head)."""
-
-    def __init__(self, num_model_layers: int, input_layer_equivalence: int = 1, output_layer_equivalence: int = 1):
-        self.num_model_layers = num_model_layers
-        self.input_layer_equivalence = input_layer_equivalence
-        self.output_layer_equivalence = output_layer_equivalence
-
-    def get_stages(self, num_layers_per_stage: int, pp_dims: int) -> list[list[str]]:
-        points = gpt2_split_points(self.num_model_layers, self.input_layer_equivalence, self.output_layer_equivalence)
-        return modules_per_stage(points, num_layers_per_stage, pp_dims)
 
 
 @dataclass
@@ -269,8 +256,6 @@ class PipelinedStep:
         last = pipeline.has_last_stage
         targets, losses = (self._targets(batch), []) if last else (None, None)
         inputs = (batch.samples[self.sample_key].contiguous(),) if pipeline.has_first_stage else ()
-        from modalities.training.gym import loss_parallel_context, plain_tensor
-
         with loss_parallel_context(self.loss_parallel):
             if train:
                 self.schedule.step(*inputs, target=targets, losses=losses, return_outputs=False)

@@ -45,13 +45,24 @@ def runs_several_stages_per_rank(schedule_name: str) -> bool:
     return schedule_class_name(schedule_name).lower() in MULTI_STAGE_SCHEDULES
 
 
-def gpt2_split_points(num_layers: int, input_weight: int, output_weight: int) -> list[tuple[list[str], int]]:
-    """model/gpt2's split points: embeddings (and dropout), each block, the head norm with the head."""
-    return [
-        (["transformer.wte", "transformer.wpe", "transformer.drop"], input_weight),
-        *[([f"transformer.h.{i}"], 1) for i in range(num_layers)],
-        (["transformer.lm_head_norm", "transformer.lm_head"], output_weight),
-    ]
+class GPT2StagesGenerator:
+    """`stages_generator/gpt2_stages_generator`: model/gpt2's split points, the embeddings (and dropout), each
+    block, the head norm with the head, cut into stages (used by the build and by `validate` alike)."""
+
+    def __init__(self, num_model_layers: int, input_layer_equivalence: int = 1, output_layer_equivalence: int = 1):
+        self.num_model_layers = num_model_layers
+        self.input_layer_equivalence = input_layer_equivalence
+        self.output_layer_equivalence = output_layer_equivalence
+
+    def split_points(self) -> list[tuple[list[str], int]]:
+        return [
+            (["transformer.wte", "transformer.wpe", "transformer.drop"], self.input_layer_equivalence),
+            *[([f"transformer.h.{i}"], 1) for i in range(self.num_model_layers)],
+            (["transformer.lm_head_norm", "transformer.lm_head"], self.output_layer_equivalence),
+        ]
+
+    def get_stages(self, num_layers_per_stage: int, pp_dims: int) -> list[list[str]]:
+        return modules_per_stage(self.split_points(), num_layers_per_stage, pp_dims)
 
 
 def modules_per_stage(split_points: list[tuple[list[str], int]], num_layers_per_stage: int,

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from modalities.logging.broker import Message, MessageType, RunInfo
+from modalities.training.device_mesh import sum_over_pipeline_stages
 
 
 def count_parameters(model: torch.nn.Module | list[torch.nn.Module]) -> tuple[int, int]:
@@ -38,16 +39,6 @@ def count_parameters(model: torch.nn.Module | list[torch.nn.Module]) -> tuple[in
             total += parameter.numel()
             local += parameter.numel()
     return total, local
-
-
-def sum_over_pipeline_stages(value: int, device_mesh, device: torch.device) -> int:
-    """A count of this rank's stages summed over the pipeline (a whole-model count; unchanged without pp)."""
-    names = getattr(device_mesh, "mesh_dim_names", None) or ()
-    if "pp" not in names:
-        return value
-    tensor = torch.tensor(value, dtype=torch.int64, device=device)
-    dist.all_reduce(tensor, group=device_mesh["pp"].get_group())
-    return int(tensor.item())
 
 
 def _min_max_over_ranks(value: int, device: torch.device) -> tuple[int, int]:
@@ -95,7 +86,7 @@ def describe_run(
     settings = run.settings
     world_size = dist.get_world_size() if dist.is_initialized() else 1
     total, local = count_parameters(run.app_state.model)
-    total = sum_over_pipeline_stages(total, run.device_mesh, device)
+    total = sum_over_pipeline_stages(total, run.device_mesh)
     profile = settings.step_profile
     dp_degree = profile.dp_degree or world_size
     samples_per_step = profile.local_train_micro_batch_size * profile.gradient_accumulation_steps * dp_degree

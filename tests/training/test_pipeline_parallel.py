@@ -137,7 +137,7 @@ HEAD = ["transformer.lm_head_norm", "transformer.lm_head"]
 
 
 def test_the_reference_configs_are_cut_where_the_reference_cuts_them():
-    from modalities.training.pipeline import GPT2StagesGenerator
+    from modalities.training.pipeline_plan import GPT2StagesGenerator
 
     # config_lorem_ipsum_long_fsdp2_pp_tp.yaml: 2 layers + 1 + 1 = 4 layer equivalents, 2 per stage
     assert GPT2StagesGenerator(2).get_stages(num_layers_per_stage=2, pp_dims=2) == [
@@ -153,8 +153,12 @@ def test_the_reference_configs_are_cut_where_the_reference_cuts_them():
 
 
 def test_a_plan_that_cannot_run_is_named():
-    from modalities.training.pipeline import GPT2StagesGenerator
-    from modalities.training.pipeline_plan import PipelinePlanError, microbatch_misfit, stage_indices_of_rank
+    from modalities.training.pipeline_plan import (
+        GPT2StagesGenerator,
+        PipelinePlanError,
+        microbatch_misfit,
+        stage_indices_of_rank,
+    )
 
     with pytest.raises(PipelinePlanError, match=r"^3 stages \(ceil of 8 layer equivalents / num_layers_per_stage 3\) "
                                                 r"do not divide over pipeline_parallel_degree 2;"):

@@ -43,14 +43,12 @@ class GPT2MFUCalculator:
         peak_flops_per_device: float | None = None,
     ):
         parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
-        self.num_matmul_parameters = sum(matmul_parameter_count(part) for part in parts)
-        names = getattr(device_mesh, "mesh_dim_names", None) or ()
-        if "pp" in names:  # each pipeline rank holds some stages: the FLOPs per token are the whole model's
-            import torch.distributed as dist
+        from modalities.training.device_mesh import sum_over_pipeline_stages
 
-            count = torch.tensor(self.num_matmul_parameters, dtype=torch.int64, device=device_mesh.device_type)
-            dist.all_reduce(count, group=device_mesh["pp"].get_group())
-            self.num_matmul_parameters = int(count)
+        # each pipeline rank holds some stages: the FLOPs per token are the whole model's
+        self.num_matmul_parameters = sum_over_pipeline_stages(
+            sum(matmul_parameter_count(part) for part in parts), device_mesh
+        )
         self.sequence_length = sequence_length
         self.flops_per_token = 6 * self.num_matmul_parameters + 12 * n_layer * sequence_length * n_embd
         # Where the peak came from: "config" (given), "device" (the table, by the GPU's name) or None (CPU, or a
