@@ -25,7 +25,8 @@ class PrecisionEnum(str, Enum):
 
 
 class DeviceMeshConfig(ComponentConfig):
-    """The device mesh of the run: pipeline (pp) x data parallelism (replicate x shard) x tensor parallelism (tp)."""
+    """The device mesh of the run: pipeline (pp) x data parallelism (replicate x shard) x context parallelism (cp) x
+    tensor parallelism (tp)."""
 
     device_type: Literal["cuda", "cpu"] = Field(
         description="Device of every rank: `cuda` (one GPU per rank, NCCL) or `cpu` (gloo)."
@@ -42,25 +43,15 @@ class DeviceMeshConfig(ComponentConfig):
     pipeline_parallel_degree: PositiveStrictInt = Field(
         default=1, description="Ranks the model's stages are spread over (pipeline/staged); the mesh's `pp` dimension."
     )
-    context_parallel_degree: PositiveStrictInt = Field(default=1, description="Must be 1 (no context parallelism).")
+    context_parallel_degree: PositiveStrictInt = Field(
+        default=1, description="Ranks each sequence is split over (ring attention, model/gpt2 with pytorch_flash "
+        "attention under model/fsdp2_wrapped); the mesh's `cp` dimension."
+    )
     enable_loss_parallel: bool = Field(
         default=False, description="With tensor parallelism: the head keeps its vocabulary shard and the loss is "
         "computed on the shards (torch's loss_parallel), so full logits are never gathered."
     )
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
-
-    # What `train` always refuses when it builds the mesh (training/device_mesh.py), refused here first, so that
-    # `validate` never passes a mesh the run then rejects. How the degrees fill the world is checked when the
-    # mesh is built: outside torchrun `validate` sees world_size 1 from cuda_env, not the job's.
-    @field_validator("context_parallel_degree")
-    @classmethod
-    def _no_context_parallel(cls, degree: int) -> int:
-        if degree != 1:
-            raise ValueError(
-                "context parallelism is not built yet (data, tensor and pipeline parallelism are); set it to 1 (see "
-                "'Not provided' in docs/compatibility.md)"
-            )
-        return degree
 
     @field_validator("enable_loss_parallel")
     @classmethod

@@ -20,6 +20,7 @@ What is checked (docs/config-format.md, "The run contract"):
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,7 +311,8 @@ class _Checks:
         world = self.world_size()
         tp = self.model_parallel_degree()
         if isinstance(replicas, int) and world is not None and replicas * tp != world[0]:
-            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor x pipeline degree {tp})" if tp > 1 \
+            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor x pipeline x context degree {tp})" \
+                if tp > 1 \
                 else f"{world[0]}"
             self.add(
                 self.at(sampler, "num_replicas"),
@@ -323,10 +325,10 @@ class _Checks:
             )
 
     def model_parallel_degree(self) -> int:
-        """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline degree)."""
+        """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline x context degree)."""
         mesh = self.node(self.run.device_mesh)
         degree = 1
-        for name in ("tensor_parallel_degree", "pipeline_parallel_degree"):
+        for name in ("tensor_parallel_degree", "pipeline_parallel_degree", "context_parallel_degree"):
             degree *= _n(self.field(mesh, name)) or 1
         return degree
 
@@ -572,11 +574,11 @@ class _Checks:
         world = self.world_size()
         if mesh is None or world is None or (world[0] == 1 and "WORLD_SIZE" not in os.environ):
             return
-        names = ("pipeline_parallel_degree", "data_parallel_replicate_degree", "tensor_parallel_degree")
+        names = ("pipeline_parallel_degree", "data_parallel_replicate_degree", "context_parallel_degree",
+                 "tensor_parallel_degree")
         degrees = {name: _n(self.field(mesh, name)) or 1 for name in names}
         shard = _n(self.field(mesh, "data_parallel_shard_degree"))
-        fixed = degrees["pipeline_parallel_degree"] * degrees["data_parallel_replicate_degree"] * \
-            degrees["tensor_parallel_degree"]
+        fixed = math.prod(degrees.values())
         product = " x ".join(f"{name} {value}" for name, value in degrees.items() if value > 1) or "1"
         if shard == -1 and world[0] % fixed:
             self.add(self.at(mesh, "world_size"),
@@ -651,6 +653,46 @@ class _Checks:
                     misfit = microbatch_misfit(schedule, batch // size, degree)
                     if misfit:
                         self.add(self.at(info, "microbatch_size"), misfit)
+
+
+    def context_parallel(self) -> None:
+        """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces) under
+        model/fsdp2_wrapped (which averages the gradients of the sequence's shares), sequences the degree
+        divides, and no tensor or pipeline parallelism beside it."""
+        mesh = self.node(self.run.device_mesh)
+        degree = _n(self.field(mesh, "context_parallel_degree"))
+        if degree is None or degree == 1:
+            return
+        for other in ("tensor_parallel_degree", "pipeline_parallel_degree"):
+            if (_n(self.field(mesh, other)) or 1) > 1:
+                self.add(self.at(mesh, "context_parallel_degree"),
+                         f"context parallelism is not combined with {other.split('_parallel')[0]} parallelism yet",
+                         hint=f"set {other}: 1, or context_parallel_degree: 1")
+        length = _n(self.run.settings.step_profile.sequence_length)
+        if length is not None and length % degree:
+            self.add(self.at(mesh, "context_parallel_degree"),
+                     f"context_parallel_degree {degree} does not divide the sequence length {length} "
+                     f"({self.where(('settings', 'step_profile', 'sequence_length'))}); every rank holds an equal "
+                     "share of each sequence", hint=f"use a sequence length divisible by {2 * degree} (twice the "
+                     "degree balances causal attention over the ranks)")
+        app_state = self.node(getattr(self.run, "app_state", None))
+        model_ref = getattr(app_state.config, "model", None) if app_state and app_state.config else None
+        chain = list(self.chain(model_ref))
+        if chain and not any((info.component_key, info.variant_key) == ("model", "fsdp2_wrapped") for info in chain):
+            self.add(chain[0].path, "with context parallelism the model must be wrapped by model/fsdp2_wrapped, "
+                     "which averages the gradients of the ranks sharing a sequence",
+                     hint="wrap it in model/fsdp2_wrapped with the device_mesh")
+        model = self.model()
+        if model is None:
+            return
+        if (model.component_key, model.variant_key) != ("model", "gpt2"):
+            self.add(model.path, f"context parallelism is built for model/gpt2, not {model.component_key}/"
+                     f"{model.variant_key}: the model must take the positions of the tokens a rank holds")
+        elif self.field(model, "attention_implementation") not in (None, "pytorch_flash"):
+            self.add(self.at(model, "attention_implementation"),
+                     f"context parallelism runs torch's ring attention in place of torch's scaled_dot_product_"
+                     f"attention; attention_implementation {self.field(model, 'attention_implementation')} bypasses "
+                     "it", hint="use attention_implementation: pytorch_flash")
 
 
 def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
@@ -739,6 +781,7 @@ def check_training_run(view) -> list[Finding]:
         checks.tensor_parallel,
         checks.mesh_fits_the_world,
         checks.pipeline_parallel,
+        checks.context_parallel,
     ):
         check()
     return checks.findings

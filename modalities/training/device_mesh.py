@@ -19,11 +19,6 @@ def get_device_mesh(
     context_parallel_degree: int = 1,
     enable_loss_parallel: bool = False,
 ) -> DeviceMesh:
-    if context_parallel_degree != 1:
-        raise TrainingSetupError(
-            f"device_mesh.config.context_parallel_degree is {context_parallel_degree}; context parallelism is not "
-            "built yet, set it to 1"
-        )
     if enable_loss_parallel and tensor_parallel_degree == 1:
         raise TrainingSetupError("device_mesh.config.enable_loss_parallel needs tensor_parallel_degree > 1 (the head's "
                                  "vocabulary is split over the tp ranks)")
@@ -35,25 +30,30 @@ def get_device_mesh(
             "use ${settings.cuda_env.world_size} or launch that many processes"
         )
     pp, replicate, tp = pipeline_parallel_degree, data_parallel_replicate_degree, tensor_parallel_degree
-    shard = data_parallel_shard_degree
-    others = pp * replicate * tp
+    cp, shard = context_parallel_degree, data_parallel_shard_degree
+    others = pp * replicate * cp * tp
     if shard == -1:
         if world_size % others:
             raise TrainingSetupError(
                 f"world size {world_size} is not divisible by pipeline_parallel_degree {pp} x "
-                f"data_parallel_replicate_degree {replicate} x tensor_parallel_degree {tp}"
+                f"data_parallel_replicate_degree {replicate} x context_parallel_degree {cp} x "
+                f"tensor_parallel_degree {tp}"
             )
         shard = world_size // others
     if shard < 1 or shard * others != world_size:
         raise TrainingSetupError(
             f"pipeline_parallel_degree ({pp}) x data_parallel_replicate_degree ({replicate}) x "
-            f"data_parallel_shard_degree ({data_parallel_shard_degree}) x tensor_parallel_degree ({tp}) must equal "
-            f"the world size ({world_size}); -1 fills in the shard degree"
+            f"data_parallel_shard_degree ({data_parallel_shard_degree}) x context_parallel_degree ({cp}) x "
+            f"tensor_parallel_degree ({tp}) must equal the world size ({world_size}); -1 fills in the shard degree"
         )
     # The reference's (and torchtitan's) order and names: dimensions of size 1 left out, except dp_shard.
-    sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("tp", tp))
+    sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("cp", cp), ("tp", tp))
     dims = [(name, size) for name, size in sizes if size > 1 or name == "dp_shard"]
     mesh = init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
+    if cp > 1:
+        # FSDP2 shards the model over dp_shard x cp: context-parallel peers hold the same model and their
+        # gradients are averaged with the data-parallel ones (torchtitan's layout and name).
+        mesh["dp_shard", "cp"]._flatten("dp_shard_cp")
     # Read by model/gpt2_tp (the head keeps its vocabulary shard) and the training loop (the loss is computed on
     # the shards): one setting on the mesh, as the reference places it.
     mesh.loss_parallel = bool(enable_loss_parallel)

@@ -78,6 +78,7 @@ def run_training(
     from modalities.logging.subscribers import JSONLResultsWriter
     from modalities.training.distributed import barrier, local_device
     from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
+    from modalities.training.context_parallel import context_parallel_mesh
     from modalities.training.device_mesh import data_parallel_degree
     from modalities.training.gym import Gym, LoopSettings, restore_rng_state
     from modalities.training.report import RunSummary, describe_run, format_banner
@@ -209,6 +210,7 @@ def run_training(
         data_parallel_degree=data_parallel_degree(run.device_mesh),
         scheduled_pipeline=run.scheduled_pipeline,
         loss_parallel=getattr(run.device_mesh, "loss_parallel", False),
+        context_parallel_mesh=context_parallel_mesh(run.device_mesh),
     )
     try:
         final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

@@ -114,6 +114,14 @@ def plain_tensor(value: torch.Tensor) -> torch.Tensor:
     return full_tensor() if full_tensor is not None else value
 
 
+def model_inputs(batch, context_parallel=None):
+    """A context giving (the model's inputs, the loss's targets) of ``batch``: its samples and targets, or under
+    context parallelism this rank's share of them, with ring attention in force."""
+    if context_parallel is None:
+        return contextlib.nullcontext((batch.samples, batch.targets))
+    return context_parallel.shard(batch.samples, batch.targets)
+
+
 def _set_mode(model_parts: list[nn.Module], train: bool) -> None:
     for part in model_parts:
         part.train(train)
@@ -127,7 +135,8 @@ class Evaluator:
     sample counts once."""
 
     def __init__(self, model_parts: nn.Module | list[nn.Module], loss_fn, device: torch.device,
-                 broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0, loss_parallel: bool = False):
+                 broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0, loss_parallel: bool = False,
+                 context_parallel=None):
         self.model_parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
         self.loss_fn = loss_fn
         self.device = device
@@ -135,13 +144,15 @@ class Evaluator:
         self.pipelined_step = pipelined_step
         self.count_weight = count_weight
         self.loss_parallel = loss_parallel
+        self.context_parallel = context_parallel
 
     def _loss(self, batch) -> torch.Tensor | None:
         if self.pipelined_step is not None:
             return self.pipelined_step.run(batch, accumulation_steps=1, train=False)
-        with loss_parallel_context(self.loss_parallel):
-            predictions = self.model_parts[0](batch.samples)
-            return plain_tensor(self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions)))
+        with model_inputs(batch, self.context_parallel) as (samples, targets), \
+                loss_parallel_context(self.loss_parallel):
+            predictions = self.model_parts[0](samples)
+            return plain_tensor(self.loss_fn(InferenceResultBatch(targets=targets, predictions=predictions)))
 
     @torch.no_grad()
     def evaluate(self, eval_loaders: list, num_train_steps_done: int) -> list[EvaluationResultBatch]:
@@ -203,6 +214,7 @@ class Gym:
         data_parallel_degree: int | None = None,
         scheduled_pipeline=None,
         loss_parallel: bool = False,
+        context_parallel_mesh=None,
     ):
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
@@ -233,8 +245,13 @@ class Gym:
             holds_loss = scheduled_pipeline.has_last_stage
         count_weight = self.data_parallel_degree / self.loss_ranks if holds_loss else 0.0
         self.loss_parallel = loss_parallel
+        self.context_parallel = None
+        if context_parallel_mesh is not None:
+            from modalities.training.context_parallel import ContextParallel
+
+            self.context_parallel = ContextParallel(context_parallel_mesh)
         self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight,
-                                   loss_parallel)
+                                   loss_parallel, self.context_parallel)
         self.last_checkpoint: str | None = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -364,9 +381,10 @@ class Gym:
             return self.pipelined_step.run(batch, accumulation_steps=acc)
         model = self.model_parts[0]
         _set_gradient_sync(model, last_micro_step)
-        with loss_parallel_context(self.loss_parallel):
-            predictions = model(batch.samples)
-            loss = self.loss_fn(InferenceResultBatch(targets=batch.targets, predictions=predictions))
+        with model_inputs(batch, self.context_parallel) as (samples, targets), \
+                loss_parallel_context(self.loss_parallel):
+            predictions = model(samples)
+            loss = self.loss_fn(InferenceResultBatch(targets=targets, predictions=predictions))
             (loss / acc).backward()
         return plain_tensor(loss.detach())
 

@@ -59,7 +59,8 @@ def get_fsdp2_wrapped_model(
     reduce_dtype = _dtype(getattr(mixed_precision_settings, "reduce_dtype", "FP_32"))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     names = device_mesh.mesh_dim_names or ()
-    mesh = device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
+    shard = "dp_shard_cp" if "cp" in names else "dp_shard"  # context-parallel peers average their gradients too
+    mesh = device_mesh[("dp_replicate", shard)] if "dp_replicate" in names else device_mesh[shard]
     blocks = find_blocks(model, block_names, allow_none=is_pipeline_part(model))
     # Consecutive blocks grouped into one FSDP unit: one all-gather per group instead of per block.
     for start in range(0, len(blocks), layers_per_fsdp_unit):

@@ -322,7 +322,6 @@ def test_a_tokenizer_other_than_the_one_that_packed_the_data(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flag", "column", "message"),
     [
-        ("device_mesh.config.context_parallel_degree=4", 44, "context parallelism is not built yet"),
         ("device_mesh.config.enable_loss_parallel=true", 41, "enable_loss_parallel needs tensor_parallel_degree > 1"),
     ],
 )

@@ -33,6 +33,10 @@ try:
 except ImportError:
     flash_attn_func = None
 
+# The key of a batch's samples holding each token's position (batch, tokens), set where the tokens a rank holds
+# are not the whole sequence in order (context parallelism); absent, positions are 0, 1, 2, ...
+POSITIONS_KEY = "position_ids"
+
 # Parameter-name regexes (matched with re.search) by group; optimizers exclude groups from weight decay by name.
 # Every parameter falls in exactly one group.
 WEIGHT_DECAY_GROUPS = {
@@ -48,17 +52,23 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def rotary_cos_sin(
-    seq_len: int, head_dim: int, base_freq: float, device: torch.device, dtype: torch.dtype
+    seq_len: int, head_dim: int, base_freq: float, device: torch.device, dtype: torch.dtype,
+    positions: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotation angles, each (seq_len, head_dim); angle(t, i) = t * base^(-2i/head_dim)."""
+    """cos and sin of the rotation angles, each (seq_len, head_dim); angle(t, i) = t * base^(-2i/head_dim).
+    ``positions`` (batch, seq_len): the positions of the tokens held, when they are not 0..seq_len-1 (a context-
+    parallel rank's share of the sequence); the results are then (batch, 1, seq_len, head_dim)."""
     inv_freq = 1.0 / base_freq ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+    if positions is None:
+        angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+    else:
+        angles = (positions.to(torch.float32)[..., None] * inv_freq).unsqueeze(1)
     angles = torch.cat((angles, angles), dim=-1)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
 class IdentityTransform(nn.Module):
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor | None = None):
         return q, k, v
 
 
@@ -74,8 +84,8 @@ class RotaryTransform(nn.Module):
         self.head_dim = n_embd // n_head
         self.base_freq = base_freq
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        cos, sin = rotary_cos_sin(q.shape[-2], self.head_dim, self.base_freq, q.device, q.dtype)
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor | None = None):
+        cos, sin = rotary_cos_sin(q.shape[-2], self.head_dim, self.base_freq, q.device, q.dtype, positions)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v
 
 
@@ -119,13 +129,13 @@ class CausalSelfAttention(nn.Module):
         self.q_norm = build_norm(qk_norm) if qk_norm is not None else None
         self.k_norm = build_norm(qk_norm) if qk_norm is not None else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.q_attn(x).view(B, T, self.n_head_q, self.head_dim).transpose(1, 2)  # (B, n_head_q, T, hd)
         k = self.k_attn(x).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)  # (B, n_head_kv, T, hd)
         v = self.v_attn(x).view(B, T, self.n_head_kv, self.head_dim).transpose(1, 2)
         for transform in self.qkv_transforms:
-            q, k, v = transform(q, k, v)
+            q, k, v = transform(q, k, v, positions)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         y = self._attend(q, k, v, self.dropout if self.training else 0.0)
@@ -184,8 +194,9 @@ class GPT2Block(nn.Module):
         else:
             self.mlp = TransformerMLP(config.n_embd, config.ffn_hidden, config.bias, config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attention_norm(x))
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        # Called with one input when positions are implicit: tensor-parallel input plans expect one.
+        x = x + self.attn(self.attention_norm(x), *(() if positions is None else (positions,)))
         return x + self.mlp(self.ffn_norm(x))
 
 
@@ -250,10 +261,13 @@ class GPT2LLM(NNModel):
         """A dict holding ``sample_key`` -> ``{prediction_key: logits}``; a tensor of token ids -> logits
         (the form pipeline stages pass between each other)."""
         if isinstance(inputs, dict):
-            return {self.prediction_key: self.forward_tokens(inputs[self.sample_key])}
+            logits = self.forward_tokens(inputs[self.sample_key], inputs.get(POSITIONS_KEY))
+            return {self.prediction_key: logits}
         return self.forward_tokens(inputs)
 
-    def forward_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``positions`` (batch, tokens): where each token stands in its sequence, when the tokens held are not the
+        whole sequence in order (context parallelism gives each rank a share); 0, 1, 2, ... when None."""
         # A pipeline stage holds only some of these modules; it runs the ones it has.
         T = input_ids.shape[1]
         if T > self.sequence_length:
@@ -264,11 +278,11 @@ class GPT2LLM(NNModel):
         layers = self.transformer
         x = layers.wte(input_ids) if "wte" in layers else input_ids
         if "wpe" in layers and isinstance(layers.wpe, nn.Embedding):
-            x = x + layers.wpe(torch.arange(T, device=x.device))
+            x = x + layers.wpe(torch.arange(T, device=x.device) if positions is None else positions)
         if "drop" in layers:
             x = layers.drop(x)
         for block in layers.h.values() if "h" in layers else ():
-            x = block(x)
+            x = block(x) if positions is None else block(x, positions)
         if "lm_head_norm" in layers:
             x = layers.lm_head_norm(x)
         return layers.lm_head(x) if "lm_head" in layers else x

@@ -1,0 +1,83 @@
+"""Run under torchrun (2 or 4 ranks): model/gpt2 on a batch split over the ranks' ``cp`` mesh (ring attention)
+against the same model on the whole batch, for several architectures. Prints one JSON line per case on rank 0;
+tests/training/test_context_parallel.py reads it."""
+
+import copy
+import json
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor.experimental._context_parallel._attention import context_parallel_unshard
+
+from modalities.batch import InferenceResultBatch
+from modalities.optim.loss import CLMCrossEntropyLoss
+from modalities.training.context_parallel import ContextParallel
+from modalities.training.distributed import exit_process
+from modalities.training.gym import model_inputs
+from tests.models.helpers import build_gpt2
+
+ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",
+                            "config": {"n_embd": 32, "n_head": 4, "seq_length_dim": -2, "base_freq": 10000}}]}
+CASES = {
+    "gelu_absolute_tied": {},
+    "rope_gqa_swiglu": {"poe_type": "NOPE", "attention_config": ROPE, "n_head_kv": 2, "activation_type": "swiglu",
+                        "bias": False},
+}
+
+
+class Batch:
+    def __init__(self, samples, targets):
+        self.samples, self.targets = samples, targets
+
+
+dist.init_process_group("gloo")
+degree = dist.get_world_size()
+mesh = init_device_mesh("cpu", (degree,), mesh_dim_names=("cp",))
+context_parallel = ContextParallel(mesh)
+loss_fn = CLMCrossEntropyLoss(target_key="target_ids", prediction_key="logits")
+for name, overrides in CASES.items():
+    whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64,
+                       attention_implementation="pytorch_flash", **overrides)
+    split = copy.deepcopy(whole)
+    ids = torch.randint(0, 64, (3, 16), generator=torch.Generator().manual_seed(1))
+    expected_logits = whole({"input_ids": ids})["logits"]
+    # samples and targets as a collator makes them: two views of one block of tokens
+    block = torch.cat([ids, torch.randint(0, 64, (3, 1), generator=torch.Generator().manual_seed(2))], dim=1)
+    batch = Batch({"input_ids": block[:, :-1]}, {"target_ids": block[:, 1:]})
+    targets = block[:, 1:].clone()
+    expected_loss = loss_fn(InferenceResultBatch(targets={"target_ids": targets},
+                                                 predictions={"logits": expected_logits}))
+    expected_loss.backward()
+    with model_inputs(batch, context_parallel) as (inputs, held_targets):
+        held_positions = inputs["position_ids"][0].tolist()
+        held_tokens = inputs["input_ids"].shape[1]
+        logits = split(inputs)["logits"]
+        loss = loss_fn(InferenceResultBatch(targets=held_targets, predictions={"logits": logits}))
+        loss.backward()
+    whole_logits = context_parallel_unshard(mesh, [logits.detach()], [1])[0]
+    mean_loss = loss.detach().clone()
+    dist.all_reduce(mean_loss)
+    mean_loss /= degree
+    worst_grad, scale = 0.0, 0.0
+    for (_, a), (_, b) in zip(whole.named_parameters(), split.named_parameters()):
+        grad = b.grad.clone()
+        dist.all_reduce(grad)
+        grad /= degree  # what FSDP2's reduction over dp_shard x cp gives
+        worst_grad = max(worst_grad, (a.grad - grad).abs().max().item())
+        scale = max(scale, a.grad.abs().max().item())
+    positions = [None] * degree
+    dist.all_gather_object(positions, held_positions)
+    record = {
+        "case": name,
+        "held_tokens": held_tokens,
+        "positions": positions,
+        "batch_untouched": torch.equal(batch.samples["input_ids"], ids) and torch.equal(batch.targets["target_ids"],
+                                                                                        targets),
+        "logits_max_abs_diff": (whole_logits - expected_logits).abs().max().item(),
+        "loss_diff": abs(mean_loss.item() - expected_loss.item()),
+        "grad_max_diff_over_largest_grad": worst_grad / scale,
+    }
+    if dist.get_rank() == 0:
+        print("CPCHECK " + json.dumps(record), flush=True)
+exit_process(0)

@@ -1,0 +1,160 @@
+"""Context parallelism (the mesh's cp dimension, ring attention, the positions of a rank's share of a sequence)
+on CPU ranks with gloo: the model on split sequences computes what it does on whole ones, and training with cp 2
+or dp 2 x cp 2 gives one process's losses, gradient norms and token counts, also resumed across a change of
+layout; validate refuses what the run would get wrong."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.training.conftest import REPO, subprocess_env
+
+CP_CONFIG = REPO / "tests" / "training" / "cp.yaml"
+STEPS = [
+    "--set", "settings.training_target.num_target_steps=4",
+    "--set", "settings.intervals.training_log_interval_in_steps=1",
+    "--set", "settings.intervals.evaluation_interval_in_steps=4",
+    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
+]
+
+
+def _train(run, tmp_path, nproc: int, experiment_id: str, *extra: str):
+    done = run(nproc, "train", str(CP_CONFIG), "--experiments-root", str(tmp_path), "--experiment-id", experiment_id,
+               *STEPS, *extra, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = [json.loads(line) for line in (tmp_path / experiment_id / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
+    return train, evaluation
+
+
+def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO / "tests" / "training" / "cp_model_check.py")],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
+                                      if line.startswith("CPCHECK "))}
+    assert set(records) == {"gelu_absolute_tied", "rope_gqa_swiglu"}
+    for record in records.values():
+        # 16 tokens in 4 chunks of 4: rank 0 holds the first and last (head and tail, so that causal attention
+        # costs both ranks alike), rank 1 the two middle ones
+        assert record["held_tokens"] == 8
+        assert record["positions"] == [[0, 1, 2, 3, 12, 13, 14, 15], [4, 5, 6, 7, 8, 9, 10, 11]]
+        assert record["batch_untouched"] is True  # the batch (two views of one block) is not split in place
+        assert record["logits_max_abs_diff"] < 1e-5, record
+        assert record["loss_diff"] < 1e-5, record
+        assert record["grad_max_diff_over_largest_grad"] < 1e-5, record
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The baseline every layout is compared with: one process, context_parallel_degree 1."""
+    from tests.training.conftest import torchrun_cmd
+
+    def run(nproc, *args, timeout=600):
+        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    tmp_path = tmp_path_factory.mktemp("cp_one")
+    return _train(run, tmp_path, 1, "one", "--set", "device_mesh.config.context_parallel_degree=1"), tmp_path
+
+
+def _same_run(a, b):
+    (train_a, eval_a), (train_b, eval_b) = a, b
+    assert sorted(train_a) == sorted(train_b) == [1, 2, 3, 4]
+    for step in train_a:
+        for key in ("train loss avg", "train loss last"):
+            assert abs(train_a[step]["losses"][key] - train_b[step]["losses"][key]) < 1e-5, (step, key)
+        assert train_a[step]["metrics"]["grad norm last"] == pytest.approx(train_b[step]["metrics"]["grad norm last"],
+                                                                           rel=1e-4)
+        # the ranks sharing a sequence read the same samples: by hand, a step is 8 samples of 128 tokens whatever
+        # the layout
+        assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
+    assert eval_a == pytest.approx(eval_b, abs=1e-5)
+
+
+def test_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    (baseline, _) = one_process
+    _same_run(_train(run_torchrun, tmp_path, 2, "cp2"), baseline)
+    progress = json.loads((tmp_path / "cp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
+    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+
+
+def test_dp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    (baseline, _) = one_process
+    # 4 samples per data-parallel rank, each split over 2 cp ranks: the same global batch of 8 as one process
+    _same_run(_train(run_torchrun, tmp_path, 4, "dp2cp2", "--set", "settings.step_profile.local_train_micro_batch_size=4"),
+              baseline)
+
+
+def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
+    (baseline, baseline_root) = one_process
+    _train(run_torchrun, tmp_path, 2, "saved_cp2")
+    resumed = _train(run_torchrun, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.context_parallel_degree=1",
+                     "--resume", str(tmp_path / "saved_cp2" / "checkpoints" / "step_2"))
+    assert sorted(resumed[0]) == [3, 4]
+    for step in (3, 4):
+        assert abs(resumed[0][step]["losses"]["train loss avg"] - baseline[0][step]["losses"]["train loss avg"]) < 1e-5
+    resumed = _train(run_torchrun, tmp_path, 2, "resumed_cp2",
+                     "--resume", str(baseline_root / "one" / "checkpoints" / "step_2"))
+    assert sorted(resumed[0]) == [3, 4]
+    for step in (3, 4):
+        assert abs(resumed[0][step]["losses"]["train loss avg"] - baseline[0][step]["losses"]["train loss avg"]) < 1e-5
+        assert resumed[0][step]["metrics"]["consumed tokens"] == 1024 * step
+
+
+def _validate(tmp_path, capsys, monkeypatch, edit, world_size: str) -> tuple[int, str]:
+    from modalities.cli.main import main
+
+    config = yaml.safe_load(CP_CONFIG.read_text())
+    config["settings"]["paths"]["train_dataset_path"] = str(REPO / "data" / "sample" / "corpus.pbin")
+    edit(config)
+    path = tmp_path / "cp_edited.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.setenv("WORLD_SIZE", world_size)
+    code = main(["validate", str(path)])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def _set(path: str, value):
+    def edit(config):
+        node = config
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "where", "message"), [
+    (_set("settings.step_profile.sequence_length", 127), "device_mesh.config.context_parallel_degree",
+     "context_parallel_degree 2 does not divide the sequence length 127"),
+    (_set("device_mesh.config.tensor_parallel_degree", 2), "device_mesh.config.context_parallel_degree",
+     "context parallelism is not combined with tensor parallelism yet"),
+    (_set("model_raw.config.attention_implementation", "manual"), "model_raw.config.attention_implementation",
+     "attention_implementation manual bypasses it"),
+    (_set("app_state.config.model.instance_key", "model_raw"), "model_raw",
+     "with context parallelism the model must be wrapped by model/fsdp2_wrapped"),
+])
+def test_validate_refuses_what_context_parallelism_cannot_run(tmp_path, capsys, monkeypatch, edit, where, message):
+    code, out = _validate(tmp_path, capsys, monkeypatch, edit, world_size="4")
+    assert code == 1, out
+    line = next(line for line in out.splitlines() if message in line)
+    assert f"error: {where}:" in line, line
+
+
+def test_validate_counts_the_cp_ranks_in_the_world(tmp_path, capsys, monkeypatch):
+    code, out = _validate(tmp_path, capsys, monkeypatch, lambda config: None, world_size="3")
+    assert code == 1
+    assert "error: device_mesh.config.world_size: the world size 3 is not divisible by context_parallel_degree 2" in out
+    code, out = _validate(tmp_path, capsys, monkeypatch, lambda config: None, world_size="4")
+    assert code == 0, out
