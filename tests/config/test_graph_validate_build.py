@@ -151,6 +151,13 @@ def test_unknown_reference_has_did_you_mean(compile_yaml):
     assert err.span.line == 10
 
 
+def test_unknown_reference_with_no_close_name_lists_the_top_level_components(compile_yaml):
+    compiled = compile_yaml(VALID.replace("model: {instance_key: model", "model: {instance_key: zzzz"))
+    (err,) = errors(compiled)
+    assert err.code == "unknown-reference"
+    assert err.hint == "components defined at the top level: model, optimizer, composed, loader"
+
+
 def test_unknown_component_key_and_variant_have_did_you_mean(compile_yaml):
     compiled = compile_yaml(
         "a: {component_key: toy_modl, variant_key: linear}\nb: {component_key: toy_model, variant_key: linaer}\n"

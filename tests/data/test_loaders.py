@@ -186,6 +186,27 @@ def test_a_repeated_epoch_reads_the_samples_its_starting_skip_left_out(dataset):
     assert sorted(x for b in batches[6:] for x in b) == [1 + 4 * i for i in range(24)]
 
 
+def test_a_resume_in_the_repeated_pass_reads_what_the_starting_skip_left_out(dataset):
+    """Resumed inside the second pass (same epoch, no reshuffle), the config's starting skip lies behind: the
+    rest of the pass is read whole, as by the loader that was never stopped."""
+    uninterrupted = _firsts(RepeatingDataLoader(_loader(dataset, skip_samples=6), num_epochs=2,
+                                                reshuffle_after_epoch=False))
+    repeating = RepeatingDataLoader(_loader(dataset, skip_samples=6), num_epochs=2, reshuffle_after_epoch=False)
+    taken = [batch for _, batch in zip(range(6 + 2), repeating)]  # the first pass (6 batches) and 2 of the second
+    resumed = RepeatingDataLoader(_loader(dataset, skip_samples=6), num_epochs=2, reshuffle_after_epoch=False)
+    resumed.load_state_dict(repeating.state_dict())
+    rest = _firsts(resumed)
+    assert len(rest) == 6  # by hand: the second pass has 8 batches, 2 were taken
+    assert _firsts(taken) + rest == uninterrupted
+
+
+def test_the_configured_skip_is_recorded_for_its_own_epoch_only(dataset):
+    loader = _loader(dataset, skip_samples=6)
+    assert loader.state_dict()["sampler_skip_num_global_samples"] == 6
+    loader.set_epoch(1)  # a later epoch starts at its first sample: the skip was the starting epoch's
+    assert (loader.state_dict()["sampler_skip_num_global_samples"], loader.state_dict()["start_sample"]) == (0, 0)
+
+
 def test_another_loaders_position_and_an_impossible_one_are_refused(dataset):
     loader = _loader(dataset)
     state = {**loader.state_dict(), "dataloader_tag": "test"}

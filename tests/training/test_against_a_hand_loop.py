@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -140,15 +141,20 @@ def test_the_last_step_is_logged_even_off_the_interval(tmp_path):
     from tests.training.conftest import train_in_process
 
     # 6 steps logged every 4: at step 4, and at step 6 (the end) with the mean of steps 5 and 6
+    started = time.perf_counter()
     assert train_in_process(tmp_path, "interval", "--set", "settings.intervals.training_log_interval_in_steps=4") == 0
+    whole_run = time.perf_counter() - started
     records = [json.loads(line) for line in (tmp_path / "interval" / "results.jsonl").read_text().splitlines()]
     train = [r for r in records if r.get("dataloader_tag") == "train"]
     assert [r["num_train_steps_done"] for r in train] == [4, 6]
     assert [r["metrics"]["consumed tokens"] for r in train] == [4 * 128, 6 * 128]  # 2 micro-batches x 4 x 16 tokens
     # the interval's rates share its clock: samples of 16 tokens, counted afresh in each interval
-    for record in train:
+    for record, interval_tokens in zip(train, (4 * 128, 2 * 128)):
         rates = record["throughput_metrics"]
         assert rates["tokens/s"] == pytest.approx(rates["samples/s"] * 16, rel=1e-12)
+        # an interval lasts no longer than the whole run, so its rate is at least its tokens over the run's time
+        # (a bound that holds however loaded the machine is)
+        assert rates["tokens/s"] >= interval_tokens / whole_run
 
 
 def test_the_evaluation_loss_weighs_each_batch_by_its_samples():

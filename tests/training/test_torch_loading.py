@@ -71,3 +71,18 @@ def test_a_file_that_is_not_a_state_dict_of_tensors_is_refused(tmp_path, content
     torch.save(content, path)
     with pytest.raises(CheckpointError, match=rf"bad\.pt holds a {held}, not a model state dict of tensors"):
         TorchCheckpointLoading().load_model_checkpoint(_model(2), path)
+
+
+@pytest.mark.parametrize("precision", [None, "FP_32"])
+def test_a_file_missing_a_weight_or_holding_an_extra_one_does_not_fit(tmp_path, saved, precision):
+    """Every weight of the model must come from the file and every tensor of the file must go somewhere: a
+    partial load would train from a mix of the checkpoint and the fresh init without a word."""
+    _, weights = saved
+    missing, extra = tmp_path / "missing.pt", tmp_path / "extra.pt"
+    torch.save({k: v for k, v in weights.items() if k != "2.bias"}, missing)
+    torch.save({**weights, "3.weight": torch.zeros(2, 2)}, extra)
+    loading = TorchCheckpointLoading(precision=precision)
+    with pytest.raises(CheckpointError, match=r"(?s)missing\.pt does not fit the model Sequential: .*Missing key.*2\.bias"):
+        loading.load_model_checkpoint(_model(2), missing)
+    with pytest.raises(CheckpointError, match=r"(?s)extra\.pt does not fit the model Sequential: .*Unexpected key.*3\.weight"):
+        loading.load_model_checkpoint(_model(2), extra)

@@ -14,7 +14,7 @@ has it.
 
 On CUDA the MFU of each side is printed too (model FLOPs per token 6 N + 12 L T d, dense bf16 peak).
 
-Tensor and pipeline parallelism (--tp, --pp) are measured on --ranks ranks (each run launched with torchrun)
+Tensor, pipeline and context parallelism (--tp, --pp, --cp) are measured on --ranks ranks (each run launched with torchrun)
 against FSDP2 over the same ranks with the same global batch, in the same run (the baseline of a layout is plain
 data parallelism, not a hand loop):
 
@@ -139,19 +139,19 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def local_batch_size(args, layout: tuple[int, int]) -> int:
+def local_batch_size(args, layout: tuple[int, int, int]) -> int:
     """Samples per rank and step: the global batch (the size's micro-batch x world size) over the layout's
     data-parallel ranks, so every layout trains the same global batch."""
     *_, batch_size = MODEL_SIZES[args.model_size]
-    tp, pp = layout
-    return batch_size * tp * pp
+    tp, pp, cp = layout
+    return batch_size * tp * pp * cp
 
 
 def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str,
-                    layout: tuple[int, int] = (1, 1)) -> dict:
+                    layout: tuple[int, int, int] = (1, 1, 1)) -> dict:
     *_, seq, _ = MODEL_SIZES[args.model_size]
     batch_size = local_batch_size(args, layout)
-    tp, pp = layout
+    tp, pp, cp = layout
     steps = args.warmup + args.steps
     config = {
         "settings": {
@@ -173,7 +173,7 @@ def training_config(args, fsdp: bool, experiments_root: Path, experiment_id: str
             "component_key": "device_mesh",
             "variant_key": "default",
             "config": {"device_type": args.device, "world_size": world_size(), "tensor_parallel_degree": tp,
-                       "pipeline_parallel_degree": pp},
+                       "pipeline_parallel_degree": pp, "context_parallel_degree": cp},
         },
         "model_raw": gpt2_config(args),
         "optimizer": {
@@ -341,16 +341,16 @@ def tokens_per_second(step_end_times: list[float], warmup: int, tokens_per_step:
     return (len(timed) - 1) * tokens_per_step / (timed[-1] - timed[0])
 
 
-def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int, layout: tuple[int, int] = (1, 1)
-                   ) -> float:
+def run_modalities(args, fsdp: bool, experiments_root: Path, repetition: int,
+                   layout: tuple[int, int, int] = (1, 1, 1)) -> float:
     """Global tokens/s (all data-parallel ranks) of one run."""
-    experiment_id = f"{'fsdp' if fsdp else 'plain'}_tp{layout[0]}_pp{layout[1]}_{repetition}"
+    experiment_id = f"{'fsdp' if fsdp else 'plain'}_tp{layout[0]}_pp{layout[1]}_cp{layout[2]}_{repetition}"
     StepTimer.instances.clear()
     config = training_config(args, fsdp, experiments_root, experiment_id, layout)
     new_main(config, experiments_root, experiment_id).run()
     (timer,) = StepTimer.instances
     *_, seq, _ = MODEL_SIZES[args.model_size]
-    data_parallel = world_size() // (layout[0] * layout[1])
+    data_parallel = world_size() // (layout[0] * layout[1] * layout[2])
     return tokens_per_second(timer.step_end_times, args.warmup, seq * local_batch_size(args, layout) * data_parallel)
 
 
@@ -419,27 +419,29 @@ def run_layout_worker(args) -> None:
 
 
 def run_layouts(args) -> None:
-    """The --tp/--pp layout against FSDP2 over every rank (same global batch), alternating; each run is its own
-    torchrun launch of --ranks ranks (a process group is started once per process)."""
+    """The --tp/--pp/--cp layout against FSDP2 over every rank (same global batch), alternating; each run is its
+    own torchrun launch of --ranks ranks (a process group is started once per process)."""
     import subprocess
 
-    layout = (args.tp, args.pp)
-    names = {(1, 1): f"FSDP2 over {args.ranks} ranks", layout: f"tp {args.tp} x pp {args.pp} ({args.pp_schedule})"}
-    results: dict[tuple[int, int], list[float]] = {key: [] for key in names}
+    layout = (args.tp, args.pp, args.cp)
+    parts = [f"tp {args.tp}" if args.tp > 1 else "", f"pp {args.pp} ({args.pp_schedule})" if args.pp > 1 else "",
+             f"cp {args.cp}" if args.cp > 1 else ""]
+    names = {(1, 1, 1): f"FSDP2 over {args.ranks} ranks", layout: " x ".join(part for part in parts if part)}
+    results: dict[tuple[int, int, int], list[float]] = {key: [] for key in names}
     passed = list(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         for repetition in range(args.repeats):
-            order = [(1, 1), layout] if repetition % 2 == 0 else [layout, (1, 1)]
+            order = [(1, 1, 1), layout] if repetition % 2 == 0 else [layout, (1, 1, 1)]
             for key in order:
-                result = Path(tmp) / f"tp{key[0]}_pp{key[1]}_{repetition}.txt"
+                result = Path(tmp) / f"tp{key[0]}_pp{key[1]}_cp{key[2]}_{repetition}.txt"
                 command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                            f"--nproc_per_node={args.ranks}", __file__, *passed,
-                           "--worker-layout", f"{key[0]},{key[1]}", "--worker-result", str(result),
+                           "--worker-layout", ",".join(map(str, key)), "--worker-result", str(result),
                            "--worker-repetition", str(repetition)]
                 subprocess.run(command, check=True)
                 results[key].append(float(result.read_text()))
                 print(f"  repetition {repetition + 1}: {names[key]}: {results[key][-1]:,.0f} tokens/s", flush=True)
-    baseline = statistics.median(results[(1, 1)])
+    baseline = statistics.median(results[(1, 1, 1)])
     print(f"{'':36} {'tokens/s (median)':>18} {'ratio':>7} {'MFU':>6}")
     for key, values in results.items():
         median = statistics.median(values)
@@ -458,19 +460,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tp", type=int, default=1, help="tensor_parallel_degree of the measured layout (torchrun)")
     parser.add_argument("--pp", type=int, default=1, help="pipeline_parallel_degree of the measured layout (torchrun)")
+    parser.add_argument("--cp", type=int, default=1, help="context_parallel_degree of the measured layout (torchrun)")
     parser.add_argument("--pp-schedule", default="1F1B", help="GPipe, 1F1B, Interleaved1F1B or LoopedBFS")
     parser.add_argument("--layers-per-stage", type=int, default=None,
                         help="num_layers_per_stage (default: the layers and ends over --pp stages)")
     parser.add_argument("--microbatches-per-stage", type=int, default=2,
                         help="pipeline micro-batches per stage and step (the bubble shrinks as it grows)")
     parser.add_argument("--ranks", type=int, default=None,
-                        help="ranks for --tp/--pp (default: tp x pp); each run is launched with torchrun")
+                        help="ranks for --tp/--pp/--cp (default: tp x pp x cp); each run is launched with torchrun")
     parser.add_argument("--worker-layout", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
     parser.add_argument("--worker-repetition", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ranks is None:
-        args.ranks = args.tp * args.pp
+        args.ranks = args.tp * args.pp * args.cp
     if args.device == "cpu":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     if args.layers_per_stage is None:
@@ -479,7 +482,7 @@ def main() -> None:
     if args.worker_layout:
         run_layout_worker(args)
         return
-    if args.tp > 1 or args.pp > 1:
+    if args.tp > 1 or args.pp > 1 or args.cp > 1:
         print(f"GPT-2 {args.model_size}, {args.ranks} ranks on {args.device} {args.dtype}; {args.warmup} warm-up "
               f"+ {args.steps} timed steps, {args.repeats} repetitions", flush=True)
         run_layouts(args)
