@@ -158,3 +158,21 @@ def test_validate_counts_the_cp_ranks_in_the_world(tmp_path, capsys, monkeypatch
     assert "error: device_mesh.config.world_size: the world size 3 is not divisible by context_parallel_degree 2" in out
     code, out = _validate(tmp_path, capsys, monkeypatch, lambda config: None, world_size="4")
     assert code == 0, out
+
+
+def test_the_loop_splits_sequences_exactly_when_the_mesh_has_a_cp_dimension():
+    """cp ranks that each ran the whole sequence would also train as one process (identical gradients averaged),
+    so the training tests above cannot tell; the loop's switch is checked here."""
+    from modalities.training.context_parallel import context_parallel_mesh
+
+    class Mesh:
+        def __init__(self, *names):
+            self.mesh_dim_names = names
+
+        def __getitem__(self, name):
+            return f"submesh {name}"
+
+    assert context_parallel_mesh(Mesh("dp_shard", "cp")) == "submesh cp"
+    assert context_parallel_mesh(Mesh("dp_replicate", "dp_shard", "tp")) is None
+    assert context_parallel_mesh(Mesh()) is None
+    assert context_parallel_mesh(None) is None
