@@ -5,9 +5,10 @@ pattern, batch-encoded, and the EOD token appended once per document; results ar
 order, so the output does not depend on how the work was spread.
 
 How the work is spread depends on the encoder. A Hugging Face fast tokenizer (`tokenizers`) releases the GIL
-and runs its own threads, so one process does it all with three threads in a pipeline: one reads and parses
-JSON, one encodes (on ``num_cpus`` tokenizer threads), one flattens and writes; this runs at the tokenizer's
-own speed. Other encoders (SentencePiece, one's own) run in a pool of ``num_cpus`` worker processes.
+while it encodes, so one process does it all with threads in a pipeline: one reads and parses JSON,
+``num_cpus`` encode a batch each, side by side, and the caller's thread puts them back in order, flattens and
+writes; this runs faster than the tokenizer on its own thread pool. Other encoders (SentencePiece, one's own)
+run in a pool of ``num_cpus`` worker processes.
 
 ``shard=(i, n)`` packs the i-th of n contiguous slices of the index; merging the n parts in order
 (`merge_packed_data`) gives the file packing the whole would.
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -330,17 +332,19 @@ class _results_in_order:
                 os.environ[name] = value
 
     def _threaded(self):
-        """reader (file, JSON, jq) -> encoder (the tokenizer's threads, GIL released) -> this generator, which
-        flattens; each stage hands over through a bounded queue."""
-        # The tokenizer's thread pool reads these once, when it first encodes in parallel in this process.
-        os.environ["TOKENIZERS_PARALLELISM"] = "true"
-        os.environ.setdefault("RAYON_NUM_THREADS", str(self.num_cpus))
-        self.tokenizer_threads = os.environ["RAYON_NUM_THREADS"]
+        """reader (file, JSON, jq) -> ``num_cpus`` encoder threads (each encodes whole batches, GIL released) ->
+        this generator, which puts the batches back in order and flattens them; stages hand over through bounded
+        queues."""
+        # Batches side by side, each encoded serially: every core stays busy. One batch at a time spread over
+        # the tokenizer's own thread pool leaves cores idle at the end of each batch (docs/benchmarks.md: 6-8%
+        # slower with a GPT-2-sized BPE). The tokenizer reads this setting at every call.
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        self.tokenizer_threads = str(self.num_cpus)
         src_path, jq_steps, encoder, eod_id, width = self.args
-        # Short queues: reading is quick, and every batch waiting is memory; two encoded batches let the ids of
-        # one be taken out (under the GIL) while the tokenizer's threads encode the next.
+        # Short queues: reading is quick, and every batch waiting is memory; a few encoded batches let the ids of
+        # one be taken out (under the GIL) while the encoder threads encode the next ones.
         texts_queue: queue.Queue = queue.Queue(maxsize=min(self.window, 2 * self.num_cpus))
-        encoded_queue: queue.Queue = queue.Queue(maxsize=2)
+        encoded_queue: queue.Queue = queue.Queue(maxsize=2 * self.num_cpus)
         encode_batch = getattr(encoder, "encodings", encoder)
 
         def put(q: queue.Queue, item) -> bool:
@@ -352,54 +356,66 @@ class _results_in_order:
                     continue
             return False
 
-        def get(q: queue.Queue, producer: list[threading.Thread]):
+        def get(q: queue.Queue, producers: list[threading.Thread]):
             while not self.stop.is_set():
                 try:
                     return q.get(timeout=0.1)
                 except queue.Empty:
-                    if producer and not producer[0].is_alive() and q.empty():
+                    if not any(thread.is_alive() for thread in producers) and q.empty():
                         # The stage feeding this queue ended without handing on a result or an error: fail
                         # instead of waiting forever.
-                        return _Failed(DataError(f"the packing pipeline's {producer[0].name} thread stopped early"))
+                        return _Failed(DataError(f"the packing pipeline's {producers[0].name} thread stopped early"))
             return _STOPPED
 
         def read() -> None:
+            index = 0
             try:
                 with open(src_path, "rb") as src:
-                    for first_document, entries in self.tasks:
-                        if not put(texts_queue, _read_texts(src, jq_steps, first_document, entries)):
+                    for index, (first_document, entries) in enumerate(self.tasks):
+                        if not put(texts_queue, (index, _read_texts(src, jq_steps, first_document, entries))):
                             return
-                put(texts_queue, None)  # the end: the encoder thread finishes now, not at the next poll
             except BaseException as e:  # noqa: BLE001 - handed on: the writer raises it in order
-                put(texts_queue, _Failed(e))
+                put(texts_queue, (index, _Failed(e)))
+            for _ in encoders:  # the end: each encoder thread finishes now, not at the next poll
+                put(texts_queue, None)
 
         def encode() -> None:
             while True:
                 item = get(texts_queue, reader)
                 if item is _STOPPED or item is None:
                     return
-                if not isinstance(item, _Failed):
-                    texts, documents, errors = item
+                if isinstance(item, _Failed):  # the reader stopped early
+                    put(encoded_queue, item)
+                    return
+                index, work = item
+                if not isinstance(work, _Failed):
+                    texts, documents, errors = work
                     try:
                         encoded, documents = _encode_each_on_failure(encode_batch, texts, documents, errors)
-                        item = (encoded, documents, errors)
+                        work = (encoded, documents, errors)
                     except BaseException as e:  # noqa: BLE001 - handed on, as in read()
-                        item = _Failed(e)
-                if not put(encoded_queue, item):
+                        work = _Failed(e)
+                if not put(encoded_queue, (index, work)):
                     return
 
         reader = [threading.Thread(target=read, name="reader", daemon=True)]
-        encoder = [threading.Thread(target=encode, name="encoder", daemon=True)]
-        self.threads = reader + encoder
+        encoders = [threading.Thread(target=encode, name="encoder", daemon=True) for _ in range(self.num_cpus)]
+        self.threads = reader + encoders
         for thread in self.threads:
             thread.start()
-        for _ in self.tasks:
-            item = get(encoded_queue, encoder)
-            if item is _STOPPED:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            encoded, documents, errors = item
+        done: dict[int, Any] = {}  # batches encoded ahead of the one the writer waits for
+        for index in range(len(self.tasks)):
+            while index not in done:
+                item = get(encoded_queue, encoders)
+                if item is _STOPPED:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                done[item[0]] = item[1]
+            work = done.pop(index)
+            if isinstance(work, _Failed):
+                raise work.error
+            encoded, documents, errors = work
             # Encodings, or the ids of a batch retried document by document (.ids builds a new list each time)
             ids = [each if isinstance(each, list) else each.ids for each in encoded]
             yield _flatten(ids, documents, errors, eod_id, width)

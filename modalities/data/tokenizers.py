@@ -202,7 +202,7 @@ def _truncation_strategy(truncation: bool | str, max_length: int | None):
 class HFBatchEncoder:
     """Picklable batch encoder over a `tokenizers.Tokenizer` (rebuilt from its JSON in each process)."""
 
-    # `tokenizers` encodes a batch on its own thread pool with the GIL released: the packer runs it on threads.
+    # `tokenizers` releases the GIL while it encodes: the packer encodes batches on threads side by side.
     releases_gil = True
 
     def __init__(self, tokenizer_json: str | None, special_tokens_as_text: bool = False, tokenizer=None):
@@ -234,7 +234,8 @@ class HFBatchEncoder:
         return [encoding.ids for encoding in self.encodings(texts)]
 
     def encodings(self, texts: list[str]) -> list:
-        """The `tokenizers` Encoding objects (without offsets), from the tokenizer's own threads, GIL released."""
+        """The `tokenizers` Encoding objects (without offsets), GIL released; on the tokenizer's own thread pool
+        unless TOKENIZERS_PARALLELISM is off (the packer's threads then encode batches side by side)."""
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
