@@ -62,6 +62,31 @@ def test_threads_and_worker_processes_both_write_the_tokenizers_ids(tmp_path, co
     assert pooled.parallelism == ("2 worker process(es)" if num_cpus == 2 else "one process")
 
 
+def test_batches_encoded_out_of_order_are_written_in_order(tmp_path, corpus, hf_tokenizer):
+    """Encoder threads take batches side by side; one that finishes late must not move its documents."""
+    import threading
+
+    first_batch_may_finish = threading.Event()
+
+    class _SlowFirstBatch(HFBatchEncoder):
+        def encodings(self, texts):
+            if texts[0] == TEXTS[0]:
+                first_batch_may_finish.wait(timeout=60)  # until a later batch is encoded (or a generous bound)
+            else:
+                first_batch_may_finish.set()
+            return super().encodings(texts)
+
+    class _Tokenizer(_HFInProcesses):
+        def batch_encoder(self):
+            return _SlowFirstBatch(self.tokenizer.batch_encoder().tokenizer_json)
+
+    create_raw_index(corpus)
+    result = pack_encoded_data(corpus, _Tokenizer(hf_tokenizer), EOD, dst_path=tmp_path / "o.pbin", num_cpus=2,
+                               processing_batch_size=4)
+    assert first_batch_may_finish.is_set()  # the second batch was encoded before the first
+    assert PackedFile(result.dst_path).tokens.tolist() == _expected_stream(hf_tokenizer, TEXTS)
+
+
 def test_a_failing_batch_in_the_threaded_path_names_the_document(tmp_path, hf_tokenizer):
     class _Refuses(HFBatchEncoder):
         def encodings(self, texts):
