@@ -336,8 +336,8 @@ class PackEncodedDataSettings(ComponentConfig):
     jq_pattern: str = Field(default=".text", description="Where the text is in each JSON line, e.g. `.text`.")
     num_cpus: PositiveStrictInt = Field(
         default_factory=lambda: os.cpu_count() or 1,
-        description="CPUs to tokenize on: the tokenizer's own threads for a Hugging Face fast tokenizer (one "
-        "process), worker processes for any other tokenizer.",
+        description="CPUs to tokenize on: threads encoding batches side by side for a Hugging Face fast tokenizer "
+        "(one process), worker processes for any other tokenizer.",
     )
     eod_token: str = Field(description="Token appended after every document, e.g. `<|endoftext|>`.")
     processing_batch_size: PositiveStrictInt = Field(

@@ -11,10 +11,12 @@ byte-level BPE of 50,257 ids in a transformers folder), once, under --workdir. R
 - ours, end to end: ``python -m modalities data pack_encoded_data`` as a fresh process (interpreter, imports,
   tokenizer, JSON, encoding, .pbin); the first run fills the packing tokenizer cache and is reported as "cold";
 - start-up: the same command on a one-document corpus (everything but the per-document work);
-- pack_encoded_data called in this process, the tokenizer on its own threads, or forced onto worker processes
-  (the way SentencePiece and custom tokenizers go);
+- pack_encoded_data called in this process, batches encoded side by side on threads, or forced onto worker
+  processes (the way SentencePiece and custom tokenizers go);
 - the tokenizer alone: ``tokenizers`` ``encode_batch`` and ``encode_batch_fast`` over the texts already in
-  memory, in batches of --batch-size, on --num-cpus threads, in a fresh process, timing the encoding only.
+  memory, in batches of --batch-size, one batch at a time on the tokenizer's pool of --num-cpus threads, and
+  ``encode_batch_fast`` with --num-cpus batches side by side on Python threads (the packer's way), in a fresh
+  process, timing the encoding only.
 
 Rows take turns round by round so that load from elsewhere on the machine hits all alike; the best of each
 counts. Printed: wall times, tokens/s and the ratios the packing issue sets (ours vs reference; ours vs the
@@ -43,13 +45,28 @@ from modalities.data.tokenizers import PreTrainedHFTokenizer
 # the backend exactly as the packer gets it (transformers' configuration of the folder)
 tokenizer = Tokenizer.from_str(PreTrainedHFTokenizer(sys.argv[1]).batch_encoder().tokenizer_json)
 texts = [json.loads(line)["text"] for line in open(sys.argv[2], encoding="utf-8")]
-batch, method = int(sys.argv[3]), sys.argv[4]
-encode = getattr(tokenizer, method)
-began = time.perf_counter()
-tokens = 0
-for start in range(0, len(texts), batch):
-    tokens += sum(len(e.ids) for e in encode(texts[start : start + batch], add_special_tokens=True))
-print(json.dumps({"tokens": tokens + len(texts), "seconds": time.perf_counter() - began}))
+batch, method, threads = int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+batches = [texts[start : start + batch] for start in range(0, len(texts), batch)]
+counts = [0] * threads
+if method.endswith(" side by side"):  # batches on Python threads, each encoded serially (the packer's way)
+    import os, threading
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    encode = getattr(tokenizer, method.split()[0])
+    def work(i):
+        for texts_of_batch in batches[i::threads]:
+            counts[i] += sum(len(e.ids) for e in encode(texts_of_batch, add_special_tokens=True))
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    began = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+else:  # one batch at a time on the tokenizer's own thread pool
+    encode = getattr(tokenizer, method)
+    began = time.perf_counter()
+    for texts_of_batch in batches:
+        counts[0] += sum(len(e.ids) for e in encode(texts_of_batch, add_special_tokens=True))
+print(json.dumps({"tokens": sum(counts) + len(texts), "seconds": time.perf_counter() - began}))
 """
 
 
@@ -173,12 +190,12 @@ def main() -> None:
         measure("ours", [*ours, str(ours_cfg), "--overwrite"], None)
         measure("ours, start-up (1 document)", [*ours, str(start_cfg), "--overwrite"], None)
         for processes in (False, True):
-            name = f"pack_encoded_data in-process, {'2 worker processes' if processes else 'tokenizer threads'}"
+            name = f"pack_encoded_data in-process, {'2 worker processes' if processes else 'threads'}"
             rows.setdefault(name, []).append(in_process(paths, work, args.num_cpus, args.batch_size, processes))
-        for method in ("encode_batch", "encode_batch_fast"):
+        for method in ("encode_batch", "encode_batch_fast", "encode_batch_fast side by side"):
             done = subprocess.run(
                 [sys.executable, "-c", ALONE, str(paths["tokenizer"]), str(paths["corpus"]), str(args.batch_size),
-                 method], env=env, capture_output=True, text=True, check=True, cwd=REPO)
+                 method, str(args.num_cpus)], env=env, capture_output=True, text=True, check=True, cwd=REPO)
             run = json.loads(done.stdout)
             if method not in alone or run["seconds"] < alone[method]["seconds"]:
                 alone[method] = run
