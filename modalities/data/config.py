@@ -203,10 +203,11 @@ class ResumableDistributedMultiDimSamplerConfig(ComponentConfig):
 
     dataset: ComponentRef["dataset"] = Field(description=_DATASET)
     device_mesh: ComponentRef["device_mesh"] = Field(description="The mesh whose data-parallel dimension is read.")
-    data_parallel_key: Literal["dp_shard"] = Field(
+    data_parallel_key: Literal["dp_shard", "dp"] = Field(
         default="dp_shard",
-        description="The data-parallel dimension of the mesh (the reference's field; dp_replicate cannot be "
-        "combined with tensor parallelism, so dp_shard is the only one).",
+        description="The data-parallel dimension of the mesh: `dp_shard` (the reference's field), or `dp` for "
+        "dp_replicate x dp_shard together (torchtitan's name), which a mesh with dp_replicate > 1 needs: with "
+        "`dp_shard` the replicas would read the same samples.",
     )
     epoch: NonNegativeStrictInt = Field(default=0, description="Epoch to start in (selects the permutation).")
     shuffle: StrictBool = Field(default=False, description="Permute the indices (the same on every rank).")

@@ -102,12 +102,19 @@ def resumable_distributed_multi_dim_sampler(
     """Builder of ``sampler/resumable_distributed_multi_dim_sampler``: rank and replicas from the mesh's
     data-parallel dimension."""
     names = device_mesh.mesh_dim_names or ()
-    if data_parallel_key not in names:
+    # "dp": the coordinate over dp_replicate x dp_shard (row-major, as torchtitan's flattened "dp" numbers it)
+    dims = [name for name in ("dp_replicate", "dp_shard") if name in names] if data_parallel_key == "dp" \
+        else [data_parallel_key]
+    if not dims or any(name not in names for name in dims):
         raise ValueError(f"the device mesh has no dimension {data_parallel_key!r} (it has {names})")
+    rank, num_replicas = 0, 1
+    for name in dims:
+        size = device_mesh.size(names.index(name))
+        rank, num_replicas = rank * size + device_mesh.get_local_rank(name), num_replicas * size
     return ResumableDistributedSampler(
         dataset,
-        rank=device_mesh.get_local_rank(data_parallel_key),
-        num_replicas=device_mesh.size(names.index(data_parallel_key)),
+        rank=rank,
+        num_replicas=num_replicas,
         epoch=epoch,
         shuffle=shuffle,
         seed=seed,

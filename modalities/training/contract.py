@@ -324,6 +324,24 @@ class _Checks:
                 "${settings.cuda_env.world_size}",
             )
 
+    def replicas_read_their_own_data(self) -> None:
+        """A mesh-reading sampler keyed on dp_shard gives every replica (dp_replicate) the same samples."""
+        mesh = self.node(self.run.device_mesh)
+        replicate = _n(self.field(mesh, "data_parallel_replicate_degree")) or 1
+        if replicate == 1:
+            return
+        for role, loader in self.loaders():
+            batch_sampler = self.node(getattr(loader.config, "batch_sampler", None))
+            sampler = self.node(getattr(batch_sampler.config, "sampler", None)) if batch_sampler and \
+                batch_sampler.config else None
+            if sampler is None or sampler.variant_key != "resumable_distributed_multi_dim_sampler":
+                continue
+            if self.field(sampler, "data_parallel_key") == "dp_shard":
+                self.add(self.at(sampler, "data_parallel_key"),
+                         f"the {role} sampler reads the dp_shard rank only, so the {replicate} replicas of "
+                         f"{self.where(self.at(mesh, 'data_parallel_replicate_degree'))} would read the same samples",
+                         hint="use data_parallel_key: dp (dp_replicate x dp_shard)")
+
     def model_parallel_degree(self) -> int:
         """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline x context degree)."""
         mesh = self.node(self.run.device_mesh)
@@ -658,16 +676,15 @@ class _Checks:
     def context_parallel(self) -> None:
         """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces) under
         model/fsdp2_wrapped (which averages the gradients of the sequence's shares), sequences the degree
-        divides, and no tensor or pipeline parallelism beside it."""
+        divides, and no pipeline parallelism beside it."""
         mesh = self.node(self.run.device_mesh)
         degree = _n(self.field(mesh, "context_parallel_degree"))
         if degree is None or degree == 1:
             return
-        for other in ("tensor_parallel_degree", "pipeline_parallel_degree"):
-            if (_n(self.field(mesh, other)) or 1) > 1:
-                self.add(self.at(mesh, "context_parallel_degree"),
-                         f"context parallelism is not combined with {other.split('_parallel')[0]} parallelism yet",
-                         hint=f"set {other}: 1, or context_parallel_degree: 1")
+        if (_n(self.field(mesh, "pipeline_parallel_degree")) or 1) > 1:
+            self.add(self.at(mesh, "context_parallel_degree"),
+                     "context parallelism is not combined with pipeline parallelism yet",
+                     hint="set pipeline_parallel_degree: 1, or context_parallel_degree: 1")
         length = _n(self.run.settings.step_profile.sequence_length)
         if length is not None and length % degree:
             self.add(self.at(mesh, "context_parallel_degree"),
@@ -775,6 +792,7 @@ def check_training_run(view) -> list[Finding]:
         checks.sequence_lengths,
         checks.vocabulary,
         checks.batch,
+        checks.replicas_read_their_own_data,
         checks.data_amount,
         checks.intervals,
         checks.tokens_per_step,

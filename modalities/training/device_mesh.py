@@ -50,10 +50,10 @@ def get_device_mesh(
     sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("cp", cp), ("tp", tp))
     dims = [(name, size) for name, size in sizes if size > 1 or name == "dp_shard"]
     mesh = init_device_mesh(device_type, tuple(size for _, size in dims), mesh_dim_names=tuple(n for n, _ in dims))
-    if cp > 1:
-        # FSDP2 shards the model over dp_shard x cp: context-parallel peers hold the same model and their
-        # gradients are averaged with the data-parallel ones (torchtitan's layout and name).
-        mesh["dp_shard", "cp"]._flatten("dp_shard_cp")
+    # FSDP2 shards the model over dp_shard x cp: context-parallel peers hold the same model and their gradients
+    # are averaged with the data-parallel ones (torchtitan's layout and name). Kept on the mesh, as torch asks
+    # (slicing a flattened dimension from the mesh is going away).
+    mesh.dp_shard_cp = mesh["dp_shard", "cp"]._flatten("dp_shard_cp") if cp > 1 else None
     # Read by model/gpt2_tp (the head keeps its vocabulary shard) and the training loop (the loss is computed on
     # the shards): one setting on the mesh, as the reference places it.
     mesh.loss_parallel = bool(enable_loss_parallel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -58,9 +59,7 @@ def get_fsdp2_wrapped_model(
     param_dtype = _dtype(getattr(mixed_precision_settings, "param_dtype", "FP_32"))
     reduce_dtype = _dtype(getattr(mixed_precision_settings, "reduce_dtype", "FP_32"))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
-    names = device_mesh.mesh_dim_names or ()
-    shard = "dp_shard_cp" if "cp" in names else "dp_shard"  # context-parallel peers average their gradients too
-    mesh = device_mesh[("dp_replicate", shard)] if "dp_replicate" in names else device_mesh[shard]
+    mesh = _data_parallel_mesh(device_mesh)
     blocks = find_blocks(model, block_names, allow_none=is_pipeline_part(model))
     # Consecutive blocks grouped into one FSDP unit: one all-gather per group instead of per block.
     for start in range(0, len(blocks), layers_per_fsdp_unit):
@@ -70,6 +69,22 @@ def get_fsdp2_wrapped_model(
     # The root keeps its parameters gathered after forward: backward needs them right away.
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
     return model
+
+
+def _data_parallel_mesh(device_mesh: DeviceMesh) -> DeviceMesh:
+    """The mesh FSDP2 shards over: dp_shard (HSDP: dp_replicate x dp_shard), with context-parallel peers counted
+    as shard ranks (they hold the same model and average their gradients too)."""
+    names = device_mesh.mesh_dim_names or ()
+    if "cp" not in names:
+        return device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
+    flattened = getattr(device_mesh, "dp_shard_cp", None)
+    if "dp_replicate" not in names and flattened is not None:
+        return flattened
+    with warnings.catch_warnings():
+        # torch 2.13 still slices a flattened dimension together with another (dp_replicate x dp_shard_cp for
+        # HSDP), with a warning that this is going away.
+        warnings.filterwarnings("ignore", message="Slicing a flattened dim", category=UserWarning)
+        return device_mesh[("dp_replicate", "dp_shard_cp")] if "dp_replicate" in names else device_mesh["dp_shard_cp"]
 
 
 def _has_submodule(model: nn.Module, fqn: str) -> bool:

@@ -95,6 +95,17 @@ def test_dp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
               baseline)
 
 
+def test_hsdp_with_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    """2 replicas (dp_replicate), each of one shard rank whose sequences are split over 2 cp ranks: FSDP2 over
+    dp_replicate x (dp_shard x cp)."""
+    (baseline, _) = one_process
+    _same_run(_train(run_torchrun, tmp_path, 4, "hsdp_cp2", "--set", "device_mesh.config.data_parallel_replicate_degree=2",
+                     "--set", "settings.step_profile.local_train_micro_batch_size=4",
+                     "--set", "train_dataloader.config.batch_sampler.config.sampler.config.data_parallel_key=dp",
+                     "--set", "test_dataloader.config.batch_sampler.config.sampler.config.data_parallel_key=dp"),
+              baseline)
+
+
 def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
     (baseline, baseline_root) = one_process
     _train(run_torchrun, tmp_path, 2, "saved_cp2")
@@ -138,8 +149,8 @@ def _set(path: str, value):
 @pytest.mark.parametrize(("edit", "where", "message"), [
     (_set("settings.step_profile.sequence_length", 127), "device_mesh.config.context_parallel_degree",
      "context_parallel_degree 2 does not divide the sequence length 127"),
-    (_set("device_mesh.config.tensor_parallel_degree", 2), "device_mesh.config.context_parallel_degree",
-     "context parallelism is not combined with tensor parallelism yet"),
+    (_set("device_mesh.config.pipeline_parallel_degree", 2), "device_mesh.config.context_parallel_degree",
+     "context parallelism is not combined with pipeline parallelism yet"),
     (_set("model_raw.config.attention_implementation", "manual"), "model_raw.config.attention_implementation",
      "attention_implementation manual bypasses it"),
     (_set("app_state.config.model.instance_key", "model_raw"), "model_raw",
@@ -150,6 +161,37 @@ def test_validate_refuses_what_context_parallelism_cannot_run(tmp_path, capsys, 
     assert code == 1, out
     line = next(line for line in out.splitlines() if message in line)
     assert f"error: {where}:" in line, line
+
+
+def test_validate_refuses_replicas_that_would_read_the_same_samples(tmp_path, capsys, monkeypatch):
+    code, out = _validate(tmp_path, capsys, monkeypatch, _set("device_mesh.config.data_parallel_replicate_degree", 2),
+                          world_size="4")
+    assert code == 1
+    assert ("error: train_dataloader.config.batch_sampler.config.sampler.config.data_parallel_key: the train sampler "
+            "reads the dp_shard rank only, so the 2 replicas of") in out
+    assert "hint: use data_parallel_key: dp (dp_replicate x dp_shard)" in out
+
+
+def test_the_dp_key_numbers_replicas_and_shards_together():
+    """data_parallel_key dp: rank = replica x shards + shard (torchtitan's flattened dp), so replicas read
+    different samples; dp_shard alone gives every replica the same rank."""
+    from modalities.data.samplers import resumable_distributed_multi_dim_sampler
+
+    class Mesh:  # the coordinates of one rank of a dp_replicate 2 x dp_shard 3 x cp 2 mesh
+        mesh_dim_names = ("dp_replicate", "dp_shard", "cp")
+        sizes, coordinate = (2, 3, 2), {"dp_replicate": 1, "dp_shard": 2, "cp": 1}
+
+        def size(self, index):
+            return self.sizes[index]
+
+        def get_local_rank(self, name):
+            return self.coordinate[name]
+
+    together = resumable_distributed_multi_dim_sampler(range(60), Mesh(), data_parallel_key="dp")
+    assert (together.rank, together.num_replicas) == (1 * 3 + 2, 6)
+    shard_only = resumable_distributed_multi_dim_sampler(range(60), Mesh(), data_parallel_key="dp_shard")
+    assert (shard_only.rank, shard_only.num_replicas) == (2, 3)
+    assert list(together)[:2] == [5, 11]  # by hand: every 6th index from 5 (no shuffle)
 
 
 def test_validate_counts_the_cp_ranks_in_the_world(tmp_path, capsys, monkeypatch):

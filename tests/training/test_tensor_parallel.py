@@ -107,6 +107,14 @@ def test_dp_2_x_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     _same_run(run, baseline)
 
 
+def test_tp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+    """Each sequence split over 2 cp ranks, each share's activations over 2 tp ranks (learned positions, tied
+    embeddings): one data-parallel rank reading the whole global batch."""
+    (baseline, _) = one_process
+    _same_run(_train(run_torchrun, tmp_path, 4, "tp2cp2", "--set", "device_mesh.config.context_parallel_degree=2"),
+              baseline)
+
+
 def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
     (baseline, baseline_root) = one_process
     # saved with tp 2, resumed on one process

@@ -56,6 +56,9 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
     tp_mesh = device_mesh[TP]
     degree = tp_mesh.size()
     loss_parallel = getattr(device_mesh, "loss_parallel", False)
+    # With context parallelism every forward gets the positions of the tokens a rank holds (batch, tokens): the
+    # position table's output is then split along the sequence like the tokens', and attention takes them too.
+    positions_given = "cp" in names
     _check_divisible(model, degree)
     layers = model.transformer
     tied = model.use_weight_tying
@@ -71,7 +74,8 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
         if loss_parallel else ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate(), use_local_output=True),
     }
     if isinstance(getattr(layers, "wpe", None), nn.Embedding):
-        plan["transformer.wpe"] = RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(0))
+        plan["transformer.wpe"] = RowwiseParallel(input_layouts=Replicate(),
+                                                  output_layouts=Shard(1) if positions_given else Shard(0))
     # A pipeline stage holds some of these modules only.
     plan = {name: style for name, style in plan.items() if name.split(".")[1] in layers}
     if plan:
@@ -79,7 +83,8 @@ def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
 
     block_plan: dict[str, object] = {
         "attention_norm": SequenceParallel(),
-        "attn": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+        "attn": PrepareModuleInput(input_layouts=(Shard(1), None), desired_input_layouts=(Replicate(), None))
+        if positions_given else PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
         "attn.q_attn": ColwiseParallel(),
         "attn.k_attn": ColwiseParallel(),
         "attn.v_attn": ColwiseParallel(),
