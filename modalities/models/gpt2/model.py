@@ -195,8 +195,9 @@ class GPT2Block(nn.Module):
             self.mlp = TransformerMLP(config.n_embd, config.ffn_hidden, config.bias, config.dropout)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        # Called with one input when positions are implicit: tensor-parallel input plans expect one.
-        x = x + self.attn(self.attention_norm(x), *(() if positions is None else (positions,)))
+        normed = self.attention_norm(x)
+        # One input when positions are implicit: a tensor-parallel input plan declares what attention takes.
+        x = x + (self.attn(normed) if positions is None else self.attn(normed, positions))
         return x + self.mlp(self.ffn_norm(x))
 
 
