@@ -96,3 +96,18 @@ def test_the_scheduler_is_saved_and_loaded_unless_a_resume_takes_it_from_the_con
     safe_load({"app": skipping}, tmp_path / "a")
     assert skipping_scheduler.last_epoch == 0  # left as the config built it
     assert skipping.restore_lr_scheduler is True  # the next save is whole again
+
+
+def test_app_state_dcp_returns_the_app_state_loaded_from_the_folder(tmp_path):
+    """`app_state/dcp` (the reference's warm start): the app state it hands on holds the folder's weights and
+    optimizer state, also from a folder of shards alone (no training_progress.json, as the reference writes)."""
+    from modalities.training.app_state import get_dcp_checkpointed_app_state
+
+    model, optimizer = _trained(0)
+    _save(tmp_path, AppState(model, optimizer))
+    fresh_model, fresh_optimizer = _trained(1)
+    loaded = get_dcp_checkpointed_app_state(AppState(fresh_model, fresh_optimizer), str(tmp_path))
+    assert isinstance(loaded, AppState) and loaded.model is fresh_model
+    for (name, expected), got in zip(model.state_dict().items(), loaded.model.state_dict().values()):
+        assert torch.equal(got, expected), name
+    _assert_same_optimizer(loaded.optimizer, optimizer)
