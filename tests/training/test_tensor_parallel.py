@@ -107,12 +107,13 @@ def test_dp_2_x_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     _same_run(run, baseline)
 
 
-def test_tp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
+@pytest.mark.parametrize("loss_parallel", [False, True])
+def test_tp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process, loss_parallel):
     """Each sequence split over 2 cp ranks, each share's activations over 2 tp ranks (learned positions, tied
-    embeddings): one data-parallel rank reading the whole global batch."""
+    embeddings), with and without the loss on vocabulary shards: one data-parallel rank reading the whole batch."""
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 4, "tp2cp2", "--set", "device_mesh.config.context_parallel_degree=2"),
-              baseline)
+    _same_run(_train(run_torchrun, tmp_path, 4, "tp2cp2", "--set", "device_mesh.config.context_parallel_degree=2",
+                     "--set", f"device_mesh.config.enable_loss_parallel={str(loss_parallel).lower()}"), baseline)
 
 
 def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
