@@ -311,9 +311,8 @@ class _Checks:
         world = self.world_size()
         tp = self.model_parallel_degree()
         if isinstance(replicas, int) and world is not None and replicas * tp != world[0]:
-            readers = f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor x pipeline x context degree {tp})" \
-                if tp > 1 \
-                else f"{world[0]}"
+            readers = (f"{world[0] // tp} data-parallel ranks ({world[0]} / tensor x pipeline x context degree {tp})"
+                       if tp > 1 else f"{world[0]}")
             self.add(
                 self.at(sampler, "num_replicas"),
                 f"the train sampler splits the data over {replicas} ranks, but the run has {readers} "
@@ -671,7 +670,6 @@ class _Checks:
                     misfit = microbatch_misfit(schedule, batch // size, degree)
                     if misfit:
                         self.add(self.at(info, "microbatch_size"), misfit)
-
 
     def context_parallel(self) -> None:
         """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces) under

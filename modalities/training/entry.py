@@ -76,10 +76,10 @@ def run_training(
     from modalities.checkpointing.layout import is_complete, read_progress, resolve_checkpoint
     from modalities.logging.broker import MessageBroker, MessageType
     from modalities.logging.subscribers import JSONLResultsWriter
-    from modalities.training.distributed import barrier, local_device
-    from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
     from modalities.training.context_parallel import context_parallel_mesh
     from modalities.training.device_mesh import data_parallel_degree
+    from modalities.training.distributed import barrier, local_device
+    from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
     from modalities.training.gym import Gym, LoopSettings, restore_rng_state
     from modalities.training.report import RunSummary, describe_run, format_banner
     from modalities.training.run import TrainingProgress
