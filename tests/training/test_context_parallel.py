@@ -13,24 +13,13 @@ import pytest
 import yaml
 
 from tests.training.conftest import REPO, subprocess_env
+from tests.training.layouts import assert_same_run, train_layout, train_one_process
 
 CP_CONFIG = REPO / "tests" / "training" / "cp.yaml"
-STEPS = [
-    "--set", "settings.training_target.num_target_steps=4",
-    "--set", "settings.intervals.training_log_interval_in_steps=1",
-    "--set", "settings.intervals.evaluation_interval_in_steps=4",
-    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
-]
 
 
 def _train(run, tmp_path, nproc: int, experiment_id: str, *extra: str):
-    done = run(nproc, "train", str(CP_CONFIG), "--experiments-root", str(tmp_path), "--experiment-id", experiment_id,
-               *STEPS, *extra, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    records = [json.loads(line) for line in (tmp_path / experiment_id / "results.jsonl").read_text().splitlines()]
-    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
-    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
-    return train, evaluation
+    return train_layout(run, CP_CONFIG, tmp_path, nproc, experiment_id, *extra)
 
 
 def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
@@ -57,33 +46,14 @@ def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
     """The baseline every layout is compared with: one process, context_parallel_degree 1."""
-    from tests.training.conftest import torchrun_cmd
-
-    def run(nproc, *args, timeout=600):
-        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
-                              text=True, timeout=timeout, check=False)
-
-    tmp_path = tmp_path_factory.mktemp("cp_one")
-    return _train(run, tmp_path, 1, "one", "--set", "device_mesh.config.context_parallel_degree=1"), tmp_path
+    return train_one_process(tmp_path_factory, CP_CONFIG, "--set", "device_mesh.config.context_parallel_degree=1")
 
 
-def _same_run(a, b):
-    (train_a, eval_a), (train_b, eval_b) = a, b
-    assert sorted(train_a) == sorted(train_b) == [1, 2, 3, 4]
-    for step in train_a:
-        for key in ("train loss avg", "train loss last"):
-            assert abs(train_a[step]["losses"][key] - train_b[step]["losses"][key]) < 1e-5, (step, key)
-        assert train_a[step]["metrics"]["grad norm last"] == pytest.approx(train_b[step]["metrics"]["grad norm last"],
-                                                                           rel=1e-4)
-        # the ranks sharing a sequence read the same samples: by hand, a step is 8 samples of 128 tokens whatever
-        # the layout
-        assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
-    assert eval_a == pytest.approx(eval_b, abs=1e-5)
 
 
 def test_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 2, "cp2"), baseline)
+    assert_same_run(_train(run_torchrun, tmp_path, 2, "cp2"), baseline)
     progress = json.loads((tmp_path / "cp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
     assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
 
@@ -91,7 +61,7 @@ def test_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
 def test_dp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
     # 4 samples per data-parallel rank, each split over 2 cp ranks: the same global batch of 8 as one process
-    _same_run(_train(run_torchrun, tmp_path, 4, "dp2cp2", "--set", "settings.step_profile.local_train_micro_batch_size=4"),
+    assert_same_run(_train(run_torchrun, tmp_path, 4, "dp2cp2", "--set", "settings.step_profile.local_train_micro_batch_size=4"),
               baseline)
 
 
@@ -99,7 +69,7 @@ def test_hsdp_with_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_proces
     """2 replicas (dp_replicate), each of one shard rank whose sequences are split over 2 cp ranks: FSDP2 over
     dp_replicate x (dp_shard x cp)."""
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 4, "hsdp_cp2", "--set", "device_mesh.config.data_parallel_replicate_degree=2",
+    assert_same_run(_train(run_torchrun, tmp_path, 4, "hsdp_cp2", "--set", "device_mesh.config.data_parallel_replicate_degree=2",
                      "--set", "settings.step_profile.local_train_micro_batch_size=4",
                      "--set", "train_dataloader.config.batch_sampler.config.sampler.config.data_parallel_key=dp",
                      "--set", "test_dataloader.config.batch_sampler.config.sampler.config.data_parallel_key=dp"),

@@ -11,24 +11,13 @@ import sys
 import pytest
 
 from tests.training.conftest import REPO, subprocess_env
+from tests.training.layouts import assert_same_run, train_layout, train_one_process
 
 TP_CONFIG = REPO / "tests" / "training" / "tp.yaml"
-STEPS = [
-    "--set", "settings.training_target.num_target_steps=4",
-    "--set", "settings.intervals.training_log_interval_in_steps=1",
-    "--set", "settings.intervals.evaluation_interval_in_steps=4",
-    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
-]
 
 
-def _train(run_torchrun, tmp_path, nproc: int, experiment_id: str, *extra: str):
-    done = run_torchrun(nproc, "train", str(TP_CONFIG), "--experiments-root", str(tmp_path), "--experiment-id",
-                        experiment_id, *STEPS, *extra, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    records = [json.loads(line) for line in (tmp_path / experiment_id / "results.jsonl").read_text().splitlines()]
-    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
-    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
-    return train, evaluation
+def _train(run, tmp_path, nproc: int, experiment_id: str, *extra: str):
+    return train_layout(run, TP_CONFIG, tmp_path, nproc, experiment_id, *extra)
 
 
 def test_the_split_model_computes_what_the_whole_model_does():
@@ -63,40 +52,21 @@ def test_the_split_model_computes_what_the_whole_model_does():
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
     """The baseline every layout is compared with: one process, tensor_parallel_degree 1."""
-    from tests.training.conftest import torchrun_cmd
-
-    def run(nproc, *args, timeout=600):
-        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
-                              text=True, timeout=timeout, check=False)
-
-    tmp_path = tmp_path_factory.mktemp("tp_one")
-    return _train(run, tmp_path, 1, "one", "--set", "device_mesh.config.tensor_parallel_degree=1"), tmp_path
+    return train_one_process(tmp_path_factory, TP_CONFIG, "--set", "device_mesh.config.tensor_parallel_degree=1")
 
 
-def _same_run(a, b):
-    (train_a, eval_a), (train_b, eval_b) = a, b
-    assert sorted(train_a) == sorted(train_b) == [1, 2, 3, 4]
-    for step in train_a:
-        for key in ("train loss avg", "train loss last"):
-            assert abs(train_a[step]["losses"][key] - train_b[step]["losses"][key]) < 1e-5, (step, key)
-        assert train_a[step]["metrics"]["grad norm last"] == pytest.approx(train_b[step]["metrics"]["grad norm last"],
-                                                                           rel=1e-4)
-        # tensor-parallel peers read the same samples: tokens count the data-parallel ranks only (by hand:
-        # a step is 8 samples of 128 tokens whatever the layout)
-        assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
-    assert eval_a == pytest.approx(eval_b, abs=1e-5)
 
 
 def test_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)
+    assert_same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)
     progress = json.loads((tmp_path / "tp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
     assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
 
 
 def test_tp_2_with_loss_parallelism_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 2, "tp2lp", "--set", "device_mesh.config.enable_loss_parallel=true"),
+    assert_same_run(_train(run_torchrun, tmp_path, 2, "tp2lp", "--set", "device_mesh.config.enable_loss_parallel=true"),
               baseline)
 
 
@@ -104,7 +74,7 @@ def test_dp_2_x_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
     # 4 samples per rank on 2 data-parallel ranks: the same global batch of 8 as one process
     run = _train(run_torchrun, tmp_path, 4, "dp2tp2", "--set", "settings.step_profile.local_train_micro_batch_size=4")
-    _same_run(run, baseline)
+    assert_same_run(run, baseline)
 
 
 @pytest.mark.parametrize("loss_parallel", [False, True])
@@ -112,7 +82,7 @@ def test_tp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process, 
     """Each sequence split over 2 cp ranks, each share's activations over 2 tp ranks (learned positions, tied
     embeddings), with and without the loss on vocabulary shards: one data-parallel rank reading the whole batch."""
     (baseline, _) = one_process
-    _same_run(_train(run_torchrun, tmp_path, 4, "tp2cp2", "--set", "device_mesh.config.context_parallel_degree=2",
+    assert_same_run(_train(run_torchrun, tmp_path, 4, "tp2cp2", "--set", "device_mesh.config.context_parallel_degree=2",
                      "--set", f"device_mesh.config.enable_loss_parallel={str(loss_parallel).lower()}"), baseline)
 
 

@@ -1,0 +1,56 @@
+"""Training one config on several parallel layouts and comparing each with one process: the shared steps of
+tests/training/test_tensor_parallel.py (tp.yaml) and test_context_parallel.py (cp.yaml)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+# 4 steps, each logged, an evaluation at the end, checkpoints at steps 2 and 4
+STEPS = [
+    "--set", "settings.training_target.num_target_steps=4",
+    "--set", "settings.intervals.training_log_interval_in_steps=1",
+    "--set", "settings.intervals.evaluation_interval_in_steps=4",
+    "--set", "settings.intervals.checkpointing_interval_in_steps=2",
+]
+
+
+def train_layout(run, config: Path, root: Path, nproc: int, experiment_id: str, *extra: str):
+    """Train ``config`` on ``nproc`` ranks; (train records by step, evaluation losses)."""
+    done = run(nproc, "train", str(config), "--experiments-root", str(root), "--experiment-id", experiment_id,
+               *STEPS, *extra, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    records = [json.loads(line) for line in (root / experiment_id / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
+    return train, evaluation
+
+
+def train_one_process(tmp_path_factory, config: Path, *extra: str):
+    """The baseline of a module's layouts: ``config`` on one process; (its run, the folder it trained in)."""
+    def run(nproc, *args, timeout=600):
+        return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    root = tmp_path_factory.mktemp(f"{config.stem}_one")
+    return train_layout(run, config, root, 1, "one", *extra), root
+
+
+def assert_same_run(a, b):
+    """Two runs of the 4 steps: the same losses (1e-5), gradient norms, token counts and evaluation."""
+    (train_a, eval_a), (train_b, eval_b) = a, b
+    assert sorted(train_a) == sorted(train_b) == [1, 2, 3, 4]
+    for step in train_a:
+        for key in ("train loss avg", "train loss last"):
+            assert abs(train_a[step]["losses"][key] - train_b[step]["losses"][key]) < 1e-5, (step, key)
+        assert train_a[step]["metrics"]["grad norm last"] == pytest.approx(train_b[step]["metrics"]["grad norm last"],
+                                                                           rel=1e-4)
+        # ranks of one model replica (tp, cp, pp peers) read the same samples: tokens count the data-parallel
+        # ranks only (by hand: a step is 8 samples of 128 tokens whatever the layout)
+        assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
+    assert eval_a == pytest.approx(eval_b, abs=1e-5)
