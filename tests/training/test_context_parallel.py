@@ -188,3 +188,28 @@ def test_the_loop_splits_sequences_exactly_when_the_mesh_has_a_cp_dimension():
     assert context_parallel_mesh(Mesh("dp_replicate", "dp_shard", "tp")) is None
     assert context_parallel_mesh(Mesh()) is None
     assert context_parallel_mesh(None) is None
+
+
+def test_a_batch_the_ranks_cannot_split_is_refused_with_what_to_change():
+    """Caught before torch splits anything: a target not shaped like the samples, a length the degree does
+    not divide (validate refuses the configured length; this is the loader's actual batch)."""
+    import torch
+
+    from modalities.training.context_parallel import ContextParallel
+    from modalities.training.distributed import TrainingSetupError
+
+    class Mesh:
+        device_type = "cpu"
+
+        def size(self):
+            return 2
+
+    splitter = ContextParallel(Mesh())
+    ids = torch.zeros(3, 8, dtype=torch.long)
+    with pytest.raises(TrainingSetupError, match=r"'mask' has shape \(3,\) where samples have 8 tokens"), \
+            splitter.shard({"input_ids": ids}, {"mask": torch.zeros(3)}):
+        pass
+    with pytest.raises(TrainingSetupError, match="samples of 7 tokens cannot be split over context_parallel_degree 2; "
+                                                  "use a sequence length divisible by it"), \
+            splitter.shard({"input_ids": ids[:, :7]}, {"target_ids": ids[:, :7]}):
+        pass
