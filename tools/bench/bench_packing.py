@@ -2,9 +2,11 @@
 
     python tools/bench/bench_packing.py [--workdir DIR] [--num-cpus 2] [--batch-size 64] [--rounds 3]
                                         [--reference-python /path/to/venv/bin/python]
+                                        [--gpt2-ranks /path/to/gpt2.tiktoken]
 
 The corpus and tokenizer are made by tools/bench/packing_corpus.py (20,000 JSONL documents, 36 MB; a GPT-2-like
-byte-level BPE of 50,257 ids in a transformers folder), once, under --workdir. Rows, all in this run:
+byte-level BPE of 50,257 ids trained on it, or with --gpt2-ranks GPT-2's own tokenizer, each in a transformers
+folder), once, under --workdir. Rows, all in this run:
 
 - reference: the reference's ``modalities data pack_encoded_data`` (its console script beside
   --reference-python), when given; its output is compared with ours byte for byte;
@@ -142,6 +144,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reference-python", type=Path, default=None,
                         help="python of an environment with the reference Modalities installed")
+    parser.add_argument("--gpt2-ranks", type=Path, default=None,
+                        help="GPT-2's rank table (whisper/assets/gpt2.tiktoken from `pip download openai-whisper "
+                             "--no-deps --no-binary :all:`): pack with GPT-2's own tokenizer instead of the trained one")
     args = parser.parse_args()
 
     from packing_corpus import prepare
@@ -149,7 +154,7 @@ def main() -> None:
     from modalities.data.pbin import PackedFile
     from modalities.data.raw_index import create_raw_index
 
-    paths = prepare(args.workdir)
+    paths = prepare(args.workdir, gpt2_ranks=args.gpt2_ranks)
     work = args.workdir / "runs"
     work.mkdir(exist_ok=True)
     one_doc = work / "one.jsonl"
