@@ -76,9 +76,68 @@ def main(out_dir: Path) -> None:
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(full(p.detach()), q.detach(), msg=f"{name} after AdamW on rank {rank}")
 
+    check_layouts_in_one_collective(rank)
+    check_replicas_are_counted_once(rank)
+
     (out_dir / f"rank{rank}.ok").write_text("ok")
     dist.barrier()  # tear gloo down together: a rank leaving early can abort its peer's background thread
     dist.destroy_process_group()
+
+
+def collectives_of(call):
+    """(result of ``call``, the number of collectives it issued)."""
+    from torch.distributed.tensor.debug import CommDebugMode
+
+    with CommDebugMode() as comm:
+        result = call()
+    return result, comm.get_total_counts()
+
+
+def check_layouts_in_one_collective(rank: int) -> None:
+    """Gradients of three layouts on a 1-D mesh (rows sharded, columns sharded, replicated, as tensor-parallel
+    weights and norms are): the norm over the full gradients, in one collective."""
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("tp",))
+    full_grads = [torch.arange(12.0).reshape(4, 3) - 5, torch.arange(8.0).reshape(2, 4) / 3, torch.tensor([3.0, -4.0])]
+    layouts = [[Shard(0)], [Shard(1)], [Replicate()]]
+    params = []
+    for grad, placements in zip(full_grads, layouts):
+        param = torch.nn.Parameter(distribute_tensor(torch.zeros_like(grad), mesh, placements))
+        param.grad = distribute_tensor(grad.clone(), mesh, placements)  # a replica may share the full tensor
+        params.append(param)
+    model = torch.nn.ParameterList(params)
+    flat = torch.cat([g.flatten() for g in full_grads])
+    # worked out by hand: |flat|_1 = 36 + 28/3 + 7, |flat|_2^2 = 146 + 140/9 + 25, max |x| = 6
+    expected = {"P1_NORM": 36 + 28 / 3 + 7, "P2_NORM": (146 + 140 / 9 + 25) ** 0.5, "MAX_NORM": 6.0}
+    for norm_name, value in expected.items():
+        assert abs(torch.linalg.vector_norm(flat, ord=TORCH_NORM[norm_name]).item() - value) < 1e-5
+        clipper = get_fsdp2_logging_only_gradient_clipper(model, norm_name, device_mesh=mesh)
+        norm, count = collectives_of(clipper.clip_gradients)
+        assert abs(norm.item() - value) < 1e-5, (norm_name, norm.item(), value, rank)
+        assert count == 1, f"{norm_name}: {count} collectives for three layouts on rank {rank}"
+    clipper = get_fsdp2_gradient_clipper(model, max_norm=1.0, norm_type="P2_NORM", device_mesh=mesh)
+    clipper.clip_gradients()
+    scale = 1.0 / (expected["P2_NORM"] + 1e-6)
+    for param, grad in zip(params, full_grads):
+        torch.testing.assert_close(param.grad.full_tensor(), grad * scale)
+
+
+def check_replicas_are_counted_once(rank: int) -> None:
+    """HSDP, 2 replicas x 1 shard: every gradient is a copy on both ranks, so the norm is one copy's, not
+    sqrt(2) times it; in one collective."""
+    mesh = init_device_mesh("cpu", (2, 1), mesh_dim_names=("dp_replicate", "dp_shard"))
+    reference = TinyLM(vocab_size=13, dim=8)
+    model = copy.deepcopy(reference)
+    fully_shard(model, mesh=mesh)
+    backward(model)
+    backward(reference)
+    for norm_name, norm_type in TORCH_NORM.items():
+        expected = torch.nn.utils.get_total_norm([p.grad for p in reference.parameters()], norm_type=norm_type)
+        clipper = get_fsdp2_logging_only_gradient_clipper(model, norm_name, device_mesh=mesh)
+        norm, count = collectives_of(clipper.clip_gradients)
+        torch.testing.assert_close(norm, expected, msg=f"HSDP {norm_name} on rank {rank}")
+        assert count == 1, f"HSDP {norm_name}: {count} collectives on rank {rank}"
 
 
 if __name__ == "__main__":

@@ -114,6 +114,20 @@ def test_pipeline_parts_without_the_mesh_are_refused(tiny_model):
         get_fsdp2_gradient_clipper([tiny_model], max_norm=1.0, norm_type="P2_NORM")
 
 
+def test_fsdp2_over_a_tensor_parallel_shard_counts_as_disjoint_parts():
+    """FSDP2 shards a tensor-parallel weight with a strided shard (its placement in every tp run, see tp.yaml):
+    its ranks hold disjoint parts, so the one-collective norm applies; copies and pending sums do not."""
+    from torch.distributed.tensor import Partial, Replicate, Shard
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    from modalities.optim.gradient_clipping import _is_shard
+
+    assert _is_shard(_StridedShard(0, split_factor=2))
+    assert _is_shard(Shard(1))
+    assert not _is_shard(Replicate())
+    assert not _is_shard(Partial())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
