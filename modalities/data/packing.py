@@ -7,8 +7,9 @@ order, so the output does not depend on how the work was spread.
 How the work is spread depends on the encoder. A Hugging Face fast tokenizer (`tokenizers`) releases the GIL
 while it encodes, so one process does it all with threads in a pipeline: one reads and parses JSON,
 ``num_cpus`` encode a batch each, side by side, and the caller's thread puts them back in order, flattens and
-writes; this runs faster than the tokenizer on its own thread pool. Other encoders (SentencePiece, one's own)
-run in a pool of ``num_cpus`` worker processes.
+writes; this runs faster than the tokenizer on its own thread pool. SentencePiece from 0.2.2 releases the GIL
+too and goes the same way; older SentencePiece and encoders of one's own run in a pool of ``num_cpus`` worker
+processes.
 
 ``shard=(i, n)`` packs the i-th of n contiguous slices of the index; merging the n parts in order
 (`merge_packed_data`) gives the file packing the whole would.

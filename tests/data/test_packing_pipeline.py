@@ -11,7 +11,7 @@ from modalities.data.errors import DataError
 from modalities.data.packing import _flatten, pack_encoded_data, shard_bounds
 from modalities.data.pbin import PackedFile
 from modalities.data.raw_index import create_raw_index
-from modalities.data.tokenizers import HFBatchEncoder
+from modalities.data.tokenizers import HFBatchEncoder, SPBatchEncoder
 from tests.data.conftest import EOD, TEXTS, write_jsonl
 
 
@@ -220,3 +220,82 @@ def test_the_tokenizer_thread_settings_are_put_back(tmp_path, corpus, hf_tokeniz
     # set for the packing (true, 2 threads), then what the caller had: false, and no thread count
     assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
     assert "RAYON_NUM_THREADS" not in os.environ
+
+
+class _SPHoldsTheGil(SPBatchEncoder):
+    """SentencePiece's encoder as before 0.2.2, declared unable to release the GIL."""
+
+    releases_gil = False
+
+
+class _SPInProcesses:
+    """A SentencePiece tokenizer whose encoder must go to worker processes."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.vocab_size
+
+    def get_token_id(self, token):
+        return self.tokenizer.get_token_id(token)
+
+    def batch_encoder(self):
+        return _SPHoldsTheGil(self.tokenizer.model_proto)
+
+
+def test_sentencepiece_that_releases_the_gil_packs_on_threads_as_worker_processes_do(tmp_path, corpus, sp_model):
+    import sentencepiece
+
+    from modalities.data.tokenizers import PreTrainedSPTokenizer, sentencepiece_releases_gil
+
+    tokenizer = PreTrainedSPTokenizer(str(sp_model))
+    create_raw_index(corpus)
+    threaded = pack_encoded_data(corpus, tokenizer, EOD, dst_path=tmp_path / "t.pbin", num_cpus=2,
+                                 processing_batch_size=3)
+    pooled = pack_encoded_data(corpus, _SPInProcesses(tokenizer), EOD, dst_path=tmp_path / "p.pbin", num_cpus=2,
+                               processing_batch_size=3)
+    eod = tokenizer.get_token_id(EOD)
+    expected = [token for text in TEXTS for token in [*tokenizer.processor.encode(text), eod]]
+    assert PackedFile(threaded.dst_path).tokens.tolist() == expected
+    assert threaded.dst_path.read_bytes() == pooled.dst_path.read_bytes()
+    assert pooled.parallelism == "2 worker process(es)"
+    releases = sentencepiece_releases_gil(sentencepiece.__version__)
+    assert threaded.parallelism == ("one process, the tokenizer on 2 thread(s)" if releases else "2 worker process(es)")
+
+
+@pytest.mark.parametrize(("version", "releases"), [("0.1.99", False), ("0.2.0", False), ("0.2.1", False),
+                                                   ("0.2.2", True), ("0.2.3", True), ("0.10.0", True),
+                                                   ("1.0", True)])
+def test_sentencepiece_releases_the_gil_from_0_2_2(version, releases):
+    from modalities.data.tokenizers import sentencepiece_releases_gil
+
+    assert sentencepiece_releases_gil(version) is releases
+
+
+def test_threads_asking_a_fresh_sentencepiece_encoder_at_once_all_get_the_loaded_model(sp_model):
+    """The packer's encoder threads share one encoder and the first batches arrive together: none may see a
+    processor whose model is still loading ("Model is not initialized")."""
+    import threading
+
+    from modalities.data.tokenizers import PreTrainedSPTokenizer
+
+    tokenizer = PreTrainedSPTokenizer(str(sp_model))
+    expected = tokenizer.processor.encode(TEXTS)
+    for _ in range(5):
+        encoder = SPBatchEncoder(tokenizer.model_proto)
+        start = threading.Barrier(8)
+        results, errors = [], []
+
+        def first_call(encoder=encoder, start=start, results=results, errors=errors):
+            start.wait(timeout=60)
+            try:
+                results.append(encoder(TEXTS))
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=first_call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors[:1]
+        assert results == [expected] * 8

@@ -14,7 +14,7 @@ folder), once, under --workdir. Rows, all in this run:
   tokenizer, JSON, encoding, .pbin); the first run fills the packing tokenizer cache and is reported as "cold";
 - start-up: the same command on a one-document corpus (everything but the per-document work);
 - pack_encoded_data called in this process, batches encoded side by side on threads, or forced onto worker
-  processes (the way SentencePiece and custom tokenizers go);
+  processes (the way custom tokenizers and SentencePiece before 0.2.2 go);
 - the tokenizer alone: ``tokenizers`` ``encode_batch`` and ``encode_batch_fast`` over the texts already in
   memory, in batches of --batch-size, one batch at a time on the tokenizer's pool of --num-cpus threads, and
   ``encode_batch_fast`` with --num-cpus batches side by side on Python threads (the packer's way), in a fresh
@@ -74,7 +74,8 @@ print(json.dumps({"tokens": sum(counts) + len(texts), "seconds": time.perf_count
 
 class ProcessesOnly:
     """The cached tokenizer with its encoder declared unable to release the GIL, so pack_encoded_data spreads
-    it over worker processes (the way taken for SentencePiece and custom tokenizers): threads against processes."""
+    it over worker processes (the way taken for custom tokenizers and SentencePiece before 0.2.2): threads
+    against processes."""
 
     def __init__(self, tokenizer):
         self.tokenizer, self.vocab_size = tokenizer, tokenizer.vocab_size
