@@ -78,6 +78,8 @@ def main(out_dir: Path) -> None:
 
     check_layouts_in_one_collective(rank)
     check_replicas_are_counted_once(rank)
+    check_a_rank_without_gradients_takes_part(rank)
+    check_meshes_not_spanning_the_ranks_keep_their_own_norms(rank)
 
     (out_dir / f"rank{rank}.ok").write_text("ok")
     dist.barrier()  # tear gloo down together: a rank leaving early can abort its peer's background thread
@@ -138,6 +140,43 @@ def check_replicas_are_counted_once(rank: int) -> None:
         norm, count = collectives_of(clipper.clip_gradients)
         torch.testing.assert_close(norm, expected, msg=f"HSDP {norm_name} on rank {rank}")
         assert count == 1, f"HSDP {norm_name}: {count} collectives on rank {rank}"
+
+
+def check_a_rank_without_gradients_takes_part(rank: int) -> None:
+    """A rank holding no gradient (a pipeline stage whose parameters got none) still meets the others in the
+    one all-reduce, with 0: the total is the other rank's shards' norm, and nobody waits forever."""
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from modalities.optim.gradient_clipping import total_gradient_norm
+
+    mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("dp_shard",))
+    full_grad = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    param = torch.nn.Parameter(distribute_tensor(torch.zeros_like(full_grad), mesh, [Shard(0)]))
+    grad = distribute_tensor(full_grad.clone(), mesh, [Shard(0)])  # a collective: made on both ranks
+    param.grad = grad if rank == 0 else None
+    # rank 0 holds rows 0-1: 1 + 4 + 9 + 16 = 30
+    norm, count = collectives_of(lambda: total_gradient_norm(iter([param]), 2.0))
+    assert abs(norm.item() - 30**0.5) < 1e-6, (norm.item(), rank)
+    assert count == 1, (count, rank)
+
+
+def check_meshes_not_spanning_the_ranks_keep_their_own_norms(rank: int) -> None:
+    """Gradients on a one-rank mesh each (a layout the single all-reduce does not fit): every rank's norm is its
+    own gradients', combined over their layouts, and nothing is summed across ranks."""
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    from modalities.optim.gradient_clipping import total_gradient_norm
+
+    own = init_device_mesh("cpu", (2, 1), mesh_dim_names=("ranks", "own"))["own"]
+    grads = [torch.tensor([3.0, 4.0]) * (rank + 1), torch.tensor([[12.0]]) * (rank + 1)]
+    params = []
+    for grad, placements in zip(grads, [[Shard(0)], [Replicate()]]):
+        param = torch.nn.Parameter(distribute_tensor(torch.zeros_like(grad), own, placements))
+        param.grad = distribute_tensor(grad.clone(), own, placements)
+        params.append(param)
+    # by hand: sqrt(9 + 16 + 144) = 13 on rank 0, 26 on rank 1; the max norm 12 and 24
+    assert abs(total_gradient_norm(params, 2.0).item() - 13 * (rank + 1)) < 1e-5
+    assert abs(total_gradient_norm(params, float("inf")).item() - 12 * (rank + 1)) < 1e-5
 
 
 if __name__ == "__main__":
