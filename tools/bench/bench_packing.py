@@ -15,6 +15,8 @@ folder), once, under --workdir. Rows, all in this run:
 - start-up: the same command on a one-document corpus (everything but the per-document work);
 - pack_encoded_data called in this process, batches encoded side by side on threads, or forced onto worker
   processes (the way custom tokenizers and SentencePiece before 0.2.2 go);
+- SentencePiece (a 32,000-piece BPE trained on the corpus's first 2,000 documents): pack_encoded_data in this
+  process on threads (sentencepiece 0.2.2 and later release the GIL) and forced onto worker processes;
 - the tokenizer alone: ``tokenizers`` ``encode_batch`` and ``encode_batch_fast`` over the texts already in
   memory, in batches of --batch-size, one batch at a time on the tokenizer's pool of --num-cpus threads, and
   ``encode_batch_fast`` with --num-cpus batches side by side on Python threads (the packer's way), in a fresh
@@ -72,6 +74,19 @@ print(json.dumps({"tokens": sum(counts) + len(texts), "seconds": time.perf_count
 """
 
 
+from modalities.data.tokenizers import SPBatchEncoder  # after the repository is on the path
+
+
+class HoldsTheGil(SPBatchEncoder):
+    releases_gil = False
+
+    @staticmethod
+    def releases_gil_here() -> bool:
+        from modalities.data.tokenizers import sentencepiece_releases_gil
+
+        return sentencepiece_releases_gil()
+
+
 class ProcessesOnly:
     """The cached tokenizer with its encoder declared unable to release the GIL, so pack_encoded_data spreads
     it over worker processes (the way taken for custom tokenizers and SentencePiece before 0.2.2): threads
@@ -89,6 +104,34 @@ class ProcessesOnly:
         encoder = HFBatchEncoder(self.tokenizer.batch_encoder().tokenizer_json)
         encoder.releases_gil = False
         return encoder
+
+
+class SentencePieceInProcesses:
+    """A SentencePiece tokenizer whose encoder is declared unable to release the GIL (as before sentencepiece
+    0.2.2), so pack_encoded_data spreads it over worker processes."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.vocab_size = tokenizer, tokenizer.vocab_size
+
+    def get_token_id(self, token):
+        return self.tokenizer.get_token_id(token)
+
+    def batch_encoder(self):
+        return HoldsTheGil(self.tokenizer.model_proto)
+
+
+def sentencepiece_in_process(paths: dict, work: Path, num_cpus: int, batch_size: int, processes: bool) -> float:
+    from modalities.data.packing import pack_encoded_data
+    from modalities.data.tokenizers import PreTrainedSPTokenizer
+
+    tokenizer = PreTrainedSPTokenizer(str(paths["sentencepiece"]))
+    result = pack_encoded_data(paths["corpus"], SentencePieceInProcesses(tokenizer) if processes else tokenizer,
+                               "<eod>", dst_path=work / f"sp_{'processes' if processes else 'threads'}.pbin",
+                               index_path=paths["index"], num_cpus=num_cpus, processing_batch_size=batch_size,
+                               overwrite=True)
+    expected = "2 worker process(es)" if processes or not HoldsTheGil.releases_gil_here() else "one process"
+    assert result.parallelism.startswith(expected), result.parallelism
+    return result.seconds
 
 
 def in_process(paths: dict, work: Path, num_cpus: int, batch_size: int, processes: bool) -> float:
@@ -147,15 +190,16 @@ def main() -> None:
                         help="python of an environment with the reference Modalities installed")
     parser.add_argument("--gpt2-ranks", type=Path, default=None,
                         help="GPT-2's rank table (whisper/assets/gpt2.tiktoken from `pip download openai-whisper "
-                             "--no-deps --no-binary :all:`): pack with GPT-2's own tokenizer instead of the trained one")
+                             "--no-deps --no-binary :all:`): pack with GPT-2's own tokenizer, not the trained one")
     args = parser.parse_args()
 
-    from packing_corpus import prepare
+    from packing_corpus import prepare, sentencepiece_model
 
     from modalities.data.pbin import PackedFile
     from modalities.data.raw_index import create_raw_index
 
     paths = prepare(args.workdir, gpt2_ranks=args.gpt2_ranks)
+    paths["sentencepiece"] = sentencepiece_model(args.workdir)
     work = args.workdir / "runs"
     work.mkdir(exist_ok=True)
     one_doc = work / "one.jsonl"
@@ -198,6 +242,10 @@ def main() -> None:
         for processes in (False, True):
             name = f"pack_encoded_data in-process, {'2 worker processes' if processes else 'threads'}"
             rows.setdefault(name, []).append(in_process(paths, work, args.num_cpus, args.batch_size, processes))
+        for processes in (False, True):
+            name = f"SentencePiece 32k BPE in-process, {'2 worker processes' if processes else 'threads'}"
+            rows.setdefault(name, []).append(
+                sentencepiece_in_process(paths, work, args.num_cpus, args.batch_size, processes))
         for method in ("encode_batch", "encode_batch_fast", "encode_batch_fast side by side"):
             done = subprocess.run(
                 [sys.executable, "-c", ALONE, str(paths["tokenizer"]), str(paths["corpus"]), str(args.batch_size),
@@ -219,11 +267,16 @@ def main() -> None:
           f"{args.num_cpus} cpus; best of {args.rounds}")
     print(f"{'':58} {'seconds':>8} {'tokens/s':>12}")
     for name, seconds in best.items():
-        rate = "" if "start-up" in name else f"{tokens / seconds:12,.0f}"
+        rate = "" if "start-up" in name or name.startswith("SentencePiece") else f"{tokens / seconds:12,.0f}"
         print(f"{name:58} {seconds:8.2f} {rate:>12}")
     for method, run in alone.items():
         print(f"{'tokenizer alone, ' + method:58} {run['seconds']:8.2f} {tokens / run['seconds']:12,.0f}")
     assert (work / "threads.pbin").read_bytes() == (work / "processes.pbin").read_bytes()
+    assert (work / "sp_threads.pbin").read_bytes() == (work / "sp_processes.pbin").read_bytes()
+    sp_threads, sp_processes = (best[f"SentencePiece 32k BPE in-process, {way}"]
+                                for way in ("threads", "2 worker processes"))
+    print(f"SentencePiece: threads (sentencepiece {'releases' if HoldsTheGil.releases_gil_here() else 'holds'} the "
+          f"GIL) vs worker processes: {sp_processes / sp_threads:.2f}x faster; output byte-identical: True")
     if "reference" in best:
         print(f"ours vs reference: {best['reference'] / best['ours']:.2f}x faster; output byte-identical: {identical}")
     for method, run in alone.items():

@@ -207,6 +207,33 @@ def make_gpt2_tokenizer_from_ranks(ranks_file: Path, folder: Path) -> None:
     _save_gpt2_folder(tokenizer, folder, len(vocab) + 1)
 
 
+def sentencepiece_model(workdir: Path, vocab_size: int = 32_000, documents: int = 2_000) -> Path:
+    """A SentencePiece BPE model of ``vocab_size`` pieces (Llama-2's size) trained on the corpus's first
+    ``documents`` documents, with <eod> as a user-defined piece; made once under ``workdir``."""
+    import sentencepiece
+
+    model = workdir / f"sp_bpe{vocab_size}.model"
+    if model.is_file():
+        return model
+    sample = workdir / ".sp_train.txt"
+    with (workdir / "corpus.jsonl").open(encoding="utf-8") as f:
+        sample.write_text("\n".join(json.loads(line)["text"] for _, line in zip(range(documents), f)), encoding="utf-8")
+    prefix = workdir / f".tmp-sp_bpe{vocab_size}"
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(sample),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="bpe",
+        user_defined_symbols=["<eod>"],
+        max_sentence_length=1 << 16,
+        minloglevel=2,
+    )
+    prefix.with_suffix(".model").replace(model)
+    prefix.with_suffix(".vocab").unlink(missing_ok=True)
+    sample.unlink()
+    return model
+
+
 def prepare(
     workdir: Path,
     documents: int = 20_000,
