@@ -31,7 +31,9 @@ NOT_COMPUTED_NORM = -1.0
 
 
 @torch.no_grad()
-def total_gradient_norm(parameters: Iterable[nn.Parameter], norm_type: float, pipeline_group: Any = None) -> torch.Tensor:
+def total_gradient_norm(
+    parameters: Iterable[nn.Parameter], norm_type: float, pipeline_group: Any = None
+) -> torch.Tensor:
     """The ``norm_type``-norm of all gradients together, as a plain tensor equal on every rank. With
     ``pipeline_group`` (the ranks holding the other pipeline stages) the norm covers every stage's gradients."""
     parameters = list(parameters)
