@@ -228,15 +228,8 @@ class _SPHoldsTheGil(SPBatchEncoder):
     releases_gil = False
 
 
-class _SPInProcesses:
-    """A SentencePiece tokenizer whose encoder must go to worker processes."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.vocab_size = tokenizer.vocab_size
-
-    def get_token_id(self, token):
-        return self.tokenizer.get_token_id(token)
+class _SPInProcesses(_HFInProcesses):
+    """The same wrapper around a SentencePiece tokenizer: its encoder must go to worker processes."""
 
     def batch_encoder(self):
         return _SPHoldsTheGil(self.tokenizer.model_proto)

@@ -49,8 +49,6 @@ def one_process(tmp_path_factory):
     return train_one_process(tmp_path_factory, CP_CONFIG, "--set", "device_mesh.config.context_parallel_degree=1")
 
 
-
-
 def test_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
     assert_same_run(_train(run_torchrun, tmp_path, 2, "cp2"), baseline)

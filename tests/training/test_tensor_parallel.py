@@ -55,8 +55,6 @@ def one_process(tmp_path_factory):
     return train_one_process(tmp_path_factory, TP_CONFIG, "--set", "device_mesh.config.tensor_parallel_degree=1")
 
 
-
-
 def test_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
     (baseline, _) = one_process
     assert_same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)

@@ -106,15 +106,8 @@ class ProcessesOnly:
         return encoder
 
 
-class SentencePieceInProcesses:
-    """A SentencePiece tokenizer whose encoder is declared unable to release the GIL (as before sentencepiece
-    0.2.2), so pack_encoded_data spreads it over worker processes."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer, self.vocab_size = tokenizer, tokenizer.vocab_size
-
-    def get_token_id(self, token):
-        return self.tokenizer.get_token_id(token)
+class SentencePieceInProcesses(ProcessesOnly):
+    """The same for a SentencePiece tokenizer (as before sentencepiece 0.2.2, which held the GIL)."""
 
     def batch_encoder(self):
         return HoldsTheGil(self.tokenizer.model_proto)
