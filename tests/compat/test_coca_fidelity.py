@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from tests.compat.helpers import CONFIGS, build, expected, fingerprint
+from tests.tolerances import approx_float32, approx_float32_sum
 
 REFERENCE_TEST_CONFIG = Path(__file__).parent / "reference_configs" / "tests" / "models" / "coca" / "coca_config.yaml"
 
@@ -37,8 +38,8 @@ def test_seeded_coca_has_the_reference_weights_and_outputs(models, activation):
         outputs = model.eval()(_inputs())
     for key, theirs in reference["outputs"].items():
         assert list(outputs[key].shape) == theirs["shape"], key  # vision_cls and text_cls are (B, 1, d)
-        assert outputs[key].flatten()[:4].tolist() == pytest.approx(theirs["first"], abs=1e-6), key
-        assert outputs[key].double().sum().item() == pytest.approx(theirs["sum"], rel=1e-6, abs=1e-6), key
+        assert outputs[key].flatten()[:4].tolist() == approx_float32(theirs["first"], of=outputs[key]), key
+        assert outputs[key].double().sum().item() == approx_float32_sum(theirs["sum"], outputs[key]), key
 
 
 def test_the_reference_coca_test_config_validates_and_has_its_parameter_count():

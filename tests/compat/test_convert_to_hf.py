@@ -11,6 +11,7 @@ import torch
 from modalities.cli.main import main
 from tests.compat.helpers import build
 from tests.compat.test_reference_variants import TINY_GPT2
+from tests.tolerances import assert_close_float32
 
 IDS = torch.tensor([[1, 5, 9, 13, 2, 60, 7, 3]])
 
@@ -60,7 +61,7 @@ def test_exports_the_checkpoints_weights(tmp_path, spelling):
     with torch.no_grad():
         ours = build(config)["checkpointed_model"].eval()({"input_ids": IDS})["logits"]
         theirs = hf(IDS).logits
-    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    assert_close_float32(theirs, ours)
 
 
 def test_a_config_that_loads_no_checkpoint_is_refused(tmp_path, capsys):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.compat.helpers import CONFIGS, build
+from tests.tolerances import approx_float32, approx_float32_sum
 
 DATA = Path(__file__).parent / "data" / "reference_checkpoints"
 NAME = "seen_steps_2-seen_tokens_60-target_steps_4-target_tokens_120"
@@ -49,8 +50,8 @@ def test_full_state_dict_bin_loads_in_the_checkpoint_dtype(tmp_path, expected):
         """))
     logits = _logits(built["checkpointed_model"])
     assert logits.dtype == torch.float32
-    assert logits.flatten()[:6].tolist() == pytest.approx(expected["logits_first"], abs=1e-6)
-    assert logits.double().sum().item() == pytest.approx(expected["logits_sum"], rel=1e-6)
+    assert logits.flatten()[:6].tolist() == approx_float32(expected["logits_first"], of=logits)
+    assert logits.double().sum().item() == approx_float32_sum(expected["logits_sum"], logits)
 
 
 def test_fsdp1_checkpointed_spelling_with_bf16_precision(tmp_path, expected):
@@ -96,7 +97,7 @@ def test_dcp_folder_loads_model_optimizer_and_scheduler(tmp_path, expected):
         """))
     app_state = built["app_state"]
     logits = _logits(app_state.model)
-    assert logits.flatten()[:6].tolist() == pytest.approx(expected["logits_first"], abs=1e-6)
+    assert logits.flatten()[:6].tolist() == approx_float32(expected["logits_first"], of=logits)
     assert app_state.lr_scheduler.get_last_lr() == pytest.approx(expected["lr"])  # 0.01 halved twice
     state = app_state.optimizer.state_dict()["state"]
     assert state and all(int(s["step"]) == 2 for s in state.values())  # two AdamW steps were taken
@@ -113,4 +114,4 @@ def test_checkpoint_loading_dcp_reads_the_reference_folder(tmp_path, expected):
             checkpoint_path: {DCP}
         """))
     logits = _logits(built["checkpointed_model"])
-    assert logits.flatten()[:6].tolist() == pytest.approx(expected["logits_first"], abs=1e-6)
+    assert logits.flatten()[:6].tolist() == approx_float32(expected["logits_first"], of=logits)

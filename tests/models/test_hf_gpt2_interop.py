@@ -15,6 +15,7 @@ from modalities.interop.hf_gpt2 import (
 )
 from modalities.models.gpt2.config import GPT2LLMConfig
 from tests.models.helpers import build_gpt2, gpt2_config_dict, rope_overrides
+from tests.tolerances import assert_close_float32
 
 N_EMBD, N_LAYER, N_HEAD, VOCAB, SEQ = 32, 2, 4, 64, 16
 
@@ -55,7 +56,7 @@ def test_hf_weights_loaded_into_ours_give_the_same_logits(tie):
     with torch.no_grad():
         expected = hf(input_ids=ids).logits
         got = ours({"input_ids": ids})["logits"]
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert_close_float32(got, expected)
 
 
 def test_exported_folder_loads_with_from_pretrained_and_gives_the_same_logits(tmp_path):
@@ -69,7 +70,7 @@ def test_exported_folder_loads_with_from_pretrained_and_gives_the_same_logits(tm
     hf = AutoModelForCausalLM.from_pretrained(out_dir, local_files_only=True).eval()
     ids = random_batch()
     with torch.no_grad():
-        torch.testing.assert_close(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"], atol=1e-5, rtol=0)
+        assert_close_float32(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"])
 
 
 def test_configurations_with_an_exact_hf_form_round_trip(tmp_path):
@@ -81,7 +82,7 @@ def test_configurations_with_an_exact_hf_form_round_trip(tmp_path):
     hf = AutoModelForCausalLM.from_pretrained(export_to_hf(ours, tmp_path / "m"), local_files_only=True).eval()
     ids = random_batch()
     with torch.no_grad():
-        torch.testing.assert_close(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"], atol=1e-5, rtol=0)
+        assert_close_float32(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"])
     reloaded = build_gpt2(
         bias=False, poe_type="NOPE", attention_norm_config=norm, ffn_norm_config=norm, lm_head_norm_config=norm, seed=9
     ).eval()
@@ -145,7 +146,7 @@ def test_a_config_and_state_dict_export_without_building_the_model_twice(tmp_pat
     ).eval()
     ids = random_batch()
     with torch.no_grad():
-        torch.testing.assert_close(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"], atol=1e-5, rtol=0)
+        assert_close_float32(hf(input_ids=ids).logits, ours({"input_ids": ids})["logits"])
     with pytest.raises(HFConversionError, match="missing.*c_fc"):
         broken = {k: v for k, v in state_dict.items() if "h.1.mlp.c_fc" not in k}
         export_state_dict_to_hf(config, broken, tmp_path / "other")

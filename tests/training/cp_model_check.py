@@ -74,8 +74,9 @@ for name, overrides in CASES.items():
         "positions": positions,
         "batch_untouched": torch.equal(batch.samples["input_ids"], ids) and torch.equal(batch.targets["target_ids"],
                                                                                         targets),
-        "logits_max_abs_diff": (whole_logits - expected_logits).abs().max().item(),
-        "loss_diff": abs(mean_loss.item() - expected_loss.item()),
+        "logits_max_diff_over_largest_logit": ((whole_logits - expected_logits).abs().max()
+                                               / expected_logits.abs().max()).item(),
+        "loss_relative_diff": abs(mean_loss.item() - expected_loss.item()) / abs(expected_loss.item()),
         "grad_max_diff_over_largest_grad": worst_grad / scale,
     }
     if dist.get_rank() == 0:

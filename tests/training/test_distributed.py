@@ -5,6 +5,7 @@ import json
 import subprocess
 
 from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
+from tests.tolerances import approx_float32
 
 
 def _args(tmp_path, experiment_id, *extra):
@@ -20,7 +21,7 @@ def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path, run_torc
     losses_two, losses_one = read_results(tmp_path / "two"), read_results(tmp_path / "one")
     assert sorted(losses_two) == [1, 2, 3, 4]
     for step in losses_one:
-        assert abs(losses_two[step] - losses_one[step]) < 1e-5, (step, losses_two, losses_one)
+        assert losses_two[step] == approx_float32(losses_one[step]), (step, losses_two, losses_one)
     # both ranks wrote their shard and their data/RNG state into one checkpoint
     step_3 = tmp_path / "two" / "checkpoints" / "step_3"
     assert (step_3 / "rank_0.pt").is_file() and (step_3 / "rank_1.pt").is_file()

@@ -41,7 +41,7 @@ for name, overrides in CASES.items():
         sharded += isinstance(b, DTensor) and any(p.is_shard() for p in b.placements)
     record = {
         "case": name,
-        "logits_max_abs_diff": (expected - got).abs().max().item(),
+        "logits_max_diff_over_largest_logit": ((expected - got).abs().max() / expected.abs().max()).item(),
         "grad_max_diff_over_largest_grad": worst_grad / scale,
         "parameters": [sum(1 for _ in whole.parameters()), sum(1 for _ in split.parameters())],
         "sharded_parameters": sharded,
@@ -70,8 +70,9 @@ with loss_parallel_context(True):
     loss.backward()
 head_grad = split.transformer.lm_head.weight.grad.full_tensor()
 record = {"case": "loss_parallel", "logits_placements": [str(p) for p in logits.placements],
-          "local_vocab": logits.to_local().shape[-1], "loss_diff": abs(plain_tensor(loss).item() - expected.item()),
-          "head_grad_diff": (head_grad - whole.transformer.lm_head.weight.grad).abs().max().item()}
+          "local_vocab": logits.to_local().shape[-1], "loss_relative_diff": abs(plain_tensor(loss).item() - expected.item()) / abs(expected.item()),
+          "head_grad_diff_over_largest": ((head_grad - whole.transformer.lm_head.weight.grad).abs().max()
+                                          / whole.transformer.lm_head.weight.grad.abs().max()).item()}
 if dist.get_rank() == 0:
     print("TPCHECK " + json.dumps(record), flush=True)
 # a model the degree cannot split is refused before anything is changed
