@@ -50,6 +50,9 @@ WORLD_SIZE = {
     "config_files/training/config_lorem_ipsum_long_fsdp2_pp.yaml": 4,
     "config_files/training/config_lorem_ipsum_long_fsdp2_pp_tp.yaml": 4,
     "config_files/training/config_lorem_ipsum_long_fsdp2_warmstart.yaml": 4,  # data_parallel_shard_degree: 4
+    "config_files/training/config_lorem_ipsum_long_fsdp2_cp.yaml": 2,  # context_parallel_degree 2
+    "config_files/training/config_lorem_ipsum_long_fsdp2_pp_cp.yaml": 4,  # pipeline_parallel_degree 4
+    "config_files/training/config_lorem_ipsum_long_fsdp2_pp_tp_cp.yaml": 8,  # pp 2 x tp 2 x cp 2
     "tutorials/instruction_tuning/configs/small_train_instruct_model_fsdp2_config.yaml": 2,
     "tutorials/warmstart/configs/pre_training_config.yaml": 2,
 }
