@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modalities.interop.hf_llama import full_float
 from modalities.models.gpt2.model import GPT2LLM, RotaryTransform
 from modalities.models.norms.layer_norms import RMSLayerNorm
 
@@ -87,7 +88,7 @@ def to_hf_remote(model: GPT2LLM, token_ids: dict[str, int | None] | None = None)
     from modalities.interop.remote_code.modeling_modalities_gpt2 import ModalitiesGPT2ForCausalLM
 
     hf_model = ModalitiesGPT2ForCausalLM(remote_config(model, token_ids)).float().eval()
-    state = {name: _full(t) for name, t in model.state_dict().items()}
+    state = {name: full_float(t) for name, t in model.state_dict().items()}
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
     missing = [name for name in missing if not (model.use_weight_tying and name == "transformer.lm_head.weight")]
     if missing or unexpected:
@@ -102,11 +103,6 @@ def write_code(folder: Path) -> None:
     source = Path(__file__).parent / "remote_code"
     for name in CODE_FILES:
         shutil.copyfile(source / name, folder / name)
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
-    return full.detach().cpu().float()
 
 
 # ---- import: read back without running the folder's code --------------------------------------------------

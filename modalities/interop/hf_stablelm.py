@@ -23,44 +23,24 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from modalities.models.gpt2.model import GPT2LLM, RotaryTransform, SwiGLU
+from modalities.interop.hf_gpt2 import layer_norm_problems
+from modalities.interop.hf_llama import (
+    decoder_fields,
+    full_float,
+    rope_swiglu_gpt2_config,
+    rope_swiglu_problems,
+)
+from modalities.models.gpt2.model import GPT2LLM
 
 
 class HFStableLmConversionError(ValueError):
     pass
 
 
-def _rotary(model: GPT2LLM) -> RotaryTransform | None:
-    transforms = [t for t in model.blocks[0].attn.qkv_transforms if isinstance(t, RotaryTransform)]
-    return transforms[0] if transforms else None
-
-
-def _norms(model: GPT2LLM) -> dict[str, nn.Module]:
-    norms = {"lm_head_norm": model.transformer.lm_head_norm}
-    for i, block in enumerate(model.blocks):
-        norms[f"h.{i}.attention_norm"], norms[f"h.{i}.ffn_norm"] = block.attention_norm, block.ffn_norm
-    return norms
-
-
 def stablelm_problems(model: GPT2LLM) -> list[str]:
     """Why this model has no exact StableLM form (empty if it has one)."""
-    problems = []
-    if model.poe_type != "NOPE" or _rotary(model) is None:
-        problems.append(
-            f"poe_type {model.poe_type} without a RotaryTransform; StableLM positions by RoPE "
-            "(poe_type: NOPE with attention_config.qkv_transforms: [RotaryTransform])"
-        )
-    if model.activation_type != "swiglu":
-        problems.append(f"activation_type is {model.activation_type}; StableLM has a SwiGLU MLP")
-    norms = _norms(model)
-    not_layer_norm = sorted(name for name, norm in norms.items() if not isinstance(norm, nn.LayerNorm))
-    if not_layer_norm:
-        problems.append(f"norms other than layer_norm ({', '.join(not_layer_norm[:3])}...); StableLM uses LayerNorm")
-    epsilons = {norm.eps for norm in norms.values() if isinstance(norm, nn.LayerNorm)}
-    if len(epsilons) > 1:
-        problems.append(f"the norms use different eps values {sorted(epsilons)}; StableLM has one layer_norm_eps")
+    problems = rope_swiglu_problems(model, "StableLM") + layer_norm_problems(model, "StableLM", "layer_norm_eps")
     if model.config.bias:
         problems.append("bias: true (biases on every linear); StableLM has biases on q/k/v only")
     if model.blocks[0].attn.q_norm is not None:
@@ -80,24 +60,13 @@ def hf_stablelm_config(model: GPT2LLM, token_ids: dict[str, int | None] | None =
         raise HFStableLmConversionError(
             "this model/gpt2 configuration has no StableLM form:\n  - " + "\n  - ".join(problems)
         )
-    mlp: SwiGLU = model.blocks[0].mlp
     return StableLmConfig(
-        vocab_size=model.vocab_size,
-        hidden_size=model.n_embd,
-        intermediate_size=mlp.W.out_features,
-        num_hidden_layers=model.n_layer,
-        num_attention_heads=model.n_head_q,
-        num_key_value_heads=model.n_head_kv,
-        hidden_act="silu",
-        max_position_embeddings=model.sequence_length,
+        **decoder_fields(model, token_ids),
         layer_norm_eps=model.transformer.lm_head_norm.eps,
-        rope_theta=float(_rotary(model).base_freq),
         partial_rotary_factor=1.0,  # StableLM's default rotates a quarter of each head; we rotate all of it
         use_qkv_bias=False,
         qk_layernorm=False,
         use_parallel_residual=False,
-        tie_word_embeddings=model.use_weight_tying,
-        **(token_ids or {}),
     )
 
 
@@ -131,17 +100,12 @@ def to_hf_stablelm(model: GPT2LLM, token_ids: dict[str, int | None] | None = Non
         if hf_name not in theirs:  # a tied lm_head is the embedding in HF's parameters
             continue
         if our_name in ours:
-            theirs[hf_name].copy_(_full(ours[our_name]))
+            theirs[hf_name].copy_(full_float(ours[our_name]))
         else:  # a LayerNorm of ours without scale or shift: StableLM's identity values
             theirs[hf_name].fill_(1.0 if hf_name.endswith("weight") else 0.0)
     if model.use_weight_tying:
         hf_model.tie_weights()
     return hf_model
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
-    return full.detach().cpu().float()
 
 
 # ---- import: a transformers StableLM -> our model/gpt2 -----------------------------------------------------
@@ -164,36 +128,10 @@ def gpt2_config_from_hf_stablelm(hf_config) -> dict[str, Any]:
     refused = [reason for reason, applies in refusals.items() if applies]
     if refused:
         raise HFStableLmConversionError("this StableLM has no model/gpt2 form: " + "; ".join(refused))
-    n_embd, heads = hf_config.hidden_size, hf_config.num_attention_heads
     norm = {"norm_type": "layer_norm",
-            "config": {"normalized_shape": n_embd, "eps": hf_config.layer_norm_eps, "bias": True}}
-    return {
-        "sample_key": "input_ids",
-        "prediction_key": "logits",
-        "poe_type": "NOPE",
-        "sequence_length": hf_config.max_position_embeddings,
-        "vocab_size": hf_config.vocab_size,
-        "n_layer": hf_config.num_hidden_layers,
-        "n_head_q": heads,
-        "n_head_kv": hf_config.num_key_value_heads or heads,
-        "n_embd": n_embd,
-        # SwiGLU's hidden size is 2/3 of ffn_hidden rounded up to a multiple: with multiple 1, 3/2 of it gives it.
-        "ffn_hidden": -(-3 * hf_config.intermediate_size // 2),
-        "enforce_swiglu_hidden_dim_multiple_of": 1,
-        "dropout": 0.0,
-        # q/k/v biases need our bias: true, which also gives o_proj and the MLP biases; those stay zero.
-        "bias": bool(hf_config.use_qkv_bias),
-        "activation_type": "swiglu",
-        "attention_implementation": "pytorch_flash",
-        "attention_config": {"qkv_transforms": [
-            {"type_hint": "RotaryTransform",
-             "config": {"n_embd": n_embd, "n_head": heads, "seq_length_dim": -2, "base_freq": int(theta)}}
-        ]},
-        "attention_norm_config": norm,
-        "ffn_norm_config": norm,
-        "lm_head_norm_config": norm,
-        "use_weight_tying": bool(getattr(hf_config, "tie_word_embeddings", False)),
-    }
+            "config": {"normalized_shape": hf_config.hidden_size, "eps": hf_config.layer_norm_eps, "bias": True}}
+    # q/k/v biases need our bias: true, which also gives o_proj and the MLP biases; those stay zero.
+    return rope_swiglu_gpt2_config(hf_config, norm, bool(hf_config.use_qkv_bias), int(theta))
 
 
 def state_dict_from_hf_stablelm(hf_model, our_model: GPT2LLM) -> dict[str, torch.Tensor]:
