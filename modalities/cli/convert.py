@@ -1,6 +1,7 @@
-"""``modalities convert``: ``to-torch CHECKPOINT OUT.pt``, ``to-hf CHECKPOINT_OR_CONFIG OUT_DIR [--tokenizer DIR]``
-(GPT-2, Llama or Qwen3, whichever holds the model's shape; see interop/hf_export.py) and ``from-hf HF_DIR OUT.pt``
-(a transformers GPT-2, Llama or Qwen3 as our model/gpt2: the weights and the config to build it)."""
+"""``modalities convert``: ``to-torch CHECKPOINT OUT.pt``, ``to-hf CHECKPOINT_OR_CONFIG OUT_DIR [--tokenizer DIR]
+[--remote-code]`` (GPT-2, Llama, Qwen3 or StableLM, whichever holds the model's shape; with --remote-code, a shape
+none holds is written with its own modelling code; see interop/hf_export.py) and ``from-hf HF_DIR OUT.pt`` (any of
+those as our model/gpt2: the weights and the config to build it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_torch.add_argument("checkpoint", help="a checkpoint folder (or an experiment's checkpoints/latest)")
     to_torch.add_argument("output", help="the .pt file to write")
     to_hf = sub.add_parser(
-        "to-hf", help="write a transformers folder (GPT-2, Llama or Qwen3) from a checkpoint or a config"
+        "to-hf", help="write a transformers folder (GPT-2, Llama, Qwen3 or StableLM) from a checkpoint or a config"
     )
     to_hf.add_argument("source", help="a checkpoint folder (its saved config builds the model) or a config file")
     to_hf.add_argument("output", help="the folder to write (must not exist or be empty)")
@@ -35,7 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model/checkpointed); a checkpoint folder: the key of the unwrapped model in its saved config "
         "(default: the model under app_state)",
     )
-    from_hf = sub.add_parser("from-hf", help="a transformers GPT-2, Llama or Qwen3 as our model/gpt2 (.pt + config)")
+    to_hf.add_argument(
+        "--remote-code",
+        action="store_true",
+        help="where no transformers architecture holds the model exactly, write it with its own modelling code "
+        "(the folder then loads with trust_remote_code=True, as the reference's exports do)",
+    )
+    from_hf = sub.add_parser(
+        "from-hf", help="a transformers GPT-2, Llama, Qwen3 or StableLM as our model/gpt2 (.pt + config)"
+    )
     from_hf.add_argument("source", help="a transformers model folder (or a hub id in the local Hugging Face cache)")
     from_hf.add_argument("output", help="the .pt state dict to write (for checkpoint_loading/torch)")
     from_hf.add_argument(
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             return _to_torch(Path(args.checkpoint), Path(args.output))
         if args.target == "from-hf":
             return _from_hf(args.source, Path(args.output), Path(args.config) if args.config else None)
-        return _to_hf(Path(args.source), Path(args.output), args.model_key, args.tokenizer, args.overrides)
+        return _to_hf(Path(args.source), Path(args.output), args.model_key, args.tokenizer, args.overrides,
+                      getattr(args, "remote_code", False))
     except ConfigError as e:
         print(f"modalities convert: error: the config has errors:\n{e}", file=sys.stderr)
         return 1
@@ -79,7 +89,9 @@ def _to_torch(checkpoint: Path, output: Path) -> int:
     return 0
 
 
-def _to_hf(source: Path, output: Path, model_key: str | None, tokenizer: str | None, overrides: list[str]) -> int:
+def _to_hf(
+    source: Path, output: Path, model_key: str | None, tokenizer: str | None, overrides: list[str], remote_code: bool
+) -> int:
     from modalities.api import load_app_config_dict
     from modalities.checkpointing.dcp import read_model_state_dict
     from modalities.checkpointing.layout import CONFIG_FILE, resolve_checkpoint
@@ -112,7 +124,7 @@ def _to_hf(source: Path, output: Path, model_key: str | None, tokenizer: str | N
     model_config = GPT2LLMConfig.model_validate(node.get("config") or {})
     tokenizer_location = tokenizer or _config_tokenizer(config)
     loaded = load_tokenizer(tokenizer_location) if tokenizer_location else None
-    written, architecture = export_state_dict_to_hf(model_config, state_dict, output, loaded)
+    written, architecture = export_state_dict_to_hf(model_config, state_dict, output, loaded, remote_code)
     with_tokenizer = f" and the tokenizer of {tokenizer_location}" if loaded is not None else " (no tokenizer: give --tokenizer)"
     print(f"wrote a transformers {architecture} model to {written} with the weights of {origin}{with_tokenizer}")
     return 0

@@ -1,4 +1,8 @@
-"""``modalities convert_pytorch_to_hf_checkpoint``: the reference's spelling of ``modalities convert to-hf``."""
+"""``modalities convert_pytorch_to_hf_checkpoint``: the reference's spelling of ``modalities convert to-hf``.
+
+The reference's command always writes the model with its own modelling code; this spelling therefore implies
+``--remote-code``: a model a transformers architecture holds is still written as that architecture, one none holds
+with its modelling code, and the command says which."""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from modalities.cli import convert
 
-    note("modalities convert_pytorch_to_hf_checkpoint", "modalities convert to-hf CONFIG OUT_DIR")
+    note("modalities convert_pytorch_to_hf_checkpoint", "modalities convert to-hf CONFIG OUT_DIR --remote-code")
     return convert.run(
         argparse.Namespace(target="to-hf", source=args.config_file_path, output=args.output_hf_checkpoint_dir, model_key=None,
-                           tokenizer=None, overrides=[])
+                           tokenizer=None, overrides=[], remote_code=True)
     )

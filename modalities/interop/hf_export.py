@@ -1,11 +1,14 @@
 """Our ``model/gpt2`` to a transformers folder, in the architecture that holds its shape exactly, with its
 tokenizer; and a transformers folder back to our model.
 
-    classic GPT-2 (learned positions, gelu, LayerNorm)          -> GPT2LMHeadModel   (interop/hf_gpt2.py)
-    RoPE + SwiGLU + RMSNorm (GQA, biases, tying as configured)  -> LlamaForCausalLM  (interop/hf_llama.py)
+    classic GPT-2 (learned positions, gelu, LayerNorm)          -> GPT2LMHeadModel     (interop/hf_gpt2.py)
+    RoPE + SwiGLU + RMSNorm (GQA, biases, tying as configured)  -> LlamaForCausalLM    (interop/hf_llama.py)
     the same with a per-head q/k RMS norm                       -> Qwen3ForCausalLM
+    RoPE + SwiGLU + LayerNorm, no biases (the reference's test) -> StableLmForCausalLM (interop/hf_stablelm.py)
 
-A shape neither holds is refused with the reasons for each. The tokenizer (a Hugging Face tokenizer folder, or
+A shape none holds is refused with the reasons for each, unless the caller opts in to writing the model with its
+own modelling code (``remote_code``; loaded with ``trust_remote_code=True``, see interop/hf_remote.py), which is
+what the reference's converter does for every model. The tokenizer (a Hugging Face tokenizer folder, or
 the config's ``pretrained_hf_tokenizer``) is saved beside the weights, and its bos/eos/pad ids go into the model
 and generation configs, so ``AutoTokenizer.from_pretrained(OUT)`` encodes as our tokenizer does and
 ``generate`` stops at the end-of-text token. The folder is written under a temporary name and renamed into place.
@@ -24,6 +27,8 @@ import torch
 from modalities.checkpointing.compat import fit_state_dict_to_model
 from modalities.interop.hf_gpt2 import HFConversionError, hf_gpt2_problems, to_hf_gpt2
 from modalities.interop.hf_llama import HFLlamaConversionError, llama_problems, to_hf_llama
+from modalities.interop.hf_remote import HFRemoteCodeError, to_hf_remote, write_code
+from modalities.interop.hf_stablelm import HFStableLmConversionError, stablelm_problems, to_hf_stablelm
 from modalities.models.gpt2.model import GPT2LLM, build_gpt2_model
 
 
@@ -31,6 +36,11 @@ def model_from_state_dict(config, state_dict: dict[str, torch.Tensor]) -> GPT2LL
     """Our model of ``config`` (a GPT2LLMConfig) holding ``state_dict``, checked to fit it."""
     fields = {name: getattr(config, name) for name in type(config).model_fields}
     fields.update(use_meta_device=True, attention_implementation="manual")
+    for legacy in ("attention_norm", "ffn_norm", "lm_head_norm"):
+        # The 0.3 spelling gives a norm as a layer_norm component; unbuilt, it is a {variant_key, config} block.
+        component = fields.pop(legacy, None)
+        if isinstance(component, dict):
+            fields[f"{legacy}_config"] = {"norm_type": component.get("variant_key"), "config": component.get("config")}
     model = build_gpt2_model(**fields)
     state_dict = fit_state_dict_to_model(state_dict, model)
     missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
@@ -43,19 +53,45 @@ def model_from_state_dict(config, state_dict: dict[str, torch.Tensor]) -> GPT2LL
     return model.float().eval()
 
 
-def architecture_of(model: GPT2LLM) -> str:
-    """"gpt2", "llama" or "qwen3"; HFConversionError naming what keeps each out."""
+# The architecture name of a model written with its own modelling code.
+REMOTE_CODE = "modalities_gpt2 (its own modelling code: load with trust_remote_code=True)"
+
+
+def architecture_of(model: GPT2LLM, remote_code: bool = False) -> str:
+    """"gpt2", "llama", "qwen3" or "stablelm"; else REMOTE_CODE when allowed, else HFConversionError naming what
+    keeps each out."""
     gpt2 = hf_gpt2_problems(model)
     if not gpt2:
         return "gpt2"
     llama = llama_problems(model)
     if not llama:
         return "qwen3" if model.blocks[0].attn.q_norm is not None else "llama"
+    stablelm = stablelm_problems(model)
+    if not stablelm:
+        return "stablelm"
+    if remote_code:
+        return REMOTE_CODE
     raise HFConversionError(
         "no transformers architecture holds this model/gpt2 configuration exactly:\n"
         "  as GPT-2 (GPT2LMHeadModel):\n    - " + "\n    - ".join(gpt2) + "\n"
-        "  as Llama/Qwen3 (LlamaForCausalLM, Qwen3ForCausalLM):\n    - " + "\n    - ".join(llama)
+        "  as Llama/Qwen3 (LlamaForCausalLM, Qwen3ForCausalLM):\n    - " + "\n    - ".join(llama) + "\n"
+        "  as StableLM (StableLmForCausalLM):\n    - " + "\n    - ".join(stablelm) + "\n"
+        "to export it anyway with its own modelling code (loaded with trust_remote_code=True, as the reference "
+        "does), pass --remote-code"
     )
+
+
+def _hf_model(model: GPT2LLM, architecture: str, token_ids: dict[str, int | None] | None):
+    try:
+        if architecture == "gpt2":
+            return to_hf_gpt2(model)
+        if architecture == "stablelm":
+            return to_hf_stablelm(model, token_ids)
+        if architecture == REMOTE_CODE:
+            return to_hf_remote(model, token_ids)
+        return to_hf_llama(model, token_ids)
+    except (HFLlamaConversionError, HFStableLmConversionError, HFRemoteCodeError) as e:
+        raise HFConversionError(str(e)) from None
 
 
 def load_tokenizer(location: str | os.PathLike):
@@ -78,22 +114,22 @@ def _token_ids(tokenizer) -> dict[str, int | None]:
     }
 
 
-def export_model_to_hf(model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: Any = None) -> tuple[Path, str]:
-    """Write ``model`` (and ``tokenizer``) as a transformers folder; returns it and the architecture used."""
+def export_model_to_hf(
+    model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: Any = None, remote_code: bool = False
+) -> tuple[Path, str]:
+    """Write ``model`` (and ``tokenizer``) as a transformers folder; returns it and the architecture used.
+    ``remote_code``: where no transformers architecture holds the model, write it with its own modelling code."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"{out_dir} already exists and is not an empty folder; choose a new output folder")
-    architecture = architecture_of(model)
+    architecture = architecture_of(model, remote_code)
     token_ids = _token_ids(tokenizer) if tokenizer is not None else None
     if tokenizer is not None and len(tokenizer) > model.vocab_size:
         raise HFConversionError(
             f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is {model.vocab_size}: it is not "
             "this model's tokenizer"
         )
-    try:
-        hf_model = to_hf_gpt2(model) if architecture == "gpt2" else to_hf_llama(model, token_ids)
-    except HFLlamaConversionError as e:
-        raise HFConversionError(str(e)) from None
+    hf_model = _hf_model(model, architecture, token_ids)
     if token_ids is not None:
         for key, value in token_ids.items():
             setattr(hf_model.config, key, value)
@@ -102,6 +138,8 @@ def export_model_to_hf(model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: An
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         hf_model.save_pretrained(tmp_dir)
+        if architecture == REMOTE_CODE:
+            write_code(tmp_dir)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp_dir)
         if out_dir.exists():
@@ -113,9 +151,9 @@ def export_model_to_hf(model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: An
     return out_dir, architecture
 
 
-def export_state_dict_to_hf(config, state_dict, out_dir, tokenizer=None) -> tuple[Path, str]:
+def export_state_dict_to_hf(config, state_dict, out_dir, tokenizer=None, remote_code=False) -> tuple[Path, str]:
     """A model/gpt2 config and a full state dict (a consolidated checkpoint) as a transformers folder."""
-    return export_model_to_hf(model_from_state_dict(config, state_dict), out_dir, tokenizer)
+    return export_model_to_hf(model_from_state_dict(config, state_dict), out_dir, tokenizer, remote_code)
 
 
 # ---- import -------------------------------------------------------------------------------------------------
@@ -151,31 +189,40 @@ def gpt2_config_from_hf_gpt2(hf_config) -> dict[str, Any]:
 
 
 def import_from_hf(location: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A transformers GPT-2, Llama or Qwen3 folder (or hub id in the cache) -> (model/gpt2 config, state dict)."""
+    """A transformers GPT-2, Llama, Qwen3 or StableLM folder, or one we wrote with its own modelling code (or a hub
+    id in the cache) -> (model/gpt2 config, state dict). No modelling code of the folder is run."""
+    import json
+
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from modalities.interop.hf_gpt2 import load_hf_gpt2_weights
     from modalities.interop.hf_llama import gpt2_config_from_hf_llama, state_dict_from_hf_llama
+    from modalities.interop.hf_remote import MODEL_TYPE, read_remote_export
+    from modalities.interop.hf_stablelm import gpt2_config_from_hf_stablelm, state_dict_from_hf_stablelm
     from modalities.interop.hub import resolve_pretrained
 
     path = resolve_pretrained(location)
+    config_file = path / "config.json"
+    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == MODEL_TYPE:
+        try:
+            return read_remote_export(path)
+        except HFRemoteCodeError as e:
+            raise HFConversionError(str(e)) from None
     hf_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-    if hf_config.model_type == "gpt2":
-        config = gpt2_config_from_hf_gpt2(hf_config)
-    else:
-        try:
-            config = gpt2_config_from_hf_llama(hf_config)
-        except HFLlamaConversionError as e:
-            raise HFConversionError(str(e)) from None
-    hf_model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).float().eval()
-    fields = {**config, "attention_implementation": "manual", "seed": 0}
-    ours = build_gpt2_model(**fields)
-    if hf_config.model_type == "gpt2":
-        load_hf_gpt2_weights(ours, hf_model)
-        state = {name: t.detach().clone() for name, t in ours.state_dict().items()}
-    else:
-        try:
-            state = state_dict_from_hf_llama(hf_model, ours)
-        except HFLlamaConversionError as e:
-            raise HFConversionError(str(e)) from None
+    readers = {
+        "gpt2": (gpt2_config_from_hf_gpt2, None),
+        "stablelm": (gpt2_config_from_hf_stablelm, state_dict_from_hf_stablelm),
+    }
+    to_config, to_state = readers.get(hf_config.model_type, (gpt2_config_from_hf_llama, state_dict_from_hf_llama))
+    try:
+        config = to_config(hf_config)
+        hf_model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).float().eval()
+        ours = build_gpt2_model(**{**config, "attention_implementation": "manual", "seed": 0})
+        if to_state is None:
+            load_hf_gpt2_weights(ours, hf_model)
+            state = {name: t.detach().clone() for name, t in ours.state_dict().items()}
+        else:
+            state = to_state(hf_model, ours)
+    except (HFLlamaConversionError, HFStableLmConversionError) as e:
+        raise HFConversionError(str(e)) from None
     return config, state

@@ -33,7 +33,7 @@ class HFConversionError(ValueError):
     """The model cannot be represented by (or loaded from) transformers' GPT-2."""
 
 
-def _norms(model: GPT2LLM) -> dict[str, nn.Module]:
+def norm_layers(model: GPT2LLM) -> dict[str, nn.Module]:
     norms = {"transformer.lm_head_norm": model.transformer.lm_head_norm}
     for i, block in enumerate(model.blocks):
         norms[f"transformer.h.{i}.attention_norm"] = block.attention_norm
@@ -53,13 +53,19 @@ def hf_gpt2_problems(model: GPT2LLM) -> list[str]:
         )
     if any(isinstance(t, RotaryTransform) for block in model.blocks for t in block.attn.qkv_transforms):
         problems.append("RotaryTransform (RoPE); HF GPT-2 only has learned absolute position embeddings")
-    norms = _norms(model)
+    return problems + layer_norm_problems(model, "HF GPT-2", "layer_norm_epsilon")
+
+
+def layer_norm_problems(model: GPT2LLM, architecture: str, eps_field: str) -> list[str]:
+    """Why the model's norms are not those of an architecture with LayerNorm everywhere and one epsilon."""
+    problems = []
+    norms = norm_layers(model)
     not_layer_norm = sorted(name for name, norm in norms.items() if not isinstance(norm, nn.LayerNorm))
     if not_layer_norm:
-        problems.append(f"norms other than layer_norm ({', '.join(not_layer_norm)}); HF GPT-2 uses LayerNorm only")
+        problems.append(f"norms other than layer_norm ({', '.join(not_layer_norm)}); {architecture} uses LayerNorm only")
     epsilons = {norm.eps for norm in norms.values() if isinstance(norm, nn.LayerNorm)}
     if len(epsilons) > 1:
-        problems.append(f"the norms use different eps values {sorted(epsilons)}; HF GPT-2 has one layer_norm_epsilon")
+        problems.append(f"the norms use different eps values {sorted(epsilons)}; {architecture} has one {eps_field}")
     return problems
 
 

@@ -40,21 +40,28 @@ def _rms_eps(norm: nn.Module) -> float | None:
     return None
 
 
-def _rotary(model: GPT2LLM) -> RotaryTransform | None:
+def rotary_transform(model: GPT2LLM) -> RotaryTransform | None:
     transforms = [t for t in model.blocks[0].attn.qkv_transforms if isinstance(t, RotaryTransform)]
     return transforms[0] if transforms else None
 
 
-def llama_problems(model: GPT2LLM) -> list[str]:
-    """Why this model has no exact Llama/Qwen3 form (empty if it has one)."""
+def rope_swiglu_problems(model: GPT2LLM, architecture: str, plural: bool = False) -> list[str]:
+    """Why the model is not a RoPE + SwiGLU decoder, as ``architecture`` is."""
     problems = []
-    if model.poe_type != "NOPE" or _rotary(model) is None:
+    if model.poe_type != "NOPE" or rotary_transform(model) is None:
         problems.append(
-            f"poe_type {model.poe_type} without a RotaryTransform; Llama and Qwen3 position by RoPE "
-            "(poe_type: NOPE with attention_config.qkv_transforms: [RotaryTransform])"
+            f"poe_type {model.poe_type} without a RotaryTransform; {architecture} position{'' if plural else 's'} by "
+            "RoPE (poe_type: NOPE with attention_config.qkv_transforms: [RotaryTransform])"
         )
     if model.activation_type != "swiglu":
-        problems.append(f"activation_type is {model.activation_type}; Llama and Qwen3 have a SwiGLU MLP")
+        problems.append(f"activation_type is {model.activation_type}; {architecture} {'have' if plural else 'has'} a "
+                        "SwiGLU MLP")
+    return problems
+
+
+def llama_problems(model: GPT2LLM) -> list[str]:
+    """Why this model has no exact Llama/Qwen3 form (empty if it has one)."""
+    problems = rope_swiglu_problems(model, "Llama and Qwen3", plural=True)
     norms = {"lm_head_norm": model.transformer.lm_head_norm}
     for i, block in enumerate(model.blocks):
         norms[f"h.{i}.attention_norm"], norms[f"h.{i}.ffn_norm"] = block.attention_norm, block.ffn_norm
@@ -96,6 +103,24 @@ def _qk_norm_problems(model: GPT2LLM) -> list[str]:
     return problems
 
 
+def decoder_fields(model: GPT2LLM, token_ids: dict[str, int | None] | None) -> dict[str, Any]:
+    """The transformers config fields every RoPE + SwiGLU decoder (Llama, Qwen3, StableLM) shares with ours."""
+    mlp: SwiGLU = model.blocks[0].mlp
+    return dict(
+        vocab_size=model.vocab_size,
+        hidden_size=model.n_embd,
+        intermediate_size=mlp.W.out_features,
+        num_hidden_layers=model.n_layer,
+        num_attention_heads=model.n_head_q,
+        num_key_value_heads=model.n_head_kv,
+        hidden_act="silu",
+        max_position_embeddings=model.sequence_length,
+        rope_theta=float(rotary_transform(model).base_freq),
+        tie_word_embeddings=model.use_weight_tying,
+        **(token_ids or {}),
+    )
+
+
 def hf_llama_config(model: GPT2LLM, token_ids: dict[str, int | None] | None = None):
     """The transformers config (LlamaConfig, or Qwen3Config with qk-norm); HFLlamaConversionError if none."""
     problems = llama_problems(model)
@@ -104,23 +129,8 @@ def hf_llama_config(model: GPT2LLM, token_ids: dict[str, int | None] | None = No
             "this model/gpt2 configuration has no Llama or Qwen3 form:\n  - " + "\n  - ".join(problems)
         )
     attn = model.blocks[0].attn
-    mlp: SwiGLU = model.blocks[0].mlp
-    common: dict[str, Any] = dict(
-        vocab_size=model.vocab_size,
-        hidden_size=model.n_embd,
-        intermediate_size=mlp.W.out_features,
-        num_hidden_layers=model.n_layer,
-        num_attention_heads=model.n_head_q,
-        num_key_value_heads=model.n_head_kv,
-        head_dim=attn.head_dim,
-        hidden_act="silu",
-        max_position_embeddings=model.sequence_length,
-        rms_norm_eps=_rms_eps(model.transformer.lm_head_norm),
-        rope_theta=float(_rotary(model).base_freq),
-        attention_bias=model.config.bias,
-        tie_word_embeddings=model.use_weight_tying,
-        **(token_ids or {}),
-    )
+    common = dict(decoder_fields(model, token_ids), head_dim=attn.head_dim,
+                  rms_norm_eps=_rms_eps(model.transformer.lm_head_norm), attention_bias=model.config.bias)
     if attn.q_norm is None:
         from transformers import LlamaConfig
 
@@ -175,13 +185,14 @@ def to_hf_llama(model: GPT2LLM, token_ids: dict[str, int | None] | None = None):
     theirs = dict(hf_model.named_parameters(remove_duplicate=False))
     for our_name, hf_name in weight_map(model):
         if hf_name in theirs:  # a tied lm_head is the embedding in HF's parameters
-            theirs[hf_name].copy_(_full(ours[our_name]))
+            theirs[hf_name].copy_(full_float(ours[our_name]))
     if model.use_weight_tying:
         hf_model.tie_weights()
     return hf_model
 
 
-def _full(tensor: torch.Tensor) -> torch.Tensor:
+def full_float(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor (a DTensor gathered) on the CPU in float32."""
     full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
     return full.detach().cpu().float()
 
@@ -193,7 +204,7 @@ def gpt2_config_from_hf_llama(hf_config) -> dict[str, Any]:
     """The model/gpt2 config (plain values) of a transformers Llama or Qwen3 config."""
     model_type = hf_config.model_type
     if model_type not in ("llama", "qwen3"):
-        raise HFLlamaConversionError(f"model_type {model_type!r}: only llama, qwen3 and gpt2 are imported")
+        raise HFLlamaConversionError(f"model_type {model_type!r}: only llama, qwen3, stablelm and gpt2 are imported (and folders modalities wrote with its own modelling code)")
     rope = getattr(hf_config, "rope_parameters", None) or {}
     theta = rope.get("rope_theta") if isinstance(rope, dict) else None
     theta = theta if theta is not None else getattr(hf_config, "rope_theta", 10000.0)
@@ -222,42 +233,45 @@ def gpt2_config_from_hf_llama(hf_config) -> dict[str, Any]:
         raise HFLlamaConversionError(
             f"attention_bias {attention_bias} and mlp_bias {mlp_bias} differ; model/gpt2 has one bias for both"
         )
-    n_embd, eps = hf_config.hidden_size, hf_config.rms_norm_eps
-    norm = {"norm_type": "pytorch_rms_norm", "config": {"normalized_shape": n_embd, "eps": eps}}
-    config: dict[str, Any] = {
+    eps = hf_config.rms_norm_eps
+    norm = {"norm_type": "pytorch_rms_norm", "config": {"normalized_shape": hf_config.hidden_size, "eps": eps}}
+    config = rope_swiglu_gpt2_config(hf_config, norm, attention_bias, theta)
+    if model_type == "qwen3":
+        config["attention_config"]["qk_norm_config"] = {
+            "norm_type": "pytorch_rms_norm", "config": {"normalized_shape": head_dim, "eps": eps}
+        }
+    return config
+
+
+def rope_swiglu_gpt2_config(hf_config, norm: dict, bias: bool, theta: int) -> dict[str, Any]:
+    """The model/gpt2 config (plain values) of a transformers RoPE + SwiGLU decoder with ``norm`` everywhere."""
+    n_embd, heads = hf_config.hidden_size, hf_config.num_attention_heads
+    return {
         "sample_key": "input_ids",
         "prediction_key": "logits",
         "poe_type": "NOPE",
         "sequence_length": hf_config.max_position_embeddings,
         "vocab_size": hf_config.vocab_size,
         "n_layer": hf_config.num_hidden_layers,
-        "n_head_q": hf_config.num_attention_heads,
-        "n_head_kv": hf_config.num_key_value_heads or hf_config.num_attention_heads,
+        "n_head_q": heads,
+        "n_head_kv": hf_config.num_key_value_heads or heads,
         "n_embd": n_embd,
         # SwiGLU's hidden size is 2/3 of ffn_hidden rounded up to a multiple: with multiple 1, 3/2 of it gives it.
         "ffn_hidden": -(-3 * hf_config.intermediate_size // 2),
         "enforce_swiglu_hidden_dim_multiple_of": 1,
         "dropout": 0.0,
-        "bias": attention_bias,
+        "bias": bias,
         "activation_type": "swiglu",
         "attention_implementation": "pytorch_flash",
-        "attention_config": {
-            "qkv_transforms": [
-                {"type_hint": "RotaryTransform",
-                 "config": {"n_embd": n_embd, "n_head": hf_config.num_attention_heads, "seq_length_dim": -2,
-                            "base_freq": theta}}
-            ]
-        },
+        "attention_config": {"qkv_transforms": [
+            {"type_hint": "RotaryTransform",
+             "config": {"n_embd": n_embd, "n_head": heads, "seq_length_dim": -2, "base_freq": theta}}
+        ]},
         "attention_norm_config": norm,
         "ffn_norm_config": norm,
         "lm_head_norm_config": norm,
         "use_weight_tying": bool(getattr(hf_config, "tie_word_embeddings", False)),
     }
-    if model_type == "qwen3":
-        config["attention_config"]["qk_norm_config"] = {
-            "norm_type": "pytorch_rms_norm", "config": {"normalized_shape": head_dim, "eps": eps}
-        }
-    return config
 
 
 def state_dict_from_hf_llama(hf_model, our_model: GPT2LLM) -> dict[str, torch.Tensor]:

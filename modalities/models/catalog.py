@@ -25,6 +25,15 @@ CATALOG: list[ComponentSpec] = [
     ),
     ComponentSpec(
         component_key="model",
+        variant_key="gpt2_cp",
+        config="modalities.models.gpt2.config:GPT2ModelCPConfig",
+        builder="modalities.models.gpt2.context_parallel:context_parallelize_gpt2",
+        description="model/gpt2 trained with its sequences split over the mesh's cp dimension (ring attention); "
+        "wrap it with fsdp2_wrapped.",
+        interface="NNModel",
+    ),
+    ComponentSpec(
+        component_key="model",
         variant_key="huggingface_pretrained_model",
         config="modalities.models.huggingface.config:HuggingFacePretrainedModelConfig",
         builder="modalities.models.huggingface.model:HuggingFacePretrainedModel",

@@ -14,6 +14,9 @@ F = TypeVar("F", bound=Callable)
 # model's parameters in order as (name, shape, dtype), so that a seeded initializer can draw as for the whole.
 STAGE_MODULES_ATTRIBUTE = "pipeline_stage_modules"
 WHOLE_MODEL_PARAMETERS_ATTRIBUTE = "whole_model_parameters"
+# Set by model/gpt2_cp and model/gpt2_tp: how the training loop splits sequences over the mesh's cp ranks
+# ("headtail" or None), read from the model (parts) it trains.
+CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE = "context_parallel_load_balancer"
 
 
 def for_each_part(builder: F) -> F:

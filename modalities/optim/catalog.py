@@ -50,6 +50,14 @@ CATALOG = [
         "AdamW with weight-decay groups chosen by parameter name.",
         "torch.optim.Optimizer",
     ),
+    _row(
+        "optimizer",
+        "muon",
+        "MuonOptimizerConfig",
+        "modalities.optim.muon:get_muon",
+        "Muon (torch.optim.Muon) for hidden-layer matrices, AdamW for embeddings, output head, norms and biases.",
+        "torch.optim.Optimizer",
+    ),
     _scheduler("dummy_lr", "DummyLRSchedulerConfig", "DummyLRScheduler", "Keeps the learning rate unchanged."),
     _scheduler("step_lr", "StepLRSchedulerConfig", "get_step_lr", "torch StepLR: decay by gamma every step_size."),
     _scheduler(

@@ -3,8 +3,10 @@ runs as torch's ring attention (``torch.distributed.tensor.experimental.context_
 shards around the ring.
 
 torch shards the batch's tensors along the sequence in load-balanced order (head and tail chunks, so that causal
-attention costs every rank alike), so each rank also gets the positions of the tokens it holds
-(``POSITIONS_KEY`` in the samples), which the model uses for its position embeddings and rotary angles. The loss
+attention costs every rank alike; ``context_parallel_load_balancer: null`` on model/gpt2_cp or model/gpt2_tp asks
+for contiguous chunks), so each rank also gets the positions of the tokens it holds (``POSITIONS_KEY`` in the
+samples), which the model uses for its position embeddings and rotary angles. A pipeline stage is fed a tensor by
+torch's schedule, so there the positions are held around the schedule's step instead (``held_token_positions``). The loss
 of a rank is the mean over its tokens; FSDP2 averages gradients over ``dp_shard x cp``, so the step is that of
 the whole sequence's mean (every rank holds as many tokens).
 
@@ -24,6 +26,7 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh
 
 from modalities.models.gpt2.model import POSITIONS_KEY
+from modalities.models.model_parts import CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE
 from modalities.training.distributed import TrainingSetupError
 
 _CPU_RING_ATTENTION: dict | None = None
@@ -35,12 +38,26 @@ def context_parallel_mesh(device_mesh: DeviceMesh | None) -> DeviceMesh | None:
     return device_mesh["cp"] if "cp" in names else None
 
 
-class ContextParallel:
-    """Splits each batch over the ranks of ``cp_mesh`` for a forward (and backward) pass."""
+def load_balancer_of(model_parts) -> str | None:
+    """The load balancer model/gpt2_cp or model/gpt2_tp recorded on the model (parts); headtail by default."""
+    parts = model_parts if isinstance(model_parts, (list, tuple)) else [model_parts]
+    for part in parts:
+        for module in part.modules():  # the attribute sits on the model/gpt2 inside any wrapper
+            if hasattr(module, CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE):
+                return getattr(module, CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE)
+    return "headtail"
 
-    def __init__(self, cp_mesh: DeviceMesh):
+
+class ContextParallel:
+    """Splits each batch over the ranks of ``cp_mesh`` for a forward (and backward) pass; ``load_balancer``
+    "headtail" (torch's default: balanced causal attention) or None (contiguous chunks)."""
+
+    def __init__(self, cp_mesh: DeviceMesh, load_balancer: str | None = "headtail"):
+        if load_balancer not in ("headtail", None):
+            raise TrainingSetupError(f"context_parallel_load_balancer {load_balancer!r}: use headtail or null")
         self.mesh = cp_mesh
         self.degree = cp_mesh.size()
+        self.load_balancer = load_balancer
         if cp_mesh.device_type == "cpu":
             _register_cpu_ring_attention()
 
@@ -69,11 +86,25 @@ class ContextParallel:
         copies = {name: tensor.clone(memory_format=torch.contiguous_format) for name, tensor in tensors.items()}
         positions = torch.arange(length, device=first.device).expand(first.shape[0], length).contiguous()
         buffers = [*copies.values(), positions]
-        with _cpu_ring_attention_rules(self.mesh.device_type), context_parallel(
-            self.mesh, buffers=buffers, buffer_seq_dims=[1] * len(buffers), no_restore_buffers=set(buffers)
-        ):
+        with _cpu_ring_attention_rules(self.mesh.device_type), _load_balancing(self.load_balancer is not None), \
+                context_parallel(self.mesh, buffers=buffers, buffer_seq_dims=[1] * len(buffers),
+                                 no_restore_buffers=set(buffers)):
             yield ({**{name: copies[name] for name in samples}, POSITIONS_KEY: positions},
                    {name: copies[name] for name in targets})
+
+
+@contextlib.contextmanager
+def _load_balancing(enabled: bool) -> Iterator[None]:
+    """torch's context_parallel balances (head and tail chunks) unless its option says not to; it reads the
+    option when entered and keeps it for the ring attention's causal masks within."""
+    from torch.distributed.tensor.experimental._attention import _cp_options
+
+    before = _cp_options.enable_load_balance
+    _cp_options.enable_load_balance = enabled
+    try:
+        yield
+    finally:
+        _cp_options.enable_load_balance = before
 
 
 def _register_cpu_ring_attention() -> None:

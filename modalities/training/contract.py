@@ -673,16 +673,12 @@ class _Checks:
 
     def context_parallel(self) -> None:
         """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces) under
-        model/fsdp2_wrapped (which averages the gradients of the sequence's shares), sequences the degree
-        divides, and no pipeline parallelism beside it."""
+        model/fsdp2_wrapped (which averages the gradients of the sequence's shares), and sequences the degree
+        divides."""
         mesh = self.node(self.run.device_mesh)
         degree = _n(self.field(mesh, "context_parallel_degree"))
         if degree is None or degree == 1:
             return
-        if (_n(self.field(mesh, "pipeline_parallel_degree")) or 1) > 1:
-            self.add(self.at(mesh, "context_parallel_degree"),
-                     "context parallelism is not combined with pipeline parallelism yet",
-                     hint="set pipeline_parallel_degree: 1, or context_parallel_degree: 1")
         length = _n(self.run.settings.step_profile.sequence_length)
         if length is not None and length % degree:
             self.add(self.at(mesh, "context_parallel_degree"),

@@ -215,6 +215,7 @@ class Gym:
         scheduled_pipeline=None,
         loss_parallel: bool = False,
         context_parallel_mesh=None,
+        context_parallel_load_balancer: str | None = "headtail",
     ):
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
@@ -233,6 +234,12 @@ class Gym:
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         # Ranks reading different data: samples and tokens seen count these (tensor-parallel peers read alike).
         self.data_parallel_degree = data_parallel_degree or self.world_size
+        self.loss_parallel = loss_parallel
+        self.context_parallel = None
+        if context_parallel_mesh is not None:
+            from modalities.training.context_parallel import ContextParallel
+
+            self.context_parallel = ContextParallel(context_parallel_mesh, context_parallel_load_balancer)
         # With pipeline parallelism the loss exists on the last stage's ranks only: losses are averaged over them.
         self.pipelined_step = None
         self.loss_ranks = self.world_size
@@ -240,16 +247,10 @@ class Gym:
         if scheduled_pipeline is not None:
             from modalities.training.pipeline import PipelinedStep
 
-            self.pipelined_step = PipelinedStep(scheduled_pipeline, loss_parallel=loss_parallel)
+            self.pipelined_step = PipelinedStep(scheduled_pipeline, loss_parallel, self.context_parallel)
             self.loss_ranks = self.world_size // scheduled_pipeline.pp_stages[0].group_size
             holds_loss = scheduled_pipeline.has_last_stage
         count_weight = self.data_parallel_degree / self.loss_ranks if holds_loss else 0.0
-        self.loss_parallel = loss_parallel
-        self.context_parallel = None
-        if context_parallel_mesh is not None:
-            from modalities.training.context_parallel import ContextParallel
-
-            self.context_parallel = ContextParallel(context_parallel_mesh)
         self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight,
                                    loss_parallel, self.context_parallel)
         self.last_checkpoint: str | None = None

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 
+from modalities.models.gpt2.model import POSITIONS_KEY, held_token_positions
 from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE, WHOLE_MODEL_PARAMETERS_ATTRIBUTE
 from modalities.training.distributed import TrainingSetupError
-from modalities.training.gym import loss_parallel_context, plain_tensor
+from modalities.training.gym import loss_parallel_context, model_inputs, plain_tensor
 from modalities.training.pipeline_plan import (
     GPT2StagesGenerator,
     PipelinePlanError,
@@ -223,7 +224,7 @@ class PipelinedStep:
     ``run(batch, accumulation_steps)`` returns the batch's mean loss (over its pipeline micro-batches) on a rank
     holding the last stage, else None."""
 
-    def __init__(self, pipeline: Pipeline, loss_parallel: bool = False):
+    def __init__(self, pipeline: Pipeline, loss_parallel: bool = False, context_parallel=None):
         if pipeline.pp_schedule is None:
             raise TrainingSetupError("scheduled_pipeline has no schedule: build it with pipeline/scheduled")
         self.pipeline = pipeline
@@ -232,10 +233,11 @@ class PipelinedStep:
         first = pipeline.model_parts[0]
         self.sample_key = getattr(first, "sample_key", None)
         self.loss_parallel = loss_parallel
+        self.context_parallel = context_parallel
 
-    def _targets(self, batch) -> torch.Tensor:
-        targets = batch.targets[self.loss_fn.target_key]
-        mask = batch.targets.get("attention_mask")
+    def _targets(self, targets: dict) -> torch.Tensor:
+        mask = targets.get("attention_mask")
+        targets = targets[self.loss_fn.target_key]
         if mask is not None:  # folded in: the schedule hands the loss one target tensor per micro-batch
             ignore = getattr(self.loss_fn, "ignore_index", -100)
             targets = torch.where(mask.to(targets.device) == 0, torch.full_like(targets, ignore), targets)
@@ -250,12 +252,21 @@ class PipelinedStep:
             )
 
     def run(self, batch, accumulation_steps: int, train: bool = True) -> torch.Tensor | None:
+        """With context parallelism the schedule is fed this rank's share of each sequence (ring attention in
+        force), and every stage takes the positions of the tokens it holds from ``held_token_positions``: one row,
+        as the rows of a batch hold their tokens at the same positions."""
         self._check_batch(batch)
+        with model_inputs(batch, self.context_parallel) as (samples, targets):
+            positions = samples.get(POSITIONS_KEY)
+            with held_token_positions(positions[:1] if positions is not None else None):
+                return self._step(samples, targets, accumulation_steps, train)
+
+    def _step(self, samples: dict, targets: dict, accumulation_steps: int, train: bool) -> torch.Tensor | None:
         pipeline = self.pipeline
         self.pipeline.loss_fn.scale = pipeline.num_microbatches * accumulation_steps if train else 1
         last = pipeline.has_last_stage
-        targets, losses = (self._targets(batch), []) if last else (None, None)
-        inputs = (batch.samples[self.sample_key].contiguous(),) if pipeline.has_first_stage else ()
+        targets, losses = (self._targets(targets), []) if last else (None, None)
+        inputs = (samples[self.sample_key].contiguous(),) if pipeline.has_first_stage else ()
         with loss_parallel_context(self.loss_parallel):
             if train:
                 self.schedule.step(*inputs, target=targets, losses=losses, return_outputs=False)

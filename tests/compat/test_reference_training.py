@@ -125,3 +125,41 @@ def test_pipeline_configs_train_on_four_cpu_ranks(tmp_path, small_eval_set, conf
     assert all(np.isfinite(value) for value in losses.values())
     # the warm-up of a tiny model on the sample corpus: the loss falls from the start
     assert losses[max(losses)] < losses[min(losses)]
+
+
+@pytest.mark.parametrize(
+    ("config", "nproc", "mesh", "sequence_length"),
+    [("config_lorem_ipsum_long_fsdp2_cp.yaml", 2, "dp_shard=1 x cp=2", 64),  # model/gpt2_cp
+     ("config_lorem_ipsum_long_fsdp2_pp_cp.yaml", 4, "pp=4 x dp_shard=1", 64),  # Interleaved1F1B, a NaN hook
+     # model/gpt2_tp with context_parallel_load_balancer, a seeded initializer given the mesh; its own 16 tokens
+     ("config_lorem_ipsum_long_fsdp2_pp_tp_cp.yaml", 8, "pp=2 x dp_shard=1 x cp=2 x tp=2", None)],
+)
+def test_context_parallel_configs_train_on_cpu_ranks_and_checkpoint(tmp_path, small_eval_set, config, nproc, mesh,
+                                                                   sequence_length):
+    """The reference's newer context-parallel configs, unchanged but for the device, the data paths, the steps
+    (2, evaluated and checkpointed at the end) and the sequence length: bf16, the full 50304 vocabulary."""
+    from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+    values = {
+        "device_mesh.config.device_type": "cpu",
+        "settings.paths.train_dataset_path": SAMPLE,
+        "settings.paths.test_dataset_path": small_eval_set,
+        "settings.paths.checkpoint_saving_path": tmp_path / "checkpoints",
+        "settings.training_target.num_target_steps": 2,
+        "settings.intervals.checkpointing_interval_in_steps": 2,
+        "settings.intervals.evaluation_interval_in_steps": 2,
+        "settings.intervals.training_log_interval_in_steps": 1,
+    }
+    if sequence_length is not None:
+        values["settings.step_profile.sequence_length"] = sequence_length
+    overrides = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    done = subprocess.run(
+        torchrun_cmd(nproc, "train", str(TRAINING / config), "--experiments-root", str(tmp_path / "exp"),
+                     "--experiment-id", "cp", *overrides),
+        cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"mesh {mesh}" in done.stdout
+    losses = _train_losses(tmp_path / "exp" / "cp" / "results.jsonl")
+    assert sorted(losses) == [1, 2] and all(np.isfinite(value) for value in losses.values())
+    checkpoint = tmp_path / "checkpoints" / "cp" / "checkpoints" / "step_2"
+    assert (checkpoint / "training_progress.json").is_file() and any(checkpoint.glob("*.distcp"))

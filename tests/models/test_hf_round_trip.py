@@ -1,6 +1,7 @@
 """To Hugging Face and back: every shape of model/gpt2 is written as the transformers architecture that holds it
-(GPT-2, Llama, Qwen3) with its tokenizer, gives our logits there (fp32, <= 1e-5), and comes back; shapes none
-holds are refused with the reasons; hub ids resolve through a Hugging Face cache the test fills."""
+(GPT-2, Llama, Qwen3, StableLM) with its tokenizer, gives our logits there (fp32, <= 1e-5), and comes back; shapes
+none holds are refused with the reasons, or, when asked, written with their own modelling code, which computes
+what transformers' own architectures compute; hub ids resolve through a Hugging Face cache the test fills."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ ROPE = {"type_hint": "RotaryTransform", "config": {"n_embd": N_EMBD, "n_head": H
                                                     "base_freq": 10000}}
 RMS = {"norm_type": "pytorch_rms_norm", "config": {"normalized_shape": N_EMBD, "eps": 1e-5}}
 LAYER = {"norm_type": "layer_norm", "config": {"normalized_shape": N_EMBD, "eps": 1e-5}}
+LAYER_BIASED = {"norm_type": "layer_norm", "config": {"normalized_shape": N_EMBD, "eps": 1e-5, "bias": True}}
 
 
 def _config(**changes) -> dict:
@@ -44,6 +46,27 @@ SHAPES = {
     "qwen3": (_config(attention_config={"qkv_transforms": [ROPE], "qk_norm_config": {
         "norm_type": "pytorch_rms_norm", "config": {"normalized_shape": N_EMBD // HEADS, "eps": 1e-5}}}),
         "Qwen3ForCausalLM"),
+    # The reference's conversion test and getting-started shape: LayerNorm (with shift), RoPE, SwiGLU, no biases.
+    "stablelm": (_config(attention_norm_config=LAYER_BIASED, ffn_norm_config=LAYER_BIASED,
+                         lm_head_norm_config=LAYER_BIASED), "StableLmForCausalLM"),
+    # LayerNorms without shift or without any affine: StableLM's with unit scale and zero shift; tied embeddings.
+    "stablelm_plain_norms_tied": (_config(
+        attention_norm_config={"norm_type": "layer_norm", "config": {"normalized_shape": N_EMBD, "eps": 1e-5,
+                                                                     "elementwise_affine": False}},
+        ffn_norm_config={"norm_type": "layer_norm", "config": {"normalized_shape": N_EMBD, "eps": 1e-5, "bias": False}},
+        lm_head_norm_config=LAYER_BIASED, use_weight_tying=True), "StableLmForCausalLM"),
+}
+# Shapes no transformers architecture holds; written with their own modelling code when asked.
+REMOTE_SHAPES = {
+    # the reference's lorem-ipsum configs: biases on every linear, which StableLM lacks on o_proj and the MLP
+    "lorem_ipsum": _config(attention_norm_config=LAYER_BIASED, ffn_norm_config=LAYER_BIASED,
+                           lm_head_norm_config=LAYER_BIASED, bias=True),
+    "rope_gelu": _config(activation_type="gelu", use_weight_tying=True),
+    "qk_layer_norm": _config(attention_norm_config=LAYER_BIASED, ffn_norm_config=LAYER_BIASED,
+                             lm_head_norm_config=LAYER_BIASED, attention_config={"qkv_transforms": [ROPE], "qk_norm_config": {
+                                 "norm_type": "layer_norm", "config": {"normalized_shape": N_EMBD // HEADS, "eps": 1e-5}}}),
+    "biased_rms_nope": _config(poe_type="NOPE", attention_config={"qkv_transforms": []}, attention_norm_config={
+        "norm_type": "rms_norm", "config": {"ndim": N_EMBD, "epsilon": 1e-5, "bias": True}}),
 }
 IDS = torch.tensor([[1, 7, 300, 2047, 5, 0, 99, 1500], [3, 3, 3, 1024, 8, 9, 10, 11]])
 
@@ -66,6 +89,11 @@ def _trained_like(config: dict):
 def _logits(model, ids=IDS) -> torch.Tensor:
     with torch.no_grad():
         return model({"input_ids": ids})["logits"]
+
+
+def _assert_same_logits(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """float32 logits of the same function computed in another order: equal to ~1e-5 of their scale."""
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -106,11 +134,104 @@ def test_shapes_no_architecture_holds_are_refused_with_the_reasons(tmp_path):
     message = str(refused.value)
     assert "as GPT-2" in message and "RotaryTransform (RoPE)" in message
     assert "as Llama/Qwen3" in message and "activation_type is gelu; Llama and Qwen3 have a SwiGLU MLP" in message
+    assert "as StableLM" in message and "activation_type is gelu; StableLM has a SwiGLU MLP" in message
+    assert "pass --remote-code" in message
+    lorem_ipsum = build_gpt2_model(**REMOTE_SHAPES["lorem_ipsum"])
+    with pytest.raises(HFConversionError, match=r"bias: true \(biases on every linear\); StableLM has biases on q/k/v"):
+        export_model_to_hf(lorem_ipsum, tmp_path / "hf")
     biased_rms = build_gpt2_model(**_config(attention_norm_config={"norm_type": "rms_norm", "config": {
         "ndim": N_EMBD, "epsilon": 1e-5, "bias": True}}))
     with pytest.raises(HFConversionError, match=r"RMSNorm with a bias \(h\.0\.attention_norm"):
         export_model_to_hf(biased_rms, tmp_path / "hf2")
     assert not (tmp_path / "hf").exists() and not (tmp_path / "hf2").exists()
+
+
+@pytest.mark.parametrize("shape", REMOTE_SHAPES)
+def test_a_shape_no_architecture_holds_is_written_with_its_own_code_when_asked(tmp_path, shape):
+    from transformers import AutoModelForCausalLM
+
+    ours = _trained_like(REMOTE_SHAPES[shape])
+    out, written_as = export_model_to_hf(ours, tmp_path / "hf", load_tokenizer(SAMPLE_TOKENIZER), remote_code=True)
+    assert "trust_remote_code=True" in written_as
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["auto_map"]["AutoModelForCausalLM"] == "modeling_modalities_gpt2.ModalitiesGPT2ForCausalLM"
+    assert (out / "modeling_modalities_gpt2.py").is_file() and (out / "tokenizer.json").is_file()
+    hf = AutoModelForCausalLM.from_pretrained(out, local_files_only=True, trust_remote_code=True).eval()
+    with torch.no_grad():
+        theirs = hf(IDS).logits
+    _assert_same_logits(theirs, _logits(ours))
+
+    imported_config, state = import_from_hf(out)  # read back without running the folder's code
+    back = build_gpt2_model(**{**imported_config, "attention_implementation": "manual"}).eval()
+    back.load_state_dict(state)
+    _assert_same_logits(_logits(back), theirs)
+
+
+def _save_with_own_code(model, out: Path) -> None:
+    from modalities.interop.hf_remote import to_hf_remote, write_code
+
+    to_hf_remote(model).save_pretrained(out)
+    write_code(out)
+
+
+@pytest.mark.parametrize("shape", ["gpt2", "llama_bias_tied", "qwen3", "stablelm_plain_norms_tied"])
+def test_the_own_modelling_code_computes_what_transformers_architectures_do(tmp_path, shape):
+    """The written modelling code checked against transformers' GPT-2, Llama, Qwen3 and StableLM on the shapes
+    they hold (learned positions and gelu; biases, GQA, tying; q/k norm; LayerNorm without affine)."""
+    from transformers import AutoModelForCausalLM
+
+    ours = _trained_like(SHAPES[shape][0])
+    export_model_to_hf(ours, tmp_path / "architecture")
+    _save_with_own_code(ours, tmp_path / "own")
+    architecture = AutoModelForCausalLM.from_pretrained(tmp_path / "architecture", local_files_only=True).eval()
+    own = AutoModelForCausalLM.from_pretrained(tmp_path / "own", local_files_only=True, trust_remote_code=True)
+    with torch.no_grad():
+        _assert_same_logits(own.eval()(IDS).logits, architecture(IDS).logits)
+
+
+def test_the_own_modelling_code_generates_and_reads_left_padding(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    ours = _trained_like(REMOTE_SHAPES["lorem_ipsum"])
+    _save_with_own_code(ours, tmp_path / "own")
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "own", local_files_only=True, trust_remote_code=True).eval()
+    prompt = IDS[:1]
+    generated = hf.generate(prompt, max_new_tokens=4, do_sample=False)
+    expected = prompt
+    for _ in range(4):  # greedy decoding with our model, one token at a time
+        expected = torch.cat([expected, _logits(ours, expected)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(generated, expected)
+    # Two pad tokens on the left are invisible: the last position's logits are those of the unpadded prompt.
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        padded = hf(prompt, attention_mask=mask).logits[:, -1]
+    _assert_same_logits(padded, _logits(ours, prompt[:, 2:])[:, -1])
+
+
+def test_a_stablelm_with_qkv_biases_imports_with_its_logits_and_a_partial_rotation_is_refused(tmp_path):
+    """A StableLM as transformers initializes it (q/k/v biases, GQA) is our bias: true model with zero o_proj and
+    MLP biases; StableLM's default of rotating a quarter of each head has no model/gpt2 form."""
+    from transformers import StableLmConfig, StableLmForCausalLM
+
+    shape = {"vocab_size": VOCAB, "hidden_size": N_EMBD, "intermediate_size": 48, "num_hidden_layers": 2,
+             "num_attention_heads": HEADS, "num_key_value_heads": 2, "max_position_embeddings": 32, "use_qkv_bias": True}
+    torch.manual_seed(0)
+    hf = StableLmForCausalLM(StableLmConfig(partial_rotary_factor=1.0, rope_theta=20000.0, **shape)).eval()
+    with torch.no_grad():
+        for parameter in hf.parameters():  # biases and norms off their zero/one init too
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    hf.save_pretrained(tmp_path / "stablelm")
+    config, state = import_from_hf(tmp_path / "stablelm")
+    assert config["bias"] is True and config["n_head_kv"] == 2
+    ours = build_gpt2_model(**{**config, "attention_implementation": "manual"}).eval()
+    ours.load_state_dict(state)
+    assert not ours.blocks[0].attn.c_proj.bias.any() and not ours.blocks[0].mlp.W_2.bias.any()
+    with torch.no_grad():
+        _assert_same_logits(_logits(ours), hf(IDS).logits)
+
+    StableLmForCausalLM(StableLmConfig(**shape)).save_pretrained(tmp_path / "partial")
+    with pytest.raises(HFConversionError, match="partial_rotary_factor 0.25: model/gpt2 rotates the whole head"):
+        import_from_hf(tmp_path / "partial")
 
 
 def test_a_trained_qk_norm_without_a_qwen3_form_is_refused(tmp_path):

@@ -1,8 +1,9 @@
 """Run under torchrun with 2 CPU ranks by test_gradient_clipping.py (not a test module itself).
 
 Shards a tiny model with FSDP2 ``fully_shard`` and checks, on every rank, that the clippers' norms and the
-clipped gradients equal those of the unsharded model on the same batch, and that AdamW built on the sharded
-model steps like AdamW on the unsharded one. Writes ``rank<N>.ok`` into the directory given as argument.
+clipped gradients equal those of the unsharded model on the same batch, that AdamW built on the sharded
+model steps like AdamW on the unsharded one, and that Muon orthogonalizes the whole of a sharded matrix.
+Writes ``rank<N>.ok`` into the directory given as argument.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
 from modalities.optim.gradient_clipping import get_fsdp2_gradient_clipper, get_fsdp2_logging_only_gradient_clipper
+from modalities.optim.muon import get_muon
 from modalities.optim.optimizers import get_adam_w
 from modalities.training.distributed import exit_process
+from hand_muon import NS_TOLERANCE, newton_schulz_by_hand
 from tiny_model import TinyLM, tiny_batch
 
 TORCH_NORM = {"P1_NORM": 1.0, "P2_NORM": 2.0, "MAX_NORM": float("inf")}
@@ -76,6 +79,7 @@ def main(out_dir: Path) -> None:
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(full(p.detach()), q.detach(), msg=f"{name} after AdamW on rank {rank}")
 
+    check_muon_orthogonalizes_whole_sharded_matrices(rank)
     check_layouts_in_one_collective(rank)
     check_replicas_are_counted_once(rank)
     check_a_rank_without_gradients_takes_part(rank)
@@ -84,6 +88,39 @@ def main(out_dir: Path) -> None:
     (out_dir / f"rank{rank}.ok").write_text("ok")
     dist.barrier()  # tear gloo down together: a rank leaving early can abort its peer's background thread
     dist.destroy_process_group()
+
+
+def check_muon_orthogonalizes_whole_sharded_matrices(rank: int) -> None:
+    """optimizer/muon on FSDP2 (each rank holds half the rows of a matrix, 13 embedding rows split unevenly):
+    one step gives the update Newton-Schulz computes on the whole matrix (worked out by hand in float64; torch
+    iterates in bfloat16) and AdamW's update elsewhere; the momentum stays sharded."""
+    mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("dp_shard",))
+    reference = TinyLM(vocab_size=13, dim=8)
+    model = copy.deepcopy(reference)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    fields = dict(lr=0.02, weight_decay=0.5, weight_decay_groups_excluded=["embedding", "layernorm"])
+    optimizer, reference_optimizer = get_muon(wrapped_model=model, **fields), get_muon(wrapped_model=reference, **fields)
+    backward(model)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        q.grad = full(p.grad).clone()  # the very same gradient (FSDP's mean and a plain one round differently)
+    before = {name: full(p.detach()).clone() for name, p in model.named_parameters()}
+    optimizer.step()
+    reference_optimizer.step()
+    muon_names = {f"blocks.{i}.{layer}.weight" for i in range(2) for layer in ("attn", "mlp")}
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        if name not in muon_names:
+            torch.testing.assert_close(full(p.detach()), q.detach(), msg=f"{name} after AdamW on rank {rank}")
+            continue
+        # first step: momentum (1 - m) g, Nesterov look-ahead g + m (buffer - g); an 8 x 8 matrix: lr scale 1
+        grad = q.grad.double()
+        update = newton_schulz_by_hand(grad + 0.95 * ((1 - 0.95) * grad - grad))
+        expected = before[name].double() * (1 - 0.02 * 0.5) - 0.02 * update
+        torch.testing.assert_close(full(p.detach()).double(), expected, rtol=0, atol=0.02 * NS_TOLERANCE,
+                                   msg=f"{name} after Muon on rank {rank}")
+        buffer = optimizer.state[p]["momentum_buffer"]
+        assert isinstance(buffer, DTensor) and buffer.to_local().shape == (4, 8), (name, type(buffer))
 
 
 def collectives_of(call):

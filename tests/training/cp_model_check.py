@@ -8,7 +8,6 @@ import json
 import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.tensor.experimental._context_parallel._attention import context_parallel_unshard
 
 from modalities.batch import InferenceResultBatch
 from modalities.optim.loss import CLMCrossEntropyLoss
@@ -19,10 +18,13 @@ from tests.models.helpers import build_gpt2
 
 ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",
                             "config": {"n_embd": 32, "n_head": 4, "seq_length_dim": -2, "base_freq": 10000}}]}
+ROPE_GQA_SWIGLU = {"poe_type": "NOPE", "attention_config": ROPE, "n_head_kv": 2, "activation_type": "swiglu",
+                   "bias": False}
+# case -> (model overrides, load balancer: headtail as torch balances causal attention, or None: contiguous)
 CASES = {
-    "gelu_absolute_tied": {},
-    "rope_gqa_swiglu": {"poe_type": "NOPE", "attention_config": ROPE, "n_head_kv": 2, "activation_type": "swiglu",
-                        "bias": False},
+    "gelu_absolute_tied": ({}, "headtail"),
+    "rope_gqa_swiglu": (ROPE_GQA_SWIGLU, "headtail"),
+    "rope_gqa_swiglu_contiguous": (ROPE_GQA_SWIGLU, None),
 }
 
 
@@ -34,9 +36,9 @@ class Batch:
 dist.init_process_group("gloo")
 degree = dist.get_world_size()
 mesh = init_device_mesh("cpu", (degree,), mesh_dim_names=("cp",))
-context_parallel = ContextParallel(mesh)
 loss_fn = CLMCrossEntropyLoss(target_key="target_ids", prediction_key="logits")
-for name, overrides in CASES.items():
+for name, (overrides, load_balancer) in CASES.items():
+    context_parallel = ContextParallel(mesh, load_balancer)
     whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64,
                        attention_implementation="pytorch_flash", **overrides)
     split = copy.deepcopy(whole)
@@ -55,7 +57,14 @@ for name, overrides in CASES.items():
         logits = split(inputs)["logits"]
         loss = loss_fn(InferenceResultBatch(targets=held_targets, predictions={"logits": logits}))
         loss.backward()
-    whole_logits = context_parallel_unshard(mesh, [logits.detach()], [1])[0]
+    # put every rank's logits back at the positions its tokens hold
+    gathered = [torch.empty_like(logits) for _ in range(degree)]
+    dist.all_gather(gathered, logits.detach().contiguous())
+    gathered_positions = [None] * degree
+    dist.all_gather_object(gathered_positions, held_positions)
+    whole_logits = torch.empty_like(expected_logits)
+    for rank_logits, rank_positions in zip(gathered, gathered_positions):
+        whole_logits[:, rank_positions] = rank_logits
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
     mean_loss /= degree
@@ -66,8 +75,7 @@ for name, overrides in CASES.items():
         grad /= degree  # what FSDP2's reduction over dp_shard x cp gives
         worst_grad = max(worst_grad, (a.grad - grad).abs().max().item())
         scale = max(scale, a.grad.abs().max().item())
-    positions = [None] * degree
-    dist.all_gather_object(positions, held_positions)
+    positions = gathered_positions
     record = {
         "case": name,
         "held_tokens": held_tokens,

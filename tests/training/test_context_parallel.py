@@ -32,12 +32,15 @@ def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
     assert done.returncode == 0, done.stderr[-4000:]
     records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
                                       if line.startswith("CPCHECK "))}
-    assert set(records) == {"gelu_absolute_tied", "rope_gqa_swiglu"}
-    for record in records.values():
-        # 16 tokens in 4 chunks of 4: rank 0 holds the first and last (head and tail, so that causal attention
-        # costs both ranks alike), rank 1 the two middle ones
+    assert set(records) == {"gelu_absolute_tied", "rope_gqa_swiglu", "rope_gqa_swiglu_contiguous"}
+    for name, record in records.items():
         assert record["held_tokens"] == 8
-        assert record["positions"] == [[0, 1, 2, 3, 12, 13, 14, 15], [4, 5, 6, 7, 8, 9, 10, 11]]
+        if name.endswith("contiguous"):  # context_parallel_load_balancer: null
+            assert record["positions"] == [list(range(8)), list(range(8, 16))]
+        else:
+            # 16 tokens in 4 chunks of 4: rank 0 holds the first and last (head and tail, so that causal attention
+            # costs both ranks alike), rank 1 the two middle ones
+            assert record["positions"] == [[0, 1, 2, 3, 12, 13, 14, 15], [4, 5, 6, 7, 8, 9, 10, 11]]
         assert record["batch_untouched"] is True  # the batch (two views of one block) is not split in place
         assert record["logits_max_diff_over_largest_logit"] < 1e-5, record
         assert record["loss_relative_diff"] < 1e-5, record
@@ -118,8 +121,6 @@ def _set(path: str, value):
 @pytest.mark.parametrize(("edit", "where", "message"), [
     (_set("settings.step_profile.sequence_length", 127), "device_mesh.config.context_parallel_degree",
      "context_parallel_degree 2 does not divide the sequence length 127"),
-    (_set("device_mesh.config.pipeline_parallel_degree", 2), "device_mesh.config.context_parallel_degree",
-     "context parallelism is not combined with pipeline parallelism yet"),
     (_set("model_raw.config.attention_implementation", "manual"), "model_raw.config.attention_implementation",
      "attention_implementation manual bypasses it"),
     (_set("app_state.config.model.instance_key", "model_raw"), "model_raw",
@@ -212,3 +213,49 @@ def test_a_batch_the_ranks_cannot_split_is_refused_with_what_to_change():
                                                   "use a sequence length divisible by it"), \
             splitter.shard({"input_ids": ids[:, :7]}, {"target_ids": ids[:, :7]}):
         pass
+
+
+class _Mesh:
+    """What model/gpt2_cp reads of a mesh: its dimension names."""
+
+    def __init__(self, *names: str):
+        self.mesh_dim_names = names
+
+
+def test_gpt2_cp_records_the_load_balancer_and_refuses_what_ring_attention_bypasses():
+    from torch import nn
+
+    from modalities.models.gpt2.context_parallel import ContextParallelError, context_parallelize_gpt2
+    from modalities.training.context_parallel import load_balancer_of
+    from tests.models.helpers import build_gpt2
+
+    model = build_gpt2(attention_implementation="pytorch_flash")
+    assert load_balancer_of(model) == "headtail"  # nothing recorded: torch's default
+    parts = context_parallelize_gpt2([model], _Mesh("dp_shard", "cp"), context_parallel_load_balancer=None)
+    assert parts == [model] and load_balancer_of([nn.Sequential(model)]) is None  # found inside a wrapper
+    untouched = build_gpt2(attention_implementation="manual")
+    assert context_parallelize_gpt2(untouched, _Mesh("dp_shard")) is untouched  # no cp dimension: nothing to do
+    with pytest.raises(ContextParallelError, match="attention_implementation manual attends within a rank's share"):
+        context_parallelize_gpt2(untouched, _Mesh("dp_shard", "cp"))
+    with pytest.raises(ContextParallelError, match="splits the sequences of a model/gpt2, not of a Linear"):
+        context_parallelize_gpt2(nn.Linear(2, 2), _Mesh("cp"))
+
+
+def test_a_stage_given_a_tensor_takes_the_held_positions():
+    """A pipeline stage is fed a tensor; the positions of the tokens a context-parallel rank holds reach it
+    through held_token_positions, one row for the whole micro-batch."""
+    import torch
+
+    from modalities.models.gpt2.model import held_token_positions
+    from tests.models.helpers import build_gpt2
+
+    for overrides in ({}, {"poe_type": "NOPE", "attention_config": {"qkv_transforms": [{
+            "type_hint": "RotaryTransform", "config": {"n_embd": 32, "n_head": 4, "seq_length_dim": -2}}]}}):
+        model = build_gpt2(n_embd=32, sequence_length=16, vocab_size=64, **overrides).eval()
+        ids = torch.randint(0, 64, (3, 4), generator=torch.Generator().manual_seed(0))
+        positions = torch.tensor([[0, 1, 14, 15]])  # a head-and-tail share of 16 tokens
+        with torch.no_grad(), held_token_positions(positions):
+            held = model(ids)
+        expected = model({"input_ids": ids, "position_ids": positions.expand(3, 4)})["logits"]
+        torch.testing.assert_close(held, expected)
+        assert not torch.allclose(model(ids), expected)  # positions 0..3 give other logits

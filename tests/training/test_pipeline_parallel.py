@@ -40,7 +40,7 @@ def _run(nproc: int, config, root, experiment_id: str, *extra: str):
     train = _run_records(root / experiment_id)
     evaluation = [r["losses"]["loss avg"] for r in records if r.get("dataloader_tag") == "test"]
     parameters = int(re.search(r"model .*?\(([\d,]+)\)", done.stdout).group(1).replace(",", ""))
-    return {"train": train, "eval": evaluation, "parameters": parameters, "world": nproc}
+    return {"train": train, "eval": evaluation, "parameters": parameters, "world": nproc, "stdout": done.stdout}
 
 
 def _run_records(folder) -> dict:
@@ -106,6 +106,23 @@ def test_pp_2_x_dp_2_trains_as_one_process(tmp_path, one_process):
     # 4 samples per rank on 2 data-parallel ranks (2 micro-batches of 2 each): the same global batch of 8
     run = _run(4, PP_CONFIG, tmp_path, "pp2dp2", "--set", "settings.step_profile.local_train_micro_batch_size=4")
     _same_run(run, one_process[0])
+
+
+def test_pp_2_x_cp_2_trains_as_one_process(tmp_path, one_process):
+    """Each stage's sequences split over 2 cp ranks (ring attention in every stage; the learned positions of the
+    tokens a rank holds): the same batch of 8 samples as one process."""
+    shapes = ("shape_hook={component_key: model_debugging_hook, variant_key: print_forward_hook, config: {model: "
+              "{instance_key: initialized_model, pass_type: BY_REFERENCE}, print_shape_only: true}}")
+    debugging = ("settings.debugging={component_key: debugging, variant_key: settings, config: {forward_hooks: "
+                 "[{instance_key: shape_hook, pass_type: BY_REFERENCE}]}}")
+    run = _run(4, PP_CONFIG, tmp_path, "pp2cp2", "--set", "device_mesh.config.context_parallel_degree=2",
+               "--set", shapes, "--set", debugging)
+    _same_run(run, one_process[0])
+    # every stage ran on its share: micro-batches of 2 samples of 128 / 2 = 64 tokens, both in the first stage's
+    # attention and in the last stage's head
+    for module in ("transformer.h.0.attn.q_attn", "transformer.lm_head"):
+        seen = set(re.findall(rf"Path: {re.escape(module)}, Input shapes: \[\((\d+), (\d+), 128\)\]", run["stdout"]))
+        assert seen == {("2", "64")}, (module, seen)
 
 
 def test_a_run_resumes_across_pipeline_layouts(tmp_path, one_process):

@@ -17,8 +17,11 @@ its parameters materialized.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +39,19 @@ except ImportError:
 # The key of a batch's samples holding each token's position (batch, tokens), set where the tokens a rank holds
 # are not the whole sequence in order (context parallelism); absent, positions are 0, 1, 2, ...
 POSITIONS_KEY = "position_ids"
+# The same for a forward given a tensor (a pipeline stage, fed token ids or hidden states by torch's schedule,
+# which passes nothing else): the positions of the tokens held, (1, tokens), set around the schedule's step.
+_HELD_POSITIONS: ContextVar[torch.Tensor | None] = ContextVar("modalities_held_positions", default=None)
+
+
+@contextlib.contextmanager
+def held_token_positions(positions: torch.Tensor | None) -> Iterator[None]:
+    """Within: a forward given a tensor takes ``positions`` (1 or batch rows, tokens) as its tokens' positions."""
+    token = _HELD_POSITIONS.set(positions)
+    try:
+        yield
+    finally:
+        _HELD_POSITIONS.reset(token)
 
 # Parameter-name regexes (matched with re.search) by group; optimizers exclude groups from weight decay by name.
 # Every parameter falls in exactly one group.
@@ -264,7 +280,7 @@ class GPT2LLM(NNModel):
         if isinstance(inputs, dict):
             logits = self.forward_tokens(inputs[self.sample_key], inputs.get(POSITIONS_KEY))
             return {self.prediction_key: logits}
-        return self.forward_tokens(inputs)
+        return self.forward_tokens(inputs, _HELD_POSITIONS.get())
 
     def forward_tokens(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``positions`` (batch, tokens): where each token stands in its sequence, when the tokens held are not the

@@ -28,6 +28,7 @@ from torch.distributed.tensor.parallel import (
 )
 
 from modalities.models.gpt2.config import tensor_parallel_misfits
+from modalities.models.gpt2.context_parallel import mark_context_parallel
 from modalities.models.gpt2.model import GPT2LLM, SwiGLU, TransformerMLP
 from modalities.models.model_parts import for_each_part
 
@@ -39,8 +40,13 @@ class TensorParallelError(ValueError):
 
 
 @for_each_part
-def tensor_parallelize_gpt2(model: GPT2LLM, device_mesh: DeviceMesh) -> GPT2LLM:
-    """Parallelize ``model`` in place over the ``tp`` dimension of ``device_mesh``; returns it."""
+def tensor_parallelize_gpt2(
+    model: GPT2LLM, device_mesh: DeviceMesh, context_parallel_load_balancer: str | None = "headtail"
+) -> GPT2LLM:
+    """Parallelize ``model`` in place over the ``tp`` dimension of ``device_mesh``; returns it. With a ``cp``
+    dimension too, the model is also marked for context parallelism (as model/gpt2_cp does), as the reference's
+    gpt2_tp takes ``context_parallel_load_balancer``."""
+    mark_context_parallel(model, device_mesh, context_parallel_load_balancer, "model/gpt2_tp")
     names = device_mesh.mesh_dim_names or ()
     if TP not in names:
         # tensor_parallel_degree 1: the mesh has no tp dimension and there is nothing to split. (The reference

@@ -111,8 +111,10 @@ def composed_initializer(
     num_layers: int | None = None,
     seed: int | None = None,
     multi_device_generator_policy: str = "warn",
+    device_mesh=None,
 ) -> ComposedModelInitializer:
-    """Builder of ``model_initialization/composed``."""
+    """Builder of ``model_initialization/composed``. ``device_mesh`` is accepted and not needed: pipeline stages
+    draw their part of the whole model (see ComposedModelInitializer), which is what per-stage seeds are for."""
     groups = PARAMETER_GROUPS[model_type]
     base_std = plain_std(std, hidden_dim)
     steps = [NormalInitStep(base_std, groups["plain"])]

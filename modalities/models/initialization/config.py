@@ -28,6 +28,12 @@ class ComposedModelInitializationConfig(ComponentConfig):
         default=None, description="Number of transformer blocks; required for scaled and scaled_embed."
     )
     seed: int | None = Field(default=None, description="Seed torch's RNG with this before initializing, if set.")
+    device_mesh: ComponentRef["device_mesh"] | None = Field(
+        default=None,
+        description="The run's mesh (the reference's per-pipeline-stage seeding, PR #426, which adds the pp rank to "
+        "the seed so that stages differ). Accepted; here every pipeline stage draws its part of the whole model's "
+        "weights from `seed` already, so stages differ and the weights do not depend on the layout.",
+    )
     multi_device_generator_policy: Literal["ignore", "warn", "error"] = Field(
         default="warn",
         description="Accepted for Modalities configs. This implementation draws from torch's default generator of "
