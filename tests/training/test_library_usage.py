@@ -8,7 +8,7 @@ import sys
 from tests.training.conftest import REPO, read_results, subprocess_env
 
 
-def _torchrun_script(script, *args, timeout=60):
+def _torchrun_script(script, *args, timeout=900):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), *args]
     return subprocess.run(
         cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False
