@@ -2,7 +2,8 @@
 and ``model/qwen_tp`` (torch-free; ``model/ep_wrapped``'s is in training/config.py beside the other wrappers).
 
 The model's fields, names and defaults are the reference's ``QwenModelConfig``, so its YAML files load
-unchanged; ``moe_experts_backend`` and ``use_meta_device`` are ours (both default to what the reference does).
+unchanged; ``moe_experts_backend``, ``use_meta_device`` and ``seed`` are ours (their defaults do what the
+reference does).
 Cross-field rules are checked here with messages that name the fields; ``validate`` reports the ones that
 span components (expert-parallel degree, loss and model) in the training contract.
 """
@@ -78,6 +79,7 @@ class MoEModelConfig(ComponentConfig):
     use_meta_device: bool = Field(
         default=False, description="Build on the meta device; model_initialized or FSDP wrapping materializes it."
     )
+    seed: int | None = Field(default=None, description="Seed torch's RNG with this before building, if set.")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "MoEModelConfig":

@@ -177,7 +177,7 @@ class QwenModel(NNModel):
     def __init__(self, **fields):
         fields.pop("use_meta_device", None)
         config = MoEModelConfig.model_validate(fields)
-        super().__init__(weight_decay_groups=WEIGHT_DECAY_GROUPS)
+        super().__init__(seed=config.seed, weight_decay_groups=WEIGHT_DECAY_GROUPS)
         self.config = config
         self.sample_key, self.prediction_key = config.sample_key, config.prediction_key
         self.max_seq_len, self.vocab_size = config.max_seq_len, config.vocab_size
