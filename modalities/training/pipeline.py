@@ -123,10 +123,12 @@ def _static_shapes(index: int, num_stages: int, static_io: dict) -> dict:
         return {}
     batch, length = static_io["static_io_microbatch_size"], static_io["static_io_sequence_length"]
     dtype = _DTYPES[getattr(static_io["static_io_dtype"], "value", static_io["static_io_dtype"])]
-    hidden = torch.empty(batch, length, static_io["static_io_hidden_dim"], dtype=dtype, device="meta")
+    # Hidden states and logits carry gradients: the stages exchange them in backward (as inferred shapes would say).
+    hidden = torch.empty(batch, length, static_io["static_io_hidden_dim"], dtype=dtype, device="meta",
+                         requires_grad=True)
     inputs = torch.empty(batch, length, dtype=torch.long, device="meta") if index == 0 else hidden
-    outputs = (torch.empty(batch, length, static_io["static_io_vocab_size"], dtype=dtype, device="meta")
-               if index == num_stages - 1 else hidden)
+    outputs = (torch.empty(batch, length, static_io["static_io_vocab_size"], dtype=dtype, device="meta",
+                           requires_grad=True) if index == num_stages - 1 else hidden)
     return {"input_args": (inputs,), "output_args": (outputs,)}
 
 

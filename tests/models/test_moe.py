@@ -369,3 +369,20 @@ def test_blocks_record_routing_in_training_only_and_summaries_by_hand():
     assert metrics["moe load max/mean"] == pytest.approx(6 / 2)
     assert metrics["moe tokens per expert"] == [[6, 2, 0, 0], [0, 0, 0, 0]]
     assert summarize(counts, torch.zeros(2, 3)) == {}
+
+
+def test_the_references_gpt2_initializer_draws_only_the_head_of_the_moe_model():
+    """The reference's MoE configs initialize model/moe with model_initialization/composed of model_type gpt2,
+    whose names match the head alone (lm_head.weight): everything else keeps its own default init."""
+    from modalities.models.initialization.composed import composed_initializer, initialize_model
+
+    model = tiny_model()
+    initialize_model(model, composed_initializer("gpt2", "scaled", mean=0.0, std=0.02, num_layers=2, seed=1))
+    # 64 x 32 = 2048 draws of N(0, 0.02): the sample std is within 10% of it (about 6 standard errors)
+    assert float(model.lm_head.weight.std()) == pytest.approx(0.02, rel=0.1)
+    assert float(model.token_emb.weight.std()) == pytest.approx(1.0, rel=0.1)  # nn.Embedding's N(0, 1)
+    assert torch.equal(model.layers["0"].attn.q_norm.weight, torch.ones(8))
+    # kaiming_uniform(a=sqrt(5)) of a (4, 16, 32) weight: U(-b, b), b = 1 / sqrt(fan_in 16 x 32)
+    bound = 1 / math.sqrt(16 * 32)
+    w1 = model.layers["1"].ffn.experts.w1
+    assert float(w1.abs().max()) <= bound and float(w1.abs().max()) > 0.9 * bound

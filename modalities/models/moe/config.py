@@ -103,12 +103,6 @@ class MoEModelConfig(ComponentConfig):
         if self.attn_dropout > 0:
             warn_config("attn_dropout is accepted but not applied, as in the reference (its attention runs with "
                         "dropout_p 0)", field="attn_dropout")
-        if self.moe_capacity_factor * self.max_seq_len / self.moe_num_experts < 1 and self.moe_min_capacity < 2:
-            warn_config(
-                f"with moe_capacity_factor {self.moe_capacity_factor} and {self.moe_num_experts} experts an expert "
-                f"takes max(ceil(factor x tokens / E), {self.moe_min_capacity}) tokens: short batches drop most slots",
-                field="moe_capacity_factor",
-            )
         return self
 
 

@@ -226,3 +226,15 @@ def build_moe_model(*, use_meta_device: bool = False, **config) -> QwenModel:
         with torch.device("meta"):
             return QwenModel(**config)
     return QwenModel(**config)
+
+
+def inactive_parameters_per_token(model: nn.Module | list[nn.Module]) -> int:
+    """Expert parameters a token does not use: each MoE block's experts times (E - k) / E (a token runs k of its E
+    experts). The whole model's parameters less these are its active parameters per token. DTensors (expert or
+    data-parallel shards) count their global size."""
+    parts = model if isinstance(model, (list, tuple)) else [model]
+    inactive = 0
+    for block in (m for part in parts for m in part.modules() if isinstance(m, MoEBlock)):
+        experts = sum(p.numel() for p in block.experts.parameters())
+        inactive += experts * (block.num_experts - block.top_k) // block.num_experts
+    return inactive
