@@ -57,7 +57,13 @@ def _mesh_text(run) -> str | None:
     for value in (getattr(run, "device_mesh", None), *(run.model_extra or {}).values()):
         if isinstance(value, DeviceMesh):
             names = value.mesh_dim_names or tuple(f"dim{i}" for i in range(value.ndim))
-            return " x ".join(f"{name}={size}" for name, size in zip(names, value.shape))
+            text = " x ".join(f"{name}={size}" for name, size in zip(names, value.shape))
+            expert_mesh, borrowed = getattr(value, "expert_mesh", None), getattr(value, "ep_borrowed_dim", None)
+            if expert_mesh is not None:
+                text += f" (experts over ep={expert_mesh['ep'].size()} of dp_shard)"
+            elif borrowed is not None:
+                text += f" (experts over {borrowed}, which reads its own data)"
+            return text
     return None
 
 

@@ -49,7 +49,24 @@ WORLD_SIZE = {
     "config_files/training/config_lorem_ipsum_long_fsdp2_warmstart.yaml": 4,  # data_parallel_shard_degree: 4
     "tutorials/instruction_tuning/configs/small_train_instruct_model_fsdp2_config.yaml": 2,
     "tutorials/warmstart/configs/pre_training_config.yaml": 2,
+    # the MoE configs: tensor_parallel_degree 4 (the experts' older spelling); tp 2 with ep 2 carved out of
+    # dp_shard 2; pp 2 x tp 2 x dp_shard 2 (ep 2)
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2.yaml": 4,
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2_tp.yaml": 4,
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2_tp_pp.yaml": 8,
 }
+
+
+def _initializer_takes_a_mesh() -> bool:
+    from modalities.models.initialization.config import ComposedModelInitializationConfig
+
+    return "device_mesh" in ComposedModelInitializationConfig.model_fields
+
+
+if not _initializer_takes_a_mesh():  # the reference's PR #426, on its way from another branch (muon-cp)
+    NOT_VALIDATING["config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2_tp_pp.yaml"] = (
+        "unknown field 'device_mesh' for ComposedModelInitializationConfig",
+        "its model_initializer takes the device_mesh (per-stage seeding), not implemented on this branch yet")
 
 
 def _reference_configs() -> list[str]:

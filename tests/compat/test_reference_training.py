@@ -125,3 +125,40 @@ def test_pipeline_configs_train_on_four_cpu_ranks(tmp_path, small_eval_set, conf
     assert all(np.isfinite(value) for value in losses.values())
     # the warm-up of a tiny model on the sample corpus: the loss falls from the start
     assert losses[max(losses)] < losses[min(losses)]
+
+
+def _has_initializer_mesh() -> bool:
+    from modalities.models.initialization.config import ComposedModelInitializationConfig
+
+    return "device_mesh" in ComposedModelInitializationConfig.model_fields
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "nproc", "mesh"),
+    [("config_lorem_ipsum_long_moe_ep_fsdp2.yaml", 4, "dp_shard=1 x tp=4 (experts over tp, which reads its own data)"),
+     ("config_lorem_ipsum_long_moe_ep_fsdp2_tp.yaml", 4, "dp_shard=2 x tp=2 (experts over ep=2 of dp_shard)"),
+     pytest.param("config_lorem_ipsum_long_moe_ep_fsdp2_tp_pp.yaml", 8,
+                  "pp=2 x dp_shard=2 x tp=2 (experts over ep=2 of dp_shard)",
+                  marks=pytest.mark.skipif(not _has_initializer_mesh(), reason="needs model_initializer.config."
+                                           "device_mesh (the reference's PR #426, branch muon-cp)"))],
+)
+def test_moe_configs_train_on_cpu_ranks_and_write_a_checkpoint(tmp_path, small_eval_set, config, nproc, mesh):
+    """The reference's MoE configs: expert parallelism in its older spelling (over tp, with activation
+    checkpointing), with tensor parallelism, and with tensor and pipeline parallelism (bf16 parameters)."""
+    from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False) + [
+        "--set", "device_mesh.config.device_type=cpu", "--set", "settings.step_profile.sequence_length=64",
+        "--set", "settings.training_target.num_target_steps=2", "--set", "settings.intervals.evaluation_interval_in_steps=2"]
+    done = subprocess.run(
+        torchrun_cmd(nproc, "train", str(TRAINING / config), "--experiments-root", str(tmp_path / "exp"),
+                     "--experiment-id", "moe", *overrides),
+        cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"mesh {mesh}" in done.stdout
+    records = [json.loads(line) for line in (tmp_path / "exp" / "moe" / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    assert sorted(train) == [1, 2]
+    assert all(np.isfinite(r["losses"]["train loss avg"]) and r["metrics"]["moe aux loss"] > 0 for r in train.values())
+    assert (tmp_path / "checkpoints" / "moe" / "checkpoints" / "step_2" / "training_progress.json").is_file()
