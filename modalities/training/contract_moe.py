@@ -79,6 +79,7 @@ def _expert_parallel(checks, info: NodeInfo) -> None:
             checks.add(checks.at(info, "ep_mesh_dim_name"), "ep_mesh_dim_name tp splits the experts over the ranks "
                        "that model/qwen_tp splits the attention over: give expert parallelism its own dimension",
                        hint="remove ep_mesh_dim_name and set device_mesh.config.expert_parallel_degree")
+        _borrowed_dimension_reads_its_own_data(checks, info, name)
     else:
         degree, where = _n(checks.field(mesh, "expert_parallel_degree")) or 1, checks.at(mesh, "expert_parallel_degree")
         shard = _data_parallel_shard(checks, mesh)
@@ -91,6 +92,21 @@ def _expert_parallel(checks, info: NodeInfo) -> None:
         checks.add(where, f"{experts} experts (moe_num_experts of {checks.where(model.path)}) do not split evenly "
                    f"over expert-parallel degree {degree}", hint="choose a degree that divides moe_num_experts")
     _averaged_by_fsdp2(checks, info, degree)
+
+
+def _borrowed_dimension_reads_its_own_data(checks, info: NodeInfo, name: str) -> None:
+    """The ranks of a borrowed dimension average their gradients like data-parallel ranks, and the run counts
+    their tokens: a sampler keyed on the mesh's dp_shard would give them the same samples."""
+    for role, loader in checks.loaders():
+        batch_sampler = checks.node(getattr(loader.config, "batch_sampler", None))
+        sampler = checks.node(getattr(batch_sampler.config, "sampler", None)) if batch_sampler and \
+            batch_sampler.config else None
+        if role == "train" and sampler is not None and sampler.variant_key == "resumable_distributed_multi_dim_sampler":
+            checks.add(sampler.path, f"the experts borrow the mesh's {name} dimension "
+                       f"({checks.where(checks.at(info, 'ep_mesh_dim_name'))}), whose ranks then are data-parallel, "
+                       "but this sampler reads the dp_shard rank only: they would read the same samples",
+                       hint="use sampler/resumable_distributed_sampler over the world (rank, num_replicas), as the "
+                       "reference's config does, or device_mesh.config.expert_parallel_degree")
 
 
 def _averaged_by_fsdp2(checks, info: NodeInfo, degree: int | None) -> None:

@@ -57,10 +57,29 @@ def assert_same_moe_run(run, baseline, samples_per_step: int):
         assert got["metrics"]["consumed tokens"] == want["metrics"]["consumed tokens"] == 32 * samples_per_step * step
 
 
+def older_spelling(config: dict) -> None:
+    """moe.yaml as the reference's first MoE config spells expert parallelism: over the mesh's tp dimension
+    (ep_wrapped's ep_mesh_dim_name, no tensor parallelism), each rank reading its share of the world's samples."""
+    config["ep_model"]["config"]["ep_mesh_dim_name"] = "tp"
+    config["fsdp_model"]["config"]["model"] = {"instance_key": "ep_model", "pass_type": "BY_REFERENCE"}
+    del config["tp_model"]
+    config["device_mesh"]["config"]["tensor_parallel_degree"] = 2
+    sampler = config["train_dataloader"]["config"]["batch_sampler"]["config"]["sampler"]
+    sampler["variant_key"] = "resumable_distributed_sampler"
+    for name in ("device_mesh", "data_parallel_key"):
+        del sampler["config"][name]
+    sampler["config"].update(rank="${settings.cuda_env.global_rank}", num_replicas="${settings.cuda_env.world_size}")
+
+
 @pytest.mark.slow
-def test_ep_2_trains_as_one_process(tmp_path, run_torchrun, one_of_two):
+@pytest.mark.parametrize("spelling", ["expert_parallel_degree", "ep_mesh_dim_name"])
+def test_ep_2_trains_as_one_process(tmp_path, run_torchrun, one_of_two, spelling):
     baseline, _ = one_of_two
-    assert_same_moe_run(train_layout(run_torchrun, MOE_CONFIG, tmp_path, 2, "ep2", *_expert_parallel(2)), baseline, 2)
+    if spelling == "expert_parallel_degree":
+        run = train_layout(run_torchrun, MOE_CONFIG, tmp_path, 2, "ep2", *_expert_parallel(2))
+    else:
+        run = train_layout(run_torchrun, _variant(tmp_path, older_spelling), tmp_path, 2, "ep2_over_tp")
+    assert_same_moe_run(run, baseline, 2)
 
 
 @pytest.mark.slow
@@ -166,7 +185,7 @@ def test_validate_warns_of_a_capacity_that_drops_slots_when_balanced(capsys):
     assert status == 0 and "moe_capacity_factor" not in out
 
 
-def _variant(tmp_path, edit) -> object:
+def _variant(tmp_path, edit):
     config = yaml.safe_load(MOE_CONFIG.read_text().replace("${modalities_env:config_folder_path}", str(MOE_CONFIG.parent)))
     edit(config)
     path = tmp_path / "variant.yaml"
@@ -202,6 +221,15 @@ def test_validate_matches_the_loss_and_the_model(tmp_path, capsys):
 
     status, out = _validate(capsys, _variant(tmp_path, ep_without_fsdp))
     assert status == 1 and "error: ep_model: with expert parallelism the model must be wrapped by model/fsdp2_wrapped" in out
+
+    def older_spelling_with_the_mesh_sampler(config):
+        older_spelling(config)
+        config["train_dataloader"]["config"]["batch_sampler"]["config"]["sampler"] = yaml.safe_load(
+            MOE_CONFIG.read_text())["train_dataloader"]["config"]["batch_sampler"]["config"]["sampler"]
+
+    status, out = _validate(capsys, _variant(tmp_path, older_spelling_with_the_mesh_sampler))
+    assert status == 1 and ("the experts borrow the mesh's tp dimension" in out and "they would read the same "
+                            "samples" in out), out
 
 
 def test_mfu_counts_the_experts_a_token_runs():

@@ -42,7 +42,9 @@ class MoEStatistics:
             return None
         config = models[0].config
         names = getattr(device_mesh, "mesh_dim_names", None) or ()
-        duplicates = device_mesh["tp"].size() if "tp" in names else 1
+        # tp peers route the same tokens, unless the experts borrowed tp (ep_wrapped's older spelling: own data)
+        duplicates = device_mesh["tp"].size() if "tp" in names and getattr(device_mesh, "ep_borrowed_dim", None) != "tp" \
+            else 1
         return cls(models, config.num_layers, config.moe_num_experts, duplicates, config.moe_z_loss_coef > 0)
 
     @torch.no_grad()
