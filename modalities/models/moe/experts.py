@@ -52,11 +52,24 @@ def _swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+class _ContiguousGradient(torch.autograd.Function):
+    """The identity, whose backward hands on a contiguous gradient: torch._grouped_mm's backward refuses an
+    expanded one (stride 0, e.g. the gradient of a sum), which torch 2.11 on an H200 showed."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
 def experts_grouped_mm(x, counts, w1, w2, w3):
     offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
     hidden = _swiglu(torch._grouped_mm(x, w1.transpose(-2, -1), offs=offsets),
                      torch._grouped_mm(x, w2.transpose(-2, -1), offs=offsets))
-    return torch._grouped_mm(hidden, w3.transpose(-2, -1), offs=offsets)
+    return _ContiguousGradient.apply(torch._grouped_mm(hidden, w3.transpose(-2, -1), offs=offsets))
 
 
 def experts_padded_bmm(x, counts, w1, w2, w3):
