@@ -9,7 +9,6 @@ the same computation, dropped slots included."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest

@@ -17,6 +17,7 @@ from pydantic import model_validator
 
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt, warn_config
 
+
 class MoEModelConfig(ComponentConfig):
     """A Qwen3-MoE-style decoder: RMSNorm pre-norm blocks, grouped-query attention with q/k RMSNorm and RoPE, and
     in every block a routed mixture of SwiGLU experts (top-k routing with a capacity per expert)."""

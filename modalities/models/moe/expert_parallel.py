@@ -23,8 +23,8 @@ that FSDP2 averages the other parameters over them and the run counts their toke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.distributed as dist

@@ -33,7 +33,7 @@ class MoEStatistics:
         self.duplicates, self.z_loss = duplicates, z_loss
 
     @classmethod
-    def of(cls, model_parts: nn.Module | list[nn.Module], device_mesh=None) -> "MoEStatistics | None":
+    def of(cls, model_parts: nn.Module | list[nn.Module], device_mesh=None) -> MoEStatistics | None:
         """The statistics of a run's model (parts), or None when it has no MoE blocks (the same on every rank: a
         pipeline stage holding none is still a part of a QwenModel)."""
         parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
