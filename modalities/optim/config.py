@@ -70,20 +70,10 @@ class AdamWOptimizerConfig(AdamOptimizerConfig):
 # ---------------------------------------------------------------------------------------------------- schedulers
 
 
-class EPAdamWOptimizerConfig(ComponentConfig):
+class EPAdamWOptimizerConfig(AdamWOptimizerConfig):
     """AdamW for an expert-parallel model (the reference's ep_adam_w): the same update as adam_w; the parameters
     are grouped by their mesh as well as by weight decay, so torch's multi-tensor kernels never mix meshes."""
 
-    lr: PositiveFloat = Field(description="Learning rate (the base lr that schedulers scale).")
-    wrapped_model: ComponentRef["model"] = Field(description="The expert-parallel, FSDP2-wrapped model to optimize.")
-    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
-        description="Coefficients of the running averages of the gradient and its square, e.g. [0.9, 0.95]."
-    )
-    eps: PositiveFloat = Field(description="Term added to the denominator for numerical stability, e.g. 1e-8.")
-    weight_decay: NonNegativeFloat = Field(description="Weight decay of every group not excluded.")
-    weight_decay_groups_excluded: list[str] = Field(
-        description="Names of the model's weight-decay groups (e.g. embedding, layernorm) that get no weight decay."
-    )
     device_mesh: ComponentRef["device_mesh"] | None = Field(
         default=None, description="The device mesh (the reference's field); each parameter's own mesh is used."
     )

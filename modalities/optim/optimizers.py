@@ -223,17 +223,10 @@ def get_adam_w(
                            decoupled=True)
 
 
-def get_ep_adam_w(
-    lr: float,
-    betas: tuple[float, float],
-    eps: float,
-    weight_decay: float,
-    weight_decay_groups_excluded: list[str],
-    wrapped_model: nn.Module,
-    device_mesh=None,
-) -> Optimizer:
+def get_ep_adam_w(lr: float, betas: tuple[float, float], eps: float, weight_decay: float,
+                  weight_decay_groups_excluded: list[str], wrapped_model: nn.Module, device_mesh=None,
+                  foreach: bool | None = None, fused: bool | None = None) -> Optimizer:
     """`optimizer/ep_adam_w`: AdamW (the reference's EP optimizer takes the same update). The experts are DTensors
     sharded by FSDP2 over the ranks holding the same experts, so their state is sharded like their weights; the
     groups are split by mesh (get_optimizer_groups)."""
-    return get_adam_w(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                      weight_decay_groups_excluded=weight_decay_groups_excluded, wrapped_model=wrapped_model)
+    return get_adam_w(lr, betas, eps, weight_decay, weight_decay_groups_excluded, wrapped_model, foreach, fused)

@@ -18,14 +18,10 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor import Replicate
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, SequenceParallel, parallelize_module
 
+from modalities.models.gpt2.config import tensor_parallel_misfits
+from modalities.models.gpt2.tensor_parallel import TP, TensorParallelError
 from modalities.models.model_parts import for_each_part
 from modalities.models.moe.model import QwenModel
-
-TP = "tp"
-
-
-class TensorParallelError(ValueError):
-    pass
 
 
 @for_each_part
@@ -36,16 +32,17 @@ def tensor_parallelize_qwen(model: QwenModel, device_mesh: DeviceMesh) -> QwenMo
         return model
     if not isinstance(model, QwenModel):
         raise TensorParallelError(f"model/qwen_tp parallelizes a model/moe, not a {type(model).__name__}")
-    if "dp_replicate" in names:
-        raise TensorParallelError("model/qwen_tp with data_parallel_replicate_degree > 1 is not supported: combine "
-                                  "tensor parallelism with dp_shard")
-    if getattr(device_mesh, "loss_parallel", False):
-        raise TensorParallelError("model/qwen_tp hands full logits to the loss; set enable_loss_parallel: false")
+    refused = {"dp_replicate" in names: "data_parallel_replicate_degree > 1 (combine tensor parallelism with dp_shard)",
+               getattr(device_mesh, "loss_parallel", False): "enable_loss_parallel (it hands full logits to the loss)",
+               getattr(device_mesh, "ep_borrowed_dim", None) == TP: "experts split over tp (ep_wrapped's "
+               "ep_mesh_dim_name: tp; use expert_parallel_degree)"}
+    if True in refused:
+        raise TensorParallelError(f"model/qwen_tp does not combine with {refused[True]}")
     tp_mesh = device_mesh[TP]
     degree = tp_mesh.size()
     config = model.config
-    misfits = [f"{name} {size}" for name, size in (("n_heads", config.n_heads), ("n_kv_heads", config.n_kv_heads),
-                                                    ("vocab_size", config.vocab_size)) if size % degree]
+    misfits = tensor_parallel_misfits(degree, {"n_heads": config.n_heads, "n_kv_heads": config.n_kv_heads,
+                                               "vocab_size": config.vocab_size})
     if misfits:
         raise TensorParallelError(f"tensor_parallel_degree {degree} must divide {', '.join(misfits)}; choose a "
                                   "degree that divides them")
