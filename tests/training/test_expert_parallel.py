@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 import yaml
 
 from tests.training.conftest import REPO
@@ -240,3 +241,37 @@ def test_mfu_counts_the_experts_a_token_runs():
     # of which a token runs 2 of 4; plus the final norm and the head (the embedding is looked up)
     experts = 3 * 4 * 16 * 32
     assert matmul_parameter_count(model) == 96 * 32 + 80 + 128 + experts // 2 + 32 + 64 * 32
+
+
+# -- pipeline cuts of model/moe --------------------------------------------------------------------------------------
+
+def test_qwen_stages_generator_cuts_the_moe_model_where_the_references_configs_say():
+    from modalities.training.pipeline_plan import QwenStagesGenerator
+
+    # the reference's tp_pp config: 2 blocks, embedding and head weigh 1 each, 2 per stage -> 2 stages
+    assert QwenStagesGenerator(2, 1, 1).get_stages(num_layers_per_stage=2, pp_dims=2) == [
+        ["token_emb", "layers.0"], ["layers.1", "final_norm", "lm_head"]]
+    # 6 blocks, 3 per stage: ceil(8 / 3) = 3 stages of at most ceil(8 / 3) = 3
+    assert QwenStagesGenerator(6, 1, 1).get_stages(num_layers_per_stage=3, pp_dims=3) == [
+        ["token_emb", "layers.0", "layers.1"], ["layers.2", "layers.3", "layers.4"],
+        ["layers.5", "final_norm", "lm_head"]]
+
+
+def test_static_pipeline_shapes_come_all_or_none():
+    from pydantic import ValidationError
+
+    from modalities.training.pipeline_config import StagedPipelineConfig
+    from modalities.training.pipeline import _static_shapes
+
+    with pytest.raises(ValidationError, match="give all static_io fields or none: static_io_hidden_dim, "
+                                              "static_io_vocab_size, static_io_dtype missing"):
+        StagedPipelineConfig.model_validate(dict(
+            whole_model=None, stages_generator=None, device_mesh=None, local_rank=0, pp_schedule_name="gpipe",
+            num_layers_per_stage=2, static_io_microbatch_size=1, static_io_sequence_length=64))
+    given = dict(static_io_microbatch_size=2, static_io_sequence_length=64, static_io_hidden_dim=128,
+                 static_io_vocab_size=512, static_io_dtype="BF_16")
+    first, middle, last = (_static_shapes(i, 3, given) for i in range(3))
+    assert first["input_args"][0].shape == (2, 64) and first["input_args"][0].dtype == torch.long
+    assert first["output_args"][0].shape == middle["input_args"][0].shape == (2, 64, 128)
+    assert last["output_args"][0].shape == (2, 64, 512) and last["output_args"][0].dtype == torch.bfloat16
+    assert _static_shapes(0, 3, {}) == {}
