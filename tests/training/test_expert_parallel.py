@@ -260,8 +260,8 @@ def test_qwen_stages_generator_cuts_the_moe_model_where_the_references_configs_s
 def test_static_pipeline_shapes_come_all_or_none():
     from pydantic import ValidationError
 
-    from modalities.training.pipeline_config import StagedPipelineConfig
     from modalities.training.pipeline import _static_shapes
+    from modalities.training.pipeline_config import StagedPipelineConfig
 
     with pytest.raises(ValidationError, match="give all static_io fields or none: static_io_hidden_dim, "
                                               "static_io_vocab_size, static_io_dtype missing"):
