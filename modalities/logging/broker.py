@@ -55,6 +55,8 @@ class RunInfo:
     num_target_tokens: int | None
     dataset_samples: int | None  # samples in the train dataset, when it has a length
     resumed_from: str | None  # the checkpoint folder a resumed run continues from
+    # Parameters a token uses, where fewer than all (a mixture of experts runs top_k of its experts); else None.
+    num_active_parameters: int | None = None
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """``plot_runs``: training curves of one or more experiments in one figure (matplotlib, no display needed).
 
 Four panels share the x axis (steps, or tokens): the loss (training, and each evaluation loader dashed with
-markers), the learning rate, the throughput (tokens/s) and the gradient norm. Each run has one colour,
-labelled with its experiment id. The loss axis is logarithmic when the loss spans more than a factor of two.
+markers), the learning rate, the throughput (tokens/s) and the gradient norm; a mixture-of-experts run adds a row
+with its routing (the auxiliary loss; the busiest expert's load over the mean, with the share of slots over
+capacity dotted on the right). Each run has one colour, labelled with its experiment id. The loss axis is
+logarithmic when the loss spans more than a factor of two.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ PANELS = (
     ("learning rate", "learning rate", "lr mean"),
     ("throughput", "tokens / s (all ranks)", "tokens/s"),
     ("gradient norm", "grad norm (avg over the log interval)", "grad norm avg"),
+)
+
+
+# (title, y label, training metric) of the routing row, drawn when a run logged them (models/moe/statistics.py)
+MOE_PANELS = (
+    ("MoE auxiliary loss", "aux loss (sum over blocks)", "moe aux loss"),
+    ("expert load", "busiest expert / mean", "moe load max/mean"),
 )
 
 
@@ -63,7 +72,9 @@ def draw_runs(runs: list[RunCurves], x_axis: str = "steps", title: str | None = 
     import matplotlib.pyplot as plt
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True, constrained_layout=True)
+    routing = any(MOE_PANELS[0][2] in run.train for run in runs)
+    rows = 3 if routing else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4 * rows), sharex=True, constrained_layout=True)
     loss_ax, panels = axes[0][0], [axes[0][1], axes[1][0], axes[1][1]]
     several = len(runs) > 1
     all_losses: list[float] = []
@@ -105,7 +116,9 @@ def draw_runs(runs: list[RunCurves], x_axis: str = "steps", title: str | None = 
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
     panels[0].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     panels[1].yaxis.set_major_formatter(_count_formatter())
-    for ax in axes[1]:
+    if routing:
+        _routing_row(axes[2], runs, x_axis, colors)
+    for ax in axes[-1]:
         ax.set_xlabel("optimizer steps" if x_axis == "steps" else "tokens seen (all ranks)")
         if x_axis == "tokens":
             ax.xaxis.set_major_formatter(_count_formatter())
@@ -118,6 +131,26 @@ def draw_runs(runs: list[RunCurves], x_axis: str = "steps", title: str | None = 
     names = ", ".join(run.name for run in runs)
     fig.suptitle(title or (names if len(names) <= 100 else f"{len(runs)} runs"), fontsize="medium")
     return fig
+
+
+def _routing_row(axes, runs: list[RunCurves], x_axis: str, colors: list[str]) -> None:
+    for ax, (panel_title, label, metric) in zip(axes, MOE_PANELS):
+        for index, run in enumerate(runs):
+            series = run.train.get(metric)
+            if series is not None:
+                ax.plot(_x(run, series, x_axis), series.values, color=colors[index % len(colors)], lw=1.4,
+                        label=run.name)
+        ax.set_title(panel_title)
+        ax.set_ylabel(label)
+    twin = None
+    for index, run in enumerate(runs):
+        series = run.train.get("moe over capacity")
+        if series is not None and series.values:
+            twin = twin or axes[1].twinx()
+            twin.plot(_x(run, series, x_axis), [100 * v for v in series.values], color=colors[index % len(colors)],
+                      ls=":", lw=1.4)
+    if twin is not None:
+        twin.set_ylabel("slots over capacity % (dotted)")
 
 
 def _tokens_on_top(ax, runs: list[RunCurves], x_axis: str) -> None:

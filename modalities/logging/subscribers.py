@@ -34,6 +34,16 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _routing_text(metrics: dict) -> str:
+    """A mixture-of-experts run's routing on the progress line: its auxiliary loss, the share of routed slots over
+    capacity and the busiest expert's load over the mean (models/moe/statistics.py); empty for other models."""
+    if "moe aux loss" not in metrics:
+        return ""
+    over = metrics.get("moe over capacity")
+    return (f"  moe aux {_fmt(metrics['moe aux loss'])}  over capacity "
+            f"{'n/a' if over is None else f'{over:.1%}'}  load max/mean {_fmt(metrics.get('moe load max/mean'))}")
+
+
 class RichProgressSubscriber:
     """One live bar for training (step, loss, tokens/s, ETA) and one per evaluation loader (its batches) while it
     runs. A resumed run's bar starts at the step it resumed from."""
@@ -110,7 +120,7 @@ class RichProgressSubscriber:
                 metrics = result.metrics
                 self.progress.console.print(
                     f"step {result.num_train_steps_done:>6}  {stats}  lr {_fmt(metrics.get('lr mean'))}  "
-                    f"grad norm {_fmt(metrics.get('grad norm last'))}",
+                    f"grad norm {_fmt(metrics.get('grad norm last'))}{_routing_text(metrics)}",
                     highlight=False,
                 )
             elif result.dataloader_tag in self.eval_tasks:

@@ -34,6 +34,32 @@ CATALOG: list[ComponentSpec] = [
     ),
     ComponentSpec(
         component_key="model",
+        variant_key="moe",
+        config="modalities.models.moe.config:MoEModelConfig",
+        builder="modalities.models.moe.model:build_moe_model",
+        description="Qwen3-MoE-style decoder (the reference's): GQA with q/k RMSNorm and RoPE, top-k routed SwiGLU "
+        "experts run as one grouped matmul, capacity per expert, load-balancing and z losses.",
+        interface="NNModel",
+    ),
+    ComponentSpec(
+        component_key="model",
+        variant_key="qwen_tp",
+        config="modalities.models.moe.config:QwenTPModelConfig",
+        builder="modalities.models.moe.tensor_parallel:tensor_parallelize_qwen",
+        description="model/moe split over the mesh's tp dimension: attention heads and vocabulary per rank; the "
+        "experts stay whole (split them with ep_wrapped).",
+        interface="NNModel",
+    ),
+    ComponentSpec(
+        component_key="loss",
+        variant_key="moe_cross_entropy",
+        config="modalities.models.moe.config:MoECrossEntropyLossConfig",
+        builder="modalities.models.moe.loss:MoECrossEntropyLoss",
+        description="Mean token cross-entropy plus the MoE blocks' auxiliary (load-balancing, z) losses.",
+        interface="Loss",
+    ),
+    ComponentSpec(
+        component_key="model",
         variant_key="huggingface_pretrained_model",
         config="modalities.models.huggingface.config:HuggingFacePretrainedModelConfig",
         builder="modalities.models.huggingface.model:HuggingFacePretrainedModel",

@@ -58,6 +58,14 @@ CATALOG = [
         "Muon (torch.optim.Muon) for hidden-layer matrices, AdamW for embeddings, output head, norms and biases.",
         "torch.optim.Optimizer",
     ),
+    _row(
+        "optimizer",
+        "ep_adam_w",
+        "EPAdamWOptimizerConfig",
+        "modalities.optim.optimizers:get_ep_adam_w",
+        "AdamW for expert-parallel models (groups split by mesh as well as by weight decay).",
+        "torch.optim.Optimizer",
+    ),
     _scheduler("dummy_lr", "DummyLRSchedulerConfig", "DummyLRScheduler", "Keeps the learning rate unchanged."),
     _scheduler("step_lr", "StepLRSchedulerConfig", "get_step_lr", "torch StepLR: decay by gamma every step_size."),
     _scheduler(
@@ -102,6 +110,12 @@ CATALOG = [
         "FSDPLoggingOnlyGradientClipperConfig",
         "FSDPLoggingOnlyGradientClipper",
         "The reference's FSDP1 spelling of fsdp_logging_only.",
+    ),
+    _clipper(
+        "ep",
+        "EPGradientClipperConfig",
+        "get_ep_gradient_clipper",
+        "Clip the gradients of an expert-parallel model (experts and the rest on their own meshes) by total norm.",
     ),
     _clipper("dummy", "DummyGradientClipperConfig", "DummyGradientClipper", "No clipping; returns -1 as the norm."),
 ]

@@ -130,6 +130,15 @@ class MuonOptimizerConfig(ComponentConfig):
 # ---------------------------------------------------------------------------------------------------- schedulers
 
 
+class EPAdamWOptimizerConfig(AdamWOptimizerConfig):
+    """AdamW for an expert-parallel model (the reference's ep_adam_w): the same update as adam_w; the parameters
+    are grouped by their mesh as well as by weight decay, so torch's multi-tensor kernels never mix meshes."""
+
+    device_mesh: ComponentRef["device_mesh"] | None = Field(
+        default=None, description="The device mesh (the reference's field); each parameter's own mesh is used."
+    )
+
+
 class DummyLRSchedulerConfig(ComponentConfig):
     """Keeps the optimizer's learning rate unchanged."""
 
@@ -329,6 +338,15 @@ class FSDP2LoggingOnlyGradientClipperConfig(ComponentConfig):
     device_mesh: ComponentRef["device_mesh"] | None = Field(default=None, description=_DEVICE_MESH)
 
     _normalize_norm_type = field_validator("norm_type", mode="before")(_upper_norm_type)
+
+
+class EPGradientClipperConfig(FSDP2GradientClipperConfig):
+    """Clip the gradients of an expert-parallel model (experts sharded over their own mesh, the rest over the
+    data-parallel one) to a maximum total norm; every parameter counted once; return the norm."""
+
+    error_if_nonfinite: bool = Field(
+        default=False, description="Raise when the total norm is NaN or infinite (the reference's field)."
+    )
 
 
 class DummyGradientClipperConfig(ComponentConfig):

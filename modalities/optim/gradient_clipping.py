@@ -171,6 +171,30 @@ class FSDPLoggingOnlyGradientClipper(FSDPGradientClipper):
         return self.total_norm()
 
 
+class MeshGroupedGradientClipper(FSDPGradientClipper):
+    """Clips like FSDPGradientClipper, scaling the gradients of each mesh on its own (with the one total norm):
+    torch's multi-tensor scaling cannot mix DTensors of different meshes (expert-parallel models have experts on
+    one mesh and the rest on another). ``error_if_nonfinite`` raises on a NaN or infinite norm."""
+
+    def __init__(self, wrapped_model, max_norm: float, norm_type: str, pipeline_group: Any = None,
+                 error_if_nonfinite: bool = False):
+        super().__init__(wrapped_model, max_norm=max_norm, norm_type=norm_type, pipeline_group=pipeline_group)
+        self.error_if_nonfinite = error_if_nonfinite
+        groups: dict[Any, list[nn.Parameter]] = {}
+        for parameter in self.parameters:
+            groups.setdefault(getattr(parameter, "device_mesh", None), []).append(parameter)
+        self.groups = list(groups.values())
+
+    @torch.no_grad()
+    def clip_gradients(self) -> torch.Tensor:
+        total_norm = self.total_norm()
+        if self.error_if_nonfinite and not torch.isfinite(total_norm):
+            raise RuntimeError(f"the total norm of the gradients is {float(total_norm)}")
+        for group in self.groups:
+            torch.nn.utils.clip_grads_with_norm_(group, self.max_norm, total_norm)
+        return total_norm
+
+
 class DummyGradientClipper(GradientClipper):
     """Computes nothing and leaves the gradients untouched; returns ``NOT_COMPUTED_NORM`` (-1)."""
 
@@ -206,3 +230,12 @@ def get_fsdp2_logging_only_gradient_clipper(
 ) -> FSDPLoggingOnlyGradientClipper:
     return FSDPLoggingOnlyGradientClipper(wrapped_model, norm_type=norm_type,
                                           pipeline_group=_pipeline_group(wrapped_model, device_mesh))
+
+
+def get_ep_gradient_clipper(wrapped_model: nn.Module | list[nn.Module], max_norm: float, norm_type: str,
+                            device_mesh: Any = None, error_if_nonfinite: bool = False) -> MeshGroupedGradientClipper:
+    """`gradient_clipper/ep`: the total norm of all gradients, each parameter once whatever its mesh (a DTensor's
+    norm covers its shards once), then every gradient scaled by min(1, max_norm / norm)."""
+    return MeshGroupedGradientClipper(wrapped_model, max_norm=max_norm, norm_type=norm_type,
+                                      pipeline_group=_pipeline_group(wrapped_model, device_mesh),
+                                      error_if_nonfinite=error_if_nonfinite)

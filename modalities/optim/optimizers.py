@@ -129,11 +129,18 @@ def get_optimizer_groups(
     decayed = [p for g in groups if g.weight_decay != 0 for p in g.parameters]
     not_decayed = [p for g in groups if g.weight_decay == 0 for p in g.parameters]
     param_groups = []
-    if decayed:
-        param_groups.append({"params": decayed, "weight_decay": weight_decay})
-    if not_decayed:
-        param_groups.append({"params": not_decayed, "weight_decay": 0.0})
+    for parameters, decay in ((decayed, weight_decay), (not_decayed, 0.0)):
+        # One group per mesh where meshes are mixed (expert-parallel or partly tensor-parallel models): torch's
+        # multi-tensor (foreach) kernels run per group and cannot mix DTensors of different meshes.
+        param_groups += [{"params": members, "weight_decay": decay} for members in _by_mesh(parameters)]
     return param_groups
+
+
+def _by_mesh(parameters: list[nn.Parameter]) -> list[list[nn.Parameter]]:
+    groups: dict[object, list[nn.Parameter]] = {}
+    for parameter in parameters:
+        groups.setdefault(getattr(parameter, "device_mesh", None), []).append(parameter)
+    return list(groups.values())
 
 
 def _log_groups(groups: list[_NamedGroup]) -> None:
@@ -214,3 +221,12 @@ def get_adam_w(
     return _per_model_part(_adam, wrapped_model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                            weight_decay_groups_excluded=weight_decay_groups_excluded, foreach=foreach, fused=fused,
                            decoupled=True)
+
+
+def get_ep_adam_w(lr: float, betas: tuple[float, float], eps: float, weight_decay: float,
+                  weight_decay_groups_excluded: list[str], wrapped_model: nn.Module, device_mesh=None,
+                  foreach: bool | None = None, fused: bool | None = None) -> Optimizer:
+    """`optimizer/ep_adam_w`: AdamW (the reference's EP optimizer takes the same update). The experts are DTensors
+    sharded by FSDP2 over the ranks holding the same experts, so their state is sharded like their weights; the
+    groups are split by mesh (get_optimizer_groups)."""
+    return get_adam_w(lr, betas, eps, weight_decay, weight_decay_groups_excluded, wrapped_model, foreach, fused)

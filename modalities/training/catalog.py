@@ -63,6 +63,11 @@ CATALOG = [
         description="Activation checkpointing of every block or every n-th block.", interface="nn.Module",
     ),
     ComponentSpec(
+        "model", "ep_wrapped", _CFG + "EPWrappedModelConfig", "modalities.models.moe.expert_parallel:get_ep_wrapped_model",
+        description="Expert parallelism: each MoE block's experts split over the mesh's ep ranks, tokens sent to "
+        "their experts by all-to-all; wrap it with fsdp2_wrapped.", interface="nn.Module",
+    ),
+    ComponentSpec(
         "model", "compiled", _CFG + "CompiledModelConfig", _WRAP + "get_compiled_model",
         description="torch.compile per block, in place.", interface="nn.Module",
     ),
@@ -84,6 +89,11 @@ CATALOG += [
         "stages_generator", "gpt2_stages_generator", _PIPE_CFG + "GPT2StagesGeneratorConfig",
         "modalities.training.pipeline_plan:GPT2StagesGenerator", description="Where model/gpt2 may be cut into pipeline stages.",
         interface="StagesGenerator",
+    ),
+    ComponentSpec(
+        "stages_generator", "qwen_stages_generator", _PIPE_CFG + "QwenStagesGeneratorConfig",
+        "modalities.training.pipeline_plan:QwenStagesGenerator", description="Where model/moe may be cut into "
+        "pipeline stages.", interface="StagesGenerator",
     ),
     ComponentSpec(
         "pipeline", "staged", _PIPE_CFG + "StagedPipelineConfig", _PIPE + "get_staged_pipeline",

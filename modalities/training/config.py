@@ -26,7 +26,7 @@ class PrecisionEnum(str, Enum):
 
 class DeviceMeshConfig(ComponentConfig):
     """The device mesh of the run: pipeline (pp) x data parallelism (replicate x shard) x context parallelism (cp) x
-    tensor parallelism (tp)."""
+    tensor parallelism (tp); expert parallelism (ep) splits dp_shard."""
 
     device_type: Literal["cuda", "cpu"] = Field(
         description="Device of every rank: `cuda` (one GPU per rank, NCCL) or `cpu` (gloo)."
@@ -51,6 +51,11 @@ class DeviceMeshConfig(ComponentConfig):
         default=False, description="With tensor parallelism: the head keeps its vocabulary shard and the loss is "
         "computed on the shards (torch's loss_parallel), so full logits are never gathered."
     )
+    expert_parallel_degree: PositiveStrictInt = Field(
+        default=1, description="Ranks the experts of each MoE block are split over (model/ep_wrapped): the mesh's "
+        "`ep` dimension, carved out of dp_shard (which it must divide): these ranks still read their own data and "
+        "send each token to the rank holding its expert."
+    )
     world_size: PositiveStrictInt = Field(description="Number of ranks; must equal the launched world size.")
 
     @field_validator("enable_loss_parallel")
@@ -66,7 +71,7 @@ class ParallelDegreeConfig(ComponentConfig):
     """The product of the sizes of some parallelism dimensions of a device mesh (e.g. the data-parallel degree)."""
 
     device_mesh: ComponentRef["device_mesh"] = Field(description="The device mesh to read.")
-    parallelism_methods: list[Literal["dp_shard", "dp_replicate", "tp", "pp", "cp"]] = Field(
+    parallelism_methods: list[Literal["dp_shard", "dp_replicate", "tp", "pp", "cp", "ep"]] = Field(
         description="Dimensions whose sizes are multiplied; a dimension absent from the mesh counts as 1."
     )
 
@@ -106,6 +111,32 @@ class FSDP2WrappedModelConfig(ComponentConfig):
     )
     layers_per_fsdp_unit: PositiveStrictInt = Field(
         default=1, description="Consecutive blocks sharded as one unit (gathered together)."
+    )
+
+
+class EPWrappedModelConfig(ComponentConfig):
+    """Expert parallelism of a model/moe: each block's experts split over the mesh's expert-parallel ranks, every
+    token sent to the rank of its expert and back (all-to-all). Wrap the result with fsdp2_wrapped, which shards
+    the experts over the data-parallel ranks that hold the same ones."""
+
+    model: ComponentRef["model"] = Field(description="The model/moe (or its pipeline parts), before TP and FSDP2.")
+    device_mesh: ComponentRef["device_mesh"] = Field(
+        description="The mesh: its `ep` dimension (device_mesh.config.expert_parallel_degree), or the dimension "
+        "ep_mesh_dim_name names."
+    )
+    block_names: list[str] = Field(
+        min_length=1, description="Class names of the blocks holding experts (`[TransformerBlock]`)."
+    )
+    ep_mesh_dim_name: str | None = Field(
+        default=None,
+        description="The reference's older spelling: the mesh dimension the experts are split over, e.g. `tp` in a "
+        "mesh without tensor parallelism; its ranks then read their own data and average their gradients like "
+        "data-parallel ranks. Leave it out for the `ep` dimension of expert_parallel_degree.",
+    )
+    mixed_precision_settings: MixedPrecisionSettings | None = Field(
+        default=None,
+        description="Accepted as in the reference. The experts are cast by model/fsdp2_wrapped's mixed-precision "
+        "policy, like every other parameter (this setting must not contradict it).",
     )
 
 

@@ -14,7 +14,9 @@ What is checked (docs/config-format.md, "The run contract"):
 - the data available for the target (error, or epochs when the loader repeats) and the target tokens;
 - the intervals against the target, and the step profile against the target tokens (Modalities' consistency
   flags decide between warning and error);
-- data files present and readable, with a header that fits.
+- data files present and readable, with a header that fits;
+- a mixture-of-experts run (contract_moe.py): the expert-parallel degree against the experts and the mesh, the
+  loss against the model, a capacity that drops slots even when balanced, model/qwen_tp's divisibility.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ class _Checks:
 
     def sequence_lengths(self) -> None:
         model = self.model()
-        model_length = self.field(model, "sequence_length")
+        length_field = "max_seq_len" if self.field(model, "max_seq_len") is not None else "sequence_length"
+        model_length = self.field(model, length_field)
         train_lengths = []
         for role, loader in self.loaders():
             for dataset in self.datasets(loader):
@@ -182,7 +185,7 @@ class _Checks:
                     self.add(
                         self.at(dataset, "sequence_length"),
                         f"samples of {length} input tokens are longer than the model's context of {model_length} "
-                        f"({self.where(self.at(model, 'sequence_length'))}); the model would fail on the first batch",
+                        f"({self.where(self.at(model, length_field))}); the model would fail on the first batch",
                         hint="use the same sequence_length for the data and the model",
                     )
         if not train_lengths:
@@ -342,11 +345,16 @@ class _Checks:
                          hint="use data_parallel_key: dp (dp_replicate x dp_shard)")
 
     def model_parallel_degree(self) -> int:
-        """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline x context degree)."""
+        """Ranks of one data-parallel replica: they read the same batch (tensor x pipeline x context degree; a
+        dimension the experts borrowed in the reference's older spelling is data-parallel)."""
+        from modalities.training.contract_moe import borrowed_expert_dims
+
         mesh = self.node(self.run.device_mesh)
+        borrowed = borrowed_expert_dims(self)
         degree = 1
-        for name in ("tensor_parallel_degree", "pipeline_parallel_degree", "context_parallel_degree"):
-            degree *= _n(self.field(mesh, name)) or 1
+        for name, dim in (("tensor_parallel_degree", "tp"), ("pipeline_parallel_degree", "pp"),
+                          ("context_parallel_degree", "cp")):
+            degree *= 1 if dim in borrowed else _n(self.field(mesh, name)) or 1
         return degree
 
     def world_size(self) -> tuple[int, tuple] | None:
@@ -613,6 +621,7 @@ class _Checks:
         from modalities.training.pipeline_plan import (
             GPT2StagesGenerator,
             PipelinePlanError,
+            QwenStagesGenerator,
             microbatch_misfit,
             stage_indices_of_rank,
         )
@@ -642,22 +651,26 @@ class _Checks:
                 schedule = self.field(info, "pp_schedule_name")
                 if generator is None or None in (layers, per_stage) or not isinstance(schedule, str):
                     continue
-                plan = GPT2StagesGenerator(layers, _n(self.field(generator, "input_layer_equivalence")) or 1,
-                                           _n(self.field(generator, "output_layer_equivalence")) or 1)
+                generator_class = QwenStagesGenerator if generator.variant_key == "qwen_stages_generator" else \
+                    GPT2StagesGenerator
+                plan = generator_class(layers, _n(self.field(generator, "input_layer_equivalence")) or 1,
+                                       _n(self.field(generator, "output_layer_equivalence")) or 1)
                 try:
                     stages = plan.get_stages(per_stage, degree)
                     stage_indices_of_rank(0, degree, len(stages), schedule)
                 except PipelinePlanError as e:
                     self.add(self.at(info, "num_layers_per_stage"), str(e))
-                model = self.first_with(getattr(info.config, "whole_model", None), "n_layer")
-                if model is not None and _n(self.field(model, "n_layer")) not in (None, layers):
+                moe = self.first_with(getattr(info.config, "whole_model", None), "num_layers")
+                depth, tying = ("num_layers", "tie_embeddings") if moe is not None else ("n_layer", "use_weight_tying")
+                model = moe or self.first_with(getattr(info.config, "whole_model", None), "n_layer")
+                if model is not None and _n(self.field(model, depth)) not in (None, layers):
                     self.add(self.at(generator, "num_model_layers"),
-                             f"num_model_layers {layers} is not the n_layer {self.field(model, 'n_layer')} of "
-                             f"{self.where(model.path)}", hint="use ${model_raw.config.n_layer}")
-                if model is not None and self.field(model, "use_weight_tying") is True:
-                    self.add(self.at(model, "use_weight_tying"),
+                             f"num_model_layers {layers} is not the {depth} {self.field(model, depth)} of "
+                             f"{self.where(model.path)}", hint=f"use ${{model_raw.config.{depth}}}")
+                if model is not None and self.field(model, tying) is True:
+                    self.add(self.at(model, tying),
                              "the embedding and the head it is tied to land on different pipeline stages; set "
-                             "use_weight_tying: false for pipeline parallelism")
+                             f"{tying}: false for pipeline parallelism")
             elif info.variant_key == "scheduled":
                 batch, size = _n(self.field(info, "batch_size")), _n(self.field(info, "microbatch_size"))
                 schedule = self.field(info, "pp_schedule_name")
@@ -775,6 +788,7 @@ def _hf_tokenizer_size(location: Any) -> int | None:
 
 def check_training_run(view) -> list[Finding]:
     """The training root's contract (see the module docstring); ``view`` is the compiler's RunView."""
+    from modalities.training.contract_moe import check_mixture_of_experts
     from modalities.training.run import TrainingSettings
 
     if view.run is None or not isinstance(getattr(view.run, "settings", None), TrainingSettings):
@@ -794,6 +808,7 @@ def check_training_run(view) -> list[Finding]:
         checks.mesh_fits_the_world,
         checks.pipeline_parallel,
         checks.context_parallel,
+        lambda: check_mixture_of_experts(checks),
     ):
         check()
     return checks.findings

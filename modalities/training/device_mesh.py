@@ -18,6 +18,7 @@ def get_device_mesh(
     pipeline_parallel_degree: int = 1,
     context_parallel_degree: int = 1,
     enable_loss_parallel: bool = False,
+    expert_parallel_degree: int = 1,
 ) -> DeviceMesh:
     if enable_loss_parallel and tensor_parallel_degree == 1:
         raise TrainingSetupError("device_mesh.config.enable_loss_parallel needs tensor_parallel_degree > 1 (the head's "
@@ -46,6 +47,11 @@ def get_device_mesh(
             f"data_parallel_shard_degree ({data_parallel_shard_degree}) x context_parallel_degree ({cp}) x "
             f"tensor_parallel_degree ({tp}) must equal the world size ({world_size}); -1 fills in the shard degree"
         )
+    if shard % expert_parallel_degree:
+        raise TrainingSetupError(
+            f"expert_parallel_degree {expert_parallel_degree} must divide data_parallel_shard_degree {shard}: the "
+            "expert-parallel ranks are data-parallel ranks that split the experts between them"
+        )
     # The reference's (and torchtitan's) order and names: dimensions of size 1 left out, except dp_shard.
     sizes = (("pp", pp), ("dp_replicate", replicate), ("dp_shard", shard), ("cp", cp), ("tp", tp))
     dims = [(name, size) for name, size in sizes if size > 1 or name == "dp_shard"]
@@ -57,23 +63,37 @@ def get_device_mesh(
     # Read by model/gpt2_tp (the head keeps its vocabulary shard) and the training loop (the loss is computed on
     # the shards): one setting on the mesh, as the reference places it.
     mesh.loss_parallel = bool(enable_loss_parallel)
+    # Expert parallelism is carved out of dp_shard (the reference's and torchtitan's layout): dp_shard =
+    # dp_shard_mod_ep x ep, ep the inner (consecutive ranks), so each rank still reads its own data and the
+    # all-to-all stays among neighbours. The experts live on this second view of the same ranks (model/ep_wrapped);
+    # everything else keeps using dp_shard.
+    mesh.expert_mesh = (
+        mesh._unflatten("dp_shard", (shard // expert_parallel_degree, expert_parallel_degree), ("dp_shard_mod_ep", "ep"))
+        if expert_parallel_degree > 1 else None
+    )
     return mesh
 
 
 def data_parallel_degree(device_mesh: DeviceMesh | None) -> int:
     """Ranks that read different data: the product of the data-parallel dimensions (the world size without a
-    mesh)."""
+    mesh), with a dimension the experts borrowed in the reference's older spelling (model/ep_wrapped with
+    ep_mesh_dim_name, e.g. tp without tensor parallelism), whose ranks read their own data."""
     if device_mesh is None or not device_mesh.mesh_dim_names:
         return dist.get_world_size() if dist.is_initialized() else 1
-    return get_parallel_degree(device_mesh, ["dp_replicate", "dp_shard"])
+    borrowed = getattr(device_mesh, "ep_borrowed_dim", None)
+    return get_parallel_degree(device_mesh, ["dp_replicate", "dp_shard"] + ([borrowed] if borrowed else []))
 
 
 def get_parallel_degree(device_mesh: DeviceMesh, parallelism_methods: list[str]) -> int:
+    """The product of the sizes of these dimensions; ``ep`` is the expert-parallel one (a part of dp_shard)."""
     names = device_mesh.mesh_dim_names or ()
+    expert_mesh = getattr(device_mesh, "expert_mesh", None)
     degree = 1
     for method in parallelism_methods:
         if method in names:
             degree *= device_mesh.size(names.index(method))
+        elif method == "ep" and expert_mesh is not None:
+            degree *= expert_mesh["ep"].size()
     return degree
 
 

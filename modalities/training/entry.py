@@ -76,6 +76,7 @@ def run_training(
     from modalities.checkpointing.layout import is_complete, read_progress, resolve_checkpoint
     from modalities.logging.broker import MessageBroker, MessageType
     from modalities.logging.subscribers import JSONLResultsWriter
+    from modalities.models.moe.statistics import MoEStatistics
     from modalities.training.context_parallel import context_parallel_mesh, load_balancer_of
     from modalities.training.device_mesh import data_parallel_degree
     from modalities.training.distributed import barrier, local_device
@@ -212,6 +213,7 @@ def run_training(
         loss_parallel=getattr(run.device_mesh, "loss_parallel", False),
         context_parallel_mesh=context_parallel_mesh(run.device_mesh),
         context_parallel_load_balancer=load_balancer_of(app_state.model_parts),
+        model_statistics=MoEStatistics.of(app_state.model_parts, run.device_mesh),
     )
     try:
         final = gym.run(train_loader, eval_loaders, progress, restore_rank_state=restore)

@@ -216,7 +216,10 @@ class Gym:
         loss_parallel: bool = False,
         context_parallel_mesh=None,
         context_parallel_load_balancer: str | None = "headtail",
+        model_statistics=None,
     ):
+        # Metrics a model reports at each logging step (e.g. MoE routing: models/moe/statistics.py); collective.
+        self.model_statistics = model_statistics
         self.stop_signals = stop_signals  # a StopSignals: a signal asks the loop to stop after the current step
         self.profiler = profiler  # a steppable profiler (steppable_profiler/*): entered for the loop, stepped per step
         self.app_state = app_state
@@ -418,6 +421,7 @@ class Gym:
             value = self.mfu_calculator.compute(samples_per_s)  # the global rate: the calculator divides by world_size
             mfu = float(value) if value is not None else None
         lrs = [group["lr"] for group in self.optimizer.param_groups]
+        model_metrics = self.model_statistics.metrics(self.device) if self.model_statistics is not None else {}
         result = EvaluationResultBatch(
             dataloader_tag=self.settings.train_dataloader_tag,
             num_train_steps_done=step,
@@ -427,6 +431,7 @@ class Gym:
                 "grad norm avg": norm_avg,
                 "grad norm last": norm_last,
                 "lr mean": float(sum(lrs) / len(lrs)),
+                **model_metrics,
             },
             throughput_metrics={
                 "tokens/s": tokens_per_s,

@@ -60,6 +60,13 @@ def get_fsdp2_wrapped_model(
     reduce_dtype = _dtype(getattr(mixed_precision_settings, "reduce_dtype", "FP_32"))
     policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
     mesh = _data_parallel_mesh(device_mesh)
+    # Modules with a sharding of their own first (the experts of an expert-parallel block: sharded over the ranks
+    # that hold the same experts, gradients divided by the data-parallel degree; models/moe/expert_parallel.py).
+    for module in model.modules():
+        unit = getattr(module, "fsdp_unit", None)
+        if unit is not None:
+            fully_shard(module, mesh=unit.mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+            module.set_gradient_divide_factor(unit.gradient_divide_factor)
     blocks = find_blocks(model, block_names, allow_none=is_pipeline_part(model))
     # Consecutive blocks grouped into one FSDP unit: one all-gather per group instead of per block.
     for start in range(0, len(blocks), layers_per_fsdp_unit):
@@ -73,8 +80,12 @@ def get_fsdp2_wrapped_model(
 
 def _data_parallel_mesh(device_mesh: DeviceMesh) -> DeviceMesh:
     """The mesh FSDP2 shards over: dp_shard (HSDP: dp_replicate x dp_shard), with context-parallel peers counted
-    as shard ranks (they hold the same model and average their gradients too)."""
+    as shard ranks (they hold the same model and average their gradients too), and so are the ranks of a dimension
+    the experts borrowed in the reference's older spelling (ep_wrapped's ep_mesh_dim_name)."""
     names = device_mesh.mesh_dim_names or ()
+    borrowed = getattr(device_mesh, "ep_data_mesh", None)  # dp_shard x a dimension the experts split (older spelling)
+    if borrowed is not None:
+        return borrowed
     if "cp" not in names:
         return device_mesh[("dp_replicate", "dp_shard")] if "dp_replicate" in names else device_mesh["dp_shard"]
     flattened = getattr(device_mesh, "dp_shard_cp", None)

@@ -88,8 +88,11 @@ def get_staged_pipeline(
     local_rank: int,
     pp_schedule_name: str,
     num_layers_per_stage: int,
+    **static_io,
 ) -> Pipeline:
-    """`pipeline/staged`: this rank's stage modules, cut from ``whole_model`` (typically on the meta device)."""
+    """`pipeline/staged`: this rank's stage modules, cut from ``whole_model`` (typically on the meta device).
+    ``static_io``: the static_io_* fields (all or none): the stages' input and output shapes, so that no stage
+    infers them with a forward before the first step."""
     stage_class = _zero_filled_stage_class()
     pp_mesh = pipeline_mesh(device_mesh)
     degree, pp_rank = pp_mesh.size(), pp_mesh.get_local_rank()
@@ -108,9 +111,29 @@ def get_staged_pipeline(
     for index in indices:
         part = stage_module(whole_model, names_per_stage[index])
         parts.append(part)
+        shapes = _static_shapes(index, len(names_per_stage), static_io)
         stages.append(stage_class(part, stage_index=index, num_stages=len(names_per_stage), device=device,
-                                    group=pp_mesh.get_group()))
+                                    group=pp_mesh.get_group(), **shapes))
     return Pipeline(pp_stages=stages, model_parts=parts)
+
+
+def _static_shapes(index: int, num_stages: int, static_io: dict) -> dict:
+    """PipelineStage's input_args and output_args (meta tensors) from the static_io_* fields, or {} without them:
+    token ids into the first stage, hidden states between stages, logits out of the last."""
+    if not static_io or any(value is None for value in static_io.values()):
+        return {}
+    batch, length = static_io["static_io_microbatch_size"], static_io["static_io_sequence_length"]
+    dtype = _DTYPES[getattr(static_io["static_io_dtype"], "value", static_io["static_io_dtype"])]
+    # Hidden states and logits carry gradients: the stages exchange them in backward (as inferred shapes would say).
+    hidden = torch.empty(batch, length, static_io["static_io_hidden_dim"], dtype=dtype, device="meta",
+                         requires_grad=True)
+    inputs = torch.empty(batch, length, dtype=torch.long, device="meta") if index == 0 else hidden
+    outputs = (torch.empty(batch, length, static_io["static_io_vocab_size"], dtype=dtype, device="meta",
+                           requires_grad=True) if index == num_stages - 1 else hidden)
+    return {"input_args": (inputs,), "output_args": (outputs,)}
+
+
+_DTYPES = {"FP_32": torch.float32, "FP_16": torch.float16, "BF_16": torch.bfloat16}
 
 
 def stage_module(whole_model: nn.Module, keep: list[str]) -> nn.Module:

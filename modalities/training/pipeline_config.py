@@ -7,6 +7,7 @@ from enum import Enum
 from pydantic import AliasChoices, field_validator, model_validator
 
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, NonNegativeStrictInt, PositiveStrictInt
+from modalities.training.config import PrecisionEnum
 from modalities.training.pipeline_plan import PipelinePlanError, schedule_class_name
 
 _SCHEDULE = (
@@ -34,6 +35,12 @@ class GPT2StagesGeneratorConfig(ComponentConfig):
     )
 
 
+class QwenStagesGeneratorConfig(GPT2StagesGeneratorConfig):
+    """Where model/moe may be cut: after the token embedding, between blocks, before the final norm and head."""
+
+    num_model_layers: PositiveStrictInt = Field(description="The model's num_layers.")
+
+
 class StagedPipelineConfig(ComponentConfig):
     """This rank's stages of a model cut by layer count (pruned copies that keep their parameter names)."""
 
@@ -46,8 +53,35 @@ class StagedPipelineConfig(ComponentConfig):
         description="Blocks (layer equivalents) per virtual stage: the model is cut into "
         "ceil((layers + input + output equivalence) / this) stages, a multiple of pipeline_parallel_degree."
     )
+    static_io_microbatch_size: PositiveStrictInt | None = Field(
+        default=None, description="With the other static_io fields: the stages' input and output shapes are given "
+        "(micro-batch size), so no stage runs a shape-inference forward before the first step (the reference's "
+        "fields, which it needs for expert with pipeline parallelism)."
+    )
+    static_io_sequence_length: PositiveStrictInt | None = Field(default=None, description="Tokens per sample.")
+    static_io_hidden_dim: PositiveStrictInt | None = Field(
+        default=None, description="Width of the hidden states passed between stages (the model's d_model)."
+    )
+    static_io_vocab_size: PositiveStrictInt | None = Field(
+        default=None, description="Width of the last stage's output (the vocabulary)."
+    )
+    static_io_dtype: PrecisionEnum | None = Field(
+        default=None, description="Dtype of the hidden states (the mixed-precision param_dtype)."
+    )
 
     _schedule = field_validator("pp_schedule_name")(_known_schedule)
+
+    @model_validator(mode="after")
+    def _static_io_all_or_none(self) -> "StagedPipelineConfig":
+        given = [name for name in STATIC_IO_FIELDS if getattr(self, name) is not None]
+        if given and len(given) != len(STATIC_IO_FIELDS):
+            missing = [name for name in STATIC_IO_FIELDS if name not in given]
+            raise ValueError(f"give all static_io fields or none: {', '.join(missing)} missing")
+        return self
+
+
+STATIC_IO_FIELDS = ("static_io_microbatch_size", "static_io_sequence_length", "static_io_hidden_dim",
+                    "static_io_vocab_size", "static_io_dtype")
 
 
 class ScheduledPipelineConfig(ComponentConfig):

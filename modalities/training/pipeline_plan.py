@@ -65,6 +65,18 @@ class GPT2StagesGenerator:
         return modules_per_stage(self.split_points(), num_layers_per_stage, pp_dims)
 
 
+class QwenStagesGenerator(GPT2StagesGenerator):
+    """`stages_generator/qwen_stages_generator`: model/moe's split points: the token embedding, each block, the
+    final norm with the head."""
+
+    def split_points(self) -> list[tuple[list[str], int]]:
+        return [
+            (["token_emb"], self.input_layer_equivalence),
+            *[([f"layers.{i}"], 1) for i in range(self.num_model_layers)],
+            (["final_norm", "lm_head"], self.output_layer_equivalence),
+        ]
+
+
 def modules_per_stage(split_points: list[tuple[list[str], int]], num_layers_per_stage: int,
                       pp_degree: int) -> list[list[str]]:
     """The module names of each virtual stage, in order."""

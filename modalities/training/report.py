@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from modalities.logging.broker import Message, MessageType, RunInfo
-from modalities.training.device_mesh import sum_over_pipeline_stages
+from modalities.training.device_mesh import data_parallel_degree, sum_over_pipeline_stages
 
 
 def count_parameters(model: torch.nn.Module | list[torch.nn.Module]) -> tuple[int, int]:
@@ -57,7 +57,13 @@ def _mesh_text(run) -> str | None:
     for value in (getattr(run, "device_mesh", None), *(run.model_extra or {}).values()):
         if isinstance(value, DeviceMesh):
             names = value.mesh_dim_names or tuple(f"dim{i}" for i in range(value.ndim))
-            return " x ".join(f"{name}={size}" for name, size in zip(names, value.shape))
+            text = " x ".join(f"{name}={size}" for name, size in zip(names, value.shape))
+            expert_mesh, borrowed = getattr(value, "expert_mesh", None), getattr(value, "ep_borrowed_dim", None)
+            if expert_mesh is not None:
+                text += f" (experts over ep={expert_mesh['ep'].size()} of dp_shard)"
+            elif borrowed is not None:
+                text += f" (experts over {borrowed}, which reads its own data)"
+            return text
     return None
 
 
@@ -85,10 +91,15 @@ def describe_run(
     """The facts of a built run (collective: every rank calls it)."""
     settings = run.settings
     world_size = dist.get_world_size() if dist.is_initialized() else 1
+    from modalities.models.moe.model import inactive_parameters_per_token
+
     total, local = count_parameters(run.app_state.model)
     total = sum_over_pipeline_stages(total, run.device_mesh)
+    inactive = sum_over_pipeline_stages(inactive_parameters_per_token(run.app_state.model), run.device_mesh)
     profile = settings.step_profile
-    dp_degree = profile.dp_degree or world_size
+    # A dimension the experts borrowed (ep_wrapped's older spelling) reads its own data: the loop counts it too.
+    borrowed = getattr(run.device_mesh, "ep_borrowed_dim", None)
+    dp_degree = data_parallel_degree(run.device_mesh) if borrowed else profile.dp_degree or world_size
     samples_per_step = profile.local_train_micro_batch_size * profile.gradient_accumulation_steps * dp_degree
     return RunInfo(
         experiment_id=experiment_id,
@@ -112,6 +123,7 @@ def describe_run(
         num_target_tokens=settings.training_target.num_target_tokens,
         dataset_samples=_dataset_size(run.train_dataloader),
         resumed_from=resumed_from,
+        num_active_parameters=total - inactive if inactive else None,
     )
 
 
@@ -140,6 +152,13 @@ def _lines(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {label.ljust(width)}  {text}" for label, text in rows)
 
 
+def _active(info: RunInfo) -> str:
+    """A mixture of experts: how many of the parameters a token uses."""
+    if info.num_active_parameters is None:
+        return ""
+    return f", {human(info.num_active_parameters)} active per token ({info.num_active_parameters:,})"
+
+
 def format_banner(info: RunInfo) -> str:
     low, high = info.num_parameters_per_rank
     per_rank = f"{human(low)} on each rank" if low == high else f"{human(low)} to {human(high)} per rank"
@@ -153,7 +172,7 @@ def format_banner(info: RunInfo) -> str:
     rows = [
         ("experiment", f"{info.experiment_folder}/ (config.yaml, results.jsonl)"),
         ("ranks", ranks),
-        ("model", f"{human(info.num_parameters)} parameters ({info.num_parameters:,}); {per_rank}"),
+        ("model", f"{human(info.num_parameters)} parameters ({info.num_parameters:,}){_active(info)}; {per_rank}"),
         ("each step", step),
         ("target", f"{info.num_target_steps:,} steps, {target_tokens:,} tokens"),
     ]

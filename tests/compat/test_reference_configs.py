@@ -55,6 +55,11 @@ WORLD_SIZE = {
     "config_files/training/config_lorem_ipsum_long_fsdp2_pp_tp_cp.yaml": 8,  # pp 2 x tp 2 x cp 2
     "tutorials/instruction_tuning/configs/small_train_instruct_model_fsdp2_config.yaml": 2,
     "tutorials/warmstart/configs/pre_training_config.yaml": 2,
+    # the MoE configs: tensor_parallel_degree 4 (the experts' older spelling); tp 2 with ep 2 carved out of
+    # dp_shard 2; pp 2 x tp 2 x dp_shard 2 (ep 2)
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2.yaml": 4,
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2_tp.yaml": 4,
+    "config_files/training/config_lorem_ipsum_long_moe_ep_fsdp2_tp_pp.yaml": 8,
 }
 
 

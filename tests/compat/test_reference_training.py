@@ -163,3 +163,31 @@ def test_context_parallel_configs_train_on_cpu_ranks_and_checkpoint(tmp_path, sm
     assert sorted(losses) == [1, 2] and all(np.isfinite(value) for value in losses.values())
     checkpoint = tmp_path / "checkpoints" / "cp" / "checkpoints" / "step_2"
     assert (checkpoint / "training_progress.json").is_file() and any(checkpoint.glob("*.distcp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "nproc", "mesh"),
+    [("config_lorem_ipsum_long_moe_ep_fsdp2.yaml", 4, "dp_shard=1 x tp=4 (experts over tp, which reads its own data)"),
+     ("config_lorem_ipsum_long_moe_ep_fsdp2_tp.yaml", 4, "dp_shard=2 x tp=2 (experts over ep=2 of dp_shard)"),
+     ("config_lorem_ipsum_long_moe_ep_fsdp2_tp_pp.yaml", 8, "pp=2 x dp_shard=2 x tp=2 (experts over ep=2 of dp_shard)")],
+)
+def test_moe_configs_train_on_cpu_ranks_and_write_a_checkpoint(tmp_path, small_eval_set, config, nproc, mesh):
+    """The reference's MoE configs: expert parallelism in its older spelling (over tp, with activation
+    checkpointing), with tensor parallelism, and with tensor and pipeline parallelism (bf16 parameters)."""
+    from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+
+    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False) + [
+        "--set", "device_mesh.config.device_type=cpu", "--set", "settings.step_profile.sequence_length=64",
+        "--set", "settings.training_target.num_target_steps=2", "--set", "settings.intervals.evaluation_interval_in_steps=2"]
+    done = subprocess.run(
+        torchrun_cmd(nproc, "train", str(TRAINING / config), "--experiments-root", str(tmp_path / "exp"),
+                     "--experiment-id", "moe", *overrides),
+        cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"mesh {mesh}" in done.stdout
+    records = [json.loads(line) for line in (tmp_path / "exp" / "moe" / "results.jsonl").read_text().splitlines()]
+    train = {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
+    assert sorted(train) == [1, 2]
+    assert all(np.isfinite(r["losses"]["train loss avg"]) and r["metrics"]["moe aux loss"] > 0 for r in train.values())
+    assert (tmp_path / "checkpoints" / "moe" / "checkpoints" / "step_2" / "training_progress.json").is_file()

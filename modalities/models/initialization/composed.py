@@ -33,8 +33,11 @@ _NOT_A_NORM = r"^(?!.*norm)(?!.*ln_)"  # CoCa: every weight and bias except thos
 PARAMETER_GROUPS: dict[str, dict[str, NamedParameterFilter]] = {
     "gpt2": {
         "plain": NamedParameterFilter(
-            weights=(_GPT2_LINEAR + r"\.weight", r"transformer\.(wte|wpe)\.weight", r"transformer\.lm_head\.weight"),
-            biases=(_GPT2_LINEAR + r"\.bias", r"transformer\.lm_head\.bias"),
+            # The reference's bare lm_head\.weight also matches model/moe's head (the one weight of that model this
+            # group names: the reference's MoE configs initialize it with model_type gpt2).
+            weights=(_GPT2_LINEAR + r"\.weight", r"transformer\.(wte|wpe)\.weight", r"transformer\.lm_head\.weight",
+                     r"lm_head\.weight"),
+            biases=(_GPT2_LINEAR + r"\.bias", r"transformer\.lm_head\.bias", r"lm_head\.bias"),
         ),
         # The projections that write into the residual stream: attention output and the MLP's last layer.
         "scaled": NamedParameterFilter(weights=(r"transformer\.h\.\d+\.(attn\.c_proj|mlp\.c_proj|mlp\.W_2)\.weight",)),

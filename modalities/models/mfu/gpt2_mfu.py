@@ -5,7 +5,8 @@ with the weights, and 12 L T d for the attention score and value products (QK^T 
 over T positions in each of L layers).
 
 N counts the parameters that take part in a matrix multiply per token: all parameters except the embedding
-tables, which are looked up, not multiplied. With weight tying the shared matrix is counted once, as the
+tables, which are looked up, not multiplied, and except the experts a token does not run in a mixture of experts
+(model/moe: a token runs top_k of each block's experts, so (E - k) / E of the expert weights are left out). With weight tying the shared matrix is counted once, as the
 output projection (which is a real d x vocab multiply). Norm scales and biases are included: they are a
 negligible fraction and not worth a second rule. Modalities counts all trainable parameters instead, which
 overstates MFU by the (untied) embedding tables.
@@ -24,11 +25,15 @@ __all__ = ["GPT2MFUCalculator", "matmul_parameter_count", "peak_flops_of_device_
 
 
 def matmul_parameter_count(model: nn.Module) -> int:
-    """Parameters except embedding tables (an embedding shared with an output Linear counts once)."""
+    """Parameters a token multiplies with: all but embedding tables (an embedding shared with an output Linear
+    counts once) and the experts a token does not run."""
+    from modalities.models.moe.model import inactive_parameters_per_token
+
     # DTensor.numel() is the global size, so sharded models are counted whole.
     embedding_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    return sum(p.numel() for p in model.parameters() if id(p) not in embedding_weights or id(p) in linear_weights)
+    total = sum(p.numel() for p in model.parameters() if id(p) not in embedding_weights or id(p) in linear_weights)
+    return total - inactive_parameters_per_token(model)
 
 
 class GPT2MFUCalculator:
