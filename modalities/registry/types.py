@@ -101,7 +101,7 @@ class NodeInfo:
 class ComponentConfig(BaseModel):
     """Base for built-in component configs: unknown fields are errors, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True, defer_build=True)
 
 
 class ComponentPlaceholder:
