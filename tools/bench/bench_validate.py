@@ -34,7 +34,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def run_once(cmd: list[str], env: dict | None = None) -> float:
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, cwd=REPO, env=env or ENV)
+    result = subprocess.run(cmd, capture_output=True, cwd=REPO, env=env or ENV, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr.decode()}")
