@@ -13,8 +13,8 @@ its build order from the same tables.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
