@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("modalities.cli.benchmark", "expand a sweep template into one config per combination"),
     "profile": ("modalities.cli.profile", "step a config's steppable_component under its profiler"),
     "generate_text": ("modalities.cli.generate", "generate text with a config's inference_component/text"),
+    "lsp": ("modalities.cli.lsp", "the config compiler as a language server for editors (LSP over stdio)"),
     # the reference Modalities' spellings, each carried out by one of the commands above
     "run": ("modalities.cli.run_alias", "the reference's `run --config_file_path CFG` (= train CFG)"),
     "warmstart": ("modalities.cli.warmstart", "the reference's warm start (= train CFG --last-checkpoint-info FILE)"),
