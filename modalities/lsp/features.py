@@ -29,6 +29,7 @@ from modalities.lsp.text import (
     mapping_scalars,
     position,
     span_range,
+    top_level_keys,
 )
 from modalities.registry import Registry, default_registry
 from modalities.registry.python_types import validation_twin
@@ -97,7 +98,8 @@ def governing(context: CursorContext, lines: list[str], registry: Registry, top_
                 return Governing(spec.config_class(), context.path[index + 1 :], spec, context.path[:index])
             except Exception:  # noqa: BLE001 - a config class that cannot be imported: nothing to offer
                 return Governing(None, (), spec, context.path[:index])
-    root = registry.root_for(top_level) if isinstance(top_level, dict) else None
+    keys = top_level if isinstance(top_level, dict) else top_level_keys(lines)  # the text, when it does not parse
+    root = registry.root_for(keys)
     try:
         return Governing(root.config_class() if root else None, context.path)
     except Exception:  # noqa: BLE001

@@ -188,3 +188,13 @@ def mapping_scalars(lines: list[str], line: int) -> dict[str, str]:
             if item:
                 break  # the first line of this list item
     return found
+
+
+def top_level_keys(lines: list[str]) -> list[str]:
+    """The keys written at the top level of the text (column 0), whether or not the text parses."""
+    keys = []
+    for line in lines:
+        match = _KEY.match(line) if line[:1] not in ("", " ", "#", "-") else None
+        if match:
+            keys.append(_strip_key(match.group("key")))
+    return keys

@@ -157,3 +157,22 @@ def test_a_check_that_raises_becomes_one_diagnostic(tmp_path):
     [diagnostic] = analysis.diagnostics[path.resolve()]
     assert diagnostic.code == CHECK_FAILED and "KeyError: 'bug'" in diagnostic.message
     assert (diagnostic.span.line, diagnostic.span.col) == (1, 1)
+
+
+def test_field_completion_works_on_text_that_does_not_parse_yet():
+    from modalities.lsp.features import complete
+    from modalities.training.run import StepProfile, TrainingRunConfig
+    from tests.lsp.conftest import QUICKSTART
+
+    text = QUICKSTART.replace("  step_profile:\n    gradient_accumulation_steps: 1\n", "  step_profile:\n    gr\n", 1)
+    lines = text.splitlines()
+    line = lines.index("    gr")
+    labels = {item.label for item in complete(None, lines, lsp.Position(line=line, character=6))}
+    written = {"local_train_micro_batch_size", "sequence_length", "dp_degree"}
+    assert "gradient_accumulation_steps" in labels and not labels & written
+    assert labels == set(StepProfile.model_fields) - written
+
+    top = QUICKSTART.replace("collate_fn:\n", "pro\ncollate_fn:\n", 1).splitlines()
+    labels = {item.label for item in complete(None, top, lsp.Position(line=top.index("pro"), character=3))}
+    assert "profiler" in labels and not {"settings", "app_state", "loss_fn"} & labels
+    assert labels <= set(TrainingRunConfig.model_fields)
