@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.config.mutations import BASE_CONFIGS, TEXT_FAMILIES, make_case  # noqa: E402
-from tests.schema.lsp_client import LspClient  # noqa: E402
+from tests.config.mutations import BASE_CONFIGS, TEXT_FAMILIES, make_case
+from tests.schema.lsp_client import LspClient
 
 SEVERITY = {1: "error", 2: "warning", 3: "note"}
 RENAME_REFUSALS = ("only a top-level component", "already a top-level key", "is not a plain name")

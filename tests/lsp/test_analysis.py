@@ -8,14 +8,14 @@ import pytest
 
 pytest.importorskip("pygls")
 
-from lsprotocol import types as lsp  # noqa: E402
+from lsprotocol import types as lsp
 
-from modalities.config.compiler import compile_file  # noqa: E402
-from modalities.config.diagnostics import WARNING, Diagnostic  # noqa: E402
-from modalities.config.spans import Span  # noqa: E402
-from modalities.lsp.analysis import CHECK_FAILED, check  # noqa: E402
-from modalities.lsp.server import ConfigLanguageServer  # noqa: E402
-from modalities.lsp.text import (  # noqa: E402
+from modalities.config.compiler import compile_file
+from modalities.config.diagnostics import WARNING, Diagnostic
+from modalities.config.spans import Span
+from modalities.lsp.analysis import CHECK_FAILED, check
+from modalities.lsp.server import ConfigLanguageServer
+from modalities.lsp.text import (
     character_column,
     cursor_context,
     mapping_scalars,

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.schema.lsp_client import LspClient  # noqa: E402
+from tests.schema.lsp_client import LspClient
 
 
 def change(client: LspClient, uri: str, version: int, line: int, start: int, end: int, text: str) -> None:
