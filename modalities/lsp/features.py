@@ -17,10 +17,10 @@ from typing import Any
 from lsprotocol import types as lsp
 from pydantic import BaseModel
 
-from modalities.config.resolve import INTERPOLATION, _Resolver, is_component_node
+from modalities.config.resolve import INTERPOLATION, absolute_parts, is_component_node, resolver_names
 from modalities.config.spans import Path as ConfigPath
 from modalities.config.spans import Span, dotted, get_at
-from modalities.config.validate import _model_at
+from modalities.config.validate import model_at
 from modalities.lsp.analysis import Analysis, Located, locate, span_file
 from modalities.lsp.text import (
     CursorContext,
@@ -63,7 +63,7 @@ def accepted_kinds(model: type[BaseModel] | None, rel: tuple) -> tuple[str, ...]
     names = [i for i, part in enumerate(rel) if isinstance(part, str)]
     if model is None or not names:
         return None
-    owner = _model_at(model, rel[: names[-1]]) if names[-1] else model
+    owner = model_at(model, rel[: names[-1]]) if names[-1] else model
     info = validation_twin(owner).model_fields.get(rel[names[-1]]) if owner is not None else None
     if info is None:
         return None
@@ -220,7 +220,7 @@ def _complete_field(analysis, context, lines, registry, edit_range, line) -> lis
     present = set(mapping_scalars(lines, line)) - {context.word}
     scope = governing(context, lines, registry, analysis.values if analysis else None)
     items = []
-    model = _model_at(scope.model, scope.rel) if scope.model is not None else None
+    model = model_at(scope.model, scope.rel) if scope.model is not None else None
     takes_component = accepted_kinds(scope.model, scope.rel) not in (None, ("int",))
     if model is not None and not takes_component:
         for name in model.model_fields:
@@ -238,8 +238,6 @@ def _complete_field(analysis, context, lines, registry, edit_range, line) -> lis
 
 def _complete_interpolation(analysis, context, edit_range) -> list[lsp.CompletionItem]:
     """``${a.b.`` -> the keys under a.b that exist; ``${`` -> the top-level keys and the resolvers."""
-    from modalities.config.resolve import _DOCUMENT_RESOLVERS, _RESOLVERS
-
     expression = context.interpolation or ""
     if ":" in expression or analysis is None or analysis.values is None:
         return []
@@ -257,7 +255,7 @@ def _complete_interpolation(analysis, context, edit_range) -> list[lsp.Completio
              for k in keys]
     if not parents:
         items += [_item(f"{name}:", lsp.CompletionItemKind.Function, edit_range, sort="1")
-                  for name in sorted([*_RESOLVERS, *_DOCUMENT_RESOLVERS])]
+                  for name in resolver_names()]
     return items
 
 
@@ -311,7 +309,7 @@ def _interpolation_target(analysis: Analysis, at: ConfigPath, expression: str) -
     if ":" in expression:
         return None
     node, target = analysis.values, []
-    for part in _Resolver._absolute_parts(expression, at):
+    for part in absolute_parts(expression, at):
         key = int(part) if isinstance(node, list) and str(part).isdigit() else part
         try:
             node = node[key]
@@ -423,7 +421,7 @@ def _hover_field(analysis: Analysis, path: ConfigPath) -> str | None:
     names = [p for p in rel if isinstance(p, str)]
     if not names:
         return None
-    holder = _model_at(model, rel[: len(rel) - 1]) if len(rel) > 1 else model
+    holder = model_at(model, rel[: len(rel) - 1]) if len(rel) > 1 else model
     return field_markdown(holder, names[-1]) if holder is not None else None
 
 
