@@ -139,6 +139,8 @@ def test_hover_shows_component_and_field_docs_and_resolved_values(server, worksp
     path = line_of(QUICKSTART, "train_dataset_path: ${modalities_env:config_folder_path}")
     shown = server.hover(uri, path, 30)
     assert str(workspace / "configs") + "/../data/sample/corpus.pbin" in shown  # the whole value, resolved
+    experiments = line_of(QUICKSTART, "checkpoint_saving_path: ${modalities_env:experiments_root_path}")
+    assert f"`{workspace / 'experiments'}`" in server.hover(uri, experiments, 40)  # as validate run in the workspace
 
 
 def test_definition_goes_from_a_reference_and_from_an_interpolation_to_the_node(server, workspace):
