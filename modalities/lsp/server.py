@@ -245,55 +245,57 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_SECONDS,
     return server
 
 
+def _on_a_check(server: ConfigLanguageServer, method: str, options: Any = None, default: Any = None,
+                safely: bool = True):
+    """Register ``answer(analysis, file, lines, params)`` for a request about a document: it gets the newest
+    check that parsed the document (``default`` is the answer when there is none)."""
+
+    def register(answer):
+        async def handler(ls: ConfigLanguageServer, params):
+            analysis, file, lines = await ls.analysis_for(params.text_document.uri)
+            if analysis is None or analysis.compiled is None:
+                return default
+            return answer(analysis, file, lines, params)
+
+        handler.__name__ = answer.__name__
+        server.feature(method, options)(_answer_safely(default)(handler) if safely else handler)
+        return answer
+
+    return register
+
+
 def _register_requests(server: ConfigLanguageServer) -> None:
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                     lsp.CompletionOptions(trigger_characters=[" ", ".", "{", ":"], resolve_provider=False))
     @_answer_safely(default=None)
     async def completion(ls: ConfigLanguageServer, params: lsp.CompletionParams):
         analysis, _, lines = await ls.analysis_for(params.text_document.uri)
-        items = features.complete(analysis, lines, params.position)
+        items = features.complete(analysis, lines, params.position)  # from the text alone when nothing parsed
         return lsp.CompletionList(is_incomplete=False, items=items)
 
-    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
-    @_answer_safely()
-    async def hover(ls: ConfigLanguageServer, params: lsp.HoverParams):
-        analysis, file, lines = await ls.analysis_for(params.text_document.uri)
-        if analysis is None or analysis.compiled is None:
-            return None
+    @_on_a_check(server, lsp.TEXT_DOCUMENT_HOVER)
+    def hover(analysis, file, lines, params: lsp.HoverParams):
         text = features.hover(analysis, file, lines, params.position)
         return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)) if text else None
 
-    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
-    @_answer_safely()
-    async def definition(ls: ConfigLanguageServer, params: lsp.DefinitionParams):
-        analysis, file, lines = await ls.analysis_for(params.text_document.uri)
-        if analysis is None or analysis.compiled is None:
-            return None
+    @_on_a_check(server, lsp.TEXT_DOCUMENT_DEFINITION)
+    def definition(analysis, file, lines, params: lsp.DefinitionParams):
         return features.definition(analysis, file, lines, params.position)
 
-    @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
-    @_answer_safely(default=[])
-    async def references(ls: ConfigLanguageServer, params: lsp.ReferenceParams):
-        analysis, file, lines = await ls.analysis_for(params.text_document.uri)
-        if analysis is None or analysis.compiled is None:
-            return []
+    @_on_a_check(server, lsp.TEXT_DOCUMENT_REFERENCES, default=[])
+    def references(analysis, file, lines, params: lsp.ReferenceParams):
         return features.references(analysis, file, lines, params.position, params.context.include_declaration)
 
-    @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
-    @_answer_safely()
-    async def prepare_rename(ls: ConfigLanguageServer, params: lsp.PrepareRenameParams):
-        analysis, file, lines = await ls.analysis_for(params.text_document.uri)
-        if analysis is None or analysis.compiled is None:
-            return None
+    @_on_a_check(server, lsp.TEXT_DOCUMENT_PREPARE_RENAME)
+    def prepare_rename(analysis, file, lines, params: lsp.PrepareRenameParams):
         subject = features.rename_subject(analysis, file, lines, params.position)
-        return lsp.PrepareRenamePlaceholder(range=_word_range(lines, params.position), placeholder=subject[0]) \
-            if subject else None
-
-    @server.feature(lsp.TEXT_DOCUMENT_RENAME, lsp.RenameOptions(prepare_provider=True))
-    async def rename(ls: ConfigLanguageServer, params: lsp.RenameParams):
-        analysis, file, lines = await ls.analysis_for(params.text_document.uri)
-        if analysis is None or analysis.compiled is None:
+        if subject is None:
             return None
+        return lsp.PrepareRenamePlaceholder(range=_word_range(lines, params.position), placeholder=subject[0])
+
+    # not answered "safely": a refused rename is an error response whose message the editor shows
+    @_on_a_check(server, lsp.TEXT_DOCUMENT_RENAME, lsp.RenameOptions(prepare_provider=True), safely=False)
+    def rename(analysis, file, lines, params: lsp.RenameParams):
         subject = features.rename_subject(analysis, file, lines, params.position)
         if subject is None:
             raise features.RenameError("only a top-level component can be renamed: put the cursor on its name or "
