@@ -324,5 +324,10 @@ def _warm_up() -> None:
 
 
 def serve(debounce: float = DEFAULT_DEBOUNCE_SECONDS) -> None:
-    """Speak LSP over stdin/stdout until the editor says exit."""
-    create_server(debounce).start_io()
+    """Speak LSP over stdin/stdout until the editor says exit. Whatever else the process prints (a plugin's or a
+    config class's print()) goes to stderr: stdout carries the protocol only."""
+    import sys
+
+    protocol_in, protocol_out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr
+    create_server(debounce).start_io(protocol_in, protocol_out)

@@ -203,6 +203,11 @@ def test_a_crash_in_a_check_becomes_a_diagnostic_and_the_server_goes_on(workspac
         assert [d["code"] for d in diagnostics] == ["unknown-field"]
         assert diagnostics[0]["range"]["start"]["line"] == line_of(broken, "max_nrom")
         assert "optimizer / adam_w" in client.hover(uri, line_of(broken, "  variant_key: adam_w"), 16)
+
+        chatty = QUICKSTART + "\nchatty:\n  component_key: chatty\n  variant_key: default\n  config: {size: 2}\n"
+        client.change(uri, chatty, 3)  # its print() goes to the log, not into the protocol
+        assert [d["code"] for d in client.diagnostics_of_version(uri, 3)] == ["unused-component"]
+        assert client.protocol_errors == []
     finally:
         client.close()
     assert client.proc.returncode == 0

@@ -33,6 +33,7 @@ class LspClient:
         self._responses: dict[int, queue.Queue] = {}
         self._diagnostics: dict[str, list[dict]] = {}
         self._versions: dict[str, Any] = {}  # uri -> the version of the document its last diagnostics were for
+        self.protocol_errors: list[bytes] = []
         self._diagnostics_changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -71,9 +72,11 @@ class LspClient:
                 line = line.strip()
                 if not line:
                     break
-                name, _, value = line.decode().partition(":")
+                name, _, value = line.decode(errors="replace").partition(":")
                 if name.lower() == "content-length":
                     length = int(value)
+                elif name.lower() != "content-type":
+                    self.protocol_errors.append(line)  # not LSP: something else wrote to the server's stdout
             message = json.loads(stream.read(length))
             self._dispatch(message)
 
