@@ -38,23 +38,22 @@ def read_config_text(path: FilePath, sources: Sources | None = None) -> str:
     file it reads. Raises ConfigError when it cannot be read or is over the size limit."""
     text = sources.get(path.resolve()) if sources else None
     if text is not None:
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
-            )
+        _check_size(path, len(text.encode("utf-8", "surrogatepass")))
         return text
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
-            )
+        _check_size(path, path.stat().st_size)
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Diagnostic(f"config file not found: {path}", hint="check the path")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Diagnostic(f"cannot read config file {path}: {e}")]) from None
+
+
+def _check_size(path: FilePath, size: int) -> None:
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
+        )
 
 
 def load_document(path: str | FilePath, sources: Sources | None = None) -> Document:
