@@ -28,7 +28,7 @@ from modalities.config.diagnostics import ERROR, NOTE, WARNING, Diagnostic
 from modalities.config.spans import dotted
 from modalities.lsp import features
 from modalities.lsp.analysis import Analysis, check
-from modalities.lsp.text import span_range
+from modalities.lsp.text import span_range, use_position_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def create_server(debounce: float = DEFAULT_DEBOUNCE_SECONDS,
 
     @server.feature(lsp.INITIALIZED)
     def initialized(ls: ConfigLanguageServer, params: lsp.InitializedParams) -> None:
+        use_position_encoding(ls.workspace.position_encoding)
         root = ls.workspace.root_path
         if root:
             ls.experiments_root = Path(root) / "experiments"  # as `modalities validate` run from the workspace

@@ -1,7 +1,7 @@
 """Positions and the YAML context of a cursor, from text alone.
 
 The compiler's spans are 1-based lines and columns counted in characters (code points); LSP positions are
-0-based, their columns in UTF-16 code units (the protocol's default encoding). Completion must also work on
+0-based, their columns in UTF-16 code units (the protocol's default) or the encoding agreed at initialization. Completion must also work on
 text that does not parse while it is typed (``    wei`` alone on a line), so the context of a cursor (the keys
 that lead to it, whether it stands on a key or a value) is read from indentation, as a person reads YAML.
 """
@@ -19,30 +19,43 @@ _KEY = re.compile(r"""(?P<key>"[^"]*"|'[^']*'|[^\s#'"{\[\-][^:#]*?|-[^\s:#][^:#]
 INTERPOLATION_START = "${"
 
 
-def utf16_column(line: str, column: int) -> int:
-    """The UTF-16 column of the character column ``column`` (0-based) of ``line``."""
+# How LSP columns count: UTF-16 code units unless the client and server agreed on another encoding at
+# initialization (one client per server process, so one setting).
+_UNIT_COUNTS = {
+    "utf-8": lambda text: len(text.encode("utf-8", "surrogatepass")),
+    "utf-16": lambda text: len(text.encode("utf-16-le", "surrogatepass")) // 2,
+    "utf-32": len,
+}
+_encoding = "utf-16"
+
+
+def use_position_encoding(encoding: str | None) -> None:
+    """Count columns as the client and server agreed (``utf-8``, ``utf-16`` or ``utf-32``)."""
+    global _encoding
+    _encoding = str(encoding) if str(encoding) in _UNIT_COUNTS else "utf-16"
+
+
+def client_column(line: str, column: int) -> int:
+    """The LSP column of the character column ``column`` (0-based) of ``line``."""
     prefix = line[:column]
-    if prefix.isascii():
-        return column
-    return len(prefix.encode("utf-16-le", "surrogatepass")) // 2
+    return column if prefix.isascii() else _UNIT_COUNTS[_encoding](prefix)
 
 
-def character_column(line: str, utf16: int) -> int:
-    """The character column (0-based) of a UTF-16 column of ``line``."""
+def character_column(line: str, units: int) -> int:
+    """The character column (0-based) of an LSP column of ``line``."""
     if line.isascii():
-        return utf16
-    units = 0
-    for index, char in enumerate(line):
-        if units >= utf16:
+        return units
+    count = _UNIT_COUNTS[_encoding]
+    for index in range(len(line) + 1):
+        if count(line[:index]) >= units:
             return index
-        units += 2 if ord(char) > 0xFFFF else 1
     return len(line)
 
 
 def position(lines: list[str], line: int, column: int) -> lsp.Position:
     """The LSP position of a 0-based line and character column."""
     text = lines[line] if 0 <= line < len(lines) else ""
-    return lsp.Position(line=max(line, 0), character=utf16_column(text, max(column, 0)))
+    return lsp.Position(line=max(line, 0), character=client_column(text, max(column, 0)))
 
 
 def span_range(span: Span | None, lines: list[str]) -> lsp.Range:

@@ -36,10 +36,10 @@ def workspace(tmp_path_factory) -> Path:
     return root
 
 
-def start_server(workspace: Path, *extra: str) -> LspClient:
+def start_server(workspace: Path, *extra: str, general_capabilities: dict | None = None) -> LspClient:
     log = open(workspace / f"server{len(extra)}.log", "w")  # noqa: SIM115 - kept open for the server's life
     return LspClient(workspace, {}, command=[sys.executable, "-m", "modalities", "lsp", *extra], env=server_env(),
-                     stderr=log)
+                     stderr=log, general_capabilities=general_capabilities)
 
 
 @pytest.fixture(scope="module")

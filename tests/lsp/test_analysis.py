@@ -17,10 +17,11 @@ from modalities.lsp.analysis import CHECK_FAILED, check
 from modalities.lsp.server import ConfigLanguageServer
 from modalities.lsp.text import (
     character_column,
+    client_column,
     cursor_context,
     mapping_scalars,
     span_range,
-    utf16_column,
+    use_position_encoding,
 )
 
 CONFIG = """\
@@ -34,19 +35,24 @@ n:
 
 
 @pytest.mark.parametrize(
-    ("line", "column", "utf16"),
+    ("line", "column", "utf8", "utf16"),
     [
-        ("plain: text", 7, 7),
-        ("é: x", 1, 1),  # in the Basic Multilingual Plane: one unit
-        ("😀: x", 1, 2),  # outside it: a surrogate pair
-        ("a😀b😀: x", 4, 6),
-        ("😀", 1, 2),  # the end of the line
-        ("", 0, 0),
+        ("plain: text", 7, 7, 7),
+        ("é: x", 1, 2, 1),  # in the Basic Multilingual Plane: one UTF-16 unit, two UTF-8 bytes
+        ("😀: x", 1, 4, 2),  # outside it: a surrogate pair, four bytes
+        ("a😀b😀: x", 4, 10, 6),
+        ("😀", 1, 4, 2),  # the end of the line
+        ("", 0, 0, 0),
     ],
 )
-def test_columns_convert_between_characters_and_utf16_units(line, column, utf16):
-    assert utf16_column(line, column) == utf16
-    assert character_column(line, utf16) == column
+def test_columns_convert_between_characters_and_the_agreed_units(line, column, utf8, utf16):
+    for encoding, units in (("utf-16", utf16), ("utf-8", utf8), ("utf-32", column)):
+        use_position_encoding(encoding)
+        try:
+            assert client_column(line, column) == units
+            assert character_column(line, units) == column
+        finally:
+            use_position_encoding("utf-16")
 
 
 def test_a_span_becomes_a_zero_based_range_in_utf16_units():

@@ -211,3 +211,20 @@ def test_a_crash_in_a_check_becomes_a_diagnostic_and_the_server_goes_on(workspac
     finally:
         client.close()
     assert client.proc.returncode == 0
+
+
+@pytest.mark.parametrize(("encodings", "units"), [(["utf-8", "utf-16"], 4 + 2 * 2), (["utf-16"], 4 + 2), (None, 4 + 2)])
+def test_columns_count_in_the_encoding_agreed_with_the_client(workspace, encodings, units):
+    """An unknown field named by an emoji: where its range ends counts UTF-8 bytes when the client prefers them,
+    else UTF-16 units (the protocol's default)."""
+    general = {"positionEncodings": encodings} if encodings else None
+    client = start_server(workspace, general_capabilities=general)
+    try:
+        text = QUICKSTART.replace("    max_norm: 1.0\n", "    😀: 1\n    max_norm: 1.0\n", 1)
+        uri = open_config(client, workspace, f"encoding_{len(encodings or [])}.yaml", text)
+        line = line_of(text, "😀: 1")
+        [error] = [d for d in client.diagnostics_of_version(uri, 1) if d["range"]["start"]["line"] == line]
+        assert error["range"]["start"]["character"] == 4
+        assert error["range"]["end"]["character"] == units  # the key 😀 ends after its bytes or units
+    finally:
+        client.close()

@@ -18,7 +18,8 @@ INSTALL_HINT = "cd tools/lsp && npm ci   (installs yaml-language-server from too
 
 class LspClient:
     def __init__(self, root: Path, settings: dict[str, Any], command: list[str] | None = None,
-                 env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL):
+                 env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL,
+                 general_capabilities: dict | None = None):
         if command is None and not SERVER_JS.is_file():
             raise RuntimeError(f"yaml-language-server is not installed at {SERVER_JS}; run: {INSTALL_HINT}")
         self.settings = settings
@@ -43,6 +44,7 @@ class LspClient:
                 "processId": None,
                 "rootUri": root.as_uri(),
                 "capabilities": {
+                    "general": general_capabilities or {},
                     "workspace": {"configuration": True},
                     "textDocument": {
                         "completion": {"completionItem": {"snippetSupport": False}},
