@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,12 +34,19 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run_once(cmd: list[str], env: dict | None = None) -> float:
+    return run_measured(cmd, env)[0]
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one run of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, cwd=REPO, env=env or ENV, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr.decode()}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def timed(cmd: list[str], repeat: int) -> float:
@@ -56,14 +64,17 @@ def against_reference(ours: list[str], reference_python: Path, pythonpath: str |
     reference = [str(script), "--help"]
     run_once(ours)
     run_once(reference, reference_env)
-    our_times, reference_times = [], []
+    our_runs, reference_runs = [], []
     for _ in range(repeat):  # in turns, so both see the same load on a shared machine
-        our_times.append(run_once(ours))
-        reference_times.append(run_once(reference, reference_env))
-    mine, theirs = statistics.median(our_times), statistics.median(reference_times)
-    print(f"reference `modalities --help`:        {theirs * 1000:7.1f} ms   (median of {repeat})")
-    print(f"our `{' '.join(ours[2:])}`: {mine * 1000:7.1f} ms   (median of {repeat}, in turns with it)")
-    print(f"reference start / our validate:       {theirs / mine:7.1f}x")
+        our_runs.append(run_measured(ours))
+        reference_runs.append(run_measured(reference, reference_env))
+    load = os.getloadavg()[0]
+    for label, index in (("wall", 0), ("CPU (user+system)", 1)):
+        mine = statistics.median(run[index] for run in our_runs)
+        theirs = statistics.median(run[index] for run in reference_runs)
+        print(f"{label:>18}: reference `modalities --help` {theirs * 1000:8.1f} ms, our `{' '.join(ours[2:])}` "
+              f"{mine * 1000:7.1f} ms: {theirs / mine:5.1f}x   (medians of {repeat}, in turns)")
+    print(f"load average (1 min) at the end: {load:.2f}")
 
 
 def generated_config(n: int) -> str:
