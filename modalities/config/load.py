@@ -34,8 +34,9 @@ Sources = Mapping[FilePath, str]
 
 def read_config_text(path: FilePath, sources: Sources | None = None) -> str:
     """The text of a config file: the one ``sources`` holds for it (by resolved path), else the file's. Every
-    config file the compiler reads goes through here, so a check in an editor sees the unsaved text of each
-    file it reads. Raises ConfigError when it cannot be read or is over the size limit."""
+    config file the compiler reads goes through here (a loader that composes a config from several files reads
+    each of them here, with the ``sources`` it was given), so a check in an editor sees the unsaved text of
+    each file it reads. Raises ConfigError when it cannot be read or is over the size limit."""
     text = sources.get(path.resolve()) if sources else None
     if text is not None:
         _check_size(path, len(text.encode("utf-8", "surrogatepass")))

@@ -5,6 +5,12 @@ file the compiler reads, the config and any file it is composed from, is read as
 diagnostics as validate prints them, and groups them by the file their span names: a mistake in a base file
 of a composed config shows in that file. A check that raises (a bug in the compiler or in a plugin's code)
 becomes one diagnostic saying what failed; the server goes on.
+
+Composed configs need nothing more here: the compiler reads every file through ``read_config_text(path,
+sources)`` (modalities/config/load.py), each value's span names the file that wrote it, diagnostics are grouped
+by that file, and ``Analysis.files`` (every file a span names) tells the server which open configs to check
+again when a base file changes. A base file that contributes no value at all (everything overridden) has no
+span: if the composing loader lists the files it read, add them to ``files`` in ``check``.
 """
 
 from __future__ import annotations
