@@ -15,7 +15,7 @@ from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
-from modalities.config.load import Document, load_document
+from modalities.config.load import Document, Sources, load_document
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
 from modalities.registry import Registry, default_registry
@@ -113,9 +113,11 @@ def load_and_resolve(
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
     last_checkpoint_info: str | FilePath | None = None,
+    sources: Sources | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed."""
-    document = load_document(config_path)
+    """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed. ``sources``: texts that replace
+    files on disk (an editor's unsaved buffers), by resolved path."""
+    document = load_document(config_path, sources)
     return resolve(
         document,
         overrides=overrides,
@@ -213,15 +215,17 @@ def compile_file(
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
     last_checkpoint_info: str | FilePath | None = None,
     root: str | None = AUTO_ROOT,
+    sources: Sources | None = None,
 ) -> CompiledConfig:
     """Stages 1-5 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
-    collected in the result's diagnostics."""
+    collected in the result's diagnostics. ``sources``: see load_and_resolve."""
     document, diagnostics = load_and_resolve(
         config_path,
         overrides=overrides,
         experiment_id=experiment_id,
         experiments_root=experiments_root,
         last_checkpoint_info=last_checkpoint_info,
+        sources=sources,
     )
     return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root)
 

@@ -6,6 +6,7 @@ construct a Python object is an error, never executed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -27,20 +28,38 @@ class Document:
     config_path: FilePath | None = None
 
 
-def load_document(path: str | FilePath) -> Document:
-    path = FilePath(path)
+# The texts of files that replace what is on disk, by resolved path: an editor's unsaved buffers (modalities lsp).
+Sources = Mapping[FilePath, str]
+
+
+def read_config_text(path: FilePath, sources: Sources | None = None) -> str:
+    """The text of a config file: the one ``sources`` holds for it (by resolved path), else the file's. Every
+    config file the compiler reads goes through here (a loader that composes a config from several files reads
+    each of them here, with the ``sources`` it was given), so a check in an editor sees the unsaved text of
+    each file it reads. Raises ConfigError when it cannot be read or is over the size limit."""
+    text = sources.get(path.resolve()) if sources else None
+    if text is not None:
+        _check_size(path, len(text.encode("utf-8", "surrogatepass")))
+        return text
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
-            )
-        text = path.read_text(encoding="utf-8")
+        _check_size(path, path.stat().st_size)
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Diagnostic(f"config file not found: {path}", hint="check the path")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Diagnostic(f"cannot read config file {path}: {e}")]) from None
-    document = load_text(text, str(path))
+
+
+def _check_size(path: FilePath, size: int) -> None:
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [Diagnostic(f"{path} is {size:,} bytes; a config may be at most {MAX_CONFIG_BYTES:,}", code="limit")]
+        )
+
+
+def load_document(path: str | FilePath, sources: Sources | None = None) -> Document:
+    path = FilePath(path)
+    document = load_text(read_config_text(path, sources), str(path))
     document.config_path = path.resolve()
     return document
 

@@ -117,6 +117,16 @@ for _name, _fn in (
     register_resolver(_name, _fn)
 
 
+def resolver_names() -> list[str]:
+    """The names ``${name:arg}`` may call, sorted."""
+    return sorted([*_RESOLVERS, *_DOCUMENT_RESOLVERS])
+
+
+def absolute_parts(expression: str, at: Path) -> list:
+    """The keys a ``${path}`` written at ``at`` follows (relative paths ``.x``/``..x`` made absolute)."""
+    return _Resolver._absolute_parts(expression, at)
+
+
 def is_component_node(value: Any) -> bool:
     return isinstance(value, dict) and "component_key" in value
 
@@ -315,7 +325,7 @@ class _Resolver:
                 self._error(at, f"${{{expression}}}: resolver '{name}' raised {type(e).__name__}: {e}")
                 return _UNRESOLVED
         if sep:
-            known = sorted([*_RESOLVERS, *_DOCUMENT_RESOLVERS])
+            known = resolver_names()
             self._error(
                 at,
                 f"unknown resolver '{name}' in ${{{expression}}}",

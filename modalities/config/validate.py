@@ -216,15 +216,15 @@ class _Validator:
                 continue
             if kind == "extra_forbidden":
                 if not skip_extra:
-                    owner = _model_at(cls, loc[:-1])
+                    owner = model_at(cls, loc[:-1])
                     self.unknown_field(loc[-1] if loc else "?", path[:-1], owner or cls)
                 continue
             if kind == "missing":
                 name = item["loc"][-1]
-                if _explained_by_typo(data, loc[:-1], name, _model_at(cls, loc[:-1]) or cls):
+                if _explained_by_typo(data, loc[:-1], name, model_at(cls, loc[:-1]) or cls):
                     continue  # the unknown-field error beside it already says "did you mean"
                 self.error(path[:-1] if loc else path, f"missing required field '{name}'", code="missing-field",
-                           hint=_field_hint(_model_at(cls, loc[:-1]) or cls, name), key=True)
+                           hint=_field_hint(model_at(cls, loc[:-1]) or cls, name), key=True)
                 continue
             message = item["msg"]
             if isinstance(value, ComponentPlaceholder) and kind not in _REFERENCE_ERRORS:
@@ -289,8 +289,9 @@ def _data_location(data: Any, loc: tuple) -> tuple:
     return tuple(found)
 
 
-def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The nested config class at ``loc`` (for hints on unknown or missing fields), if it can be followed."""
+def model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The nested config class at ``loc`` (list indices skipped), if it can be followed: for hints on unknown or
+    missing fields, and the fields an editor offers there."""
     import typing
 
     current: Any = cls

@@ -99,9 +99,12 @@ class NodeInfo:
 
 
 class ComponentConfig(BaseModel):
-    """Base for built-in component configs: unknown fields are errors, never silently ignored."""
+    """Base for built-in component configs: unknown fields are errors, never silently ignored.
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+    ``defer_build``: a class's validator is made when it is first used, not when its module is imported, so
+    `modalities validate` pays only for the components a config names (an area's config module defines many)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True, defer_build=True)
 
 
 class ComponentPlaceholder:

@@ -33,15 +33,16 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").strip()
 
 
-def _source_link(location: str, doc_dir: Path) -> str:
-    """``pkg.module:attr`` as a link to the module's file when it lies in this repository."""
+def _source_link(location: str, doc_dir: Path | None) -> str:
+    """``pkg.module:attr`` as a link to the module's file when it lies in this repository (relative to
+    ``doc_dir``, or a file URI when it is None)."""
     module, _, attr = location.partition(":")
     label = f"`{attr or module}`"
     base = REPO_ROOT / Path(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
-            rel = Path(os.path.relpath(candidate, doc_dir))
-            return f"[{label}]({rel.as_posix()})"
+            target = candidate.as_uri() if doc_dir is None else Path(os.path.relpath(candidate, doc_dir)).as_posix()
+            return f"[{label}]({target})"
     return f"{label} (`{module}`)"
 
 
@@ -102,7 +103,13 @@ def _first_paragraph(doc: str) -> str:
     return " ".join(doc.split("\n\n")[0].split())
 
 
-def _variant_section(spec: ComponentSpec, doc_dir: Path) -> list[str]:
+def variant_markdown(spec: ComponentSpec) -> str:
+    """One variant's section of the reference (what `modalities components KEY/VARIANT` shows), links to the
+    source as file URIs: an editor's hover (modalities lsp)."""
+    return "\n".join(_variant_section(spec, None)).rstrip() + "\n"
+
+
+def _variant_section(spec: ComponentSpec, doc_dir: Path | None) -> list[str]:
     try:
         cls = spec.config_class()
     except Exception as e:

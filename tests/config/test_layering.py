@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "modalities"
-COMPILER = ("modalities.config", "modalities.api", "modalities.cli")
+COMPILER = ("modalities.config", "modalities.api", "modalities.cli", "modalities.lsp")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -40,6 +40,7 @@ def _violations(folder: str, forbidden: tuple[str, ...], modules: list[Path] | N
         ("schema", COMPILER),
         ("registry", COMPILER),
         ("checkpointing", ("modalities.training", *COMPILER)),
+        ("config", ("modalities.lsp", "modalities.cli")),  # the language server is a layer over the compiler
     ],
 )
 def test_a_layer_does_not_import_the_ones_above_it(folder, forbidden):

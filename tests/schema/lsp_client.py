@@ -1,4 +1,5 @@
-"""A minimal LSP client over stdio: enough to drive yaml-language-server from tests."""
+"""A minimal LSP client over stdio, as an editor speaks it: drives yaml-language-server (tests/schema) and
+`modalities lsp` (tests/lsp) from tests."""
 
 from __future__ import annotations
 
@@ -16,19 +17,24 @@ INSTALL_HINT = "cd tools/lsp && npm ci   (installs yaml-language-server from too
 
 
 class LspClient:
-    def __init__(self, root: Path, settings: dict[str, Any]):
-        if not SERVER_JS.is_file():
+    def __init__(self, root: Path, settings: dict[str, Any], command: list[str] | None = None,
+                 env: dict[str, str] | None = None, stderr: Any = subprocess.DEVNULL,
+                 general_capabilities: dict | None = None):
+        if command is None and not SERVER_JS.is_file():
             raise RuntimeError(f"yaml-language-server is not installed at {SERVER_JS}; run: {INSTALL_HINT}")
         self.settings = settings
         self.proc = subprocess.Popen(
-            ["node", str(SERVER_JS), "--stdio"],
+            command or ["node", str(SERVER_JS), "--stdio"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
         )
         self._next_id = 0
         self._responses: dict[int, queue.Queue] = {}
         self._diagnostics: dict[str, list[dict]] = {}
+        self._versions: dict[str, Any] = {}  # uri -> the version of the document its last diagnostics were for
+        self.protocol_errors: list[bytes] = []
         self._diagnostics_changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -38,6 +44,7 @@ class LspClient:
                 "processId": None,
                 "rootUri": root.as_uri(),
                 "capabilities": {
+                    "general": general_capabilities or {},
                     "workspace": {"configuration": True},
                     "textDocument": {
                         "completion": {"completionItem": {"snippetSupport": False}},
@@ -67,9 +74,11 @@ class LspClient:
                 line = line.strip()
                 if not line:
                     break
-                name, _, value = line.decode().partition(":")
+                name, _, value = line.decode(errors="replace").partition(":")
                 if name.lower() == "content-length":
                     length = int(value)
+                elif name.lower() != "content-type":
+                    self.protocol_errors.append(line)  # not LSP: something else wrote to the server's stdout
             message = json.loads(stream.read(length))
             self._dispatch(message)
 
@@ -86,9 +95,10 @@ class LspClient:
         elif message.get("method") == "textDocument/publishDiagnostics":
             with self._diagnostics_changed:
                 self._diagnostics[message["params"]["uri"]] = message["params"]["diagnostics"]
+                self._versions[message["params"]["uri"]] = message["params"].get("version")
                 self._diagnostics_changed.notify_all()
 
-    def request(self, method: str, params: dict, timeout: float = 20.0) -> Any:
+    def request(self, method: str, params: dict, timeout: float = 60.0) -> Any:
         self._next_id += 1
         request_id = self._next_id
         box = self._responses.setdefault(request_id, queue.Queue())
@@ -102,17 +112,53 @@ class LspClient:
         self._send({"jsonrpc": "2.0", "method": method, "params": params})
 
     # --- documents ----------------------------------------------------------------------------------------
-    def open(self, path: Path, text: str) -> str:
+    def open(self, path: Path, text: str, version: int = 1) -> str:
         uri = path.as_uri()
         with self._diagnostics_changed:
             self._diagnostics.pop(uri, None)
         self.notify(
             "textDocument/didOpen",
-            {"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}},
+            {"textDocument": {"uri": uri, "languageId": "yaml", "version": version, "text": text}},
         )
         return uri
 
-    def diagnostics(self, uri: str, timeout: float = 15.0) -> list[dict]:
+    def change(self, uri: str, text: str, version: int) -> None:
+        """Replace the whole text (as an editor may), as version ``version``."""
+        with self._diagnostics_changed:
+            self._diagnostics.pop(uri, None)
+        self.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]},
+        )
+
+    def close_document(self, uri: str) -> None:
+        self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    def diagnostics_of_version(self, uri: str, version: int, timeout: float = 120.0) -> list[dict]:
+        """The diagnostics published for ``uri`` once they are for ``version`` of it (or a later one)."""
+        deadline = time.monotonic() + timeout
+        with self._diagnostics_changed:
+            while uri not in self._diagnostics or (self._versions.get(uri) or 0) < version:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no diagnostics for version {version} of {uri}")
+                self._diagnostics_changed.wait(left)
+            return self._diagnostics[uri]
+
+    def _at(self, uri: str, line: int, character: int) -> dict:
+        return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+
+    def definition(self, uri: str, line: int, character: int) -> Any:
+        return self.request("textDocument/definition", self._at(uri, line, character))
+
+    def references(self, uri: str, line: int, character: int, include_declaration: bool = False) -> list[dict]:
+        params = {**self._at(uri, line, character), "context": {"includeDeclaration": include_declaration}}
+        return self.request("textDocument/references", params) or []
+
+    def rename(self, uri: str, line: int, character: int, new_name: str) -> dict:
+        return self.request("textDocument/rename", {**self._at(uri, line, character), "newName": new_name})
+
+    def diagnostics(self, uri: str, timeout: float = 60.0) -> list[dict]:
         deadline = time.monotonic() + timeout
         with self._diagnostics_changed:
             while uri not in self._diagnostics:
