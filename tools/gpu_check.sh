@@ -105,6 +105,8 @@ run_step() {
     wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
     printf '%s\t%s\t%s\t%s\n' "$step" "$rc" "$wall" "$limit" >> "$WORK/steps.tsv"
     echo "[gpu_check] $step: exit $rc, ${wall} s"
+    # the report so far, in case the whole command is stopped before its end
+    write_report > /dev/null 2>&1
     {
         echo "=================================================================================================="
         echo "== step $step: exit $rc, ${wall} s (limit ${limit} s): $*"
@@ -117,6 +119,11 @@ run_step() {
         fi
         echo
     } >> "$LOGS"
+}
+
+write_report() {
+    "$PY" tools/gpu_check/report.py --work "$WORK" --out "$OUT_DIR" --total-wall-s "$((SECONDS - START_S))" \
+        --command "tools/gpu_check.sh${MODE_ARGS[*]:+ ${MODE_ARGS[*]}}" "${MODE_ARGS[@]}"
 }
 
 step_status() {  # the status a step recorded, or "missing"
@@ -160,10 +167,7 @@ if command -v nvidia-smi > /dev/null; then
     { echo; echo "== nvidia-smi at the end ($(date -Is))"; timeout 30 nvidia-smi 2>&1; } >> "$OUT_DIR/nvidia-smi.txt"
 fi
 
-TOTAL=$((SECONDS - START_S))
-COMMAND="tools/gpu_check.sh${MODE_ARGS[*]:+ ${MODE_ARGS[*]}}"
-"$PY" tools/gpu_check/report.py --work "$WORK" --out "$OUT_DIR" --total-wall-s "$TOTAL" --command "$COMMAND" \
-    "${MODE_ARGS[@]}"
+write_report
 STATUS=$?
 if [ "${GPU_CHECK_KEEP_WORK:-0}" = 1 ]; then
     echo "[gpu_check] scratch kept: $WORK"

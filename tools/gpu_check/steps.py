@@ -710,15 +710,17 @@ def reference_document(curves: dict[str, dict[int, float]]) -> dict:
         "measured": measured,
         "tolerance": {
             "cuda_fp32_first_step": round(2 * m[0], 4),
-            "cuda_fp32_last_5_mean_range": [round(min(last5) - span / 2, 3), round(max(last5) + span / 2, 3)],
+            "cuda_fp32_last_5_mean_range": [round(min(last5) - span, 3), round(max(last5) + span, 3)],
             "bf16_first_step": max(0.01, round(2 * m[2], 4)),
             "bf16_steps_1_8": max(0.05, round(2 * m[3], 4)),
             "bf16_last_5_mean": max(0.1, round(2 * m[4], 4)),
             "why": "The CUDA fp32 run draws its initial weights from the CUDA generator, not the CPU's: it is "
                    "another draw, like another seed. So its first-step loss may differ from the CPU run's by twice "
                    "the largest difference seeds 1-4 make, and its mean loss over the last 5 steps must lie in the "
-                   "span of the 5 seeds' means widened by half that span on each side (the quick start's learning "
-                   "rate makes the loss spike at step 9 on some draws, which is where the seeds part). The CUDA "
+                   "span of the 5 seeds' means widened by that span on each side (the quick start's learning rate "
+                   "makes the loss spike at step 9 on some draws, which is where the seeds part; 5 draws do not "
+                   "bound where a sixth lands). This catches a run that does not learn or learns from the future, "
+                   "not subtle errors: those the bf16 comparison, from equal weights, is for. The CUDA "
                    "bf16 run starts from the same weights as the CUDA fp32 run: their difference is bf16's alone, "
                    "allowed twice the largest difference bf16 made on CPU over the 5 seeds, and at least 0.01 "
                    "(first step) / 0.05 (steps 1-8) / 0.1 (last-5 mean), because CUDA's bf16 kernels (cuBLAS, "
