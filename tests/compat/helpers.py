@@ -10,6 +10,8 @@ HERE = Path(__file__).parent
 CONFIGS = HERE / "configs"
 EXPECTED = HERE / "expected"
 REFERENCE_CONFIGS = HERE / "reference_configs"
+REFERENCE_TRAINING_CONFIGS = REFERENCE_CONFIGS / "config_files" / "training"
+SAMPLE_CORPUS = HERE.parents[1] / "data" / "sample" / "corpus.pbin"
 
 
 def expected(name: str) -> dict:
@@ -35,3 +37,45 @@ def fingerprint(state_dict: dict) -> dict:
             "first": value.detach().flatten()[:3].tolist(),
         }
     return result
+
+
+# How the reference's training configs are run here (tests/compat/test_reference_training.py, and on a GPU
+# tools/gpu_check/steps.py): the sample corpus, a small test set, short runs that checkpoint every 2 steps.
+
+
+def write_small_eval_set(path: Path, num_documents: int = 20) -> Path:
+    """The first documents of the sample corpus as a .pbin of their own: a test set that evaluates in a moment."""
+    import numpy as np
+
+    from modalities.data.pbin import PackedFile, PackedFileWriter
+
+    source = PackedFile(SAMPLE_CORPUS)
+    documents = [np.asarray(source.document(i)) for i in range(num_documents)]
+    writer = PackedFileWriter(path, source.token_width)
+    writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
+    writer.close()
+    return path
+
+
+def reference_training_overrides(tmp_path: Path, small_eval_set: Path, *, fsdp2: bool) -> list[str]:
+    """`--set` flags that point a reference training config at the sample data and make its run 6 steps long."""
+    values = {
+        "settings.paths.train_dataset_path": SAMPLE_CORPUS,
+        "settings.paths.test_dataset_path": small_eval_set,
+        "settings.paths.checkpoint_saving_path": tmp_path / "checkpoints",
+        "settings.training_target.num_target_steps": 6,
+        "settings.intervals.checkpointing_interval_in_steps": 2,
+        "settings.intervals.evaluation_interval_in_steps": 6,
+        "settings.intervals.training_log_interval_in_steps": 1,
+        "settings.step_profile.gradient_accumulation_steps": 1,  # the warm-start configs say 2: same run, same value
+        "model_raw.config.vocab_size": 2048,  # the sample corpus's vocabulary: a lighter head than 50304
+    }
+    if fsdp2:
+        values.update({"device_mesh.config.device_type": "cpu", "device_mesh.config.data_parallel_shard_degree": 1})
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def train_losses(results: Path) -> dict[int, float]:
+    """step -> "train loss avg" of the train records of a results.jsonl."""
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    return {r["num_train_steps_done"]: r["losses"]["train loss avg"] for r in lines if r.get("dataloader_tag") == "train"}

@@ -11,41 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.compat.helpers import REFERENCE_CONFIGS
-
-TRAINING = REFERENCE_CONFIGS / "config_files" / "training"
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "corpus.pbin"
+from tests.compat.helpers import REFERENCE_TRAINING_CONFIGS as TRAINING
+from tests.compat.helpers import reference_training_overrides, train_losses, write_small_eval_set
 
 
 @pytest.fixture(scope="module")
 def small_eval_set(tmp_path_factory) -> Path:
     """The first 20 documents of the sample corpus: a test set that evaluates in a moment."""
-    from modalities.data.pbin import PackedFile, PackedFileWriter
-
-    source = PackedFile(SAMPLE)
-    path = tmp_path_factory.mktemp("data") / "small.pbin"
-    documents = [np.asarray(source.document(i)) for i in range(20)]
-    writer = PackedFileWriter(path, source.token_width)
-    writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
-    writer.close()
-    return path
-
-
-def _overrides(tmp_path: Path, small_eval_set: Path, *, fsdp2: bool) -> list[str]:
-    values = {
-        "settings.paths.train_dataset_path": SAMPLE,
-        "settings.paths.test_dataset_path": small_eval_set,
-        "settings.paths.checkpoint_saving_path": tmp_path / "checkpoints",
-        "settings.training_target.num_target_steps": 6,
-        "settings.intervals.checkpointing_interval_in_steps": 2,
-        "settings.intervals.evaluation_interval_in_steps": 6,
-        "settings.intervals.training_log_interval_in_steps": 1,
-        "settings.step_profile.gradient_accumulation_steps": 1,  # the warm-start configs say 2: same run, same value
-        "model_raw.config.vocab_size": 2048,  # the sample corpus's vocabulary: a lighter head than 50304
-    }
-    if fsdp2:
-        values.update({"device_mesh.config.device_type": "cpu", "device_mesh.config.data_parallel_shard_degree": 1})
-    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    return write_small_eval_set(tmp_path_factory.mktemp("data") / "small.pbin")
 
 
 def _modalities(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -53,18 +26,13 @@ def _modalities(*args, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def _train_losses(results: Path) -> dict[int, float]:
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
-    return {r["num_train_steps_done"]: r["losses"]["train loss avg"] for r in lines if r.get("dataloader_tag") == "train"}
-
-
 def test_fsdp1_config_trains_and_its_warm_start_continues_exactly(tmp_path, small_eval_set):
-    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False)
+    overrides = reference_training_overrides(tmp_path, small_eval_set, fsdp2=False)
     run = _modalities("run", "--config_file_path", TRAINING / "config_lorem_ipsum_long_fsdp1.yaml",
                       "--experiments_root_path", tmp_path / "exp", "--experiment_id", "full", *overrides, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "`modalities run --config_file_path CFG` is the reference's spelling" in run.stderr
-    full = _train_losses(tmp_path / "exp" / "full" / "results.jsonl")
+    full = train_losses(tmp_path / "exp" / "full" / "results.jsonl")
     assert sorted(full) == [1, 2, 3, 4, 5, 6]
     checkpoints = tmp_path / "checkpoints"
     name = "seen_steps_4-seen_tokens_1024-target_steps_6-target_tokens_77824.bin"
@@ -79,25 +47,25 @@ def test_fsdp1_config_trains_and_its_warm_start_continues_exactly(tmp_path, smal
                        "--last_checkpoint_info_file_path", info, "--experiments_root_path", tmp_path / "exp",
                        "--experiment_id", "warm", *overrides, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr[-3000:]
-    continued = _train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
+    continued = train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
     assert sorted(continued) == [5, 6]  # progress, data position and schedule taken from the checkpoint
     for step in (5, 6):
         assert continued[step] == pytest.approx(full[step], abs=1e-5)
 
 
 def test_fsdp2_config_trains_and_its_dcp_warm_start_continues_exactly(tmp_path, small_eval_set):
-    overrides = _overrides(tmp_path, small_eval_set, fsdp2=True)
+    overrides = reference_training_overrides(tmp_path, small_eval_set, fsdp2=True)
     run = _modalities("train", TRAINING / "config_lorem_ipsum_long_fsdp2.yaml", "--experiments-root", tmp_path / "exp",
                       "--experiment-id", "full", *overrides, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    full = _train_losses(tmp_path / "exp" / "full" / "results.jsonl")
+    full = train_losses(tmp_path / "exp" / "full" / "results.jsonl")
     step_4 = tmp_path / "checkpoints" / "full" / "checkpoints" / "step_4"
     info = tmp_path / "info_step4.json"
     info.write_text(json.dumps({"checkpoint_folder_path": str(step_4)}))
     warm = _modalities("train", TRAINING / "config_lorem_ipsum_long_fsdp2_warmstart.yaml", "--last-checkpoint-info", info,
                        "--experiments-root", tmp_path / "exp", "--experiment-id", "warm", *overrides, cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr[-3000:]
-    continued = _train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
+    continued = train_losses(tmp_path / "exp" / "warm" / "results.jsonl")
     assert sorted(continued) == [5, 6]
     for step in (5, 6):
         assert continued[step] == pytest.approx(full[step], abs=1e-5)
@@ -112,7 +80,7 @@ def test_pipeline_configs_train_on_four_cpu_ranks(tmp_path, small_eval_set, conf
     from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
 
     # the data-parallel degree is what the 4 ranks leave (1): -1, as the configs say
-    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False) + [
+    overrides = reference_training_overrides(tmp_path, small_eval_set, fsdp2=False) + [
         "--set", "device_mesh.config.device_type=cpu", "--set", "settings.step_profile.sequence_length=64"]
     done = subprocess.run(
         torchrun_cmd(4, "train", str(TRAINING / config), "--experiments-root", str(tmp_path / "exp"),
@@ -120,7 +88,7 @@ def test_pipeline_configs_train_on_four_cpu_ranks(tmp_path, small_eval_set, conf
         cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"mesh {mesh}" in done.stdout
-    losses = _train_losses(tmp_path / "exp" / "pp" / "results.jsonl")
+    losses = train_losses(tmp_path / "exp" / "pp" / "results.jsonl")
     assert sorted(losses) == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(value) for value in losses.values())
     # the warm-up of a tiny model on the sample corpus: the loss falls from the start
