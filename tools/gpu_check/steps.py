@@ -250,8 +250,12 @@ def _nccl_version(torch) -> str:
     return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
-def _import_every_module() -> list[str]:
-    """Import every module of the package: an API this torch lacks at import time shows here, by module."""
+OPTIONAL_EXTRAS = {"pygls", "lsprotocol", "wandb", "matplotlib"}  # pyproject's extras: lsp, wandb, plot
+
+
+def _import_every_module(optional_missing: set[str]) -> list[str]:
+    """Import every module of the package: an API this torch lacks at import time shows here, by module.
+    Modules needing an optional extra that is not installed go to `optional_missing`."""
     import importlib
     import pkgutil
 
@@ -263,6 +267,14 @@ def _import_every_module() -> list[str]:
             continue
         try:
             importlib.import_module(info.name)
+        except ModuleNotFoundError as error:
+            # an optional extra the image lacks (pygls for `modalities lsp`, wandb, ...) is not a failure of
+            # the package under this torch; anything of torch's or ours missing is
+            root = (error.name or "").split(".")[0]
+            if root in OPTIONAL_EXTRAS:
+                optional_missing.add(f"{root} ({info.name})")
+            else:
+                failures.append(f"{info.name}: {type(error).__name__}: {error}")
         except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the check
             failures.append(f"{info.name}: {type(error).__name__}: {error}")
     return failures
@@ -283,8 +295,10 @@ def step_environment(args: argparse.Namespace) -> None:
         peak_flops_of_device_name(name) if name else None)
     numbers["peak table entry for 'NVIDIA H200'"] = peak_flops_of_device_name("NVIDIA H200")
     numbers["C compiler (inductor, triton)"] = shutil.which("cc") or shutil.which("gcc")
-    failures = _import_every_module()
+    optional_missing: set[str] = set()
+    failures = _import_every_module(optional_missing)
     numbers["modules failing to import"] = failures
+    numbers["optional extras not installed"] = sorted(optional_missing)
     from modalities.registry import default_registry
 
     numbers["model/moe registered"] = ("model", "moe") in default_registry()
