@@ -5,6 +5,7 @@
 #   bash tools/gpu_wheels.sh                     # once, where PyPI is reachable: ./.whl (carry it along)
 #   bash tools/gpu_check.sh [--out DIR]          # on the GPU machine, from anywhere
 #   bash tools/gpu_check.sh --dry-run [--out DIR]   # the same steps on CPU with tiny sizes (tests run this)
+#   bash tools/gpu_check.sh --only quickstart,fsdp1  # a second, shorter lease: these steps (install always runs)
 #
 # DIR defaults to $OUT when set, else ./gpu_check. DIR gets four files: report.json, report.md, logs.txt (every
 # step's output under a header) and nvidia-smi.txt. Scratch (experiments, data, checkpoints) goes to a temporary
@@ -27,11 +28,14 @@ usage() { sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 DRY_RUN=0
 OUT_DIR=""
+ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
         --out) [ $# -ge 2 ] || { echo "--out needs a folder" >&2; exit 2; }; OUT_DIR="$2"; shift ;;
         --out=*) OUT_DIR="${1#--out=}" ;;
+        --only) [ $# -ge 2 ] || { echo "--only needs steps, e.g. quickstart,fsdp1" >&2; exit 2; }; ONLY="$2"; shift ;;
+        --only=*) ONLY="${1#--only=}" ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -74,11 +78,16 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 PLANNED=(install environment quickstart fsdp1 mfu_dense mfu_moe cp_tp)
 
+# selected STEP: whether --only (if given) names STEP; install always runs
+selected() {
+    [ -z "$ONLY" ] || [ "$1" = install ] || [[ ",$ONLY," == *",$1,"* ]] || [[ ",$ONLY," == *",${1%_fallback},"* ]]
+}
+
 # limit_for STEP: seconds STEP may run now
 limit_for() {
     local step="$1" later=0 seen=0 s
     for s in "${PLANNED[@]}"; do
-        if [ "$seen" = 1 ]; then later=$((later + ${FLOOR[$s]})); fi
+        if [ "$seen" = 1 ] && selected "$s"; then later=$((later + ${FLOOR[$s]})); fi
         [ "$s" = "$step" ] && seen=1
     done
     local left=$((BUDGET_S - (SECONDS - START_S) - later - 5))
@@ -89,6 +98,7 @@ limit_for() {
 # run_step STEP COMMAND...: COMMAND under timeout, its output in the step's log, appended to logs.txt
 run_step() {
     local step="$1"; shift
+    selected "$step" || return 0
     local limit; limit="$(limit_for "$step")"
     local log="$WORK/logs/$step.log" rc t0 t1 wall
     if [ "$limit" -lt 10 ]; then

@@ -324,6 +324,20 @@ def _last5(curve: dict[int, float]) -> float:
     return statistics.fmean(curve[s] for s in sorted(curve)[-5:])
 
 
+def steps_before_first_rise(curve: dict[int, float], last: int = 8) -> list[int]:
+    """Steps 1..8 of a loss curve, cut before the first step whose loss is above the step before. The quick
+    start's learning rate makes the loss spike once on some draws (step 8 on an H200 with the CUDA generator's
+    weights, step 9 for seeds 1-3 on CPU); how high a spike goes is chaotic in the rounding (bf16 and fp32 from
+    the same weights spiked at step 8 to 7.05 and 6.90 while steps 1-7 agreed within 0.003), so bf16 is judged
+    against fp32 on the steady descent before it."""
+    steps = []
+    for step in range(1, last + 1):
+        if step not in curve or (step > 1 and curve[step] > curve[step - 1]):
+            break
+        steps.append(step)
+    return steps
+
+
 def compare_quickstart(fp32: dict[int, float], bf16: dict[int, float], reference: dict) -> tuple[list[str], dict]:
     """The CUDA runs against the CPU reference: fp32 against the CPU's curves (other initial weights: the CUDA
     generator draws them), bf16 against fp32 (the same initial weights). Returns the problems and the numbers."""
@@ -334,7 +348,9 @@ def compare_quickstart(fp32: dict[int, float], bf16: dict[int, float], reference
         "fp32 first step - cpu": fp32[1] - cpu[1],
         "fp32 last-5 mean": _last5(fp32), "cpu last-5 mean range (seeds 42, 1-4)": tol["cuda_fp32_last_5_mean_range"],
         "bf16 - fp32 first step": bf16[1] - fp32[1],
-        "bf16 - fp32 steps 1-8 (largest)": max((bf16[s] - fp32[s] for s in range(1, 9)), key=abs),
+        "bf16 - fp32 steps before the first rise, up to 8 (largest)":
+            max((bf16[s] - fp32[s] for s in steps_before_first_rise(fp32)), key=abs),
+        "steps compared before the first rise": steps_before_first_rise(fp32),
         "bf16 - fp32 last-5 mean": _last5(bf16) - _last5(fp32),
     }
     low, high = tol["cuda_fp32_last_5_mean_range"]
@@ -344,8 +360,8 @@ def compare_quickstart(fp32: dict[int, float], bf16: dict[int, float], reference
         (low <= numbers["fp32 last-5 mean"] <= high, "fp32 last-5 mean vs the cpu range", [low, high]),
         (abs(numbers["bf16 - fp32 first step"]) <= tol["bf16_first_step"], "bf16 - fp32 first step",
          tol["bf16_first_step"]),
-        (abs(numbers["bf16 - fp32 steps 1-8 (largest)"]) <= tol["bf16_steps_1_8"], "bf16 - fp32 steps 1-8",
-         tol["bf16_steps_1_8"]),
+        (abs(numbers["bf16 - fp32 steps before the first rise, up to 8 (largest)"]) <= tol["bf16_steps_1_8"],
+         "bf16 - fp32 steps before the first rise", tol["bf16_steps_1_8"]),
         (abs(numbers["bf16 - fp32 last-5 mean"]) <= tol["bf16_last_5_mean"], "bf16 - fp32 last-5 mean",
          tol["bf16_last_5_mean"]),
     ]
@@ -395,12 +411,16 @@ def step_quickstart(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------- FSDP1 and warm start
 
 
+NO_WANDB = "evaluation_subscriber={component_key: results_subscriber, variant_key: dummy, config: {}}"
+
+
 def _fsdp1_overrides(work: Path, eval_set: Path) -> list[str]:
     from tests.compat.helpers import reference_training_overrides
 
     overrides = reference_training_overrides(work, eval_set, fsdp2=False)
-    if importlib.util.find_spec("wandb") is None:  # the config logs to W&B offline; not installed here
-        overrides += ["--set", "evaluation_subscriber.config.mode=DISABLED"]
+    if importlib.util.find_spec("wandb") is None:  # the config logs to W&B offline; wandb is not installed here
+        # (validate refuses a wandb subscriber without the package, whatever its mode): results go nowhere else
+        overrides += ["--set", NO_WANDB]
     return overrides
 
 
@@ -414,8 +434,8 @@ def step_fsdp1(args: argparse.Namespace) -> None:
     work = step.work / "fsdp1"
     work.mkdir(parents=True, exist_ok=True)
     overrides = _fsdp1_overrides(work, write_small_eval_set(work / "small.pbin"))
-    if "evaluation_subscriber.config.mode=DISABLED" in overrides:
-        step.note("wandb is not installed: evaluation_subscriber.config.mode=DISABLED")
+    if NO_WANDB in overrides:
+        step.note("wandb is not installed: evaluation_subscriber is results_subscriber/dummy")
     env = subprocess_env(NCCL_DEBUG="VERSION")  # NCCL prints its version once: the log shows it was used
     config = REFERENCE_TRAINING_CONFIGS / "config_lorem_ipsum_long_fsdp1.yaml"
     rc = step.run(torchrun("run", "--config_file_path", config, "--experiments_root_path", work / "exp",
@@ -709,8 +729,8 @@ def reference_document(curves: dict[str, dict[int, float]]) -> dict:
             max(abs(fp32[s][1] - fp32[42][1]) for s in seeds),
         "fp32 last-5 mean per seed": dict(zip(map(str, seeds), last5)),
         "bf16 - fp32 first step, largest over seeds": max(abs(bf16[s][1] - fp32[s][1]) for s in seeds),
-        "bf16 - fp32 steps 1-8, largest over seeds":
-            max(abs(bf16[s][i] - fp32[s][i]) for s in seeds for i in range(1, 9)),
+        "bf16 - fp32 steps before the first rise (up to 8), largest over seeds":
+            max(abs(bf16[s][i] - fp32[s][i]) for s in seeds for i in steps_before_first_rise(fp32[s])),
         "bf16 - fp32 last-5 mean, largest over seeds": max(abs(_last5(bf16[s]) - _last5(fp32[s])) for s in seeds),
     }
     m = list(measured.values())
@@ -737,7 +757,7 @@ def reference_document(curves: dict[str, dict[int, float]]) -> dict:
                    "not subtle errors: those the bf16 comparison, from equal weights, is for. The CUDA "
                    "bf16 run starts from the same weights as the CUDA fp32 run: their difference is bf16's alone, "
                    "allowed twice the largest difference bf16 made on CPU over the 5 seeds, and at least 0.01 "
-                   "(first step) / 0.05 (steps 1-8) / 0.1 (last-5 mean), because CUDA's bf16 kernels (cuBLAS, "
+                   "(first step) / 0.05 (steps before the loss first rises, up to 8) / 0.1 (last-5 mean), because CUDA's bf16 kernels (cuBLAS, "
                    "flash attention) round differently from the CPU's.",
         },
         "curves": {name: {str(step): loss for step, loss in curve.items()} for name, curve in curves.items()},
