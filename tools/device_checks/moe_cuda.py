@@ -53,7 +53,7 @@ def experts_against_the_loop(dtype: torch.dtype, counts: list[int], d_model=256,
 def timing(backend: str, tokens=8192, experts=64, d_model=1024, d_ff=768, top_k=8) -> float:
     counts = torch.full((experts,), tokens * top_k // experts, device="cuda")
     x = torch.randn(int(counts.sum()), d_model, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    weights = [torch.randn(experts, *s, device="cuda", dtype=torch.bfloat16, requires_grad=True) * 0.02
+    weights = [(torch.randn(experts, *s, device="cuda", dtype=torch.bfloat16) * 0.02).requires_grad_()  # leaves
                for s in ((d_ff, d_model), (d_ff, d_model), (d_model, d_ff))]
     for _ in range(3):
         run_experts(x, counts, *weights, backend=backend).sum().backward()
