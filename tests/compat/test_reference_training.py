@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.compat.helpers import REFERENCE_TRAINING_CONFIGS as TRAINING
-from tests.compat.helpers import reference_training_overrides, train_losses, write_small_eval_set
+from tests.compat.helpers import SAMPLE_CORPUS, reference_training_overrides, train_losses, write_small_eval_set
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_context_parallel_configs_train_on_cpu_ranks_and_checkpoint(tmp_path, sm
 
     values = {
         "device_mesh.config.device_type": "cpu",
-        "settings.paths.train_dataset_path": SAMPLE,
+        "settings.paths.train_dataset_path": SAMPLE_CORPUS,
         "settings.paths.test_dataset_path": small_eval_set,
         "settings.paths.checkpoint_saving_path": tmp_path / "checkpoints",
         "settings.training_target.num_target_steps": 2,
@@ -127,7 +127,7 @@ def test_context_parallel_configs_train_on_cpu_ranks_and_checkpoint(tmp_path, sm
         cwd=tmp_path, env=subprocess_env(PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"mesh {mesh}" in done.stdout
-    losses = _train_losses(tmp_path / "exp" / "cp" / "results.jsonl")
+    losses = train_losses(tmp_path / "exp" / "cp" / "results.jsonl")
     assert sorted(losses) == [1, 2] and all(np.isfinite(value) for value in losses.values())
     checkpoint = tmp_path / "checkpoints" / "cp" / "checkpoints" / "step_2"
     assert (checkpoint / "training_progress.json").is_file() and any(checkpoint.glob("*.distcp"))
@@ -145,7 +145,7 @@ def test_moe_configs_train_on_cpu_ranks_and_write_a_checkpoint(tmp_path, small_e
     checkpointing), with tensor parallelism, and with tensor and pipeline parallelism (bf16 parameters)."""
     from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
 
-    overrides = _overrides(tmp_path, small_eval_set, fsdp2=False) + [
+    overrides = reference_training_overrides(tmp_path, small_eval_set, fsdp2=False) + [
         "--set", "device_mesh.config.device_type=cpu", "--set", "settings.step_profile.sequence_length=64",
         "--set", "settings.training_target.num_target_steps=2", "--set", "settings.intervals.evaluation_interval_in_steps=2"]
     done = subprocess.run(
