@@ -64,6 +64,22 @@ def _prefixes(path: Path) -> Iterator[Path]:
         yield path[:i]
 
 
+def path_part(text: str) -> int | str:
+    """One part of a dotted path as written (``--set``, ``instance_key``): a list index for plain digits (ASCII
+    only, and short: no list is longer), else a key."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
+def list_index(part: object, length: int) -> int | None:
+    """The index of a list of ``length`` items that ``part`` (``2``, ``-1``) names, or None."""
+    text = str(part)
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        return None
+    index = int(text)
+    return index % length if -length <= index < length else None
+
+
 def dotted(path: Path) -> str:
     """``("model", "config", "layers", 0)`` -> ``model.config.layers.0``."""
     return ".".join(str(p) for p in path)
