@@ -14,7 +14,9 @@ What is checked (docs/config-format.md, "The run contract"):
 - the data available for the target (error, or epochs when the loader repeats) and the target tokens;
 - the intervals against the target, and the step profile against the target tokens (Modalities' consistency
   flags decide between warning and error);
-- data files present and readable, with a header that fits.
+- data files present and readable, with a header that fits;
+- the learning-rate schedule: long enough for the run, and against the checkpoint a run continues from
+  (training/schedule_contract.py).
 """
 
 from __future__ import annotations
@@ -540,6 +542,12 @@ class _Checks:
             )
 
 
+    def schedule(self) -> None:
+        """The learning-rate schedule alone and against the checkpoint the run continues from (see there)."""
+        from modalities.training.schedule_contract import check_schedule
+
+        check_schedule(self, getattr(self.view, "resume_from", None))
+
     def tensor_parallel(self) -> None:
         """What model/gpt2_tp refuses when it splits the model: a degree that does not divide the heads, the
         vocabulary or the MLP's hidden width; qk-norm; dp_replicate with tp."""
@@ -794,6 +802,7 @@ def check_training_run(view) -> list[Finding]:
         checks.data_amount,
         checks.intervals,
         checks.tokens_per_step,
+        checks.schedule,
         checks.tensor_parallel,
         checks.mesh_fits_the_world,
         checks.pipeline_parallel,
