@@ -54,13 +54,14 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
                 f"deep; a config may nest at most {MAX_DEPTH}", span=span, code="limit",
             ))
             continue
+        replaced = _value_at(document.values, parts)
         problem = _set_at(document.values, parts, value)
         if problem:
             message = f"cannot apply --set {cut(key, PATH_CHARS)}: {problem}"
             diagnostics.append(Diagnostic(message, span=span, code="override"))
             continue
         path = tuple(parts)
-        document.source_map.drop_subtree(path)
+        document.source_map.drop_subtree(path, replaced)
         document.source_map.values[path] = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
         document.source_map.keys[path] = Span(OVERRIDE_FILE, 1, 1, 1, len(key) + 1, text=flag)
     return diagnostics
@@ -97,6 +98,19 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level + 1)
             pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def _value_at(root: Any, parts: list) -> Any:
+    """The value at ``parts`` (as _set_at reads them), or None where there is none."""
+    node = root
+    for part in parts:
+        if isinstance(node, dict):
+            node = node.get(part, node.get(str(part)))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
 
 
 def _set_at(root: Any, parts: list, value: Any) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path as FilePath
 from typing import Any, Callable
 
 from modalities.config.diagnostics import PATH_CHARS, ConfigError, Diagnostic, cut, did_you_mean
-from modalities.config.limits import MAX_DEPTH, MAX_STRING_CHARS, MAX_VALUES
+from modalities.config.limits import MAX_DEPTH, MAX_INTERPOLATION_CHAIN, MAX_STRING_CHARS, MAX_VALUES
 from modalities.config.load import Document
 from modalities.config.spans import Path, dotted, list_index
 
@@ -150,6 +150,7 @@ class _Resolver:
         # path -> the interpolations its value came from: (expression, the path it read or None for a resolver)
         self.provenance: dict[Path, list[tuple[str, Path | None]]] = {}
         self._last_target: Path | None = None
+        self._chain = 0  # interpolations being resolved inside one another (see _follow)
 
     def run(self) -> Any:
         return self.resolve_path(())
@@ -398,7 +399,7 @@ class _Resolver:
         for part in self._absolute_parts(expression, at):
             part = str(part)
             if not through_interpolation and isinstance(node, str) and "${" in node:
-                node = self.resolve_path(tuple(target))
+                node = self._follow(tuple(target), at)
                 if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
                     return _UNRESOLVED  # already reported where it failed
                 through_interpolation = True
@@ -420,15 +421,31 @@ class _Resolver:
         elif is_component_node(node):
             return reference_to(target_path)
         else:
-            value = self.resolve_path(target_path)
+            value = self._follow(target_path, at)
             if value is _UNRESOLVED or target_path in self.unresolved_paths:
                 return _UNRESOLVED
         if isinstance(value, (dict, list)):
             size = _measure(value)[0] if through_interpolation else self._size.get(target_path, 1)
             self._charge_copy(size, at)
-            self.document.source_map.copy_subtree(target_path, at)
+            self.document.source_map.copy_subtree(target_path, at, value)
             return copy.deepcopy(value) if through_interpolation else _share_components(value, target_path)
         return value
+
+    def _follow(self, path: Path, at: Path) -> Any:
+        """The resolved value at ``path``, which the interpolation at ``at`` reads: one link of a chain of
+        interpolations, each resolved inside the one before (a chain is bounded, so resolving never runs out of
+        stack)."""
+        if self._chain >= MAX_INTERPOLATION_CHAIN:
+            self._error(at, f"${{...}} chained through more than {MAX_INTERPOLATION_CHAIN} interpolations, each "
+                        "reading the next", hint="give one of the values in the chain directly (see "
+                        "modalities/config/limits.py)")
+            self.unresolved_paths.add(at)
+            return _UNRESOLVED
+        self._chain += 1
+        try:
+            return self.resolve_path(path)
+        finally:
+            self._chain -= 1
 
     def _error(self, path: Path, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(

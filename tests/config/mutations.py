@@ -468,6 +468,25 @@ def dense_interpolations(rng: random.Random, case: Case, values: Any) -> Case:
     return case
 
 
+def interpolation_graphs(rng: random.Random, case: Case, values: Any) -> Case:
+    """Many interpolations between values: long chains (each resolved inside the one before) in either order,
+    thousands of copies of one list or mapping, a wide fan of chains."""
+    n = rng.choice([50, 64, 65, 500, 5_000, 30_000])
+    kind = rng.randrange(4)
+    if kind == 0:  # a chain, first link first: each value reads one defined later
+        block = "chain:\n" + "".join(f"  k{i}: ${{chain.k{i + 1}}}\n" for i in range(n)) + f"  k{n}: 1\n"
+    elif kind == 1:  # the same chain defined last link first
+        block = "chain:\n" + "".join(f"  k{i}: ${{chain.k{i - 1}}}\n" for i in range(n, 0, -1)) + "  k0: 1\n"
+    elif kind == 2:
+        block = "shared: {a: [1, 2, {b: 3}]}\ncopies:\n" + "".join(f"  c{i}: ${{shared}}\n" for i in range(n))
+    else:
+        width = max(n // 100, 2)
+        block = "fan:\n" + "".join(f"  r{j}_{i}: ${{fan.r{j}_{i + 1}}}\n" for j in range(width) for i in range(60))
+        block += "".join(f"  r{j}_60: [1]\n" for j in range(width))
+    case.text = case.text.rstrip("\n") + "\n" + block
+    return case
+
+
 def long_set_paths(rng: random.Random, case: Case, values: Any) -> Case:
     """--set paths of thousands of parts: new branches, below an existing value, list indices, empty parts."""
     n = rng.choice([99, 100, 101, 1_000, 10_000, 100_000])
@@ -526,6 +545,7 @@ CASE_FAMILIES: dict[str, Callable[[random.Random, Case, Any], Case]] = {
     "control_chars": control_chars,
     "long_strings": long_strings,
     "dense_interpolations": dense_interpolations,
+    "interpolation_graphs": interpolation_graphs,
     "long_set_paths": long_set_paths,
     "deep_set_nesting": deep_set_nesting,
 }
