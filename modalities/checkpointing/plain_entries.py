@@ -21,8 +21,9 @@ from typing import Any
 
 from modalities.checkpointing.layout import CheckpointError
 
-# The classes a DCP .metadata file names (see safe_dcp.py), rebuilt here as records.
-_METADATA_GLOBALS = {
+# The classes a DCP .metadata file may name: safe_dcp.py admits these (and dtypes), here they are rebuilt as
+# inert records.
+DCP_METADATA_GLOBALS = {
     ("torch.distributed.checkpoint.metadata", name)
     for name in (
         "Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
@@ -72,7 +73,7 @@ class _MetadataReader(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) == ("collections", "OrderedDict"):
             return dict
-        if (module, name) in _METADATA_GLOBALS or module == "torch":  # torch.float32 and the like: named only
+        if (module, name) in DCP_METADATA_GLOBALS or module == "torch":  # torch.float32 and the like: named only
             return self.classes.setdefault((module, name), _record_class(name))
         raise CheckpointError(
             f"{self.where}: refusing to load '{module}.{name}': checkpoint metadata may hold only "

@@ -21,32 +21,9 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 
 from modalities.checkpointing.layout import CheckpointError
+from modalities.checkpointing.plain_entries import DCP_METADATA_GLOBALS
 
-_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
-_ALLOWED_GLOBALS = {
-    (_METADATA_MODULE, name)
-    for name in (
-        "Metadata",
-        "TensorStorageMetadata",
-        "BytesStorageMetadata",
-        "ChunkStorageMetadata",
-        "TensorProperties",
-        "MetadataIndex",
-        "StorageMeta",
-        "_MEM_FORMAT_ENCODING",
-    )
-} | {
-    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
-    ("torch.distributed.checkpoint.planner", "LoadItemType"),
-    ("torch.distributed.checkpoint.planner", "WriteItemType"),
-    ("torch.serialization", "_get_layout"),
-    ("torch", "Size"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "PurePosixPath"),
-    ("pathlib", "WindowsPath"),
-    ("pathlib", "PureWindowsPath"),
-    ("collections", "OrderedDict"),
-}
+_ALLOWED_GLOBALS = DCP_METADATA_GLOBALS
 
 
 class _MetadataUnpickler(pickle.Unpickler):

@@ -491,19 +491,15 @@ def long_set_paths(rng: random.Random, case: Case, values: Any) -> Case:
     """--set paths of thousands of parts: new branches, below an existing value, list indices, empty parts."""
     n = rng.choice([99, 100, 101, 1_000, 10_000, 100_000])
     leaf = rng.choice(_leaf_paths(values))
-    kind = rng.randrange(6)
-    if kind == 0:
-        case.overrides = [".".join(["a"] * n) + "=1"]
-    elif kind == 1:
-        case.overrides = [f"{leaf.rpartition('.')[0] or leaf}." + ".".join(["b"] * n) + "=1"]
-    elif kind == 2:
-        case.overrides = [".".join(["0"] * n) + "=1"]
-    elif kind == 3:
-        case.overrides = ["." * n + "=1"]
-    elif kind == 4:
-        case.overrides = [f"{leaf}" + ".0" * n + "=1"]
-    else:
-        case.overrides = [f"{leaf}.k{i}=1" for i in range(min(n, 2_000))]
+    parent = leaf.rpartition(".")[0] or leaf
+    case.overrides = rng.choice([
+        lambda: [".".join(["a"] * n) + "=1"],
+        lambda: [f"{parent}." + ".".join(["b"] * n) + "=1"],
+        lambda: [".".join(["0"] * n) + "=1"],
+        lambda: ["." * n + "=1"],
+        lambda: [f"{leaf}" + ".0" * n + "=1"],
+        lambda: [f"{leaf}.k{i}=1" for i in range(min(n, 2_000))],
+    ])()
     return case
 
 
@@ -511,20 +507,15 @@ def deep_set_nesting(rng: random.Random, case: Case, values: Any) -> Case:
     """--set values and paths that nest deeply, alone and together, and interpolations of them."""
     depth = rng.choice([50, 99, 100, 101, 1_000, 100_000])
     leaf = rng.choice(_leaf_paths(values))
-    kind = rng.randrange(5)
-    if kind == 0:
-        case.overrides = [f"{leaf}=" + "[" * depth + "]" * depth]
-    elif kind == 1:
-        case.overrides = [f"{leaf}=" + "{a: " * depth + "1" + "}" * depth]
-    elif kind == 2:
-        half = depth // 2
-        case.overrides = [".".join(["d"] * half) + "=" + "[" * half + "]" * half]
-    elif kind == 3:
-        block = "".join("  " * i + "a:\n" for i in range(min(depth, 3_000)))
-        case.overrides = [f"{leaf}={block}" + "  " * depth + "b"]
-    else:
-        path = ".".join(["d"] * min(depth, 200))
-        case.overrides = [f"{path}=1", f"{leaf}=${{{path}}}", "e=${d}"]
+    half, block = depth // 2, "".join("  " * i + "a:\n" for i in range(min(depth, 3_000)))
+    path = ".".join(["d"] * min(depth, 200))
+    case.overrides = rng.choice([
+        lambda: [f"{leaf}=" + "[" * depth + "]" * depth],
+        lambda: [f"{leaf}=" + "{a: " * depth + "1" + "}" * depth],
+        lambda: [".".join(["d"] * half) + "=" + "[" * half + "]" * half],  # path and value together
+        lambda: [f"{leaf}={block}" + "  " * depth + "b"],  # block style
+        lambda: [f"{path}=1", f"{leaf}=${{{path}}}", "e=${d}"],  # and interpolated
+    ])()
     return case
 
 

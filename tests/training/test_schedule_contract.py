@@ -67,29 +67,20 @@ def test_an_unchanged_schedule_says_nothing(checkpoint):
     assert not [d for d in _warm_start(checkpoint, target=6) if "lr_scheduler" in ".".join(map(str, d.path))]
 
 
-def test_a_changed_max_lr_is_named_at_max_lr(checkpoint):
-    scheduler = SCHEDULER % ("onecycle_lr", "max_lr: 0.05, total_steps: 6")
-    (message,) = _at(_warm_start(checkpoint, scheduler=scheduler, target=6), WARNING, "lr_scheduler.config.max_lr")
-    assert "has max_lr 0.02, the config 0.05" in message
-
-
-def test_another_kind_of_scheduler_is_named_at_the_variant(checkpoint):
-    scheduler = SCHEDULER % ("cosine_annealing_lr", "t_max: 9")
-    (message,) = _at(_warm_start(checkpoint, scheduler=scheduler), WARNING, "lr_scheduler.variant_key")
-    assert "holds the state of another kind of scheduler (OneCycleLR)" in message
-
-
-def test_a_schedule_shorter_than_the_run_is_refused(checkpoint):
-    # The crash: OneCycleLR of a fixed 6 steps asked to go on to step 9 ("Tried to step 7 times").
-    scheduler = SCHEDULER % ("onecycle_lr", "max_lr: 0.02, total_steps: 6")
-    (message,) = _at(_warm_start(checkpoint, scheduler=scheduler, target=9), ERROR, "lr_scheduler.config.total_steps")
-    assert "OneCycleLR's schedule is 6 steps long, and the run trains to step 9" in message
-
-
-def test_a_scheduler_built_past_the_starting_step_is_refused(checkpoint):
-    scheduler = SCHEDULER % ("onecycle_lr", "max_lr: 0.02, total_steps: 9, last_epoch: 5")
-    (message,) = _at(_warm_start(checkpoint, scheduler=scheduler), ERROR, "lr_scheduler.config.last_epoch")
-    assert "built after step 6 (last_epoch 5), past step 3, where the run starts" in message
+@pytest.mark.parametrize(("scheduler", "target", "severity", "field", "expected"), [
+    (("onecycle_lr", "max_lr: 0.05, total_steps: 6"), 6, WARNING, "config.max_lr", "has max_lr 0.02, the config 0.05"),
+    (("cosine_annealing_lr", "t_max: 9"), 9, WARNING, "variant_key",
+     "holds the state of another kind of scheduler (OneCycleLR)"),
+    # the crash: OneCycleLR of a fixed 6 steps asked to go on to step 9 ("Tried to step 7 times")
+    (("onecycle_lr", "max_lr: 0.02, total_steps: 6"), 9, ERROR, "config.total_steps",
+     "OneCycleLR's schedule is 6 steps long, and the run trains to step 9"),
+    (("onecycle_lr", "max_lr: 0.02, total_steps: 9, last_epoch: 5"), 9, ERROR, "config.last_epoch",
+     "built after step 6 (last_epoch 5), past step 3, where the run starts"),
+], ids=["max_lr", "another_kind", "too_short", "built_past_the_start"])
+def test_a_finding_at_the_field(checkpoint, scheduler, target, severity, field, expected):
+    diagnostics = _warm_start(checkpoint, scheduler=SCHEDULER % scheduler, target=target)
+    (message,) = _at(diagnostics, severity, f"lr_scheduler.{field}")
+    assert expected in message
 
 
 def test_a_start_of_another_step_is_named(checkpoint):
