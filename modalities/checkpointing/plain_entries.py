@@ -118,8 +118,8 @@ def _plain_value(archive: bytes) -> Any:
     """The value of one torch.save archive (a zip holding ``<name>/data.pkl``) that holds plain data."""
     with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
         pickled = next((n for n in zipped.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-        if pickled is None:
-            raise _NotPlain("no data.pkl")
+        if pickled is None or zipped.getinfo(pickled).file_size > MAX_ENTRY_BYTES:  # none, or inflating beyond
+            raise _NotPlain("no data.pkl of a plain value")
         return _PlainData(io.BytesIO(zipped.read(pickled))).load()
 
 
@@ -130,9 +130,9 @@ def read_plain_entries(
     one of ``suffixes``), by flattened name. Entries that are not plain data are left out. Raises CheckpointError
     for a folder whose metadata cannot be read."""
     folder = Path(folder)
-    metadata = _metadata(folder)
+    storage = getattr(_metadata(folder), "storage_data", None)
     entries: dict[str, Any] = {}
-    for index, info in (getattr(metadata, "storage_data", None) or {}).items():
+    for index, info in storage.items() if isinstance(storage, dict) else ():
         fqn = getattr(index, "fqn", None)
         if not isinstance(fqn, str) or not fqn.startswith(prefixes) or not fqn.endswith(suffixes):
             continue

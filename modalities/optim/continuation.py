@@ -83,7 +83,7 @@ def continue_schedule(scheduler, optimizer, step: int, target: int) -> list[str]
             group.update({key: theirs[key] for key in positioned if key in theirs})
         return report
     kind = kind_of(saved.state) if saved is not None and saved.state else None
-    if kind is not None and kind != kind_of(config_state) and kind != type(scheduler).__name__:
+    if kind is not None and kind != type(scheduler).__name__:
         report.append(f"lr_scheduler: the checkpoint's is a {kind}, the config's a {type(scheduler).__name__}")
     else:
         report += [f"lr_scheduler {key}: the checkpoint's is {shown(theirs)}, the config's {shown(mine)}"
