@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.api import CheckpointException
 from torch import nn
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -177,17 +177,37 @@ class DCPCheckpointLoading:
         return model
 
     def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
+        """The folder's optimizer state (moments, step counts) in ``optimizer``; its hyperparameters stay the
+        config's, and the folder's scheduler state is recorded for the executor (optim/continuation.py)."""
+        from modalities.optim.continuation import config_hyperparameters_kept
+
         folder = resolve_checkpoint(file_path, require_progress=False)
         # The saved layout decides the keys we ask for: flattened by parameter name (the reference's and ours) or
         # by group index (what we wrote before).
-        flatten = optimizer_layout_of(saved_keys(folder)) == FLATTENED
+        keys = saved_keys(folder)
+        flatten = optimizer_layout_of(keys) == FLATTENED
         options = StateDictOptions(flatten_optimizer_state_dict=flatten)
         model_state, optimizer_state = get_state_dict(model, optimizer, options=options)
-        safe_load({"app": {"model": model_state, "optimizer": optimizer_state}}, folder)
-        set_state_dict(
-            model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=options
-        )
+        scheduler_state, step = saved_schedule_of(folder, keys)
+        with config_hyperparameters_kept(optimizer, str(folder), scheduler_state, step):
+            safe_load({"app": {"model": model_state, "optimizer": optimizer_state}}, folder)
+            set_state_dict(
+                model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=options
+            )
         return optimizer
+
+
+def saved_schedule_of(folder: Path, keys) -> tuple[dict | None, int | None]:
+    """A checkpoint folder's scheduler state (as plain data; None without one) and its steps (None if unknown)."""
+    from modalities.checkpointing.plain_entries import nest, read_plain_entries
+
+    prefix = "app.lr_scheduler."
+    state = nest(read_plain_entries(folder, (prefix,)), prefix) if any(k.startswith(prefix) for k in keys) else {}
+    try:
+        step = int(read_progress(folder)["num_seen_steps"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        step = None
+    return state or None, step
 
 
 def read_model_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -21,32 +21,9 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
 
 from modalities.checkpointing.layout import CheckpointError
+from modalities.checkpointing.plain_entries import DCP_METADATA_GLOBALS
 
-_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
-_ALLOWED_GLOBALS = {
-    (_METADATA_MODULE, name)
-    for name in (
-        "Metadata",
-        "TensorStorageMetadata",
-        "BytesStorageMetadata",
-        "ChunkStorageMetadata",
-        "TensorProperties",
-        "MetadataIndex",
-        "StorageMeta",
-        "_MEM_FORMAT_ENCODING",
-    )
-} | {
-    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
-    ("torch.distributed.checkpoint.planner", "LoadItemType"),
-    ("torch.distributed.checkpoint.planner", "WriteItemType"),
-    ("torch.serialization", "_get_layout"),
-    ("torch", "Size"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "PurePosixPath"),
-    ("pathlib", "WindowsPath"),
-    ("pathlib", "PureWindowsPath"),
-    ("collections", "OrderedDict"),
-}
+_ALLOWED_GLOBALS = DCP_METADATA_GLOBALS
 
 
 class _MetadataUnpickler(pickle.Unpickler):
@@ -154,7 +131,8 @@ def saved_aliases(our_keys: Any, saved_keys: Any) -> dict[str, str]:
 
 def safe_load(state_dict: dict, folder: str | Path) -> None:
     """``dcp.load`` that runs no code from the folder. A Stateful that can store its optimizer in two layouts
-    (``optimizer_layout``) is told the checkpoint's first."""
+    (``optimizer_layout``) is told the checkpoint's first; one with ``prepare_load``/``end_load`` is told the
+    folder and its keys before, and that the load is over after."""
     import torch.distributed.checkpoint as dcp
 
     from modalities.checkpointing.checksums import verify_checksums
@@ -164,12 +142,17 @@ def safe_load(state_dict: dict, folder: str | Path) -> None:
     app_state = state_dict.get("app") if isinstance(state_dict, dict) else None
     if hasattr(app_state, "optimizer_layout"):
         app_state.optimizer_layout = optimizer_layout_of(saved)
+    if hasattr(app_state, "prepare_load"):  # it reads what it does not ask of DCP (the scheduler's state) itself
+        app_state.prepare_load(folder, saved)
     try:
         dcp.load(state_dict, storage_reader=SafeFileSystemReader(str(folder)), planner=SafeLoadPlanner())
     except CheckpointError:
         raise
     except (Exception, CheckpointException) as e:  # a truncated or garbage shard, or another model's
         raise damaged(folder, e) from None
+    finally:
+        if hasattr(app_state, "end_load"):
+            app_state.end_load()
 
 
 def damaged(folder: str | Path, error: BaseException) -> CheckpointError:

@@ -136,7 +136,13 @@ def run_as_program() -> NoReturn:
 
     A process that trained leaves through exit_process, which skips interpreter finalization (see there why);
     every other command exits normally. main() stays a plain function so tests can call it in-process.
+    A path or argument that is not UTF-8 (held as lone surrogates) is printed escaped, never a crash: what the
+    commands print themselves is made printable where it is composed (config/diagnostics.py printable).
     """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         status: object = main()
     except SystemExit as e:

@@ -156,6 +156,7 @@ def _train(args: argparse.Namespace) -> None:
             experiments_root=args.experiments_root,
             last_checkpoint_info=args.last_checkpoint_info,
             root="training",
+            resume_from=args.resume,
         )
         compiled.raise_for_errors()
     except ConfigError as e:
@@ -184,8 +185,16 @@ def _train(args: argparse.Namespace) -> None:
     except (TrainingConfigError, TrainingSetupError, CheckpointError, BuildError) as e:
         raise _error(e) from e
     except RuntimeError as e:
+        from modalities.training.failures import TrainingFailed
         from modalities.training.gym import DataExhaustedError, NonFiniteLossError
 
+        if isinstance(e, TrainingFailed):
+            import traceback
+
+            # The cause as Python tells it (a component's bug needs its traceback), then what it means for the run.
+            cause = e.__cause__ or e
+            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+            raise _error(e) from e
         if isinstance(e, (NonFiniteLossError, DataExhaustedError)):
             raise _error(e) from e
         raise

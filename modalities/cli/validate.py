@@ -10,6 +10,13 @@ from modalities.cli.common import add_compile_arguments, use_color
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compile_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="check the config as it would continue from this checkpoint folder (as `train --resume` does): its "
+        "learning-rate schedule against the one saved there",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="how to print diagnostics")
     parser.add_argument(
         "--print-resolved",
@@ -36,7 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from modalities.config.compiler import compile_file
-    from modalities.config.diagnostics import ERROR, WARNING, ConfigError, render_json, render_text
+    from modalities.config.diagnostics import (
+        ERROR,
+        FILE_CHARS,
+        WARNING,
+        ConfigError,
+        cut,
+        printable,
+        render_json,
+        render_text,
+    )
 
     try:
         compiled = compile_file(
@@ -45,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             experiments_root=args.experiments_root,
             last_checkpoint_info=args.last_checkpoint_info,
+            resume_from=args.resume,
         )
     except ConfigError as e:
         compiled, diagnostics = None, e.diagnostics
@@ -61,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(render_text(shown, color=use_color()), file=sys.stderr)
         if errors:
             warnings = sum(d.severity == WARNING for d in diagnostics)
-            summary = f"{args.config}: {len(errors)} error{'s' * (len(errors) != 1)}"
+            summary = f"{cut(printable(args.config), FILE_CHARS)}: {len(errors)} error{'s' * (len(errors) != 1)}"
             print(summary + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
         elif not args.quiet:
             print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)), file=report)
@@ -78,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(config: str, compiled, warnings: int) -> str:
+    from modalities.config.diagnostics import FILE_CHARS, PATH_CHARS, cut, printable
+
     graph = compiled.graph
-    order = [".".join(map(str, p)) for p in graph.build_order()]
+    config = cut(printable(config), FILE_CHARS)
+    order = [cut(printable(".".join(map(str, p))), PATH_CHARS) for p in graph.build_order()]
     top = len(graph.top_level_components())
     if compiled.root is not None:
         kind = f" as a {compiled.root.spec.name} run"

@@ -162,9 +162,11 @@ def compile_document(
     diagnostics: Iterable[Diagnostic] = (),
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
     root: str | None = AUTO_ROOT,
+    resume_from: str | FilePath | None = None,
 ) -> CompiledConfig:
     """Stages 3-5 on a resolved document. ``root``: what the whole config must be ("training"), AUTO_ROOT (the
-    registry's root whose marker keys the config has, e.g. app_state for a training run), or None."""
+    registry's root whose marker keys the config has, e.g. app_state for a training run), or None.
+    ``resume_from``: the checkpoint (or "auto") the run will continue from, which its contract checks against."""
     from modalities.config.graph import build_component_graph
     from modalities.config.validate import validate_graph, validate_root
 
@@ -189,7 +191,8 @@ def compile_document(
     spec = _root_spec(registry, root, document.values)
     if spec is not None:
         compiled.root, root_diagnostics = validate_root(
-            compiled.graph, compiled.validated, registry, spec, run_contract=not has_errors(compiled.diagnostics)
+            compiled.graph, compiled.validated, registry, spec, run_contract=not has_errors(compiled.diagnostics),
+            resume_from=resume_from,
         )
         compiled.diagnostics += root_diagnostics
     return compiled
@@ -216,6 +219,7 @@ def compile_file(
     last_checkpoint_info: str | FilePath | None = None,
     root: str | None = AUTO_ROOT,
     sources: Sources | None = None,
+    resume_from: str | FilePath | None = None,
 ) -> CompiledConfig:
     """Stages 1-5 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
     collected in the result's diagnostics. ``sources``: see load_and_resolve."""
@@ -227,7 +231,9 @@ def compile_file(
         last_checkpoint_info=last_checkpoint_info,
         sources=sources,
     )
-    return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root)
+    return compile_document(
+        document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root, resume_from=resume_from
+    )
 
 
 def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import linecache
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -25,14 +26,15 @@ class Diagnostic:
     code: str = ""
 
     def to_dict(self) -> dict:
+        """Plain data for JSON: long texts cut in the middle (json.dumps escapes what is not printable)."""
         span = self.span
         return {
             "severity": self.severity,
             "code": self.code,
-            "path": dotted(self.path),
-            "message": self.message,
-            "hint": self.hint,
-            "file": span.file if span else None,
+            "path": cut(dotted(self.path), PATH_CHARS),
+            "message": cut(self.message, MESSAGE_CHARS),
+            "hint": cut(self.hint, MESSAGE_CHARS) if self.hint is not None else None,
+            "file": cut(span.file, FILE_CHARS) if span else None,
             "line": span.line if span else None,
             "column": span.col if span else None,
             "end_line": span.end_line if span else None,
@@ -56,12 +58,56 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == ERROR for d in diagnostics)
 
 
+# did-you-mean compares names, not texts: difflib's matching is quadratic in the lengths it compares, so a word or
+# candidate longer than this is no name anyone misspelt, and only so many candidates are compared.
+SUGGEST_CHARS = 100
+SUGGEST_CANDIDATES = 10_000
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidates, or None."""
-    matches = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=3, cutoff=0.6)
+    word = str(word)
+    if len(word) > SUGGEST_CHARS:
+        return None
+    names = []
+    for candidate in candidates:
+        candidate = str(candidate)
+        if len(candidate) <= SUGGEST_CHARS:
+            names.append(candidate)
+            if len(names) >= SUGGEST_CANDIDATES:
+                break
+    matches = difflib.get_close_matches(word, names, n=3, cutoff=0.6)
     if not matches:
         return None
-    return "did you mean " + " or ".join(f"'{m}'" for m in matches) + "?"
+    return "did you mean " + " or ".join(f"'{printable(m)}'" for m in matches) + "?"
+
+
+# What must not reach a terminal as it is: C0 controls but tab and newline, DEL, C1 controls, line and
+# paragraph separators, bidirectional overrides and isolates, and lone surrogates (the bytes of a command-line
+# argument or file name that were not UTF-8, as Python hands them over).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8: shown as that byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` as it may be shown on a terminal: what is not printable (see _UNPRINTABLE) as an escape, e.g.
+    ``\\x1b`` for ESC and ``\\xff`` for the byte 0xff of a file name that is not UTF-8."""
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut in the middle to about ``limit`` characters, keeping its start and its end (where a
+    message usually says what to do)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]}...({len(text) - head - tail:,} characters cut)...{text[-tail:]}"
 
 
 def sort_key(d: Diagnostic) -> tuple:
@@ -77,27 +123,29 @@ def _source_line(span: Span) -> str | None:
 
 
 EXCERPT_CHARS = 100  # of a source line shown under a message: long (generated) lines are cut around the caret
-MESSAGE_CHARS = 1000
+MESSAGE_CHARS = 1000  # of a message or hint (long values quoted in it are cut in the middle)
+PATH_CHARS = 200  # of the dotted path a message is about
+FILE_CHARS = 1000  # of a file name
 
 
 def _excerpt(span: Span) -> list[str]:
+    """The source line around the span (escaped where not printable, so the caret still points at it)."""
     line = _source_line(span)
     if line is None:
         return []
-    width = max(1, (span.end_col - span.col) if span.end_line == span.line else len(line) - span.col + 1)
-    start = max(0, min(span.col - 1 - EXCERPT_CHARS // 3, len(line) - EXCERPT_CHARS))
+    col = min(max(span.col, 1), len(line) + 1)
+    width = max(1, (span.end_col - col) if span.end_line == span.line else len(line) - col + 1)
+    start = max(0, min(col - 1 - EXCERPT_CHARS // 3, len(line) - EXCERPT_CHARS))
     end = start + EXCERPT_CHARS
-    shown = ("..." if start else "") + line[start:end] + ("..." if end < len(line) else "")
-    caret_at = span.col - 1 - start + (3 if start else 0)
-    width = min(width, EXCERPT_CHARS - (span.col - 1 - start))
+    before = ("..." if start else "") + printable(line[start : col - 1])
+    marked = printable(line[col - 1 : min(end, col - 1 + width)]) or " "
+    shown = before + printable(line[col - 1 : end]) + ("..." if end < len(line) else "")
     gutter = f"{span.line:>5} | "
-    return [gutter + shown, " " * (len(gutter) - 2) + "| " + " " * caret_at + "^" + "~" * (width - 1)]
+    return [gutter + shown, " " * (len(gutter) - 2) + "| " + " " * len(before) + "^" + "~" * (len(marked) - 1)]
 
 
-def _shortened(message: str) -> str:
-    if len(message) <= MESSAGE_CHARS:
-        return message
-    return message[:MESSAGE_CHARS] + f"... ({len(message) - MESSAGE_CHARS:,} more characters)"
+def _shown(text: str, limit: int) -> str:
+    return cut(printable(text), limit)
 
 
 def fold(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
@@ -143,14 +191,14 @@ def fold(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
 
 def render_one(d: Diagnostic, color: bool = False) -> str:
     red, yellow, cyan, bold, reset = ("\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m") if color else ("",) * 5
-    where = f"{d.span}: " if d.span else ""
+    where = f"{_shown(d.span.file, FILE_CHARS)}:{d.span.line}:{d.span.col}: " if d.span else ""
     sev = f"{ {ERROR: red, WARNING: yellow}.get(d.severity, cyan)}{d.severity}{reset}"
-    key = f"{bold}{dotted(d.path)}{reset}: " if d.path else ""
-    lines = [f"{where}{sev}: {key}{_shortened(d.message)}"]
+    key = f"{bold}{_shown(dotted(d.path), PATH_CHARS)}{reset}: " if d.path else ""
+    lines = [f"{where}{sev}: {key}{_shown(d.message, MESSAGE_CHARS)}"]
     if d.span:
         lines.extend(_excerpt(d.span))
     if d.hint:
-        lines.append(f"      {cyan}hint:{reset} {d.hint}")
+        lines.append(f"      {cyan}hint:{reset} {_shown(d.hint, MESSAGE_CHARS)}")
     return "\n".join(lines)
 
 

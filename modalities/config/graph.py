@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from modalities.config.diagnostics import WARNING, Diagnostic, did_you_mean
 from modalities.config.resolve import REFERENCE_PASS_TYPE, ResolvedDocument, is_component_node, is_reference_node
-from modalities.config.spans import Path, Span, dotted, get_at
+from modalities.config.spans import Path, Span, dotted, get_at, path_part
 
 COMPONENT_NODE_KEYS = ("component_key", "variant_key", "config")
 REFERENCE_NODE_KEYS = ("instance_key", "pass_type")
@@ -283,7 +283,7 @@ class _GraphBuilder:
             return None
         if (instance_key,) in self.graph.nodes:
             return (instance_key,)
-        parts = tuple(int(p) if p.isdigit() else p for p in instance_key.split("."))
+        parts = tuple(path_part(p) for p in instance_key.split("."))
         if parts in self.graph.nodes:
             return parts
         try:

@@ -11,6 +11,8 @@ a terminal drown in output:
   interpolations are copied in ("billion laughs" and interpolation fan-out stop here). A real config has a
   few thousand; 250,000 still allows e.g. a combined dataset of tens of thousands of files.
 - ``MAX_STRING_CHARS``: the length of one string after interpolation.
+- ``MAX_INTERPOLATION_CHAIN``: interpolations each reading the next (``a: ${b}``, ``b: ${c}``, ...); each link is
+  resolved inside the one before, so a longer chain would exhaust the stack. Real configs chain a handful.
 - ``MAX_INT_DIGITS``: digits of an integer literal (Python's own limit for converting text to int).
 - ``MAX_REPORTED_PER_MESSAGE``: errors reported with the same message at different places (e.g. every item of a
   long list); the rest are counted in one line, "and N more like this".
@@ -21,6 +23,7 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 100
 MAX_VALUES = 250_000
 MAX_STRING_CHARS = 1_000_000
+MAX_INTERPOLATION_CHAIN = 64
 MAX_INT_DIGITS = 4300
 MAX_REPORTED_PER_MESSAGE = 5
 MAX_REPORTED = 200

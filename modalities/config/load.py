@@ -6,6 +6,7 @@ construct a Python object is an error, never executed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -36,18 +37,25 @@ def read_config_text(path: FilePath, sources: Sources | None = None) -> str:
     """The text of a config file: the one ``sources`` holds for it (by resolved path), else the file's. Every
     config file the compiler reads goes through here (a loader that composes a config from several files reads
     each of them here, with the ``sources`` it was given), so a check in an editor sees the unsaved text of
-    each file it reads. Raises ConfigError when it cannot be read or is over the size limit."""
+    each file it reads. Raises ConfigError for a file that cannot be read (code ``config-file``), is over the
+    size limit, or whose text is not UTF-8 (positioned at the first byte that is not)."""
     text = sources.get(path.resolve()) if sources else None
     if text is not None:
         _check_size(path, len(text.encode("utf-8", "surrogatepass")))
         return text
     try:
         _check_size(path, path.stat().st_size)
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([Diagnostic(f"config file not found: {path}", hint="check the path")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([Diagnostic(f"cannot read config file {path}: {e}")]) from None
+        missing = Diagnostic(f"config file not found: {path}", hint="check the path", code="config-file")
+        raise ConfigError([missing]) from None
+    except OSError as e:
+        unreadable = Diagnostic(f"cannot read config file {path}: {e.strerror or e}", code="config-file")
+        raise ConfigError([unreadable]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([_not_utf8(str(path), data, e)]) from None
 
 
 def _check_size(path: FilePath, size: int) -> None:
@@ -58,10 +66,26 @@ def _check_size(path: FilePath, size: int) -> None:
 
 
 def load_document(path: str | FilePath, sources: Sources | None = None) -> Document:
+    """A config file as a Document (see read_config_text for the errors)."""
     path = FilePath(path)
     document = load_text(read_config_text(path, sources), str(path))
     document.config_path = path.resolve()
     return document
+
+
+def _not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnostic:
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    col = len(data[line_start : error.start].decode("utf-8", "replace")) + 1
+    line_end = data.find(b"\n", error.start)
+    text = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", "surrogateescape")
+    return Diagnostic(
+        f"the file is not UTF-8 text: byte 0x{data[error.start]:02x} cannot be decoded ({error.reason})",
+        span=Span(filename, line, col, line, col + 1, text=text),
+        hint="a config is UTF-8: save it as UTF-8 (a value that is a file name which is not UTF-8 cannot be given "
+        "in a config; rename the file or link to it under a UTF-8 name)",
+        code="config-file",
+    )
 
 
 def load_text(text: str, filename: str = "<string>") -> Document:
@@ -124,6 +148,21 @@ def _compose_checked(text: str, filename: str, span: Span | None = None) -> Any:
     return root
 
 
+_parsers = threading.local()
+
+
+def _event_parser() -> Any:
+    """This thread's YAML object, made once: making one searches ruamel's plugin folders (~0.2 ms), which a
+    config of many small values (``--set`` values, resolver defaults) would otherwise pay per value. Its
+    ``parse`` keeps no state between texts; its constructor is used for single scalars and forgets them."""
+    yaml = getattr(_parsers, "yaml", None)
+    if yaml is None:
+        from ruamel.yaml import YAML
+
+        yaml = _parsers.yaml = YAML(typ="safe")
+    return yaml
+
+
 def _mark_span(filename: str, mark: Any, end: Any = None) -> Span:
     end = end or mark
     return Span(filename, mark.line + 1, mark.column + 1, end.line + 1, end.column + 1)
@@ -148,7 +187,6 @@ class _Composer:
         return ConfigError([Diagnostic(message, span=_mark_span(self.filename, mark), hint=hint, code=code)])
 
     def compose(self, text: str) -> Any:
-        from ruamel.yaml import YAML
         from ruamel.yaml.events import (
             AliasEvent,
             CollectionEndEvent,
@@ -159,7 +197,7 @@ class _Composer:
         )
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-        yaml = YAML(typ="safe")  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
+        yaml = _event_parser()  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
         resolver = yaml.resolver
         root: Any = None
         stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
@@ -308,12 +346,10 @@ class _NodeConverter:
     """Nodes -> plain values and their positions. The composer has bounded the depth and the expanded size."""
 
     def __init__(self, filename: str):
-        from ruamel.yaml import YAML
-
         self.filename = filename
         self.source_map = SourceMap()
         self.diagnostics: list[Diagnostic] = []
-        self._constructor = YAML(typ="safe").constructor
+        self._constructor = _event_parser().constructor  # of scalars only: tags and nesting are handled here
 
     def span(self, node: Any) -> Span:
         return _mark_span(self.filename, node.start_mark, node.end_mark)
@@ -356,7 +392,9 @@ class _NodeConverter:
             self._scalar_error(node, path, f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS:,})")
             return None
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
+            self._constructor.constructed_objects.pop(node, None)  # the constructor is shared: keep nothing
+            return value
         except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
             self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})")

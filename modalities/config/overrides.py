@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
-from modalities.config.diagnostics import ConfigError, Diagnostic
+from modalities.config.diagnostics import PATH_CHARS, ConfigError, Diagnostic, cut
+from modalities.config.limits import MAX_DEPTH
 from modalities.config.load import Document, load_value
-from modalities.config.spans import OVERRIDE_FILE, Span
+from modalities.config.spans import OVERRIDE_FILE, Span, path_part
+
+# A byte of a command-line argument that was not UTF-8 reaches Python as a lone surrogate (PEP 383).
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
 
 
 def parse_override_value(text: str, span: Span | None = None) -> Any:
@@ -29,29 +34,83 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
         span = Span(OVERRIDE_FILE, 1, 1, 1, len(flag) + 1, text=flag)
         key, sep, raw = flag.partition("=")
         key = key.strip()
-        if not sep or not key:
-            diagnostics.append(
-                Diagnostic(f"override '{flag}' is not of the form dotted.path=value", span=span, code="override")
-            )
+        problem = _flag_problem(flag, key, sep)
+        if problem is not None:
+            diagnostics.append(problem)
             continue
-        parts: list = [int(p) if p.isdigit() else p for p in key.split(".")]
+        parts: list = [path_part(p) for p in key.split(".")]
         value_span = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
         try:
             value = parse_override_value(raw, value_span)
         except ConfigError as e:
             for d in e.diagnostics:
-                d.message = f"--set {key}: {d.message}"
+                d.message = f"--set {cut(key, PATH_CHARS)}: {d.message}"
             diagnostics.extend(e.diagnostics)
             continue
+        depth = len(parts) + _depth(value)
+        if depth > MAX_DEPTH:
+            diagnostics.append(Diagnostic(
+                f"--set {cut(key, PATH_CHARS)}: the path ({len(parts):,} parts) and its value nest {depth:,} levels "
+                f"deep; a config may nest at most {MAX_DEPTH}", span=span, code="limit",
+            ))
+            continue
+        replaced = _value_at(document.values, parts)
         problem = _set_at(document.values, parts, value)
         if problem:
-            diagnostics.append(Diagnostic(f"cannot apply --set {key}: {problem}", span=span, code="override"))
+            message = f"cannot apply --set {cut(key, PATH_CHARS)}: {problem}"
+            diagnostics.append(Diagnostic(message, span=span, code="override"))
             continue
         path = tuple(parts)
-        document.source_map.drop_subtree(path)
+        document.source_map.drop_subtree(path, replaced)
         document.source_map.values[path] = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
         document.source_map.keys[path] = Span(OVERRIDE_FILE, 1, 1, 1, len(key) + 1, text=flag)
     return diagnostics
+
+
+def _flag_problem(flag: str, key: str, sep: str) -> Diagnostic | None:
+    """What makes a flag unusable before its value is read: no ``path=``, or text that is not UTF-8."""
+    if not sep or not key:
+        return Diagnostic(
+            f"override '{cut(flag, PATH_CHARS)}' is not of the form dotted.path=value",
+            span=Span(OVERRIDE_FILE, 1, 1, 1, len(flag) + 1, text=flag),
+            code="override",
+        )
+    bad = _UNDECODABLE.search(flag)
+    if bad is None:
+        return None
+    where = "path" if bad.start() < flag.index("=") else "value"
+    return Diagnostic(
+        f"--set {cut(key, PATH_CHARS)}: the {where} is not UTF-8 text (the byte at column {bad.start() + 1} "
+        "cannot be decoded)",
+        span=Span(OVERRIDE_FILE, 1, bad.start() + 1, 1, bad.start() + 2, text=flag),
+        hint="a config is UTF-8 text; check the shell's encoding (locale), or, for a file name that is not UTF-8, "
+        "link to the file under a UTF-8 name",
+        code="override",
+    )
+
+
+def _depth(value: Any) -> int:
+    """Nesting levels of a plain value, without recursion."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level + 1)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _value_at(root: Any, parts: list) -> Any:
+    """The value at ``parts`` (as _set_at reads them), or None where there is none."""
+    node = root
+    for part in parts:
+        if isinstance(node, dict):
+            node = node.get(part, node.get(str(part)))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
 
 
 def _set_at(root: Any, parts: list, value: Any) -> str | None:
@@ -61,7 +120,6 @@ def _set_at(root: Any, parts: list, value: Any) -> str | None:
     right path."""
     node = root
     for i, part in enumerate(parts):
-        where = ".".join(map(str, parts[: i + 1]))
         last = i == len(parts) - 1
         if isinstance(node, dict):
             if part not in node:
@@ -73,16 +131,18 @@ def _set_at(root: Any, parts: list, value: Any) -> str | None:
                     node[part] = {}  # a new branch: validation reports it if the config class has no such field
                 node = node[part]
         elif isinstance(node, list):
-            parent = ".".join(map(str, parts[:i]))
+            parent = cut(".".join(map(str, parts[:i])), PATH_CHARS)
             indices = f"indices 0..{len(node) - 1}" if node else "no index: it is empty"
             if not isinstance(part, int) or part >= len(node):
-                return f"'{parent}' is a list of {len(node)} item(s), {indices}; '{part}' is not one of them"
+                shown = cut(str(part), PATH_CHARS)
+                return f"'{parent}' is a list of {len(node)} item(s), {indices}; '{shown}' is not one of them"
             if last:
                 node[part] = value
             else:
                 node = node[part]
         else:
-            parent = ".".join(map(str, parts[:i])) or "the config"
+            parent = cut(".".join(map(str, parts[:i])), PATH_CHARS) or "the config"
+            where = cut(".".join(map(str, parts[: i + 1])), PATH_CHARS)
             return f"'{parent}' is {_kind(node)}, not a mapping or list, so '{where}' cannot be set"
     return None
 

@@ -7,16 +7,17 @@ interpolation that lands on a component node becomes a reference to it (one shar
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Callable
 
-from modalities.config.diagnostics import ConfigError, Diagnostic, did_you_mean
-from modalities.config.limits import MAX_DEPTH, MAX_STRING_CHARS, MAX_VALUES
+from modalities.config.diagnostics import PATH_CHARS, ConfigError, Diagnostic, cut, did_you_mean
+from modalities.config.limits import MAX_DEPTH, MAX_INTERPOLATION_CHAIN, MAX_STRING_CHARS, MAX_VALUES
 from modalities.config.load import Document
-from modalities.config.spans import Path, dotted
+from modalities.config.spans import Path, dotted, list_index
 
 INTERPOLATION = re.compile(r"(?<!\\)\$\{([^${}]*)\}")
 REFERENCE_PASS_TYPE = "BY_REFERENCE"
@@ -159,6 +160,7 @@ class _Resolver:
         # path -> the interpolations its value came from: (expression, the path it read or None for a resolver)
         self.provenance: dict[Path, list[tuple[str, Path | None]]] = {}
         self._last_target: Path | None = None
+        self._chain = 0  # interpolations being resolved inside one another (see _follow)
 
     def run(self) -> Any:
         return self.resolve_path(())
@@ -238,51 +240,74 @@ class _Resolver:
         self.unresolved_paths.add(path)
         return _UNRESOLVED
 
-    def _interpolate(self, text: str, path: Path) -> Any:
-        matches = list(INTERPOLATION.finditer(text))
-        if not matches:
-            return text.replace("\\${", "${")
-        nested = [m for m in matches if _inside_another_interpolation(text, m.start())]
-        if nested:
-            # ${oc.decode:${oc.env:X}}: the inner interpolations become text of the outer one first.
-            pieces, last = [], 0
-            for match in nested:
-                value = self._evaluate(match.group(1).strip(), path)
-                if value is _UNRESOLVED or is_reference_node(value) or isinstance(value, (dict, list)):
-                    if value is not _UNRESOLVED:
-                        self._error(path, f"'${{{match.group(1)}}}' is not a scalar and cannot be a resolver argument")
-                    self.unresolved_paths.add(path)
-                    return text
-                pieces += [text[last : match.start()], _as_text(value)]
-                last = match.end()
-                if sum(map(len, pieces)) > MAX_STRING_CHARS:
-                    return self._too_long(path, text)
-            return self._interpolate("".join(pieces) + text[last:], path)
+    def _interpolate(self, written: str, path: Path) -> Any:
+        """The value of a string holding ``${...}``. ``${oc.decode:${oc.env:X}}``: the inner interpolations become
+        text of the outer one first, one level of nesting per pass; each pass is linear in the text, and the
+        levels are bounded. Left as written (and the path marked unresolved) where it cannot be resolved."""
+        text = written
+        for _ in range(MAX_DEPTH + 1):
+            matches = list(INTERPOLATION.finditer(text))
+            if not matches:
+                return text.replace("\\${", "${")
+            nested = _nested_matches(text, matches)
+            if not nested:
+                value = self._join(text, matches, path)
+                return written if value is _UNRESOLVED else value
+            text = self._substitute(text, nested, path)
+            if text is _UNRESOLVED:
+                return written
+        self._error(path, f"${{...}} nested more than {MAX_DEPTH} levels deep", hint="see modalities/config/limits.py")
+        self.unresolved_paths.add(path)
+        return written
+
+    def _substitute(self, text: str, matches: list, path: Path) -> Any:
+        """``text`` with each of ``matches`` (interpolations inside another) replaced by its value as text."""
+        pieces, last, length = [], 0, 0
+        for match in matches:
+            value = self._evaluate(match.group(1).strip(), path)
+            if value is _UNRESOLVED or is_reference_node(value) or isinstance(value, (dict, list)):
+                if value is not _UNRESOLVED:
+                    self._error(path, f"'${{{cut(match.group(1), PATH_CHARS)}}}' is not a scalar and cannot be a "
+                                "resolver argument")
+                self.unresolved_paths.add(path)
+                return _UNRESOLVED
+            pieces += [text[last : match.start()], _as_text(value)]
+            length += len(pieces[-1]) + len(pieces[-2])
+            last = match.end()
+            if length > MAX_STRING_CHARS:
+                self._too_long(path)
+                return _UNRESOLVED
+        return "".join(pieces) + text[last:]
+
+    def _join(self, text: str, matches: list, path: Path) -> Any:
+        """The value of ``text`` whose ``matches`` nest in no other: the one interpolation's value (of any type)
+        when it is the whole text, else the text with each value put in."""
         if len(matches) == 1 and matches[0].span() == (0, len(text)):
             value = self._evaluate(matches[0].group(1).strip(), path)
             if value is _UNRESOLVED:
                 self.unresolved_paths.add(path)
-            return text if value is _UNRESOLVED else value
+            return value
         pieces, last, length = [], 0, 0
         for match in matches:
             value = self._evaluate(match.group(1).strip(), path)
             if value is _UNRESOLVED:
                 self.unresolved_paths.add(path)
-                return text
+                return _UNRESOLVED
             if is_reference_node(value) or isinstance(value, (dict, list)):
                 self._error(
                     path,
-                    f"'${{{match.group(1)}}}' is a {'component' if is_reference_node(value) else 'mapping or list'} "
-                    "and cannot be part of a longer string",
+                    f"'${{{cut(match.group(1), PATH_CHARS)}}}' is a "
+                    f"{'component' if is_reference_node(value) else 'mapping or list'} and cannot be part of a longer "
+                    "string",
                     hint="interpolate it as the whole value, or point at a scalar",
                 )
                 self.unresolved_paths.add(path)
-                return text
-            pieces.append(text[last : match.start()])
-            pieces.append(_as_text(value))
+                return _UNRESOLVED
+            pieces += [text[last : match.start()], _as_text(value)]
             length += len(pieces[-1]) + len(pieces[-2])
             if length > MAX_STRING_CHARS:
-                return self._too_long(path, text)
+                self._too_long(path)
+                return _UNRESOLVED
             last = match.end()
         pieces.append(text[last:])
         self._interpolated_chars += length
@@ -290,14 +315,13 @@ class _Resolver:
             self._fatal(path, f"${{...}} interpolations make more than {16 * MAX_STRING_CHARS:,} characters in all")
         return "".join(pieces).replace("\\${", "${")
 
-    def _too_long(self, path: Path, text: str) -> str:
+    def _too_long(self, path: Path) -> None:
         self._error(
             path,
             f"this interpolation makes a string of more than {MAX_STRING_CHARS:,} characters",
             hint="see modalities/config/limits.py",
         )
         self.unresolved_paths.add(path)
-        return text
 
     def _evaluate(self, expression: str, at: Path) -> Any:
         self._last_target = None
@@ -317,7 +341,7 @@ class _Resolver:
                 return _UNRESOLVED
         if sep and name in _RESOLVERS:
             try:
-                return _RESOLVERS[name](arg.strip(), self.context)
+                return _utf8_only(_RESOLVERS[name](arg.strip(), self.context))
             except ResolverError as e:
                 self._error(at, f"${{{expression}}}: {e}")
                 return _UNRESOLVED
@@ -361,8 +385,8 @@ class _Resolver:
                 return True  # decided when it is resolved
             if isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, list) and str(part).lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-                node = node[int(part)]
+            elif isinstance(node, list) and list_index(part, len(node)) is not None:
+                node = node[list_index(part, len(node))]
             else:
                 return False
         return True
@@ -385,14 +409,14 @@ class _Resolver:
         for part in self._absolute_parts(expression, at):
             part = str(part)
             if not through_interpolation and isinstance(node, str) and "${" in node:
-                node = self.resolve_path(tuple(target))
+                node = self._follow(tuple(target), at)
                 if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
                     return _UNRESOLVED  # already reported where it failed
                 through_interpolation = True
             if isinstance(node, dict) and part in node:
                 key: Any = part
-            elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
-                key = int(part) % len(node)
+            elif isinstance(node, list) and list_index(part, len(node)) is not None:
+                key = list_index(part, len(node))
             else:
                 where = dotted(target) or "the top level"
                 hint = did_you_mean(part, node) if isinstance(node, dict) else None
@@ -407,15 +431,31 @@ class _Resolver:
         elif is_component_node(node):
             return reference_to(target_path)
         else:
-            value = self.resolve_path(target_path)
+            value = self._follow(target_path, at)
             if value is _UNRESOLVED or target_path in self.unresolved_paths:
                 return _UNRESOLVED
         if isinstance(value, (dict, list)):
             size = _measure(value)[0] if through_interpolation else self._size.get(target_path, 1)
             self._charge_copy(size, at)
-            self.document.source_map.copy_subtree(target_path, at)
+            self.document.source_map.copy_subtree(target_path, at, value)
             return copy.deepcopy(value) if through_interpolation else _share_components(value, target_path)
         return value
+
+    def _follow(self, path: Path, at: Path) -> Any:
+        """The resolved value at ``path``, which the interpolation at ``at`` reads: one link of a chain of
+        interpolations, each resolved inside the one before (a chain is bounded, so resolving never runs out of
+        stack)."""
+        if self._chain >= MAX_INTERPOLATION_CHAIN:
+            self._error(at, f"${{...}} chained through more than {MAX_INTERPOLATION_CHAIN} interpolations, each "
+                        "reading the next", hint="give one of the values in the chain directly (see "
+                        "modalities/config/limits.py)")
+            self.unresolved_paths.add(at)
+            return _UNRESOLVED
+        self._chain += 1
+        try:
+            return self.resolve_path(path)
+        finally:
+            self._chain -= 1
 
     def _error(self, path: Path, message: str, hint: str | None = None) -> None:
         self.diagnostics.append(
@@ -439,19 +479,50 @@ def _measure(value: Any) -> tuple[int, int]:
     return size, depth
 
 
-def _inside_another_interpolation(text: str, position: int) -> bool:
-    """Whether an unclosed ``${`` comes before ``position``."""
-    depth = 0
-    i = 0
-    while i < position:
-        if text.startswith("${", i) and (i == 0 or text[i - 1] != "\\"):
+_BRACES = re.compile(r"\$\{|\}")
+
+
+def _nested_matches(text: str, matches: list) -> list:
+    """The ``matches`` that lie inside another, unclosed ``${`` (an escaped ``\\${`` opens none), found in one
+    pass over the text."""
+    starts = {match.start(): match for match in matches}
+    nested, depth = [], 0
+    for brace in _BRACES.finditer(text):
+        at = brace.start()
+        if brace.group() == "}":
+            depth = max(depth - 1, 0)
+        elif at == 0 or text[at - 1] != "\\":
+            if depth and at in starts:
+                nested.append(starts[at])
             depth += 1
-            i += 2
-            continue
-        if text[i] == "}" and depth:
-            depth -= 1
-        i += 1
-    return depth > 0
+    return nested
+
+
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_only(value: Any) -> Any:
+    """A resolver's value, if its text is UTF-8. An environment variable, a file name or a JSON file holding bytes
+    that are not UTF-8 reaches Python as lone surrogates, which no config value may hold: what reads it later
+    (a message, a YAML or JSON writer, a tokenizer) could not."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            bad = _UNDECODABLE.search(item)
+            if bad is not None:
+                byte = ord(bad.group()) - 0xDC00
+                raise ResolverError(
+                    f"its value is not UTF-8 text (character {bad.start() + 1} stands for the byte 0x{byte:02x} "
+                    "that cannot be decoded); config values are UTF-8: link to such a file under a UTF-8 name"
+                    if 0x80 <= byte <= 0xFF else "its value holds a lone surrogate, which is not text"
+                )
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return value
 
 
 def _as_text(value: Any) -> str:
@@ -473,7 +544,16 @@ def _split_argument(arg: str) -> tuple[str, bool, str]:
 
 
 def _parse_scalar(text: str) -> Any:
-    """A resolver's default: quoted text as is, else read as YAML."""
+    """A resolver's default: quoted text as is, else read as YAML. A string of thousands of interpolations
+    repeats its defaults: each text is read once (a copy of a list or mapping is handed out)."""
+    value = _read_default(text)
+    if isinstance(value, ConfigError):
+        raise ResolverError("the default " + "; ".join(d.message for d in value.diagnostics))
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_default(text: str) -> Any:
     from modalities.config.overrides import parse_override_value
 
     unquoted = _unquote(text)
@@ -482,7 +562,7 @@ def _parse_scalar(text: str) -> Any:
     try:
         return parse_override_value(text)
     except ConfigError as e:
-        raise ResolverError("the default " + "; ".join(d.message for d in e.diagnostics)) from None
+        return e
 
 
 def _oc_env(arg: str, ctx: ResolverContext) -> Any:
@@ -498,7 +578,7 @@ def _oc_env(arg: str, ctx: ResolverContext) -> Any:
 register_resolver("oc.env", _oc_env)
 
 # Resolvers that read the document itself (OmegaConf's oc.select and oc.decode).
-_DOCUMENT_RESOLVERS: dict[str, Callable[["_Resolver", str, Path, str], Any]] = {
+_DOCUMENT_RESOLVERS: dict[str, Callable[[_Resolver, str, Path, str], Any]] = {
     "oc.select": _Resolver._select,
     "oc.decode": _Resolver._decode,
 }

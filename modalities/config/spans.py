@@ -8,6 +8,7 @@ from typing import Any, Iterator
 Path = tuple  # a path into the document: keys (str) and list indices (int)
 
 OVERRIDE_FILE = "<--set>"
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,61 @@ class SourceMap:
         """The span of the key that names ``path`` (falls back to the value's span)."""
         return self.keys.get(tuple(path)) or self.value(path)
 
-    def copy_subtree(self, source: Path, target: Path) -> None:
-        """Give the paths under ``target`` the spans of the same paths under ``source``."""
+    def copy_subtree(self, source: Path, target: Path, value: Any = _UNKNOWN) -> None:
+        """Give the paths under ``target`` the spans of the same paths under ``source``. With ``value`` (what is at
+        ``source``) only its paths are looked up, in time linear in its size, not in the whole map's."""
         source, target = tuple(source), tuple(target)
         n = len(source)
         for table in (self.values, self.keys):
-            additions = {target + p[n:]: s for p, s in table.items() if p[:n] == source and len(p) > n}
+            if value is _UNKNOWN:
+                additions = {target + p[n:]: s for p, s in table.items() if p[:n] == source and len(p) > n}
+            else:
+                additions = {target + p[n:]: table[p] for p in subtree_paths(value, source) if p in table}
             table.update(additions)
 
-    def drop_subtree(self, path: Path) -> None:
+    def drop_subtree(self, path: Path, value: Any = _UNKNOWN) -> None:
+        """Forget the spans under ``path`` (with ``value``, what was there: only its paths are looked at)."""
         path = tuple(path)
         n = len(path)
         for table in (self.values, self.keys):
-            for p in [p for p in table if p[:n] == path and len(p) > n]:
+            if value is _UNKNOWN:
+                gone = [p for p in table if p[:n] == path and len(p) > n]
+            else:
+                gone = [p for p in subtree_paths(value, path) if p in table]
+            for p in gone:
                 del table[p]
+
+
+def subtree_paths(value: Any, prefix: Path) -> Iterator[Path]:
+    """The paths below ``prefix`` of a plain value (mappings and lists), without recursion."""
+    pending = [(tuple(prefix), value)]
+    while pending:
+        path, item = pending.pop()
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in children:
+            pending.append((path + (key,), child))
+            yield path + (key,)
 
 
 def _prefixes(path: Path) -> Iterator[Path]:
     for i in range(len(path), -1, -1):
         yield path[:i]
+
+
+def path_part(text: str) -> int | str:
+    """One part of a dotted path as written (``--set``, ``instance_key``): a list index for plain digits (ASCII
+    only, and short: no list is longer), else a key."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
+def list_index(part: object, length: int) -> int | None:
+    """The index of a list of ``length`` items that ``part`` (``2``, ``-1``) names, or None."""
+    text = str(part)
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        return None
+    index = int(text)
+    return index % length if -length <= index < length else None
 
 
 def dotted(path: Path) -> str:

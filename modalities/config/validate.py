@@ -12,7 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modalities.config.diagnostics import NOTE, WARNING, Diagnostic, did_you_mean, has_errors
+from modalities.config.diagnostics import (
+    MESSAGE_CHARS,
+    NOTE,
+    WARNING,
+    Diagnostic,
+    cut,
+    did_you_mean,
+    has_errors,
+    printable,
+)
 from modalities.config.graph import ComponentGraph, ComponentNode
 from modalities.config.resolve import is_component_node, is_reference_node
 from modalities.config.spans import Path, dotted, get_at
@@ -62,7 +71,8 @@ def placeholder_for(graph: ComponentGraph, registry: Registry, path: Path) -> Co
         if node.span:
             label += f", {node.span}"
         label += ")"
-    return ComponentPlaceholder(path, kind, label)
+    # The label goes into messages (through pydantic, which refuses lone surrogates): printable and short.
+    return ComponentPlaceholder(path, kind, cut(printable(label), MESSAGE_CHARS // 2))
 
 
 def _lookup(registry: Registry, node: ComponentNode) -> ComponentSpec | None:
@@ -169,7 +179,8 @@ class _Validator:
         if is_reference_node(value):
             ref = self.graph.references.get(path)
             if ref is None or ref.target is None or ref.target in _containers:
-                return ComponentPlaceholder(path, _UNKNOWN_KIND, f"unresolved reference at '{dotted(path)}'")
+                label = cut(printable(f"unresolved reference at '{dotted(path)}'"), MESSAGE_CHARS // 2)
+                return ComponentPlaceholder(path, _UNKNOWN_KIND, label)
             if ref.target in self.graph.nodes:
                 return placeholder_for(self.graph, self.registry, ref.target)
             container = get_at(self.graph.document.values, ref.target)  # e.g. a list of data loaders
@@ -221,10 +232,16 @@ class _Validator:
                 continue
             if kind == "missing":
                 name = item["loc"][-1]
-                if _explained_by_typo(data, loc[:-1], name, model_at(cls, loc[:-1]) or cls):
+                owner = model_at(cls, loc[:-1]) or cls
+                if _explained_by_typo(data, loc[:-1], name, owner):
                     continue  # the unknown-field error beside it already says "did you mean"
+                hint = _field_hint(owner, name)
+                near = _misspellings(data, loc[:-1], name, owner)
+                if near:
+                    looks = f"the key {printable(repr(near[0]))} here looks like a misspelt '{name}'"
+                    hint = f"{hint} ({looks})" if hint else looks
                 self.error(path[:-1] if loc else path, f"missing required field '{name}'", code="missing-field",
-                           hint=_field_hint(model_at(cls, loc[:-1]) or cls, name), key=True)
+                           hint=hint, key=True)
                 continue
             message = item["msg"]
             if isinstance(value, ComponentPlaceholder) and kind not in _REFERENCE_ERRORS:
@@ -312,18 +329,22 @@ def model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _explained_by_typo(data: Any, loc: tuple, name: Any, cls: type[BaseModel]) -> bool:
-    """Whether a missing field ``name`` stands beside an unknown key that is a misspelling of it."""
-    import difflib
-
+def _misspellings(data: Any, loc: tuple, name: Any, cls: type[BaseModel]) -> list[str]:
+    """The unknown keys beside a missing field ``name`` that look like misspellings of it."""
     node = data
     for part in loc:
         node = node[part] if isinstance(node, (dict, list)) else None
     if not isinstance(node, dict) or not isinstance(name, str):
-        return False
+        return []
     known = _field_names(cls)
-    unknown = [k for k in node if isinstance(k, str) and k not in known]
-    return any(difflib.get_close_matches(k, [name], n=1, cutoff=0.6) for k in unknown)
+    return [k for k in node if isinstance(k, str) and k not in known and did_you_mean(k, [name])]
+
+
+def _explained_by_typo(data: Any, loc: tuple, name: Any, cls: type[BaseModel]) -> bool:
+    """Whether a missing field ``name`` stands beside an unknown key that is a misspelling of it, which is
+    reported as unknown with "did you mean" (not where the class allows unknown keys, as `settings` does:
+    nothing else would report it)."""
+    return cls.model_config.get("extra") != "allow" and bool(_misspellings(data, loc, name, cls))
 
 
 def _field_hint(cls: type[BaseModel], name: Any) -> str | None:
@@ -383,10 +404,12 @@ class RunView:
     """What a root's contract check sees (registry/types.py Finding and NodeInfo): the validated root and the
     validated configs of the components it names, read-only."""
 
-    def __init__(self, run: BaseModel | None, graph: ComponentGraph, validated: ValidatedGraph):
+    def __init__(self, run: BaseModel | None, graph: ComponentGraph, validated: ValidatedGraph,
+                 resume_from: Any = None):
         self.run = run
         self._graph = graph
         self._validated = validated
+        self.resume_from = resume_from  # the checkpoint a run continues from (`--resume`), or "auto"
 
     def node(self, ref: Any) -> NodeInfo | None:
         path = ref.node_id if isinstance(ref, ComponentPlaceholder) else ref
@@ -409,10 +432,12 @@ class RunView:
 
 
 def validate_root(
-    graph: ComponentGraph, validated: ValidatedGraph, registry: Registry, spec: RootSpec, run_contract: bool = True
+    graph: ComponentGraph, validated: ValidatedGraph, registry: Registry, spec: RootSpec, run_contract: bool = True,
+    resume_from: Any = None,
 ) -> tuple[ValidatedRoot, list[Diagnostic]]:
     """The config's top level against the root's class, then (``run_contract``: when the components themselves
-    have no errors, which would only make the cross-checks repeat them) the root's contract across them."""
+    have no errors, which would only make the cross-checks repeat them) the root's contract across them
+    (``resume_from``: the checkpoint the run continues from, which the contract checks against)."""
     validator = _Validator(graph, registry)
     values = graph.document.values if isinstance(graph.document.values, dict) else {}
     prepared = validator.with_placeholders(values, ())
@@ -441,7 +466,7 @@ def validate_root(
     contract = spec.contract_callable()
     if run is not None and contract is not None and run_contract and not has_errors(diagnostics):
         try:
-            findings = contract(RunView(run, graph, validated))
+            findings = contract(RunView(run, graph, validated, resume_from))
         except Exception as e:  # noqa: BLE001 - a bug in a check must not hide the config's own errors
             findings = []
             diagnostics.append(

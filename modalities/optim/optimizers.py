@@ -165,10 +165,22 @@ class ModelPartsOptimizer(Optimizer):
     def __init__(self, model_parts: list[nn.Module], optimizers: list[Optimizer]):
         if not optimizers or len(model_parts) != len(optimizers):
             raise ValueError(f"{len(model_parts)} model parts need as many optimizers, got {len(optimizers)}")
-        self.model_parts, self.optimizers = list(model_parts), list(optimizers)
-        parameters = [p for optimizer in self.optimizers for group in optimizer.param_groups for p in group["params"]]
-        super().__init__(parameters, dict(self.optimizers[0].defaults))
-        self.param_groups = [group for optimizer in self.optimizers for group in optimizer.param_groups]
+        parameters = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
+        self.model_parts = list(model_parts)
+        super().__init__(parameters, dict(optimizers[0].defaults))
+        self.optimizers = list(optimizers)  # from here on param_groups are the parts'
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The parts' groups, as they are now: loading a state dict into a part replaces its group dicts."""
+        optimizers = self.__dict__.get("optimizers")
+        if optimizers is None:  # inside torch's Optimizer.__init__
+            return self.__dict__.setdefault("_own_param_groups", [])
+        return [group for optimizer in optimizers for group in optimizer.param_groups]
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict]) -> None:
+        self.__dict__["_own_param_groups"] = groups  # torch's Optimizer.__init__ sets its own list
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -4,6 +4,10 @@ The optimizer state is stored flattened by parameter name (``param_groups.<fqn>.
 as the reference stores it: independent of how parameters are grouped, so checkpoints move between the two and
 between group layouts. Checkpoints we wrote before (``param_groups.0.lr``) still load: the loader reads the
 layout from the checkpoint's metadata first (``optimizer_layout``).
+
+Loading brings the weights and the optimizer's moments; the optimizer's hyperparameters and the schedule stay
+the config's, and the checkpoint's scheduler state is read aside (as plain data, whatever scheduler wrote it)
+for the executor to continue where it agrees (optim/continuation.py, optim/schedule_state.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.distributed.checkpoint.stateful import Stateful
 
 from modalities.checkpointing.safe_dcp import FLATTENED
+from modalities.optim.continuation import config_hyperparameters_kept
 
 
 class AppState(Stateful):
@@ -28,9 +33,11 @@ class AppState(Stateful):
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.optimizer_layout = FLATTENED
-        # False while a resume loads the state: the scheduler is then advanced from the config instead (see
-        # training/entry.py), so its saved state is neither asked for nor applied.
-        self.restore_lr_scheduler = True
+        # While a checkpoint is loaded (prepare_load .. end_load) the scheduler's state is not asked of DCP: it
+        # was read aside as plain data, and is continued or not by the executor.
+        self._loading_from: str | None = None
+        self._saved_scheduler_state: dict | None = None
+        self._saved_step: int | None = None
 
     def _options(self) -> StateDictOptions:
         return StateDictOptions(flatten_optimizer_state_dict=self.optimizer_layout == FLATTENED)
@@ -44,24 +51,36 @@ class AppState(Stateful):
             model_state, optimizer_state = get_state_dict(part, optimizer, options=self._options())
             state["model"].update(model_state)
             state["optimizer"].update(optimizer_state)
-        if self.lr_scheduler is not None and self.restore_lr_scheduler:
+        if self.lr_scheduler is not None and self._loading_from is None:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()
         return state
 
+    def prepare_load(self, folder, saved_keys) -> None:
+        """Called by safe_load before DCP loads ``folder``: its scheduler state is read here, as plain data (the
+        reference's folders have no progress file: the scheduler's last_epoch tells the step)."""
+        from modalities.checkpointing.dcp import saved_schedule_of
+
+        self._loading_from = str(folder)
+        self._saved_scheduler_state, self._saved_step = saved_schedule_of(folder, saved_keys)
+
+    def end_load(self) -> None:
+        self._loading_from = None
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         several = len(self.model_parts) > 1
-        for part, optimizer in zip(self.model_parts, self._part_optimizers(), strict=True):
-            model_state = state_dict["model"]
-            if several:  # each part takes its own parameters' entries
-                own = set(part.state_dict())
-                model_state = {name: value for name, value in model_state.items() if name in own}
-            set_state_dict(part, optimizer, model_state_dict=model_state, optim_state_dict=state_dict["optimizer"],
-                           options=self._options())
-        if self.lr_scheduler is not None and "lr_scheduler" in state_dict and self.restore_lr_scheduler:
-            self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])
-        # Whatever was read, the next save is written in the current layout and with the scheduler.
+        source = self._loading_from or "the checkpoint"
+        with config_hyperparameters_kept(self.optimizer, source, self._saved_scheduler_state, self._saved_step):
+            for part, optimizer in zip(self.model_parts, self._part_optimizers(), strict=True):
+                model_state = state_dict["model"]
+                if several:  # each part takes its own parameters' entries
+                    own = set(part.state_dict())
+                    model_state = {name: value for name, value in model_state.items() if name in own}
+                set_state_dict(part, optimizer, model_state_dict=model_state,
+                               optim_state_dict=state_dict["optimizer"], options=self._options())
+        if self._loading_from is None and self.lr_scheduler is not None and "lr_scheduler" in state_dict:
+            self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])  # a caller's own dcp.load: as asked
+        # Whatever was read, the next save is written in the current layout.
         self.optimizer_layout = FLATTENED
-        self.restore_lr_scheduler = True
 
 
 def get_raw_app_state(model: nn.Module, optimizer, lr_scheduler=None) -> AppState:

@@ -16,7 +16,9 @@ What is checked (docs/config-format.md, "The run contract"):
   flags decide between warning and error);
 - data files present and readable, with a header that fits;
 - a mixture-of-experts run (contract_moe.py): the expert-parallel degree against the experts and the mesh, the
-  loss against the model, a capacity that drops slots even when balanced, model/qwen_tp's divisibility.
+  loss against the model, a capacity that drops slots even when balanced, model/qwen_tp's divisibility;
+- the learning-rate schedule: long enough for the run, and against the checkpoint a run continues from
+  (training/schedule_contract.py).
 """
 
 from __future__ import annotations
@@ -548,6 +550,12 @@ class _Checks:
             )
 
 
+    def schedule(self) -> None:
+        """The learning-rate schedule alone and against the checkpoint the run continues from (see there)."""
+        from modalities.training.schedule_contract import check_schedule
+
+        check_schedule(self, getattr(self.view, "resume_from", None))
+
     def tensor_parallel(self) -> None:
         """What model/gpt2_tp refuses when it splits the model: a degree that does not divide the heads, the
         vocabulary or the MLP's hidden width; qk-norm; dp_replicate with tp."""
@@ -804,6 +812,7 @@ def check_training_run(view) -> list[Finding]:
         checks.data_amount,
         checks.intervals,
         checks.tokens_per_step,
+        checks.schedule,
         checks.tensor_parallel,
         checks.mesh_fits_the_world,
         checks.pipeline_parallel,

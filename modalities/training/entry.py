@@ -116,20 +116,9 @@ def run_training(
         folder = resolve_checkpoint(resume_from)
         saved_steps = int(read_progress(folder)["num_seen_steps"])
         if saved_steps >= target:
-            if rank == 0:
-                print(
-                    f"{folder} is at step {saved_steps}, and the target is {target} steps: nothing to train "
-                    "(raise settings.training_target.num_target_steps to train longer)",
-                    flush=True,
-                )
+            _nothing_to_train(f"{folder} is at step {saved_steps}", target, rank)
             return read_progress(folder)
-        # The schedule comes from the config, advanced to the saved step, not from the checkpoint: a changed
-        # target (or schedule) then takes effect from that step on; unchanged, the learning rates are those of
-        # an uninterrupted run, bit for bit.
-        _advance_scheduler(app_state.lr_scheduler, saved_steps)
-        app_state.restore_lr_scheduler = False
         folder, saved, rank_state = load_training_checkpoint(folder, app_state)
-        _apply_scheduler_lr(app_state)
         progress = TrainingProgress(
             num_seen_steps=saved["num_seen_steps"],
             num_seen_samples=saved["num_seen_samples"],
@@ -147,6 +136,10 @@ def run_training(
                     "uninterrupted run bit for bit",
                     flush=True,
                 )
+    elif progress.num_seen_steps >= target:  # a warm start (settings.training_progress) at or past the target
+        _nothing_to_train(f"the run starts after step {progress.num_seen_steps}", target, rank)
+        return progress.as_dict()
+    _position_schedule(app_state, progress.num_seen_steps, target, rank)
 
     train_tag = getattr(train_loader, "dataloader_tag", None) or "train"
     experiment_folder = Path(experiments_root) / experiment_id
@@ -238,31 +231,23 @@ def _latest_checkpoint_of(checkpoint_saving, is_complete) -> Path | None:
     return latest if latest.exists() and is_complete(latest.resolve()) else None
 
 
-def _advance_scheduler(scheduler, steps: int) -> None:
-    """Step a freshly built scheduler to where the run is (its optimizer's learning rates follow)."""
-    import warnings
-
-    if scheduler is None:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": intended here
-        try:
-            for _ in range(steps):
-                scheduler.step()
-        except ValueError as e:  # e.g. OneCycleLR past its total_steps
-            raise TrainingConfigError(
-                f"the lr_scheduler of this config cannot reach step {steps}, where the checkpoint is: {e}"
-            ) from None
+def _nothing_to_train(where: str, target: int, rank: int) -> None:
+    if rank == 0:
+        print(f"{where}, and the target is {target} steps: nothing to train (raise "
+              "settings.training_target.num_target_steps to train longer)", flush=True)
 
 
-def _apply_scheduler_lr(app_state) -> None:
-    """After the optimizer state is loaded (which brings the saved learning rates), give each group the rate the
-    config's schedule has at this step."""
-    scheduler = app_state.lr_scheduler
-    if scheduler is None or not hasattr(scheduler, "get_last_lr"):
-        return
-    for group, lr in zip(app_state.optimizer.param_groups, scheduler.get_last_lr()):
-        group["lr"] = lr
+def _position_schedule(app_state, step: int, target: int, rank: int) -> None:
+    """The one rule for every run, continued or not (optim/schedule_state.py): the config's schedule at the step
+    the run starts from, a checkpoint's saved state only where it agrees; what differs is printed."""
+    from modalities.optim.continuation import ScheduleError, continue_schedule
+
+    try:
+        report = continue_schedule(app_state.lr_scheduler, app_state.optimizer, step, target)
+    except ScheduleError as e:
+        raise TrainingConfigError(str(e)) from None
+    if rank == 0 and report:
+        print("continuing from a checkpoint:\n  " + "\n  ".join(report), flush=True)
 
 
 def _data_restorer(train_loader, rank_state: dict, restore_rng_state, folder):

@@ -17,6 +17,7 @@ of FSDP1; the state dicts have the same names, and ``checkpoint_saving_execution
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -31,7 +32,6 @@ from modalities.checkpointing.torch_loading import read_state_dict_file
 from modalities.training.config import FSDP1_PRECISION
 from modalities.training.distributed import TrainingSetupError
 from modalities.training.model_wrappers import find_blocks, get_fsdp2_wrapped_model
-
 
 
 class _DtypePair:
@@ -122,15 +122,24 @@ class FSDP1CheckpointLoading:
         )
 
     def load_optimizer_checkpoint(self, optimizer, model: nn.Module, file_path: Path):
+        """The file's optimizer state (moments, step counts) in ``optimizer``; its hyperparameters stay the
+        config's (the scheduler built next starts from them), and the file's are recorded for the executor to
+        compare (optim/continuation.py). The reference's files hold no scheduler state."""
+        from modalities.optim.continuation import config_hyperparameters_kept
+
         state = read_optimizer_state_file(Path(file_path))
-        # Entries a scheduler added to the saved groups (initial_lr, ...) must exist in ours for the state to
-        # map onto them; they are then loaded with the rest (a warm-started scheduler needs initial_lr).
-        for ours, saved in zip(optimizer.param_groups, state["param_groups"]):
-            for key, value in saved.items():
-                if key != "params":
-                    ours.setdefault(key, value)
-        try:
-            set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"{file_path} does not fit the optimizer of {type(model).__name__}: {e}") from None
+        steps = re.findall(r"seen_steps_(\d+)", Path(file_path).name)
+        with config_hyperparameters_kept(optimizer, str(file_path), None, int(steps[0]) if len(steps) == 1 else None):
+            # Entries a scheduler added to the saved groups (initial_lr, ...) must exist in ours for the state to
+            # map onto them.
+            for ours, saved in zip(optimizer.param_groups, state["param_groups"]):
+                for key, value in saved.items():
+                    if key != "params":
+                        ours.setdefault(key, value)
+            try:
+                set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+            except (KeyError, RuntimeError, ValueError) as e:
+                raise CheckpointError(
+                    f"{file_path} does not fit the optimizer of {type(model).__name__}: {e}"
+                ) from None
         return optimizer

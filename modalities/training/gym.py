@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -22,6 +22,24 @@ from torch import nn
 
 from modalities.batch import EvaluationResultBatch, InferenceResultBatch
 from modalities.logging.broker import ExperimentStatus, MessageBroker
+from modalities.training.failures import (
+    AFTER_STEP,
+    BEFORE,
+    CLIPPING,
+    FORWARD,
+    LOSS,
+    OPTIMIZER,
+    SAVING,
+    SCHEDULER,
+    STATE_LEFT,
+    TrainingFailed,
+    all_failed_alike,
+    describe,
+    failure_group,
+    settle,
+    test_hook_fail,
+    what_was_saved,
+)
 from modalities.training.run import TrainingProgress
 
 # Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
@@ -195,6 +213,35 @@ class Evaluator:
         return results
 
 
+class _LogInterval:
+    """The sums over the steps since the last training log line."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(2, device=device)  # step losses and grad norms
+        self.steps = self.samples = self.tokens = 0
+        self.started = time.perf_counter()
+
+    def add(self, step_values: torch.Tensor, samples: int, tokens: int) -> None:
+        self.sums += step_values[:2]
+        self.steps += 1
+        self.samples += samples
+        self.tokens += tokens
+
+    def restart_clock(self) -> None:
+        self.started = time.perf_counter()
+
+    def take(self, step_values: torch.Tensor) -> tuple:
+        """(loss avg, loss last, norm avg, norm last, tokens/s, samples/s) of the interval; starts the next."""
+        elapsed = time.perf_counter() - self.started
+        (loss_sum, norm_sum), (_, last_norm, last_loss) = self.sums.tolist(), step_values.tolist()
+        values = (loss_sum / self.steps, last_loss, norm_sum / self.steps, last_norm, self.tokens / elapsed,
+                  self.samples / elapsed)
+        self.sums.zero_()
+        self.steps = self.samples = self.tokens = 0
+        self.restart_clock()
+        return values
+
+
 class Gym:
     """Runs optimizer steps until the target, evaluating, logging and checkpointing at their intervals."""
 
@@ -257,24 +304,33 @@ class Gym:
         self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight,
                                    loss_parallel, self.context_parallel)
         self.last_checkpoint: str | None = None
+        self._saved_step: int | None = None  # the step of last_checkpoint
+        self._phase = FORWARD  # the part of the step under way (training/failures.py)
+        self._failure_group = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
 
-    def _save_checkpoint(self, progress: TrainingProgress, train_loader, force: bool = False) -> None:
-        if self.checkpoint_saving is None:
-            return
-        rank_state = {
+    def _rank_state(self, progress: TrainingProgress, train_loader) -> dict[str, Any]:
+        """What a checkpoint of this rank holds besides model and optimizer: data position and RNG states."""
+        return {
             "rng": capture_rng_state(),
             "train_dataloader": train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
             "train_batches_consumed": progress.train_batches_consumed,
         }
+
+    def _save_checkpoint(self, progress: TrainingProgress, train_loader, force: bool = False,
+                         rank_state: dict[str, Any] | None = None) -> None:
+        if self.checkpoint_saving is None:
+            return
+        self._phase = SAVING
+        rank_state = rank_state if rank_state is not None else self._rank_state(progress, train_loader)
         extra = {"world_size": self.world_size, **self.settings.extra_progress}
         kwargs = {"force": True} if force else {}
         saved = self.checkpoint_saving.save_checkpoint(
             progress.as_dict(**extra), self.app_state, rank_state, self.config_text, **kwargs
         )
         if saved is not None:
-            self.last_checkpoint = saved
+            self.last_checkpoint, self._saved_step = saved, progress.num_seen_steps
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -291,92 +347,138 @@ class Gym:
             return self._run(train_loader, eval_loaders, progress, restore_rank_state)
 
     def _run(self, train_loader, eval_loaders: list, progress: TrainingProgress, restore_rank_state) -> TrainingProgress:
-        s = self.settings
-        acc = s.gradient_accumulation_steps
+        from modalities.training.signals import TrainingStopped
+
         # A resumed run gets its iterator already positioned, with the RNG states restored after creating it.
         data = restore_rank_state() if restore_rank_state is not None else iter(train_loader)
         _set_mode(self.model_parts, train=True)
-        interval = torch.zeros(2, device=self.device)  # summed step losses and grad norms since last log
-        steps_in_interval = tokens_in_interval = samples_in_interval = 0
-        interval_started = time.perf_counter()
-        last_loss = last_norm = 0.0
-
-        while progress.num_seen_steps < s.num_target_steps:
-            step_loss = torch.zeros((), device=self.device)
-            last_micro_loss = torch.zeros((), device=self.device)
-            local_samples = local_tokens = 0
-            for micro_step in range(acc):
-                try:
-                    batch = next(data)
-                except StopIteration:
-                    raise DataExhaustedError(
-                        f"train_dataloader ran out of data after {progress.num_seen_steps} steps "
-                        f"(target: {s.num_target_steps}); lower settings.training_target or add data"
-                    ) from None
-                progress.train_batches_consumed += 1
-                batch = batch.to(self.device, non_blocking=True)
-                loss = self._forward_backward(batch, last_micro_step=micro_step == acc - 1)
-                if loss is not None:  # None: a pipeline stage before the last
-                    step_loss += loss
-                    last_micro_loss = loss
-                local_samples += len(batch)
-                local_tokens += next(iter(batch.samples.values())).numel()
-            step_loss /= acc
-
-            grad_norm = self.gradient_clipper.clip_gradients() if self.gradient_clipper is not None else None
-            norm = grad_norm.detach().float().reshape(()) if isinstance(grad_norm, torch.Tensor) else step_loss.new_zeros(())
-            # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN, and with it
-            # whether any rank was asked to stop (by a signal), so every rank stops after the same step.
-            stop_flag = 1.0 if self.stop_signals is not None and self.stop_signals.requested else 0.0
-            reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag), last_micro_loss]))
-            global_loss = reduced[0] / self.loss_ranks
-            # "train loss last" is the last micro-batch's loss (over ranks), as the reference logs it; the
-            # interval's "train loss avg" is the mean over its micro-batches (= over its steps' means).
-            step_values = torch.stack([global_loss, norm.to(global_loss.device), reduced[2] / self.loss_ranks])
-            finite, stop_requested = torch.stack([torch.isfinite(global_loss).float(), reduced[1]]).tolist()
-            if not finite:
-                self.optimizer.zero_grad(set_to_none=True)
-                self._raise_non_finite(float(step_values[0]), progress.num_seen_steps + 1)
-            self.optimizer.step()
-            if self.lr_scheduler is not None:
-                self.lr_scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-
-            progress.num_seen_steps += 1
-            progress.num_seen_samples += local_samples * self.data_parallel_degree
-            progress.global_num_seen_tokens += local_tokens * self.data_parallel_degree
-            interval += step_values[:2]
-            steps_in_interval += 1
-            samples_in_interval += local_samples * self.data_parallel_degree
-            tokens_in_interval += local_tokens * self.data_parallel_degree
-            step = progress.num_seen_steps
-            if self.profiler is not None:
-                self.profiler.step()
-            self.broker.publish_progress(step, ExperimentStatus.TRAIN, s.train_dataloader_tag)
-
-            if step % s.training_log_interval_in_steps == 0 or step == s.num_target_steps:
-                elapsed = time.perf_counter() - interval_started
-                (loss_sum, norm_sum), (_, last_norm, last_loss) = interval.tolist(), step_values.tolist()
-                self._publish_training_result(
-                    step, loss_sum / steps_in_interval, last_loss, norm_sum / steps_in_interval, last_norm,
-                    tokens_in_interval / elapsed, samples_in_interval / elapsed, progress,
-                )
-                interval.zero_()
-                steps_in_interval = tokens_in_interval = samples_in_interval = 0
-                interval_started = time.perf_counter()
-            if eval_loaders and step % s.evaluation_interval_in_steps == 0:
-                self.evaluator.evaluate(eval_loaders, step)
-                interval_started = time.perf_counter()
-            saved_now = step % s.checkpointing_interval_in_steps == 0
-            if saved_now:
-                self._save_checkpoint(progress, train_loader)
-                interval_started = time.perf_counter()
-            _test_hook_wait_for_signal(step, self.stop_signals)
-            if stop_requested and step < s.num_target_steps:
-                if not saved_now:
-                    self._save_checkpoint(progress, train_loader, force=True)
-                self._stopped(progress)
+        log = _LogInterval(self.device)
+        self._failure_group = failure_group() if self.checkpoint_saving is not None else None
+        while progress.num_seen_steps < self.settings.num_target_steps:
+            # What a checkpoint of the step before holds, kept until this step changes the weights.
+            before = (progress.model_copy(), self._rank_state(progress, train_loader)) if self.checkpoint_saving \
+                else None
+            try:
+                step_values, stop_requested, samples, tokens = self._step(data, progress)
+                self._phase = AFTER_STEP
+                log.add(step_values, samples * self.data_parallel_degree, tokens * self.data_parallel_degree)
+                self._after_step(progress, step_values, stop_requested, log, train_loader, eval_loaders)
+            except TrainingStopped:
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure ends in _failed, which raises
+                self._failed(error, progress, before, train_loader)
         return progress
+
+    def _step(self, data, progress: TrainingProgress) -> tuple[torch.Tensor, float, int, int]:
+        """One optimizer step: its micro-batches, clipping, the loss over ranks (stopping on NaN), the update and
+        the schedule. Returns (loss, grad norm, last micro-batch's loss), whether a stop was asked for, and this
+        rank's samples and tokens."""
+        s = self.settings
+        acc = s.gradient_accumulation_steps
+        step = progress.num_seen_steps + 1
+        self._phase = FORWARD
+        step_loss = torch.zeros((), device=self.device)
+        last_micro_loss = torch.zeros((), device=self.device)
+        local_samples = local_tokens = 0
+        for micro_step in range(acc):
+            try:
+                batch = next(data)
+            except StopIteration:
+                raise DataExhaustedError(
+                    f"train_dataloader ran out of data after {progress.num_seen_steps} steps "
+                    f"(target: {s.num_target_steps}); lower settings.training_target or add data"
+                ) from None
+            progress.train_batches_consumed += 1
+            batch = batch.to(self.device, non_blocking=True)
+            test_hook_fail(step, "forward")
+            loss = self._forward_backward(batch, last_micro_step=micro_step == acc - 1)
+            if loss is not None:  # None: a pipeline stage before the last
+                step_loss += loss
+                last_micro_loss = loss
+            local_samples += len(batch)
+            local_tokens += next(iter(batch.samples.values())).numel()
+        step_loss /= acc
+
+        self._phase = CLIPPING
+        grad_norm = self.gradient_clipper.clip_gradients() if self.gradient_clipper is not None else None
+        norm = (grad_norm.detach().float().reshape(()) if isinstance(grad_norm, torch.Tensor)
+                else step_loss.new_zeros(()))
+        # One host sync per step: the loss summed over ranks, so every rank stops at the same NaN, and with it
+        # whether any rank was asked to stop (by a signal), so every rank stops after the same step.
+        self._phase = LOSS
+        stop_flag = 1.0 if self.stop_signals is not None and self.stop_signals.requested else 0.0
+        reduced = _all_reduce_sum(torch.stack([step_loss, step_loss.new_tensor(stop_flag), last_micro_loss]))
+        global_loss = reduced[0] / self.loss_ranks
+        # "train loss last" is the last micro-batch's loss (over ranks), as the reference logs it; the
+        # interval's "train loss avg" is the mean over its micro-batches (= over its steps' means).
+        step_values = torch.stack([global_loss, norm.to(global_loss.device), reduced[2] / self.loss_ranks])
+        finite, stop_requested = torch.stack([torch.isfinite(global_loss).float(), reduced[1]]).tolist()
+        if not finite:
+            raise NonFiniteLossError(f"the training loss is {float(step_values[0])} at step {step}")
+
+        self._phase = OPTIMIZER
+        test_hook_fail(step, "optimizer")
+        self.optimizer.step()
+        progress.num_seen_steps += 1  # the weights are those of this step now
+        progress.num_seen_samples += local_samples * self.data_parallel_degree
+        progress.global_num_seen_tokens += local_tokens * self.data_parallel_degree
+        self._phase = SCHEDULER
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
+        test_hook_fail(step, "scheduler")
+        self.optimizer.zero_grad(set_to_none=True)
+        return step_values, stop_requested, local_samples, local_tokens
+
+    def _after_step(self, progress: TrainingProgress, step_values: torch.Tensor, stop_requested: float,
+                    log: _LogInterval, train_loader, eval_loaders: list) -> None:
+        s = self.settings
+        step = progress.num_seen_steps
+        if self.profiler is not None:
+            self.profiler.step()
+        self.broker.publish_progress(step, ExperimentStatus.TRAIN, s.train_dataloader_tag)
+        if step % s.training_log_interval_in_steps == 0 or step == s.num_target_steps:
+            self._publish_training_result(step, *log.take(step_values), progress)
+        if eval_loaders and step % s.evaluation_interval_in_steps == 0:
+            test_hook_fail(step, "evaluation")
+            self.evaluator.evaluate(eval_loaders, step)
+            log.restart_clock()
+        saved_now = step % s.checkpointing_interval_in_steps == 0
+        if saved_now:
+            self._save_checkpoint(progress, train_loader)
+            self._phase = AFTER_STEP
+            log.restart_clock()
+        _test_hook_wait_for_signal(step, self.stop_signals)
+        if stop_requested and step < s.num_target_steps:
+            if not saved_now:
+                self._save_checkpoint(progress, train_loader, force=True)
+            self._stopped(progress)
+
+    def _failed(self, error: Exception, progress: TrainingProgress, before, train_loader) -> NoReturn:
+        """End the run on an exception in the loop, after saving what is consistent (training/failures.py)."""
+        phase = self._phase
+        step = progress.num_seen_steps + (1 if STATE_LEFT.get(phase) == BEFORE or phase == OPTIMIZER else 0)
+        state_left = STATE_LEFT.get(phase)
+        if state_left == BEFORE and before is not None:
+            to_save, rank_state = before
+        else:
+            to_save, rank_state = progress, None
+        agreed = state_left is not None and self.checkpoint_saving is not None and \
+            all_failed_alike(self._failure_group, step, phase)
+        saved, save_error = None, None
+        if agreed and self._saved_step == to_save.num_seen_steps:
+            saved = self.last_checkpoint
+        elif agreed:
+            try:
+                settle(self.model_parts, self.optimizer)
+                self._save_checkpoint(to_save, train_loader, force=True, rank_state=rank_state)
+                saved = self.last_checkpoint if self._saved_step == to_save.num_seen_steps else None
+            except Exception as e:  # noqa: BLE001 - reported with the failure it follows
+                save_error = e
+        kept = what_was_saved(phase, saved, to_save.num_seen_steps, self.last_checkpoint, agreed, save_error,
+                              self.checkpoint_saving is not None)
+        if isinstance(error, (NonFiniteLossError, DataExhaustedError)):
+            raise type(error)(f"{error}; training stopped; {kept}") from None
+        raise TrainingFailed(f"{describe(error, step, phase)}; {kept}", step, saved) from error
 
     def _forward_backward(self, batch, last_micro_step: bool) -> torch.Tensor | None:
         """One micro-batch's forward and backward (its gradient divided by the accumulation steps); its loss."""
@@ -398,18 +500,6 @@ class Gym:
         own = self.stop_signals.requested if self.stop_signals is not None else None
         # last_checkpoint is this step's (saved at its interval or just now), or None when the strategy saves none.
         raise TrainingStopped(own or "a signal to another rank", progress.num_seen_steps, self.last_checkpoint)
-
-    def _raise_non_finite(self, value: float, step: int) -> None:
-        checkpoint = self.last_checkpoint
-        if checkpoint is None and self.checkpoint_saving is not None:
-            latest = self.checkpoint_saving.checkpoints_dir / "latest"
-            checkpoint = str(latest.resolve()) if latest.exists() else None
-        where = (
-            f"the last good checkpoint is {checkpoint} (resume with --resume {checkpoint}, e.g. with a lower learning rate)"
-            if checkpoint
-            else "no checkpoint was saved before it"
-        )
-        raise NonFiniteLossError(f"the training loss is {value} at step {step}; training stopped and {where}")
 
     def _publish_training_result(
         self, step, loss_avg, loss_last, norm_avg, norm_last, tokens_per_s, samples_per_s, progress

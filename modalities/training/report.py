@@ -192,6 +192,9 @@ def format_banner(info: RunInfo) -> str:
                 f"resuming after step {info.num_seen_steps:,} ({info.num_seen_tokens:,} tokens) from {info.resumed_from}",
             )
         )
+    elif info.num_seen_steps:  # a warm start: settings.training_progress says where
+        rows.append(("start", f"after step {info.num_seen_steps:,} ({info.num_seen_tokens:,} tokens), as "
+                              "settings.training_progress says (a warm start)"))
     else:
         rows.append(("start", "from the beginning (step 0)"))
     return "modalities train\n" + _lines(rows)

@@ -8,7 +8,9 @@ Used by tests/config/test_fuzz.py (a bounded number of cases under hypothesis) a
 
 from __future__ import annotations
 
+import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -82,6 +84,15 @@ class Case:
     base: Path
     text: str
     overrides: list[str] = field(default_factory=list)
+    # Set by the families of the command line: the case is then a real file of this name (text written with
+    # surrogateescape, so lone surrogates become the bytes a shell would have passed), validated through the CLI.
+    file_name: str | None = None
+    experiments_root: str | None = None
+    last_checkpoint_info: str | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        return self.file_name is not None
 
 
 def _lines(text: str) -> list[str]:
@@ -298,6 +309,216 @@ def _leaf_items(value: Any, prefix: tuple = ()):
         yield prefix, value
 
 
+# --- the command line and the extremes: what a shell, a generator or a hostile user hands over ------------------
+
+# Characters that must never reach a terminal as they are: C0 controls, DEL, C1 controls (ESC's 8-bit twin
+# \x9b starts a CSI), line and paragraph separators, bidirectional overrides and non-characters.
+CONTROL_CHARS = [
+    "\x00", "\x01", "\x07", "\x08", "\x0b", "\x0c", "\r", "\x1b", "\x1b[2J\x1b[H", "\x1b]0;pwned\x07", "\x1b[31m",
+    "\x7f", "\x85", "\x9b31m", "\u2028", "\u2029", "\u202e", "\u2066", "\ufeff", "\ufffe", "\uffff",
+]
+
+
+def _undecodable(rng: random.Random) -> str:
+    """Text as Python receives a command-line argument or file name holding bytes that are not UTF-8: each byte
+    it cannot decode becomes a lone surrogate (U+DC80..U+DCFF, PEP 383)."""
+    bytes_not_utf8 = [0x80, 0xA0, 0xBF, 0xC0, 0xC3, 0xE2, 0xED, 0xF0, 0xFE, 0xFF]
+    raw = bytes(rng.choice(bytes_not_utf8) for _ in range(rng.randint(1, 6)))
+    return os.fsdecode(rng.choice([b"", b"a", b"/data/"]) + raw + rng.choice([b"", b"z", b".pbin"]))
+
+
+def _leaf_paths(values: Any) -> list[str]:
+    return [".".join(map(str, p)) for p, _ in _leaf_items(values) if p] or ["settings"]
+
+
+def _key_lines(text: str) -> list[int]:
+    return [i for i, line in enumerate(_lines(text)) if ":" in line and line.strip()[:1] not in ("#", "-", "")]
+
+
+def _edit_line(rng: random.Random, text: str, new_key: Callable[[str], str] | None = None,
+               new_value: str | None = None) -> str:
+    """One key line of ``text`` with its key and/or value replaced (indentation kept)."""
+    lines = _lines(text)
+    candidates = _key_lines(text)
+    if not candidates:
+        return text
+    i = rng.choice(candidates)
+    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+    key, _, value = lines[i].strip().partition(":")
+    if new_key is not None:
+        key = new_key(key)
+    lines[i] = f"{indent}{key}:{' ' + new_value if new_value is not None else value}"
+    return "\n".join(lines)
+
+
+def _yaml_single_quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def non_utf8(rng: random.Random, case: Case, values: Any) -> Case:
+    """Command-line values, keys and file names holding bytes that are not UTF-8; and a file whose text is not."""
+    bad, leaf = _undecodable(rng), rng.choice(_leaf_paths(values))
+    kind = rng.randrange(8)
+    if kind == 0:
+        case.overrides = [f"{leaf}={bad}"]
+    elif kind == 1:
+        case.overrides = [f"{leaf.rpartition('.')[0] or leaf}.{bad}=1"]
+    elif kind == 2:
+        case.overrides = [f"{bad}={bad}"]
+    elif kind == 3:
+        case.file_name = f"config{bad}.yaml"
+    elif kind == 4:
+        case.file_name, case.experiments_root = case.base.name, f"/tmp/experiments{bad}"
+    elif kind == 5:
+        case.file_name, case.last_checkpoint_info = case.base.name, f"last_checkpoint_info{bad}.json"
+    elif kind == 6:  # the file's own bytes
+        case.file_name = case.base.name
+        case.text = _edit_line(rng, case.text, new_value=bad)
+    else:
+        case.file_name = case.base.name
+        case.text = _edit_line(rng, case.text, new_key=lambda key: key + bad)
+    return case
+
+
+def control_chars(rng: random.Random, case: Case, values: Any) -> Case:
+    """Control characters (terminal escapes, NUL, separators, bidi overrides) in values, keys, flags, file names."""
+    char, leaf = rng.choice(CONTROL_CHARS), rng.choice(_leaf_paths(values))
+    kind = rng.randrange(6)
+    if kind == 0:
+        case.text = _edit_line(rng, case.text, new_value=f'"a{char}b"'.replace("\x00", "\\0"))
+    elif kind == 1:
+        case.text = _edit_line(rng, case.text, new_value=f"a{char}b")
+    elif kind == 2:
+        case.text = _edit_line(rng, case.text, new_key=lambda key: key + char)
+    elif kind == 3:
+        case.overrides = [f"{leaf}=x{char}y"]
+    elif kind == 4:
+        case.overrides = [f"{leaf.rpartition('.')[0] or leaf}.a{char}b=1"]
+    else:
+        case.file_name = f"config{char.replace(chr(0), '')}.yaml"
+    return case
+
+
+def long_strings(rng: random.Random, case: Case, values: Any) -> Case:
+    """Very long strings in every position: values, keys, component and variant names, references,
+    interpolation paths and resolver names, --set paths and values, file and folder names."""
+    n = rng.choice([5_000, 100_000, 1_000_000])
+    long, leaf = "x" * n, rng.choice(_leaf_paths(values))
+    existing_key = leaf.rpartition(".")[2]
+    kind = rng.randrange(15)
+    if kind == 0:
+        case.text = _edit_line(rng, case.text, new_value=long)
+    elif kind == 1:
+        case.text = _edit_line(rng, case.text, new_key=lambda key: key + long)  # did-you-mean on a long key
+    elif kind in (2, 3, 4):
+        key = ("component_key", "variant_key", "instance_key")[kind - 2]
+        lines = _lines(case.text)
+        at = [i for i, line in enumerate(lines) if line.strip().startswith(key + ":")]
+        if at:
+            i = rng.choice(at)
+            lines[i] = lines[i].partition(":")[0] + ": " + rng.choice([long, existing_key + long])
+            case.text = "\n".join(lines)
+        else:
+            case.overrides = [f"{leaf}={long}"]
+    elif kind == 5:
+        case.text = _edit_line(rng, case.text, new_value=_yaml_single_quoted("${" + long + "}"))
+    elif kind == 6:
+        case.text = _edit_line(rng, case.text, new_value=_yaml_single_quoted("${settings." + long + "}"))
+    elif kind == 7:
+        case.text = _edit_line(rng, case.text, new_value=_yaml_single_quoted("${" + long + ":a}"))
+    elif kind == 8:
+        case.text = _edit_line(rng, case.text, new_value=_yaml_single_quoted("${oc.env:" + long + "}"))
+    elif kind == 9:
+        case.overrides = [f"{leaf.rpartition('.')[0] or leaf}.{existing_key}{long}=1"]
+    elif kind == 10:
+        case.overrides = [f"{leaf}={long}"]
+    elif kind == 11:
+        case.overrides = [f"{long}=1", f"{long}{long}={long}"]
+    elif kind == 12:
+        case.file_name = "c" * rng.choice([200, 250, 256, 5_000]) + ".yaml"
+    elif kind == 13:
+        case.file_name, case.experiments_root = case.base.name, "/tmp/" + "/".join(["e" * 200] * (n // 2000))
+    else:
+        case.text = case.text.rstrip("\n") + f"\n{existing_key}{long}: 1\n{long}:\n  {long}: {long}\n"
+    return case
+
+
+def _interpolation_units(values: Any) -> list[str]:
+    scalars = [".".join(map(str, p)) for p, v in _leaf_items(values) if p and isinstance(v, (int, float, str))
+               and not (isinstance(v, str) and "${" in v)][:50] or ["settings"]
+    return [
+        "${" + scalars[0] + "}", "${" + scalars[-1] + "}", "${nope.x}", "${oc.env:HOME}", "${oc.env:NOPE_X,1}",
+        "$", "${", "}", "{", "\\${a}", "${a${b}}", "${oc.decode:${" + scalars[0] + "}}", "${.x}", "${..}", "${}",
+        "${:}", "${oc.select:nope,1}", "${settings}", "${cuda_env:RANK}", "a", " ",
+    ]
+
+
+def dense_interpolations(rng: random.Random, case: Case, values: Any) -> Case:
+    """A string of thousands of ${...} (valid, unknown, nested, unclosed, escaped) where a number belongs."""
+    units = _interpolation_units(values)
+    count = rng.choice([100, 1_000, 5_000, 20_000])
+    if rng.random() < 0.4:
+        text = rng.choice(units) * count
+    else:
+        text = "".join(rng.choice(units) for _ in range(count))
+    if rng.random() < 0.5:
+        case.text = _edit_line(rng, case.text, new_value=_yaml_single_quoted(text))
+    else:
+        case.overrides = [f"{rng.choice(_leaf_paths(values))}={text}"]
+    return case
+
+
+def interpolation_graphs(rng: random.Random, case: Case, values: Any) -> Case:
+    """Many interpolations between values: long chains (each resolved inside the one before) in either order,
+    thousands of copies of one list or mapping, a wide fan of chains."""
+    n = rng.choice([50, 64, 65, 500, 5_000, 30_000])
+    kind = rng.randrange(4)
+    if kind == 0:  # a chain, first link first: each value reads one defined later
+        block = "chain:\n" + "".join(f"  k{i}: ${{chain.k{i + 1}}}\n" for i in range(n)) + f"  k{n}: 1\n"
+    elif kind == 1:  # the same chain defined last link first
+        block = "chain:\n" + "".join(f"  k{i}: ${{chain.k{i - 1}}}\n" for i in range(n, 0, -1)) + "  k0: 1\n"
+    elif kind == 2:
+        block = "shared: {a: [1, 2, {b: 3}]}\ncopies:\n" + "".join(f"  c{i}: ${{shared}}\n" for i in range(n))
+    else:
+        width = max(n // 100, 2)
+        block = "fan:\n" + "".join(f"  r{j}_{i}: ${{fan.r{j}_{i + 1}}}\n" for j in range(width) for i in range(60))
+        block += "".join(f"  r{j}_60: [1]\n" for j in range(width))
+    case.text = case.text.rstrip("\n") + "\n" + block
+    return case
+
+
+def long_set_paths(rng: random.Random, case: Case, values: Any) -> Case:
+    """--set paths of thousands of parts: new branches, below an existing value, list indices, empty parts."""
+    n = rng.choice([99, 100, 101, 1_000, 10_000, 100_000])
+    leaf = rng.choice(_leaf_paths(values))
+    parent = leaf.rpartition(".")[0] or leaf
+    case.overrides = rng.choice([
+        lambda: [".".join(["a"] * n) + "=1"],
+        lambda: [f"{parent}." + ".".join(["b"] * n) + "=1"],
+        lambda: [".".join(["0"] * n) + "=1"],
+        lambda: ["." * n + "=1"],
+        lambda: [f"{leaf}" + ".0" * n + "=1"],
+        lambda: [f"{leaf}.k{i}=1" for i in range(min(n, 2_000))],
+    ])()
+    return case
+
+
+def deep_set_nesting(rng: random.Random, case: Case, values: Any) -> Case:
+    """--set values and paths that nest deeply, alone and together, and interpolations of them."""
+    depth = rng.choice([50, 99, 100, 101, 1_000, 100_000])
+    leaf = rng.choice(_leaf_paths(values))
+    half, block = depth // 2, "".join("  " * i + "a:\n" for i in range(min(depth, 3_000)))
+    path = ".".join(["d"] * min(depth, 200))
+    case.overrides = rng.choice([
+        lambda: [f"{leaf}=" + "[" * depth + "]" * depth],
+        lambda: [f"{leaf}=" + "{a: " * depth + "1" + "}" * depth],
+        lambda: [".".join(["d"] * half) + "=" + "[" * half + "]" * half],  # path and value together
+        lambda: [f"{leaf}={block}" + "  " * depth + "b"],  # block style
+        lambda: [f"{path}=1", f"{leaf}=${{{path}}}", "e=${d}"],  # and interpolated
+    ])()
+    return case
+
+
 TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
     "delete_line": delete_line,
     "duplicate_line": duplicate_line,
@@ -309,7 +530,17 @@ TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
     "retype_value": retype_value,
     "append_special": append_special,
 }
-FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags", "plausible"]
+# Families that change a whole case (text, flags, file name, command-line folders).
+CASE_FAMILIES: dict[str, Callable[[random.Random, Case, Any], Case]] = {
+    "non_utf8": non_utf8,
+    "control_chars": control_chars,
+    "long_strings": long_strings,
+    "dense_interpolations": dense_interpolations,
+    "interpolation_graphs": interpolation_graphs,
+    "long_set_paths": long_set_paths,
+    "deep_set_nesting": deep_set_nesting,
+}
+FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags", "plausible", *CASE_FAMILIES]
 
 
 def make_case(family: str, seed: int, base: Path) -> Case:
@@ -320,6 +551,8 @@ def make_case(family: str, seed: int, base: Path) -> Case:
     if family in TEXT_FAMILIES:
         return Case(family, seed, base, TEXT_FAMILIES[family](rng, text))
     values = YAML(typ="safe", pure=True).load(text)
+    if family in CASE_FAMILIES:
+        return CASE_FAMILIES[family](rng, Case(family, seed, base, text), values)
     if family == "structure":
         return Case(family, seed, base, structure(rng, text, values))
     if family == "plausible":
@@ -331,13 +564,33 @@ class OracleViolation(AssertionError):
     pass
 
 
+def _write_case(case: Case, folder: Path) -> Path:
+    """The case as a file in ``folder``, its text's lone surrogates written as the bytes they stand for. A name
+    the file system refuses (too long) leaves no file: the command must then say so cleanly."""
+    path = folder / case.file_name
+    try:
+        path.write_bytes(case.text.encode("utf-8", "surrogateescape"))
+    except (OSError, ValueError):
+        pass
+    return path
+
+
 def compile_case(case: Case, root: str | None = "auto", registry=None):
     """The case compiled as `modalities validate` (root "auto") or `modalities train` (root "training") compile
     it. The text is read as if it were the base config (same folder), so its relative paths still point at real
-    files. Raises ConfigError where the compiler does."""
-    from modalities.config.compiler import compile_document, resolve
+    files; a case of the command-line families is a real file in a temporary folder. Raises ConfigError where
+    the compiler does."""
+    import tempfile
+
+    from modalities.config.compiler import compile_document, compile_file, resolve
     from modalities.config.load import load_text
 
+    if case.on_disk:
+        with tempfile.TemporaryDirectory() as folder:
+            return compile_file(
+                _write_case(case, Path(folder)), registry, overrides=case.overrides, experiment_id="fuzz",
+                experiments_root=case.experiments_root, last_checkpoint_info=case.last_checkpoint_info, root=root,
+            )
     document = load_text(case.text, str(case.base))
     document.config_path = case.base.resolve()
     resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
@@ -355,9 +608,50 @@ def run_validate(case: Case, registry=None) -> tuple[int, list]:
     return (1 if has_errors(compiled.diagnostics) else 0), compiled.diagnostics
 
 
+def run_cli(case: Case, output: str = "text") -> tuple[int, str, str]:
+    """`modalities validate` run in this process on the case's file, as a shell would run it: (exit status,
+    stdout, stderr). Both streams are strict UTF-8, so text a terminal could not take (a lone surrogate) raises
+    here instead of being escaped on the way out."""
+    import contextlib
+    import io
+    import tempfile
+
+    from modalities.cli.main import main
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write_case(case, Path(folder)) if case.on_disk else case.base
+        argv = ["validate", str(path), *(f"--set={flag}" for flag in case.overrides)]
+        argv += [f"--experiments-root={case.experiments_root}"] if case.experiments_root else []
+        argv += [f"--last-checkpoint-info={case.last_checkpoint_info}"] if case.last_checkpoint_info else []
+        argv += {"text": [], "json": ["--format=json"], "resolved": ["--print-resolved"]}[output]
+        out, err = io.BytesIO(), io.BytesIO()
+        stdout, stderr = (io.TextIOWrapper(stream, encoding="utf-8", errors="strict") for stream in (out, err))
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            status = main(argv)
+        stdout.flush()
+        stderr.flush()
+    return status, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8")
+
+
+# What a terminal must never receive from a message: C0 controls but newline and tab, DEL, C1 controls, line and
+# paragraph separators, bidirectional overrides and isolates, lone surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+MAX_RENDERED_LINE = 2_000
+
+
+def check_output(text: str, what: str, cut_lines: bool = True) -> None:
+    match = _UNPRINTABLE.search(text)
+    if match:
+        raise OracleViolation(f"{what} holds the raw character {match.group()!r} at {match.start()}")
+    longest = max(map(len, text.split("\n")), default=0)
+    if cut_lines and longest > MAX_RENDERED_LINE:
+        raise OracleViolation(f"{what} holds a line of {longest:,} characters")
+
+
 def check_case(case: Case) -> int:
     """The oracle: raises OracleViolation unless validate ends in 0, or in 1 with every error positioned and
-    rendered; returns the exit code."""
+    rendered printable (no raw control characters or lone surrogates, lines and long values cut); returns the
+    exit code. A case of the command-line families is also run through the command itself."""
     from modalities.config.diagnostics import ERROR, render_json, render_text
 
     code, diagnostics = run_validate(case)
@@ -368,12 +662,22 @@ def check_case(case: Case) -> int:
         if d.code == "contract-failed":
             raise OracleViolation(f"a run-contract check crashed: {d.message}")
     for d in errors:
-        if d.span is None and str(case.base) not in d.message:
+        # An error about the config file itself (missing, unreadable) has no position inside it.
+        if d.span is None and d.code != "config-file" and str(case.base) not in d.message:
             raise OracleViolation(f"an error without a position: {d.message}")
         if not d.message:
             raise OracleViolation("an error without a message")
     text = render_text(diagnostics)
-    render_json(diagnostics)
     if len(text) > 200_000:
         raise OracleViolation(f"{len(text):,} characters of diagnostics")
+    check_output(text, "the rendered diagnostics")
+    check_output(render_json(diagnostics), "the JSON diagnostics")
+    if case.on_disk:
+        output = ("text", "json", "resolved")[case.seed % 3]
+        status, stdout, stderr = run_cli(case, output)
+        if status != code:
+            raise OracleViolation(f"`modalities validate` exits {status}, the compiler said {code}")
+        check_output(stderr, f"the diagnostics of `modalities validate` ({output})")
+        # The resolved config is data, not a message: its long values stay whole (escaped by the YAML writer).
+        check_output(stdout, f"the output of `modalities validate` ({output})", cut_lines=output != "resolved")
     return code

@@ -285,3 +285,85 @@ def test_a_string_with_an_unresolvable_piece_gives_one_error(tmp_path, capsys):
     assert "h.yaml:2:18: error: settings.experiment_id: ${settings.missing}: 'missing' does not exist in settings" \
         in output
     assert "h.yaml: 1 error" in output
+
+
+# --- the command line and the extremes (the fuzz families of tests/config/mutations.py) -------------------------
+
+NOT_UTF8 = "a\udcff\udcfeb"  # b"a\xff\xfeb" as a POSIX shell hands it to Python (PEP 383)
+
+
+@pytest.mark.parametrize(("flag", "col", "where"), [
+    (f"model_raw.config.n_embd={NOT_UTF8}", 26, "value"), (f"settings.{NOT_UTF8}=1", 11, "path"),
+])
+def test_a_set_flag_that_is_not_utf8_is_an_error_at_its_byte(capsys, flag, col, where):
+    assert main(["validate", str(QUICKSTART), "--set", flag]) == 1
+    err = capsys.readouterr().err
+    assert f"<--set>:1:{col}: error:" in err and f"the {where} is not UTF-8 text" in err
+    assert "\\xff\\xfe" in err and "\udcff" not in err  # shown as the bytes, escaped
+
+
+def test_a_file_that_is_not_utf8_is_an_error_at_its_byte(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"a: 1\nb: caf\xe9\n")
+    assert main(["validate", str(path)]) == 1
+    assert f"{path}:2:7: error: the file is not UTF-8 text: byte 0xe9 cannot be decoded" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path, capsys):
+    path = tmp_path / f"c{NOT_UTF8}.yaml"
+    path.write_text("a: [\n")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "ca\\xff\\xfeb.yaml:2:1: error: invalid YAML" in err and "\udcff" not in err
+
+
+def test_an_environment_variable_that_is_not_utf8_is_an_error_at_the_interpolation(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MODALITIES_TEST_NOT_UTF8", NOT_UTF8)
+    code, out = _validate(tmp_path, "a: ${oc.env:MODALITIES_TEST_NOT_UTF8}\n", capsys)
+    assert code == 1 and "h.yaml:1:4: error: a: ${oc.env:MODALITIES_TEST_NOT_UTF8}: its value is not UTF-8" in out
+
+
+def test_control_characters_reach_the_terminal_escaped(capsys):
+    assert main(["validate", str(QUICKSTART), "--set", "optimizer.config.lr=\x1b]0;title\x07",
+                 "--set", "settings.step_profile.ev\x1b[2J\u202eil=1"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\x07" not in err
+    assert "\\x1b]0;title\\x07" in err  # the flag's excerpt, escaped
+    assert "ev\\x1b[2J\\u202eil" in err  # the unknown key, escaped
+
+
+def test_a_long_value_or_key_is_cut_in_the_middle_of_its_message(capsys):
+    assert main(["validate", str(QUICKSTART), "--set", "optimizer.config.lr=" + "a" * 100_000,
+                 "--set", "settings.step_profile." + "k" * 100_000 + "=1"]) == 1
+    err = capsys.readouterr().err
+    assert max(map(len, err.splitlines())) < 2_000
+    assert err.count("characters cut)") >= 2
+    assert "Input should be a valid number" in err and "aaa')" in err  # the end of the message stays
+
+
+def test_five_thousand_interpolations_in_one_string_resolve_in_linear_time(tmp_path):
+    """Was 40-100 s: finding interpolations inside another was quadratic in their number. 20,000 here: in the
+    old code far beyond this test's bound of minutes, now a second or two."""
+    text = "settings:\n  eps: 1\n  s: '" + "${settings.eps}" * 20_000 + "'\n  t: '" + "${a${b}}" * 20_000 + "'\n"
+    done = _validate_in_a_bounded_process(tmp_path, text)
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_long_chain_of_interpolations_is_an_error_not_a_recursion_error(tmp_path, capsys):
+    chain = "".join(f"  k{i}: ${{settings.k{i - 1}}}\n" for i in range(500, 0, -1))
+    code, out = _validate(tmp_path, f"settings:\n{chain}  k0: 1\n", capsys)
+    assert code == 1 and "chained through more than 64 interpolations" in out and "Traceback" not in out
+
+
+def test_a_deep_set_path_is_refused_at_the_flag(capsys):
+    assert main(["validate", str(QUICKSTART), "--set", ".".join(["a"] * 100_000) + "=1"]) == 1
+    err = capsys.readouterr().err
+    expected = f"the path (100,000 parts) and its value nest 100,000 levels deep; a config may nest at most {MAX_DEPTH}"
+    assert expected in err
+
+
+def test_a_set_index_of_digits_python_cannot_read_is_a_key(capsys):
+    assert main(["validate", str(QUICKSTART), "--set", "eval_dataloaders." + "9" * 5_000 + "=1",
+                 "--set", "eval_dataloaders.²=1"]) == 1
+    err = capsys.readouterr().err
+    assert "'eval_dataloaders' is a list of 1 item(s), indices 0..0; '999" in err and "'²' is not one of them" in err

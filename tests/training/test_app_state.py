@@ -1,6 +1,7 @@
 """AppState stores the optimizer flattened by parameter name (the reference's layout) and still reads checkpoints
 whose optimizer is stored by group index (ours before)."""
 
+import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 from torch import nn
@@ -73,29 +74,38 @@ def test_a_flattened_checkpoint_loads(tmp_path):
     _assert_same_optimizer(fresh_optimizer, optimizer)
 
 
-def test_the_scheduler_is_saved_and_loaded_unless_a_resume_takes_it_from_the_config(tmp_path):
-    """A warm start (app_state/dcp) restores the schedule where it was; a resume sets restore_lr_scheduler False
-    (training/entry.py advances the config's schedule instead), and the next save includes it again."""
+def _step_lr(optimizer, gamma):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=gamma)
+
+
+def test_loading_keeps_the_config_schedule_and_records_the_saved_one_which_continues_where_it_agrees(tmp_path):
+    """Loading brings weights and moments; the scheduler stays as the config built it and the checkpoint's state is
+    read aside. continue_schedule then continues it where it agrees, else follows the config (hand-computed lrs:
+    the groups' lrs 0.1 and 0.01 halved per step by StepLR(gamma=0.5), or times 0.9 with the config's gamma)."""
+    from modalities.optim.continuation import continue_schedule, saved_schedule
+
     model, optimizer = _trained(0)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    scheduler = _step_lr(optimizer, 0.5)
     for _ in range(3):
         scheduler.step()
     _save(tmp_path / "a", AppState(model, optimizer, scheduler))
     assert "app.lr_scheduler.last_epoch" in saved_keys(tmp_path / "a")
 
-    fresh_model, fresh_optimizer = _trained(1)
-    fresh_scheduler = torch.optim.lr_scheduler.StepLR(fresh_optimizer, step_size=1, gamma=0.5)
-    state = AppState(fresh_model, fresh_optimizer, fresh_scheduler)
-    safe_load({"app": state}, tmp_path / "a")
-    assert fresh_scheduler.last_epoch == 3  # by hand: three steps
-
-    skipping_model, skipping_optimizer = _trained(1)
-    skipping_scheduler = torch.optim.lr_scheduler.StepLR(skipping_optimizer, step_size=1, gamma=0.5)
-    skipping = AppState(skipping_model, skipping_optimizer, skipping_scheduler)
-    skipping.restore_lr_scheduler = False
-    safe_load({"app": skipping}, tmp_path / "a")
-    assert skipping_scheduler.last_epoch == 0  # left as the config built it
-    assert skipping.restore_lr_scheduler is True  # the next save is whole again
+    for gamma, expected, reported in ((0.5, [0.1 * 0.5**3, 0.01 * 0.5**3], []), (0.9, [0.1 * 0.9**3, 0.01 * 0.9**3],
+                                                                                  ["gamma"])):
+        fresh_model, fresh_optimizer = _trained(1)
+        fresh_scheduler = _step_lr(fresh_optimizer, gamma)
+        state = AppState(fresh_model, fresh_optimizer, fresh_scheduler)
+        safe_load({"app": state}, tmp_path / "a")
+        assert fresh_scheduler.last_epoch == 0  # as the config built it
+        assert [g["lr"] for g in fresh_optimizer.param_groups] == [0.1, 0.01]  # the config's, not the saved lrs
+        assert saved_schedule(fresh_optimizer).state["last_epoch"] == 3
+        report = continue_schedule(fresh_scheduler, fresh_optimizer, step=3, target=10)
+        assert fresh_scheduler.last_epoch == 3
+        assert [g["lr"] for g in fresh_optimizer.param_groups] == pytest.approx(expected, rel=1e-12)
+        assert all(any(word in line for line in report) for word in reported) and bool(report) == bool(reported)
+        _save(tmp_path / f"again_{gamma}", state)  # the next save holds the scheduler again
+        assert "app.lr_scheduler.gamma" in saved_keys(tmp_path / f"again_{gamma}")
 
 
 def test_app_state_dcp_returns_the_app_state_loaded_from_the_folder(tmp_path):

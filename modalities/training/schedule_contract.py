@@ -1,0 +1,205 @@
+"""The run contract's check of the learning-rate schedule, alone and against the checkpoint a run continues from.
+
+The rule (optim/schedule_state.py): the schedule is the config's, from the step the run starts at; a checkpoint's
+saved scheduler state is used only where it agrees. `validate` reads the checkpoint the run continues from (a
+``--resume`` folder, an ``app_state/dcp`` folder, an ``optimizer/checkpointed`` folder or an
+``optimizer/fsdp1_checkpointed`` file) as plain data, without torch, and
+
+- refuses what cannot be honoured: a schedule of fixed length (OneCycleLR) shorter than the run, a scheduler
+  built (``last_epoch``) past the step the run starts from;
+- warns at each config field whose value differs from the checkpoint's, naming the checkpoint's value (the run
+  follows the config), where the checkpoint's schedule stood at another step, and when nothing is left to train.
+
+Values computed when the config is built (a target from a token count) are not known here: `train` checks them
+before the first step (optim/continuation.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modalities.optim.schedule_state import (
+    GROUP_BOUND_KEYS,
+    SavedSchedule,
+    comparable_group,
+    comparable_state,
+    expected_schedule,
+    group_differences,
+    kind_of,
+    onecycle_total_steps,
+    same_value,
+    shown,
+)
+from modalities.registry.types import NodeInfo
+
+ERROR, WARNING = "error", "warning"
+_SCHEDULER_PREFIX = "app.lr_scheduler."
+_GROUPS_PREFIX = "app.optimizer.param_groups."
+
+
+def _n(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class _Schedule:
+    scheduler: NodeInfo | None
+    optimizer: NodeInfo | None  # the node that holds the lr
+    saved: SavedSchedule | None
+    saved_at: tuple  # the config field that names the checkpoint (where a problem with it is reported)
+
+
+def check_schedule(checks, resume_from: Any = None) -> None:
+    """Add the schedule's findings to ``checks`` (the run contract's _Checks)."""
+    schedule = _schedule_of(checks, resume_from)
+    if schedule.scheduler is None or schedule.scheduler.config is None:
+        return
+    settings = checks.run.settings
+    target = _n(settings.training_target.num_target_steps)
+    start = _start_step(settings, schedule.saved, resume_from)
+    _check_length(checks, schedule.scheduler, target)
+    if start is not None and target is not None and start >= target:
+        checks.add(("settings", "training_target", "num_target_steps"),
+                   f"the run starts after step {start} and its target is {target} steps: nothing to train", WARNING,
+                   hint="raise the target to train on")
+        return
+    _check_position(checks, schedule.scheduler, start)
+    if schedule.saved is not None and start is not None:
+        _compare_with_checkpoint(checks, schedule, start)
+
+
+def _schedule_of(checks, resume_from: Any) -> _Schedule:
+    app_state = checks.node(getattr(checks.run, "app_state", None))
+    saved, saved_at = None, ()
+    if app_state is not None and app_state.variant_key == "dcp" and app_state.config is not None:
+        folder = checks.field(app_state, "checkpoint_dir_path")
+        saved, saved_at = _read_folder(folder), checks.at(app_state, "checkpoint_dir_path")
+        app_state = checks.node(getattr(app_state.config, "raw_app_state", None))
+    scheduler = checks.node(getattr(app_state.config, "lr_scheduler", None)) if app_state and app_state.config else None
+    optimizer_ref = getattr(scheduler.config, "optimizer", None) if scheduler and scheduler.config else None
+    if optimizer_ref is None and app_state is not None and app_state.config is not None:
+        optimizer_ref = getattr(app_state.config, "optimizer", None)
+    optimizer = None
+    for info in checks.chain(optimizer_ref, ("optimizer",)):
+        if info.variant_key in ("checkpointed", "fsdp1_checkpointed") and saved is None:
+            path = checks.field(info, "checkpoint_path")
+            saved = _read_folder(path) if info.variant_key == "checkpointed" else _read_optimizer_file(path)
+            saved_at = checks.at(info, "checkpoint_path")
+        if optimizer is None and isinstance(checks.field(info, "lr"), (int, float)):
+            optimizer = info
+    if resume_from is not None:  # a resume loads the whole app state from its folder, whatever else the config says
+        saved, saved_at = _read_folder(_resumed_folder(checks, resume_from)), ()
+    return _Schedule(scheduler, optimizer, saved, saved_at)
+
+
+def _resumed_folder(checks, resume_from: Any) -> Any:
+    if resume_from != "auto":
+        return resume_from
+    saving = checks.node(getattr(checks.run, "checkpoint_saving", None))
+    execution = checks.node(getattr(saving.config, "checkpoint_saving_execution", None)) if saving and saving.config \
+        else None
+    root, experiment = checks.field(execution, "checkpoint_path"), checks.field(execution, "experiment_id")
+    if execution is None or execution.variant_key != "dcp" or not isinstance(root, str) \
+            or not isinstance(experiment, str):
+        return None
+    return Path(root) / experiment / "checkpoints" / "latest"
+
+
+def _read_folder(path: Any) -> SavedSchedule | None:
+    """A DCP checkpoint folder's schedule, as plain data; None where there is none to read (a missing folder is
+    reported where it is loaded)."""
+    from modalities.checkpointing.layout import CheckpointError, read_progress, resolve_checkpoint
+    from modalities.checkpointing.plain_entries import by_parameter, nest, read_plain_entries
+
+    if not isinstance(path, (str, Path)) or not path:
+        return None
+    try:
+        folder = resolve_checkpoint(path, require_progress=False)
+        state = nest(read_plain_entries(folder, (_SCHEDULER_PREFIX,)), _SCHEDULER_PREFIX)
+        bounds = read_plain_entries(folder, (_GROUPS_PREFIX,), tuple(f".{key}" for key in GROUP_BOUND_KEYS))
+    except (CheckpointError, OSError, ValueError):
+        return None
+    groups = list(by_parameter(bounds, _GROUPS_PREFIX).values())
+    try:
+        step = _n(read_progress(folder).get("num_seen_steps"))
+    except CheckpointError:
+        step = None
+    return SavedSchedule(str(folder), state or None, groups, step)
+
+
+def _read_optimizer_file(path: Any) -> SavedSchedule | None:
+    import re
+
+    from modalities.checkpointing.plain_entries import read_optimizer_param_groups
+
+    if not isinstance(path, str) or not Path(path).is_file():
+        return None
+    groups = read_optimizer_param_groups(path)
+    steps = re.findall(r"seen_steps_(\d+)", Path(path).name)
+    return SavedSchedule(path, None, groups or [], int(steps[0]) if len(steps) == 1 else None) if groups else None
+
+
+def _start_step(settings, saved: SavedSchedule | None, resume_from: Any) -> int | None:
+    """The step the run starts from: a resumed checkpoint's; else the settings' progress, or (computed from the
+    checkpoint when built, as the reference's warm starts do) the checkpoint's."""
+    if resume_from is not None:
+        return saved.step if saved is not None else None
+    configured = _n(settings.training_progress.num_seen_steps)
+    return configured if configured is not None else (saved.scheduler_step if saved is not None else None)
+
+
+def _check_length(checks, scheduler: NodeInfo, target: int | None) -> None:
+    if scheduler.variant_key != "onecycle_lr" or target is None:
+        return
+    total = onecycle_total_steps(scheduler.config)
+    if total is not None and total < target:
+        field = "total_steps" if _n(getattr(scheduler.config, "total_steps", None)) is not None else "epochs"
+        checks.add(checks.at(scheduler, field),
+                   f"OneCycleLR's schedule is {total} steps long, and the run trains to step {target} "
+                   f"({checks.where(('settings', 'training_target', 'num_target_steps'))}): torch refuses to step it "
+                   f"past step {total}",
+                   hint="set total_steps: ${settings.training_target.num_target_steps}, or lower the target")
+
+
+def _check_position(checks, scheduler: NodeInfo, start: int | None) -> None:
+    last_epoch = _n(checks.field(scheduler, "last_epoch"))
+    if last_epoch is not None and start is not None and last_epoch + 1 > start:
+        checks.add(checks.at(scheduler, "last_epoch"),
+                   f"the scheduler is built after step {last_epoch + 1} (last_epoch {last_epoch}), past step {start}, "
+                   "where the run starts: a schedule cannot go back",
+                   hint=f"last_epoch: {start - 1} (${{settings.training_progress.last_step}}), or leave it out")
+
+
+def _compare_with_checkpoint(checks, schedule: _Schedule, start: int) -> None:
+    saved, scheduler = schedule.saved, schedule.scheduler
+    expected = expected_schedule(scheduler.variant_key, scheduler.config, checks.field(schedule.optimizer, "lr"))
+    if expected is None:
+        return  # a scheduler of one's own: `train` compares the states when it starts
+    state, groups, fields = expected
+    where = f"{saved.source}{f' (saved at step {saved.scheduler_step})' if saved.scheduler_step is not None else ''}"
+    follows = f"this run follows the config's schedule from step {start} on"
+    if saved.state is not None and state and not set(state) & set(comparable_state(saved.state)):
+        kind = kind_of(saved.state)
+        checks.add(scheduler.path + ("variant_key",),
+                   f"the checkpoint {where} holds the state of another kind of scheduler"
+                   f"{f' ({kind})' if kind else ''}; {follows}", WARNING)
+        return
+    theirs = comparable_state(saved.state or {})
+    differences = [(key, theirs[key], mine) for key, mine in state.items()
+                   if key in theirs and not same_value(mine, theirs[key])]
+    differences += group_differences([groups], [comparable_group(g) for g in saved.groups], list(groups))
+    for key, their_value, my_value in differences:
+        field = fields[key]
+        if field == "optimizer.lr":
+            at = checks.at(schedule.optimizer, "lr") if schedule.optimizer is not None else scheduler.path
+        else:
+            at = checks.at(scheduler, field)
+        name = field.rpartition(".")[2] if key in groups else key
+        checks.add(at, f"the checkpoint {where} has {name} {shown(their_value)}, the config {shown(my_value)}: "
+                   f"{follows}", WARNING)
+    if saved.scheduler_step is not None and saved.scheduler_step != start:
+        checks.add(schedule.saved_at or ("settings", "training_progress", "num_seen_steps"),
+                   f"the checkpoint's schedule stood at step {saved.scheduler_step}, and the run starts at step "
+                   f"{start}: the schedule starts from step {start} as the config describes it", WARNING)
