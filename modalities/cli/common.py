@@ -8,7 +8,11 @@ import sys
 
 
 def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="the YAML config file")
+    parser.add_argument(
+        "config",
+        nargs="+",
+        help="the YAML config file; several are merged left to right, as `extends:` would (docs/config-format.md)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -26,6 +30,11 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a warm start's last_checkpoint_info.json, read by ${warmstart_env:checkpoint_paths}",
     )
+
+
+def config_label(config: str | list[str]) -> str:
+    """How messages name the config of a command line: its file, or its files joined by ' + '."""
+    return config if isinstance(config, str) else " + ".join(config)
 
 
 def use_color(stream=None) -> bool:

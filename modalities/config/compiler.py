@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
-from modalities.config.load import Document, load_document
+from modalities.config.compose import compose_files
+from modalities.config.load import Document
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
 from modalities.registry import Registry, default_registry
@@ -107,15 +108,18 @@ class CompiledConfig:
 
 
 def load_and_resolve(
-    config_path: str | FilePath,
+    config_path: str | FilePath | Sequence[str | FilePath],
     *,
     overrides: Sequence[str] = (),
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
     last_checkpoint_info: str | FilePath | None = None,
+    texts: Mapping[str | FilePath, str] | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed."""
-    document = load_document(config_path)
+    """Stages 1-2. ``config_path``: a file, or several merged left to right (each after the files it extends;
+    see config/compose.py); ``texts``: a path's text to read instead of the file's. Raises ConfigError only if
+    a file cannot be read, parsed or composed."""
+    document = compose_files(config_path, texts=texts)
     return resolve(
         document,
         overrides=overrides,
@@ -141,9 +145,24 @@ def resolve(
         experiments_root=root.resolve(),
         experiment_id=experiment_id or default_experiment_id(),
         last_checkpoint_info=FilePath(last_checkpoint_info) if last_checkpoint_info else None,
+        folder_of=_folder_of_writer(document),
     )
     resolved, resolve_diagnostics = resolve_document(document, context)
     return resolved, diagnostics + resolve_diagnostics
+
+
+def _folder_of_writer(document: Document):
+    """path -> the folder of the file that wrote the value there (None for a --set value, or a document read
+    from text): what ``${modalities_env:config_folder_path}`` is, so a base's paths stay relative to the base."""
+    folders = {source.name: source.path.parent for source in document.sources}
+    if not folders:
+        return None
+
+    def folder_of(path) -> FilePath | None:
+        span = document.source_map.value(path)
+        return folders.get(span.file) if span is not None else None
+
+    return folder_of
 
 
 def _is_sweep_template(sweep: Any) -> bool:
@@ -204,7 +223,7 @@ def _root_spec(registry: Registry, root: str | None, values: Any):
 
 
 def compile_file(
-    config_path: str | FilePath,
+    config_path: str | FilePath | Sequence[str | FilePath],
     registry: Registry | None = None,
     *,
     overrides: Sequence[str] = (),
@@ -213,15 +232,19 @@ def compile_file(
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
     last_checkpoint_info: str | FilePath | None = None,
     root: str | None = AUTO_ROOT,
+    texts: Mapping[str | FilePath, str] | None = None,
 ) -> CompiledConfig:
-    """Stages 1-5 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
-    collected in the result's diagnostics."""
+    """Stages 1-5 on a file, or on several merged left to right (``extends`` followed; ``texts``: a path's
+    text to read instead of the file's, e.g. an editor's unsaved buffer). Raises ConfigError if a file cannot
+    be read, parsed or composed (each error positioned in its own file); every later error is collected in the
+    result's diagnostics."""
     document, diagnostics = load_and_resolve(
         config_path,
         overrides=overrides,
         experiment_id=experiment_id,
         experiments_root=experiments_root,
         last_checkpoint_info=last_checkpoint_info,
+        texts=texts,
     )
     return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root)
 
@@ -236,5 +259,6 @@ def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:
             config_path=source.config_path,
             unresolved_paths=source.unresolved_paths,
             provenance=source.provenance,
+            sources=source.sources,
         )
     return ResolvedDocument(values=dict(values))
