@@ -1,5 +1,7 @@
 """Fuzz `modalities validate` with mutations of our own configs (tests/config/mutations.py: line edits, special
-characters, hostile values, YAML bombs and deep nesting, structural changes, --set flags).
+characters, hostile values, YAML bombs and deep nesting, structural changes, --set flags, and experiment files
+on top of them: merges, and hostile `extends` (missing files, directories, devices, cycles, chains past the
+file limit, binary files, symlink loops, too many values or bytes in all)).
 
 Each case runs in a forked child with a time and memory limit, so a crash (a signal), a hang or a blow-up is
 counted like a traceback. Every case must end in exit 0, or exit 1 with every error positioned.
@@ -92,6 +94,12 @@ def main() -> int:
                 folder = Path(args.keep) / f"{family}-{seed}-{base.stem}"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / base.name).write_text(case.text, encoding="utf-8", errors="replace")
+                if case.overlay is not None:  # an `extends` case: `modalities validate FOLDER/_fuzz_overlay.yaml`
+                    from tests.config.mutations import OVERLAY_NAME
+
+                    (folder / OVERLAY_NAME).write_text(case.overlay, encoding="utf-8")
+                    for name, text in case.files.items():
+                        (folder / name).write_text(text, encoding="utf-8")
                 (folder / "case.json").write_text(
                     json.dumps(
                         {
@@ -99,6 +107,7 @@ def main() -> int:
                             "seed": seed,
                             "base": str(base),
                             "overrides": case.overrides,
+                            "files_on_disk": {name: repr(content)[:200] for name, content in case.disk.items()},
                             "outcome": outcome,
                             "message": message,
                         },

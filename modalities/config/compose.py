@@ -225,14 +225,15 @@ class _Composer:
         at = spans.values.get((EXTENDS_KEY,))
         found = []
         if document.marks.pop((EXTENDS_KEY,), None) is not None:
-            self.error("extends is not merged, so !delete and !replace do not apply to it", at, path=(EXTENDS_KEY,),
+            self.error("!delete and !replace do not apply here: extends itself is not merged", at, path=(EXTENDS_KEY,),
                        hint="write `extends: base.yaml` or `extends: [base.yaml, other.yaml]`")
             items = []
         for index, item in enumerate(items):
             item_at = spans.values.get((EXTENDS_KEY, index), at) if isinstance(written, list) else at
             if not isinstance(item, str) or not item.strip():
-                self.error(f"extends names files: {item!r} is not a file name", item_at, path=(EXTENDS_KEY,),
-                           hint="write `extends: base.yaml` or `extends: [base.yaml, other.yaml]`")
+                self.error(f"{item!r} is not a file name", item_at, path=(EXTENDS_KEY,),
+                           hint="extends names the files this one is merged onto: write `extends: base.yaml` or "
+                           "`extends: [base.yaml, other.yaml]`")
                 continue
             found.append((item, item_at))
         spans.drop_subtree((EXTENDS_KEY,))

@@ -356,17 +356,17 @@ def test_a_binary_file_that_decodes_is_a_positioned_yaml_error_in_it(tmp_path):
 @pytest.mark.parametrize(
     ("extends", "message", "col"),
     [
-        ("{a: 1}", "extends names files: {'a': 1} is not a file name", 10),
-        ("''", "extends names files: '' is not a file name", 10),
-        ("[base.yaml, 3]", "extends names files: 3 is not a file name", 22),
-        ("!delete", "extends is not merged, so !delete and !replace do not apply to it", 10),
+        ("{a: 1}", "{'a': 1} is not a file name", 10),
+        ("''", "'' is not a file name", 10),
+        ("[base.yaml, 3]", "3 is not a file name", 22),
+        ("!delete", "!delete and !replace do not apply here: extends itself is not merged", 10),
     ],
 )
 def test_an_extends_that_names_no_file_is_an_error_at_it(tmp_path, extends, message, col):
     write(tmp_path, "base.yaml", "a: 1\n")
     exp = write(tmp_path, "exp.yaml", f"extends: {extends}\n")
     (diagnostic,) = compose_error(exp)
-    assert (diagnostic.message, where(diagnostic.span)) == (message, ("exp.yaml", 1, col))
+    assert (diagnostic.message, where(diagnostic.span), diagnostic.path) == (message, ("exp.yaml", 1, col), ("extends",))
 
 
 def test_a_cycle_is_refused_naming_the_chain_of_files(tmp_path, monkeypatch):
