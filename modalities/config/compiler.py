@@ -137,7 +137,7 @@ def resolve(
     experiments_root: str | FilePath | None = None,
     last_checkpoint_info: str | FilePath | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    diagnostics = apply_overrides(document, overrides)
+    diagnostics = list(document.warnings) + apply_overrides(document, overrides)
     config_path = document.config_path
     root = FilePath(experiments_root) if experiments_root else FilePath("experiments")
     context = ResolverContext(

@@ -21,6 +21,7 @@ a missing or cyclic base at the ``extends`` entry that names it.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
 import stat
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Union
 
-from modalities.config.diagnostics import ConfigError, Diagnostic, did_you_mean, has_errors
+from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, did_you_mean, has_errors
 from modalities.config.limits import MAX_CONFIG_BYTES, MAX_CONFIG_FILES
 from modalities.config.load import DELETE_TAG, REPLACE_TAG, Document, load_text
 from modalities.config.spans import Path, SourceMap, Span, dotted
@@ -72,6 +73,7 @@ def compose_files(paths: PathLike | Sequence[PathLike], *, texts: Mapping[PathLi
         source_map=composer.source_map,
         config_path=given[-1].path if given else None,
         sources=composer.sources,
+        warnings=composer.diagnostics,
     )
 
 
@@ -271,7 +273,20 @@ class _Composer:
                 self._set_container_spans(here)
                 self._merge_mapping(old, value, here)
             else:
+                if old is _ABSENT and target and not (isinstance(value, dict) and "component_key" in value):
+                    self._warn_if_misspelled(key, target, here)
                 target[key] = self._replacement(old, value, here, keep_kind=mark is None)
+
+    def _warn_if_misspelled(self, key: Any, target: dict, path: Path) -> None:
+        """A key this file adds next to one the files below have under a very similar name: most likely meant to
+        change that one (a misspelled key would change nothing and pass unnoticed where any key is allowed)."""
+        close = difflib.get_close_matches(str(key), [str(k) for k in target], n=1, cutoff=0.85)
+        if close:
+            self.diagnostics.append(Diagnostic(
+                f"'{key}' is new here (the files this one is merged onto have no such key), so it changes nothing of "
+                f"theirs; did you mean '{close[0]}'?",
+                span=self._spans.keys.get(path), path=path, severity=WARNING, code="extends-new-key",
+                hint=f"to change '{close[0]}', write that name; to add a new key, ignore this"))
 
     def _delete(self, target: dict, key: Any, path: Path) -> None:
         if key in target:

@@ -33,6 +33,7 @@ class Document:
     marks: dict = field(default_factory=dict)
     # the files a composed config was read from (compose.SourceFile), in the order they were merged
     sources: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # found while composing (Diagnostics), reported with the rest
 
 
 def load_document(path: str | FilePath) -> Document:

@@ -585,3 +585,30 @@ def test_train_on_a_composed_config_keeps_the_files_it_was_composed_from(tmp_pat
     saved_base = (folder / "config_sources" / "base.yaml").resolve()
     assert main(["diff", str(folder / "config_sources.yaml"), f"{exp}+{more}", "--set", "optimizer.config.lr=0.02"]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == f"optimizer.config.lr: 0.01 ({saved_base}:47) -> 0.02 (<--set>)"
+
+
+def test_the_saved_config_of_an_experiment_file_names_the_whole_config_schema(tmp_path):
+    from modalities.config.dump import schema_modeline
+
+    exp = write(tmp_path, "configs/exp.yaml", "# yaml-language-server: $schema=../schemas/modalities.partial.schema.json\n"
+                "extends: base.yaml\n")
+    expected = (tmp_path / "schemas" / "modalities.schema.json").resolve()
+    assert schema_modeline(exp) == f"# yaml-language-server: $schema={expected}"
+
+
+def test_a_new_key_next_to_an_inherited_one_of_a_very_similar_name_is_a_warning(tmp_path):
+    write(tmp_path, "base.yaml", BASE + "optimizer: {component_key: toy_optimizer, variant_key: sgd}\n")
+    exp = write(tmp_path, "exp.yaml", """\
+        extends: base.yaml
+        optimiser:
+          config: {lr: 0.5}
+        settings:
+          step: 3
+          test_sizes: [1]
+        model_copy: {component_key: toy_model, variant_key: linear}
+        """)
+    document = compose_files(exp)
+    assert [(d.severity, d.path, where(d.span)) for d in document.warnings] == [
+        ("warning", ("optimiser",), ("exp.yaml", 2, 1)), ("warning", ("settings", "step"), ("exp.yaml", 5, 3))]
+    assert document.warnings[0].message.endswith("did you mean 'optimizer'?")
+    assert document.values["optimiser"] == {"config": {"lr": 0.5}}  # added all the same
