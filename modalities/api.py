@@ -207,7 +207,7 @@ def _save_config_sources(folder: Path, document) -> None:
     composed again and diffed later (training/experiment.py)."""
     from modalities.training.experiment import save_config_sources
 
-    sources = getattr(document, "sources", None) or []
+    sources = getattr(document, "files", None) or []
     if sources:
         from modalities.config.spans import OVERRIDE_FILE
 

@@ -7,6 +7,7 @@ Each case runs in a forked child with a time and memory limit, so a crash (a sig
 counted like a traceback. Every case must end in exit 0, or exit 1 with every error positioned.
 
     python tools/fuzz_validate.py --cases 10000 [--start 0] [--timeout 10] [--memory-gb 2] [--keep DIR]
+                                  [--family extends ...]
 
 Prints one line per outcome kind and family; failing cases are written to --keep (text and flags) to reproduce
 with `modalities validate FILE --set ...`. Exit 1 if any case failed. Record figures in docs/benchmarks.md.
@@ -73,7 +74,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=10, help="seconds per case")
     parser.add_argument("--memory-gb", type=float, default=2.0, help="address space per case")
     parser.add_argument("--keep", default=None, help="folder for the failing cases")
+    parser.add_argument("--family", action="append", choices=FAMILIES, default=None,
+                        help="only these mutation families (repeatable; default: all)")
     args = parser.parse_args()
+    families = args.family or FAMILIES
 
     # Import everything a case uses before forking, so each child starts warm.
     check_case(make_case("delete_line", 0, BASE_CONFIGS[0]))
@@ -81,8 +85,8 @@ def main() -> int:
     failures = []
     started = time.perf_counter()
     for i in range(args.cases):
-        seed = args.start + i // len(FAMILIES)
-        family = FAMILIES[i % len(FAMILIES)]
+        seed = args.start + i // len(families)
+        family = families[i % len(families)]
         base = BASE_CONFIGS[seed % len(BASE_CONFIGS)]
         case = make_case(family, seed, base)
         outcome, message = run_case(case, args.timeout, int(args.memory_gb * 1024**3))
@@ -117,7 +121,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     print(
         f"{args.cases} cases in {elapsed:.0f} s ({elapsed / args.cases * 1000:.0f} ms a case), "
-        f"families {', '.join(FAMILIES)}, bases {', '.join(p.name for p in BASE_CONFIGS)}"
+        f"families {', '.join(families)}, bases {', '.join(p.name for p in BASE_CONFIGS)}"
     )
     for kind, count in sorted(outcomes.items()):
         print(f"  {kind:15} {count}")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
-from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
 from modalities.config.compose import compose_files
+from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
 from modalities.config.load import Document
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
@@ -114,12 +114,12 @@ def load_and_resolve(
     experiment_id: str | None = None,
     experiments_root: str | FilePath | None = None,
     last_checkpoint_info: str | FilePath | None = None,
-    texts: Mapping[str | FilePath, str] | None = None,
+    sources: Mapping[str | FilePath, str] | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
     """Stages 1-2. ``config_path``: a file, or several merged left to right (each after the files it extends;
-    see config/compose.py); ``texts``: a path's text to read instead of the file's. Raises ConfigError only if
-    a file cannot be read, parsed or composed."""
-    document = compose_files(config_path, texts=texts)
+    see config/compose.py); ``sources``: a path's text to read instead of the file's (an editor's unsaved
+    buffer). Raises ConfigError only if a file cannot be read, parsed or composed."""
+    document = compose_files(config_path, sources=sources)
     return resolve(
         document,
         overrides=overrides,
@@ -154,7 +154,7 @@ def resolve(
 def _folder_of_writer(document: Document):
     """path -> the folder of the file that wrote the value there (None for a --set value, or a document read
     from text): what ``${modalities_env:config_folder_path}`` is, so a base's paths stay relative to the base."""
-    folders = {source.name: source.path.parent for source in document.sources}
+    folders = {source.name: source.path.parent for source in document.files}
     if not folders:
         return None
 
@@ -232,9 +232,9 @@ def compile_file(
     entry_points: Iterable[str] = DEFAULT_ENTRY_POINTS,
     last_checkpoint_info: str | FilePath | None = None,
     root: str | None = AUTO_ROOT,
-    texts: Mapping[str | FilePath, str] | None = None,
+    sources: Mapping[str | FilePath, str] | None = None,
 ) -> CompiledConfig:
-    """Stages 1-5 on a file, or on several merged left to right (``extends`` followed; ``texts``: a path's
+    """Stages 1-5 on a file, or on several merged left to right (``extends`` followed; ``sources``: a path's
     text to read instead of the file's, e.g. an editor's unsaved buffer). Raises ConfigError if a file cannot
     be read, parsed or composed (each error positioned in its own file); every later error is collected in the
     result's diagnostics."""
@@ -244,7 +244,7 @@ def compile_file(
         experiment_id=experiment_id,
         experiments_root=experiments_root,
         last_checkpoint_info=last_checkpoint_info,
-        texts=texts,
+        sources=sources,
     )
     return compile_document(document, registry, diagnostics=diagnostics, entry_points=entry_points, root=root)
 
@@ -259,6 +259,6 @@ def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:
             config_path=source.config_path,
             unresolved_paths=source.unresolved_paths,
             provenance=source.provenance,
-            sources=source.sources,
+            files=source.files,
         )
     return ResolvedDocument(values=dict(values))

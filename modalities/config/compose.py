@@ -16,7 +16,7 @@ Every key and value keeps the span of the file that wrote it; the limits of one 
 across all of them, and MAX_CONFIG_FILES bounds how many are read. Errors point into the file that holds them:
 a missing or cyclic base at the ``extends`` entry that names it.
 
-``compose_files`` is the entry point (also for editors: ``texts`` stands in for files with unsaved changes).
+``compose_files`` is the entry point (also for editors: ``sources`` stands in for files with unsaved changes).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, Union
 
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, did_you_mean, has_errors
 from modalities.config.limits import MAX_CONFIG_BYTES, MAX_CONFIG_FILES
-from modalities.config.load import DELETE_TAG, REPLACE_TAG, Document, load_text
+from modalities.config.load import DELETE_TAG, Document, load_text
 from modalities.config.spans import Path, SourceMap, Span, dotted
 
 EXTENDS_KEY = "extends"
@@ -50,8 +50,10 @@ class SourceFile:
     given: bool  # named by the caller (command line, API), not only through `extends`
 
 
-def compose_files(paths: PathLike | Sequence[PathLike], *, texts: Mapping[PathLike, str] | None = None) -> Document:
-    """The config the files make, merged left to right, each after the files it extends. ``texts`` maps a
+def compose_files(
+    paths: PathLike | Sequence[PathLike], *, sources: Mapping[PathLike, str] | None = None
+) -> Document:
+    """The config the files make, merged left to right, each after the files it extends. ``sources`` maps a
     path to the text to read for it instead of the file's (an editor's unsaved buffer; the file need not
     exist). Raises ConfigError with every error of every file (each positioned in its own file).
 
@@ -60,19 +62,19 @@ def compose_files(paths: PathLike | Sequence[PathLike], *, texts: Mapping[PathLi
         paths = [paths]
     if not paths:
         raise ValueError("compose_files needs at least one config file")
-    composer = _Composer({_real(p): text for p, text in (texts or {}).items()})
+    composer = _Composer({_real(p): text for p, text in (sources or {}).items()})
     for path in paths:
         composer.include(str(FilePath(path)), None, None)
     if has_errors(composer.diagnostics):
         error = ConfigError(composer.diagnostics)
-        error.sources = composer.sources  # what was read, for an editor that shows each file's own errors
+        error.files = composer.files  # what was read, for an editor that shows each file's own errors
         raise error
-    given = [s for s in composer.sources if s.given]
+    given = [s for s in composer.files if s.given]
     return Document(
         values=composer.values if composer.values is not None else {},
         source_map=composer.source_map,
         config_path=given[-1].path if given else None,
-        sources=composer.sources,
+        files=composer.files,
         warnings=composer.diagnostics,
     )
 
@@ -83,8 +85,8 @@ def _real(path: PathLike) -> FilePath:
 
 class _Composer:
     def __init__(self, texts: dict[FilePath, str]):
-        self.texts = texts
-        self.sources: list[SourceFile] = []
+        self.texts = texts  # by resolved path: what to read instead of the file (an editor's buffer)
+        self.files: list[SourceFile] = []
         self.diagnostics: list[Diagnostic] = []
         self.values: dict | None = None  # the merged config so far
         self.source_map = SourceMap()
@@ -204,7 +206,7 @@ class _Composer:
             document = load_text(source.text, source.name, merge_tags=True, values_before=self._values_read)
         except ConfigError as e:
             self.diagnostics += e.diagnostics
-            self.sources.append(source)
+            self.files.append(source)
             return
         self._values_read += len(document.source_map.values) + len(document.source_map.keys)
         bases = self._extends(document)
@@ -214,7 +216,7 @@ class _Composer:
                 self.include(reference, at, source)
         finally:
             self._chain.pop()
-        self.sources.append(source)
+        self.files.append(source)
         self._merge_file(document)
 
     def _extends(self, document: Document) -> list[tuple[str, Span | None]]:
@@ -304,11 +306,11 @@ class _Composer:
         A component node whose variant changes keeps its component_key unless the new one writes another
         (``keep_kind``; not under `!replace`, which sets the node as written)."""
         inherited_kind = None
-        if keep_kind and isinstance(old, dict) and isinstance(value, dict) and "component_key" in old:
-            if "component_key" not in value and "instance_key" not in value:
-                kind_path = path + ("component_key",)
-                inherited_kind = (old["component_key"], self.source_map.values.get(kind_path),
-                                  self.source_map.keys.get(kind_path))
+        writes_kind = isinstance(value, dict) and bool({"component_key", "instance_key"} & set(value))
+        if keep_kind and _is_component(old) and isinstance(value, dict) and not writes_kind:
+            kind_path = path + ("component_key",)
+            inherited_kind = (old["component_key"], self.source_map.values.get(kind_path),
+                              self.source_map.keys.get(kind_path))
         if old is not _ABSENT:
             self._forget(old, path)
         self._adopt(value, path)
@@ -355,6 +357,10 @@ class _Composer:
 
 
 _ABSENT = object()
+
+
+def _is_component(value: Any) -> bool:
+    return isinstance(value, dict) and "component_key" in value
 
 
 def _replaces(old: dict, new: dict) -> bool:

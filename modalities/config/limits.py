@@ -10,8 +10,8 @@ a terminal drown in output:
 - ``MAX_DEPTH``: nesting levels of mappings and lists, counted after YAML aliases are expanded. Deeper input is
   refused while it is read, before it reaches a parser that recurses (libyaml's composer crashes at ~50,000).
 - ``MAX_VALUES``: values and list items of the whole config (of all its files together), after aliases are
-  expanded and after ``${...}`` interpolations are copied in ("billion laughs" and interpolation fan-out stop here). A real config has a
-  few thousand; 250,000 still allows e.g. a combined dataset of tens of thousands of files.
+  expanded and after ``${...}`` interpolations are copied in ("billion laughs" and interpolation fan-out stop
+  here). A real config has a few thousand; 250,000 still allows e.g. a combined dataset of tens of thousands of files.
 - ``MAX_STRING_CHARS``: the length of one string after interpolation.
 - ``MAX_INT_DIGITS``: digits of an integer literal (Python's own limit for converting text to int).
 - ``MAX_REPORTED_PER_MESSAGE``: errors reported with the same message at different places (e.g. every item of a

@@ -32,7 +32,7 @@ class Document:
     # path -> DELETE_TAG or REPLACE_TAG where the file wrote one (read with merge_tags; compose.py applies them)
     marks: dict = field(default_factory=dict)
     # the files a composed config was read from (compose.SourceFile), in the order they were merged
-    sources: list = field(default_factory=list)
+    files: list = field(default_factory=list)
     warnings: list = field(default_factory=list)  # found while composing (Diagnostics), reported with the rest
 
 

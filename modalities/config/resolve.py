@@ -528,6 +528,6 @@ def resolve_document(document: Document, context: ResolverContext) -> tuple[Reso
         config_path=document.config_path,
         unresolved_paths=frozenset(resolver.unresolved_paths),
         provenance=resolver.provenance,
-        sources=document.sources,
+        files=document.files,
     )
     return resolved, resolver.diagnostics

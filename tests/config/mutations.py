@@ -438,7 +438,7 @@ def compile_case(case: Case, root: str | None = "auto", registry=None):
     from modalities.config.compose import compose_files
 
     with case_files(case) as (paths, texts):
-        document = compose_files(paths, texts=texts)
+        document = compose_files(paths, sources=texts)
         resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
     return compile_document(resolved, registry, diagnostics=diagnostics, root=root)
 

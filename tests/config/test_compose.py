@@ -15,7 +15,7 @@ import yaml
 from modalities.cli.main import main
 from modalities.config.compiler import compile_file
 from modalities.config.compose import compose_files
-from modalities.config.diagnostics import ConfigError, has_errors
+from modalities.config.diagnostics import ConfigError
 from modalities.config.load import load_document
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_overlay_values_win_and_inherited_values_keep_the_base_positions(tmp_pat
     assert where(values[("model", "config")]) == ("exp.yaml", 7, 5)  # a mapping both write: the overlay's
     assert ("extends",) not in values and ("extends",) not in keys
     assert document.config_path == exp.resolve()
-    assert [(Path(s.name).name, s.given) for s in document.sources] == [("base.yaml", False), ("exp.yaml", True)]
+    assert [(Path(s.name).name, s.given) for s in document.files] == [("base.yaml", False), ("exp.yaml", True)]
 
 
 def test_the_files_of_a_command_line_merge_as_extends_does(tmp_path):
@@ -136,7 +136,8 @@ def test_a_changed_variant_replaces_the_node_and_keeps_its_component_key(tmp_pat
         # another component_key: the node as written, nothing inherited
         ("lr_scheduler: {component_key: other, variant_key: x}", {"component_key": "other", "variant_key": "x"}),
         # a component that becomes a reference, and the reverse
-        ("lr_scheduler: {instance_key: s, pass_type: BY_REFERENCE}", {"instance_key": "s", "pass_type": "BY_REFERENCE"}),
+        ("lr_scheduler: {instance_key: s, pass_type: BY_REFERENCE}",
+         {"instance_key": "s", "pass_type": "BY_REFERENCE"}),
         # the same variant written again: merged key by key
         ("lr_scheduler: {variant_key: onecycle_lr, config: {div_factor: 4}}",
          {"component_key": "scheduler", "variant_key": "onecycle_lr", "config": {"max_lr": 0.003, "div_factor": 4}}),
@@ -212,7 +213,8 @@ def test_delete_of_a_whole_component_and_replace_of_a_block(tmp_path):
          "remove the line"),
         ("settings:\n  lr: !delete 0.2\n", "!delete takes no value: it removes the key it is written under", 3, 7,
          "write `key: !delete` to remove an inherited key, or the new value without the tag"),
-        ("settings:\n  sizes:\n    - 1\n    - !delete\n", "!delete removes a key of a mapping; a list is replaced whole", 5, 7,
+        ("settings:\n  sizes:\n    - 1\n    - !delete\n",
+         "!delete removes a key of a mapping; a list is replaced whole", 5, 7,
          "write the whole list as it should be"),
     ],
     ids=["misspelled", "new-subtree", "with-a-value", "in-a-list"],
@@ -252,7 +254,7 @@ def test_a_base_two_files_extend_is_merged_once(tmp_path):
     document = compose_files(top)
     # merged again under right.yaml, the base would set lr back to 1
     assert document.values == {"x": {"lr": 2, "batch": 4}}
-    assert [Path(s.name).name for s in document.sources] == ["base.yaml", "left.yaml", "right.yaml", "top.yaml"]
+    assert [Path(s.name).name for s in document.files] == ["base.yaml", "left.yaml", "right.yaml", "top.yaml"]
 
 
 def test_interpolation_resolves_after_the_merge_and_set_applies_after_all_files(tmp_path, toy_registry):
@@ -330,7 +332,8 @@ def test_a_yaml_error_in_a_base_is_positioned_in_the_base(tmp_path):
     [
         (lambda d: None, "config file not found: {name}"),
         (lambda d: (d / "base.yaml").mkdir(), "{name} is a directory, not a config file"),
-        (lambda d: (d / "base.yaml").write_bytes(b"a: \xff\xfe\x00\x01\n"), "{name} is not UTF-8 text (byte 3 is 0xff)"),
+        (lambda d: (d / "base.yaml").write_bytes(b"a: \xff\xfe\x00\x01\n"),
+         "{name} is not UTF-8 text (byte 3 is 0xff)"),
         (lambda d: os.symlink("base.yaml", d / "base.yaml"), "cannot read config file {name}: a symlink loop"),
         (lambda d: os.mkfifo(d / "base.yaml"), "{name} is not a regular file"),
     ],
@@ -366,7 +369,8 @@ def test_an_extends_that_names_no_file_is_an_error_at_it(tmp_path, extends, mess
     write(tmp_path, "base.yaml", "a: 1\n")
     exp = write(tmp_path, "exp.yaml", f"extends: {extends}\n")
     (diagnostic,) = compose_error(exp)
-    assert (diagnostic.message, where(diagnostic.span), diagnostic.path) == (message, ("exp.yaml", 1, col), ("extends",))
+    assert diagnostic.path == ("extends",)
+    assert (diagnostic.message, where(diagnostic.span)) == (message, ("exp.yaml", 1, col))
 
 
 def test_a_cycle_is_refused_naming_the_chain_of_files(tmp_path, monkeypatch):
@@ -450,12 +454,12 @@ def test_positions_name_paths_one_can_open(tmp_path, monkeypatch):
     assert absolute[("x",)].file == str((tmp_path / "a.yaml").resolve())
 
 
-def test_texts_stand_in_for_files_with_unsaved_changes(tmp_path):
+def test_sources_stand_in_for_files_with_unsaved_changes(tmp_path):
     base = write(tmp_path, "base.yaml", BASE)
     exp = tmp_path / "exp.yaml"  # not on disk: only in the editor
-    document = compose_files([exp], texts={exp: EXP, str(base): BASE.replace("lr: 0.1", "lr: 0.5")})
+    document = compose_files([exp], sources={exp: EXP, str(base): BASE.replace("lr: 0.1", "lr: 0.5")})
     assert document.values["settings"] == {"steps": 20, "lr": 0.5, "sizes": [4]}
-    assert document.sources[-1].text == EXP
+    assert document.files[-1].text == EXP
 
 
 def test_the_library_api_takes_several_files(tmp_path):
@@ -583,15 +587,16 @@ def test_train_on_a_composed_config_keeps_the_files_it_was_composed_from(tmp_pat
     capsys.readouterr()
     assert main(["diff", str(folder / "config_sources.yaml"), f"{exp}+{more}"]) == 0
     saved_base = (folder / "config_sources" / "base.yaml").resolve()
-    assert main(["diff", str(folder / "config_sources.yaml"), f"{exp}+{more}", "--set", "optimizer.config.lr=0.02"]) == 1
+    flag = ["--set", "optimizer.config.lr=0.02"]
+    assert main(["diff", str(folder / "config_sources.yaml"), f"{exp}+{more}", *flag]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == f"optimizer.config.lr: 0.01 ({saved_base}:47) -> 0.02 (<--set>)"
 
 
 def test_the_saved_config_of_an_experiment_file_names_the_whole_config_schema(tmp_path):
     from modalities.config.dump import schema_modeline
 
-    exp = write(tmp_path, "configs/exp.yaml", "# yaml-language-server: $schema=../schemas/modalities.partial.schema.json\n"
-                "extends: base.yaml\n")
+    modeline = "# yaml-language-server: $schema=../schemas/modalities.partial.schema.json\n"
+    exp = write(tmp_path, "configs/exp.yaml", modeline + "extends: base.yaml\n")
     expected = (tmp_path / "schemas" / "modalities.schema.json").resolve()
     assert schema_modeline(exp) == f"# yaml-language-server: $schema={expected}"
 
@@ -612,3 +617,24 @@ def test_a_new_key_next_to_an_inherited_one_of_a_very_similar_name_is_a_warning(
         ("warning", ("optimiser",), ("exp.yaml", 2, 1)), ("warning", ("settings", "step"), ("exp.yaml", 5, 3))]
     assert document.warnings[0].message.endswith("did you mean 'optimizer'?")
     assert document.values["optimiser"] == {"config": {"lr": 0.5}}  # added all the same
+
+
+def test_graph_of_several_files_draws_each_node_with_the_file_that_wrote_it(tmp_path, capsys):
+    exp = write(tmp_path, "exp.yaml", "evaluation_subscriber: {variant_key: dummy, config: {}}\n")
+    assert main(["graph", str(QUICKSTART), str(exp), "-o", "-"]) == 0
+    dot = capsys.readouterr().out
+    assert f'label="{QUICKSTART} + {exp}\\n' in dot
+    assert (f'[label=<<b>evaluation_subscriber</b><br/><font point-size="9">results_subscriber/dummy</font>>, '
+            f'tooltip="{exp}:1\\nevaluation_subscriber\\nresults_subscriber/dummy"') in dot
+    line = QUICKSTART.read_text().splitlines().index("optimizer:") + 1  # where the node's name is written
+    assert f'tooltip="{QUICKSTART}:{line}\\noptimizer\\noptimizer/adam_w"' in dot
+
+
+def test_convert_to_hf_composes_several_config_files(tmp_path, capsys):
+    exp = write(tmp_path, "exp.yaml", "model_raw:\n  config:\n    n_layer: [\n")
+    assert main(["convert", "to-hf", str(QUICKSTART), str(exp), str(tmp_path / "out")]) == 1
+    assert f"{exp}:4:1: error: invalid YAML" in capsys.readouterr().err  # the second file is read, positioned
+    write(tmp_path, "exp.yaml", "model_raw:\n  config:\n    n_layer: 3\n")
+    assert main(["convert", "to-hf", str(QUICKSTART), str(exp), str(tmp_path / "out")]) == 1
+    # composed and read: the quick start loads no checkpoint, so there is nothing to export (said of both files)
+    assert f"{QUICKSTART} + {exp}: no model in this config loads a checkpoint" in capsys.readouterr().err
