@@ -110,9 +110,9 @@ class _Composer:
             real = _real(location)
         except (OSError, RuntimeError, ValueError):
             real = FilePath(os.path.abspath(location))  # reported when it is opened
-        cycle = [s.path for s in self._chain].index(real) if real in [s.path for s in self._chain] else None
-        if cycle is not None:
-            links = [s.name for s in self._chain[cycle:]] + [self._chain[cycle].name]
+        chain = [s.path for s in self._chain]
+        if real in chain:
+            links = [s.name for s in self._chain[chain.index(real):]] + [self._chain[chain.index(real)].name]
             self.error(
                 "extends cycle: " + " -> ".join(links),
                 at,
@@ -158,6 +158,9 @@ class _Composer:
         except OSError as e:
             loop = e.errno == errno.ELOOP
             self.error(f"cannot read config file {name}: " + ("a symlink loop" if loop else e.strerror or str(e)), at)
+            return None
+        except ValueError as e:  # a NUL in the name
+            self.error(f"cannot read config file {name!r}: {e}", at, hint="check the path" + where)
             return None
         if stat.S_ISDIR(info.st_mode):
             self.error(f"{name} is a directory, not a config file", at, hint="name a YAML file" + where)

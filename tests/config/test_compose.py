@@ -638,3 +638,11 @@ def test_convert_to_hf_composes_several_config_files(tmp_path, capsys):
     assert main(["convert", "to-hf", str(QUICKSTART), str(exp), str(tmp_path / "out")]) == 1
     # composed and read: the quick start loads no checkpoint, so there is nothing to export (said of both files)
     assert f"{QUICKSTART} + {exp}: no model in this config loads a checkpoint" in capsys.readouterr().err
+
+
+def test_a_name_the_system_cannot_open_is_an_error_at_the_entry(tmp_path):
+    exp = write(tmp_path, "exp.yaml", 'extends: ["a\\0b.yaml", "' + "x" * 300 + '.yaml"]\n')
+    first, second = compose_error(exp)
+    assert first.message == f"cannot read config file '{tmp_path.resolve() / 'a'}\\x00b.yaml': embedded null byte"
+    assert where(first.span) == ("exp.yaml", 1, 11)
+    assert second.message.endswith(": File name too long") and where(second.span) == ("exp.yaml", 1, 24)
