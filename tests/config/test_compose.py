@@ -17,6 +17,7 @@ from modalities.config.compiler import compile_file
 from modalities.config.compose import compose_files
 from modalities.config.diagnostics import ConfigError
 from modalities.config.load import load_document
+from tests.config.conftest import provenance_comments
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
@@ -302,9 +303,7 @@ model:
 optimizer:
   component_key: toy_optimizer
   variant_key: sgd
-  config:
-    model: {instance_key: model, pass_type: BY_REFERENCE}
-    lr: 0.1
+  config: {model: {instance_key: model, pass_type: BY_REFERENCE}, lr: 0.1}
 """
 
 
@@ -488,20 +487,6 @@ def test_reference_configs_compose_exactly_as_they_load():
 # --- the commands -----------------------------------------------------------------------------------------------
 
 
-def _provenance_comments(out: str) -> dict[str, str]:
-    comments, stack = {}, []
-    for line in out.splitlines():
-        indent = len(line) - len(line.lstrip())
-        key, _, rest = line.strip().partition(":")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        if "#" in rest:
-            comments[".".join([k for _, k in stack] + [key])] = rest.split("#", 1)[1].strip()
-        else:
-            stack.append((indent, key))
-    return comments
-
-
 def test_validate_several_files_and_print_where_each_value_came_from(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "base.yaml", """\
@@ -518,7 +503,7 @@ def test_validate_several_files_and_print_where_each_value_came_from(tmp_path, c
     assert main(["validate", "base.yaml", "exp.yaml", "--as", "components", "--print-resolved", "--provenance"]) == 1
     captured = capsys.readouterr()
     assert "base.yaml + exp.yaml: 1 error" in captured.err  # the optimizer it names does not exist
-    comments = _provenance_comments(captured.out)
+    comments = provenance_comments(captured.out)
     assert comments["lr_scheduler.component_key"] == "base.yaml:2"
     assert comments["lr_scheduler.config.factor"] == "base.yaml:5"
     assert comments["lr_scheduler.config.total_iters"] == "${settings.n} <- exp.yaml:4"
