@@ -200,7 +200,7 @@ def compile_document(
             )
         )
     compiled.graph, graph_diagnostics = build_component_graph(document, entry_points)
-    compiled.diagnostics += graph_diagnostics
+    compiled.diagnostics += _explain_deleted_references(document, graph_diagnostics)
     compiled.validated, validation_diagnostics = validate_graph(compiled.graph, registry)
     compiled.diagnostics += validation_diagnostics
     spec = _root_spec(registry, root, document.values)
@@ -210,6 +210,30 @@ def compile_document(
         )
         compiled.diagnostics += root_diagnostics
     return compiled
+
+
+def _explain_deleted_references(document: ResolvedDocument, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A reference to a component that a file of a composed config deleted (`!delete`) says where it was
+    deleted: the reference itself may stand in another file (the base), which the deleting file must override."""
+    deleted = {path: span for source in document.files for path, span in source.deleted.items()}
+    if not deleted:
+        return diagnostics
+    from modalities.config.spans import get_at
+
+    for diagnostic in diagnostics:
+        if diagnostic.code != "unknown-reference":
+            continue
+        try:
+            key = get_at(document.values, diagnostic.path)
+        except (KeyError, IndexError, TypeError):
+            continue
+        parts = tuple(int(p) if p.isdigit() else p for p in str(key).split("."))
+        if parts in deleted:
+            diagnostic.hint = (
+                f"'{key}' is deleted at {deleted[parts]} (`!delete`): change or delete this reference too (in that "
+                "file or one merged after it)"
+            )
+    return diagnostics
 
 
 def _root_spec(registry: Registry, root: str | None, values: Any):

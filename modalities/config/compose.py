@@ -26,7 +26,7 @@ import errno
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Union
 
@@ -39,7 +39,7 @@ EXTENDS_KEY = "extends"
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceFile:
     """One file of a composed config."""
 
@@ -48,6 +48,7 @@ class SourceFile:
     location: str  # absolute, as reached (symlinks kept): where a copy goes among the others
     text: str
     given: bool  # named by the caller (command line, API), not only through `extends`
+    deleted: dict[Path, Span] = field(default_factory=dict)  # what its `!delete`s removed, and where each is
 
 
 def compose_files(
@@ -96,6 +97,7 @@ class _Composer:
         self._values_read = 0
         self._marks: dict[Path, str] = {}
         self._spans: SourceMap = SourceMap()  # of the file being merged
+        self._source: SourceFile | None = None  # the file being merged
 
     def error(self, message: str, span: Span | None, hint: str | None = None, path: Path = (), code="extends") -> None:
         self.diagnostics.append(Diagnostic(message, span=span, path=path, hint=hint, code=code))
@@ -220,7 +222,7 @@ class _Composer:
         finally:
             self._chain.pop()
         self.files.append(source)
-        self._merge_file(document)
+        self._merge_file(document, source)
 
     def _extends(self, document: Document) -> list[tuple[str, Span | None]]:
         """The files the document's `extends` names, with their spans; the key is taken out of the document."""
@@ -250,11 +252,11 @@ class _Composer:
 
     # --- merging ---------------------------------------------------------------------------------------------
 
-    def _merge_file(self, document: Document) -> None:
+    def _merge_file(self, document: Document, source: SourceFile) -> None:
         if self.values is None and not document.marks:
             self.values, self.source_map = document.values, document.source_map  # the first file, as read
             return
-        self._marks, self._spans = document.marks, document.source_map
+        self._marks, self._spans, self._source = document.marks, document.source_map, source
         if self.values is None:
             self.values = {}
         if document.marks.get(()) is not None:
@@ -296,6 +298,7 @@ class _Composer:
     def _delete(self, target: dict, key: Any, path: Path) -> None:
         if key in target:
             self._forget(target.pop(key), path)
+            self._source.deleted[path] = self._spans.keys.get(path) or self._spans.values.get(path)
             return
         self.error(
             f"nothing to delete: '{dotted(path)}' is not in the files this one is merged onto",

@@ -631,3 +631,14 @@ def test_a_name_the_system_cannot_open_is_an_error_at_the_entry(tmp_path):
     assert first.message == f"cannot read config file '{tmp_path.resolve() / 'a'}\\x00b.yaml': embedded null byte"
     assert where(first.span) == ("exp.yaml", 1, 11)
     assert second.message.endswith(": File name too long") and where(second.span) == ("exp.yaml", 1, 24)
+
+
+def test_a_reference_to_a_deleted_component_says_where_it_was_deleted(tmp_path, toy_registry, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "base.yaml", TOY_BASE.replace("width: 0", "width: 4"))
+    write(tmp_path, "exp.yaml", "extends: base.yaml\nmodel: !delete\n")
+    compiled = compile_file("exp.yaml", toy_registry)
+    (error,) = [d for d in compiled.diagnostics if d.severity == "error"]
+    assert (error.code, where(error.span)) == ("unknown-reference", ("base.yaml", 9, 34))
+    assert error.hint == ("'model' is deleted at exp.yaml:2:1 (`!delete`): change or delete this reference too (in that "
+                          "file or one merged after it)")
