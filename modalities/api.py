@@ -20,7 +20,7 @@ class AppConfigDict(dict):
 
 
 def load_app_config_dict(
-    config_file_path: str | Path,
+    config_file_path: str | Path | Sequence[str | Path],
     experiment_id: str | None = None,
     additional_resolver_funs: dict[str, Callable[..., Any]] | None = None,
     *,
@@ -29,6 +29,9 @@ def load_app_config_dict(
     last_checkpoint_info: str | Path | None = None,
 ) -> AppConfigDict:
     """Load a YAML config, apply ``overrides`` (``dotted.path=value``) and resolve every ``${...}``.
+
+    ``config_file_path`` may also be a list of files, merged left to right as ``extends:`` merges them (each
+    file's own ``extends`` followed; see docs/config-format.md).
 
     ``additional_resolver_funs`` maps resolver names to functions of the argument string, as in Modalities.
     Raises ConfigError (every error, each with file:line:col) if the file cannot be loaded or resolved.
@@ -62,7 +65,7 @@ class Main:
         self,
         config_dict: dict | None = None,
         *,
-        config_path: str | Path | None = None,
+        config_path: str | Path | Sequence[str | Path] | None = None,
         registry: Registry | None = None,
         experiments_root: str | Path | None = None,
         experiment_id: str | None = None,
@@ -76,7 +79,8 @@ class Main:
             )
         self.config_dict = config_dict
         document = getattr(config_dict, "document", None)
-        self.config_path = Path(config_path) if config_path else (document.config_path if document else None)
+        given_one = isinstance(config_path, (str, Path))
+        self.config_path = Path(config_path) if given_one else (document.config_path if document else None)
         self.experiments_root = Path(experiments_root) if experiments_root else Path("experiments")
         self.experiment_id = experiment_id
         self.registry = (registry or default_registry()).copy()
@@ -179,6 +183,8 @@ def train_compiled(
             experiment_id = str(experiment_id or settings.get("experiment_id") or "experiment")
             _check_ranks_agree(experiment_id)
             claim = claim_experiment(Path(experiments_root), experiment_id, resume_from)
+            if claim is not None:  # rank 0
+                _save_config_sources(claim.folder, compiled.document)
             run = _built_run(compiled, build_components(compiled.validated))
             return run_training(
                 run,
@@ -194,6 +200,24 @@ def train_compiled(
         if claim is not None:
             claim.release()
         destroy_process_group()
+
+
+def _save_config_sources(folder: Path, document) -> None:
+    """Beside the resolved config, the files it was composed from as they were read, so the run can be
+    composed again and diffed later (training/experiment.py)."""
+    from modalities.training.experiment import save_config_sources
+
+    sources = getattr(document, "files", None) or []
+    if sources:
+        from modalities.config.spans import OVERRIDE_FILE
+
+        flags = {span.text: None for span in document.source_map.keys.values() if span.file == OVERRIDE_FILE}
+        save_config_sources(
+            folder,
+            [(source.location, source.text) for source in sources],
+            given=[source.location for source in sources if source.given],
+            flags=list(flags),
+        )
 
 
 def plan_training(compiled) -> str:

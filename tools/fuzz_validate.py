@@ -1,5 +1,7 @@
 """Fuzz `modalities validate` with mutations of our own configs (tests/config/mutations.py: line edits, special
-characters, hostile values, YAML bombs and deep nesting, structural changes, --set flags).
+characters, hostile values, YAML bombs and deep nesting, structural changes, --set flags, and experiment files
+on top of them: merges, and hostile `extends` (missing files, directories, devices, cycles, chains past the
+file limit, binary files, symlink loops, too many values or bytes in all)).
 
 Each case runs in a forked child with a time and memory limit, so a crash (a signal), a hang or a blow-up is
 counted like a traceback. Every case must end in exit 0, or exit 1 with every error positioned and printable.
@@ -7,6 +9,7 @@ The time limit is CPU seconds (a case on a machine shared with other work waits 
 wall-clock limit of five times that for a case that hangs without computing.
 
     python tools/fuzz_validate.py --cases 10000 [--start 0] [--timeout 10] [--memory-gb 2] [--keep DIR]
+                                  [--family extends ...]
 
 Prints one line per outcome kind and family; failing cases are written to --keep (text and flags) to reproduce
 with `modalities validate FILE --set ...`. Exit 1 if any case failed. Record figures in docs/benchmarks.md.
@@ -74,7 +77,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=10, help="CPU seconds per case (wall clock: five times)")
     parser.add_argument("--memory-gb", type=float, default=2.0, help="address space per case")
     parser.add_argument("--keep", default=None, help="folder for the failing cases")
+    parser.add_argument("--family", action="append", choices=FAMILIES, default=None,
+                        help="only these mutation families (repeatable; default: all)")
     args = parser.parse_args()
+    families = args.family or FAMILIES
 
     # Import everything a case uses before forking, so each child starts warm.
     check_case(make_case("delete_line", 0, BASE_CONFIGS[0]))
@@ -82,8 +88,8 @@ def main() -> int:
     failures = []
     started = time.perf_counter()
     for i in range(args.cases):
-        seed = args.start + i // len(FAMILIES)
-        family = FAMILIES[i % len(FAMILIES)]
+        seed = args.start + i // len(families)
+        family = families[i % len(families)]
         base = BASE_CONFIGS[seed % len(BASE_CONFIGS)]
         case = make_case(family, seed, base)
         outcome, message = run_case(case, args.timeout, int(args.memory_gb * 1024**3))
@@ -95,6 +101,12 @@ def main() -> int:
                 folder = Path(args.keep) / f"{family}-{seed}-{base.stem}"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / base.name).write_text(case.text, encoding="utf-8", errors="replace")
+                if case.overlay is not None:  # an `extends` case: `modalities validate FOLDER/_fuzz_overlay.yaml`
+                    from tests.config.mutations import OVERLAY_NAME
+
+                    (folder / OVERLAY_NAME).write_text(case.overlay, encoding="utf-8")
+                    for name, text in case.files.items():
+                        (folder / name).write_text(text, encoding="utf-8")
                 (folder / "case.json").write_text(
                     json.dumps(
                         {
@@ -102,6 +114,7 @@ def main() -> int:
                             "seed": seed,
                             "base": str(base),
                             "overrides": case.overrides,
+                            "files_on_disk": {name: repr(content)[:200] for name, content in case.disk.items()},
                             "outcome": outcome,
                             "message": message,
                         },
@@ -111,7 +124,7 @@ def main() -> int:
     elapsed = time.perf_counter() - started
     print(
         f"{args.cases} cases in {elapsed:.0f} s ({elapsed / args.cases * 1000:.0f} ms a case), "
-        f"families {', '.join(FAMILIES)}, bases {', '.join(p.name for p in BASE_CONFIGS)}"
+        f"families {', '.join(families)}, bases {', '.join(p.name for p in BASE_CONFIGS)}"
     )
     for kind, count in sorted(outcomes.items()):
         print(f"  {kind:15} {count}")

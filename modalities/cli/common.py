@@ -8,7 +8,11 @@ import sys
 
 
 def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="the YAML config file")
+    parser.add_argument(
+        "config",
+        nargs="+",
+        help="the YAML config file; several are merged left to right, as `extends:` would (docs/config-format.md)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -26,6 +30,14 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a warm start's last_checkpoint_info.json, read by ${warmstart_env:checkpoint_paths}",
     )
+
+
+def config_label(config: str | list[str]) -> str:
+    """How messages name the config of a command line: its file, or its files joined by ' + ', printable and cut
+    to a length a terminal line holds (a hostile file name may be megabytes of control characters)."""
+    from modalities.config.diagnostics import FILE_CHARS, cut, printable
+
+    return cut(printable(config if isinstance(config, str) else " + ".join(config)), FILE_CHARS)
 
 
 def use_color(stream=None) -> bool:

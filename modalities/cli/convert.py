@@ -18,7 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_hf = sub.add_parser(
         "to-hf", help="write a transformers folder (GPT-2, Llama, Qwen3 or StableLM) from a checkpoint or a config"
     )
-    to_hf.add_argument("source", help="a checkpoint folder (its saved config builds the model) or a config file")
+    to_hf.add_argument(
+        "source",
+        nargs="+",
+        help="a checkpoint folder (its saved config builds the model), or a config file (several: merged left to "
+        "right, as `extends:` would)",
+    )
     to_hf.add_argument("output", help="the folder to write (must not exist or be empty)")
     to_hf.add_argument(
         "--tokenizer",
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             return _to_torch(Path(args.checkpoint), Path(args.output))
         if args.target == "from-hf":
             return _from_hf(args.source, Path(args.output), Path(args.config) if args.config else None)
-        return _to_hf(Path(args.source), Path(args.output), args.model_key, args.tokenizer, args.overrides,
+        sources = [args.source] if isinstance(args.source, str) else list(args.source)
+        return _to_hf([Path(s) for s in sources], Path(args.output), args.model_key, args.tokenizer, args.overrides,
                       getattr(args, "remote_code", False))
     except ConfigError as e:
         print(f"modalities convert: error: the config has errors:\n{e}", file=sys.stderr)
@@ -90,7 +96,8 @@ def _to_torch(checkpoint: Path, output: Path) -> int:
 
 
 def _to_hf(
-    source: Path, output: Path, model_key: str | None, tokenizer: str | None, overrides: list[str], remote_code: bool
+    sources: list[Path], output: Path, model_key: str | None, tokenizer: str | None, overrides: list[str],
+    remote_code: bool,
 ) -> int:
     from modalities.api import load_app_config_dict
     from modalities.checkpointing.dcp import read_model_state_dict
@@ -99,7 +106,8 @@ def _to_hf(
     from modalities.interop.hf_export import export_state_dict_to_hf, load_tokenizer
     from modalities.models.gpt2.config import GPT2LLMConfig
 
-    if source.is_dir():  # one of our checkpoint folders: the model is described by the config saved with it
+    source = sources[0] if len(sources) == 1 else Path(" + ".join(map(str, sources)))
+    if len(sources) == 1 and source.is_dir():  # one of our checkpoint folders: the config saved with it
         checkpoint = resolve_checkpoint(source)
         config = load_app_config_dict(checkpoint / CONFIG_FILE, overrides=overrides)
         name, node = _model_node_of_saved_config(config, model_key, checkpoint / CONFIG_FILE)
@@ -107,7 +115,7 @@ def _to_hf(
         state_dict = read_model_state_dict(checkpoint)
         origin = str(checkpoint)
     else:
-        config = load_app_config_dict(source, overrides=overrides)
+        config = load_app_config_dict(sources, overrides=overrides)
         checkpointed = find_checkpointed_model(config, model_key, source)
         name, node = checkpointed.base_key, checkpointed.base_node
         if checkpointed.loading_variant in ("torch", "fsdp1"):

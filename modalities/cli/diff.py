@@ -1,6 +1,8 @@
 """``modalities diff A B [--set PATH=VALUE ...]``: what differs between two resolved configs.
 
-A and B are config files, or checkpoint folders (their saved config.yaml: the config of the run that wrote
+A and B are config files (each composed with the files it extends, so ``diff base.yaml exp.yaml`` lists
+what the experiment changes), several files joined by ``+`` (``base.yaml+tp.yaml``: merged left to right, as on
+the command line of validate), or checkpoint folders (their saved config.yaml: the config of the run that wrote
 them). ``--set`` applies to B, so ``modalities diff cfg.yaml cfg.yaml --set x=1`` shows everything a flag changes.
 Both sides are resolved with the same experiment id (a saved config's own, when one side is a checkpoint), so
 the timestamp a file would resolve to is not a difference. Exit 0 when equal, 1 when not, 2 when a side cannot
@@ -17,8 +19,8 @@ IGNORED_BY_DEFAULT = (("settings", "config_file_path"), ("settings", "config_fol
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("old", help="a config file, or a checkpoint folder (its saved config.yaml)")
-    parser.add_argument("new", help="a config file, or a checkpoint folder")
+    parser.add_argument("old", help="a config file (or files joined by +), or a checkpoint folder (its saved config.yaml)")
+    parser.add_argument("new", help="a config file (or files joined by +), or a checkpoint folder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                         help="override a value of NEW (repeatable)")
     parser.add_argument("--experiments-root", default=None, help="what ${modalities_env:experiments_root_path} is")
@@ -26,16 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also show settings.config_file_path and config_folder_path (where the files are)")
 
 
-def _config_file(path: str) -> Path:
+def _config_files(side: str) -> list[Path]:
+    """The files of one side: a checkpoint folder's saved config, a file, or files joined by '+' (a path that
+    exists as written is one file, even with a '+' in its name)."""
     from modalities.checkpointing.layout import CONFIG_FILE
 
-    candidate = Path(path)
+    candidate = Path(side)
     if candidate.is_dir():
         if (candidate / CONFIG_FILE).is_file():
-            return candidate / CONFIG_FILE
+            return [candidate / CONFIG_FILE]
         if (candidate / "latest" / CONFIG_FILE).is_file():
-            return candidate / "latest" / CONFIG_FILE
-    return candidate
+            return [candidate / "latest" / CONFIG_FILE]
+    if "+" in side and not candidate.exists():
+        return [Path(part) for part in side.split("+") if part]
+    return [candidate]
 
 
 def _saved_experiment_id(path: Path) -> str | None:
@@ -58,13 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from modalities.config.diagnostics import ConfigError, render_text
     from modalities.config.diff import diff_values, origin_function
 
-    old_file, new_file = _config_file(args.old), _config_file(args.new)
-    experiment_id = _saved_experiment_id(old_file) or _saved_experiment_id(new_file) or "diff"
+    old_files, new_files = _config_files(args.old), _config_files(args.new)
+    experiment_id = _saved_experiment_id(old_files[-1]) or _saved_experiment_id(new_files[-1]) or "diff"
     documents = []
-    for path, overrides in ((old_file, []), (new_file, args.overrides)):
+    for paths, overrides in ((old_files, []), (new_files, args.overrides)):
         try:
             document, diagnostics = load_and_resolve(
-                path, overrides=overrides, experiment_id=experiment_id, experiments_root=args.experiments_root
+                paths, overrides=overrides, experiment_id=experiment_id, experiments_root=args.experiments_root
             )
         except ConfigError as e:
             print(render_text(e.diagnostics), file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modalities.cli.common import add_compile_arguments, use_color
+from modalities.cli.common import add_compile_arguments, config_label, use_color
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         # The picture still helps to find the mistake, so it is drawn; the exit status says the config is wrong.
         print(render_text(errors, color=use_color()), file=sys.stderr)
-        print(f"{args.config}: {len(errors)} error(s); the graph is drawn as far as it is known", file=sys.stderr)
-    title = args.title if args.title is not None else str(args.config)
+        print(f"{config_label(args.config)}: {len(errors)} error(s); the graph is drawn as far as it is known", file=sys.stderr)
+    title = args.title if args.title is not None else config_label(args.config)
     graph = display_graph(compiled)
     try:
         if args.out == "-":

@@ -40,7 +40,7 @@ def add_reference_training_arguments(parser: argparse.ArgumentParser, *, warmsta
 def train_arguments(args: argparse.Namespace, *, warmstart: bool) -> argparse.Namespace:
     """The ``modalities train`` arguments an aliased training command stands for."""
     return argparse.Namespace(
-        config=args.config_file_path,
+        config=[args.config_file_path],
         overrides=list(args.overrides),
         experiments_root=args.experiments_root_path,
         last_checkpoint_info=args.last_checkpoint_info_file_path if warmstart else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modalities.cli.common import add_compile_arguments, use_color
+from modalities.cli.common import add_compile_arguments, config_label, use_color
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from modalities.config.compiler import compile_file
     from modalities.config.diagnostics import (
         ERROR,
-        FILE_CHARS,
         WARNING,
         ConfigError,
-        cut,
-        printable,
         render_json,
         render_text,
     )
@@ -78,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
             print(render_text(shown, color=use_color()), file=sys.stderr)
         if errors:
             warnings = sum(d.severity == WARNING for d in diagnostics)
-            summary = f"{cut(printable(args.config), FILE_CHARS)}: {len(errors)} error{'s' * (len(errors) != 1)}"
+            summary = f"{config_label(args.config)}: {len(errors)} error{'s' * (len(errors) != 1)}"
             print(summary + (f", {warnings} warning{'s' * (warnings != 1)}" if warnings else ""), file=sys.stderr)
         elif not args.quiet:
-            print(_summary(args.config, compiled, sum(d.severity == WARNING for d in diagnostics)), file=report)
+            print(_summary(config_label(args.config), compiled, sum(d.severity == WARNING for d in diagnostics)), file=report)
     if args.print_resolved and compiled is not None:
         if args.provenance:
             from modalities.config.provenance import annotated_yaml

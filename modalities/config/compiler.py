@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any
 
+from modalities.config.compose import compose_files
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, has_errors
-from modalities.config.load import Document, Sources, load_document
+from modalities.config.load import Document, Sources
 from modalities.config.overrides import apply_overrides
 from modalities.config.resolve import ResolvedDocument, ResolverContext, resolve_document
 from modalities.registry import Registry, default_registry
@@ -107,7 +108,7 @@ class CompiledConfig:
 
 
 def load_and_resolve(
-    config_path: str | FilePath,
+    config_path: str | FilePath | Sequence[str | FilePath],
     *,
     overrides: Sequence[str] = (),
     experiment_id: str | None = None,
@@ -115,9 +116,10 @@ def load_and_resolve(
     last_checkpoint_info: str | FilePath | None = None,
     sources: Sources | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    """Stages 1-2. Raises ConfigError only if the file cannot be read or parsed. ``sources``: texts that replace
-    files on disk (an editor's unsaved buffers), by resolved path."""
-    document = load_document(config_path, sources)
+    """Stages 1-2. ``config_path``: a file, or several merged left to right (each after the files it extends;
+    see config/compose.py); ``sources``: a path's text to read instead of the file's (an editor's unsaved
+    buffer). Raises ConfigError only if a file cannot be read, parsed or composed."""
+    document = compose_files(config_path, sources=sources)
     return resolve(
         document,
         overrides=overrides,
@@ -135,7 +137,7 @@ def resolve(
     experiments_root: str | FilePath | None = None,
     last_checkpoint_info: str | FilePath | None = None,
 ) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    diagnostics = apply_overrides(document, overrides)
+    diagnostics = list(document.warnings) + apply_overrides(document, overrides)
     config_path = document.config_path
     root = FilePath(experiments_root) if experiments_root else FilePath("experiments")
     context = ResolverContext(
@@ -143,9 +145,24 @@ def resolve(
         experiments_root=root.resolve(),
         experiment_id=experiment_id or default_experiment_id(),
         last_checkpoint_info=FilePath(last_checkpoint_info) if last_checkpoint_info else None,
+        folder_of=_folder_of_writer(document),
     )
     resolved, resolve_diagnostics = resolve_document(document, context)
     return resolved, diagnostics + resolve_diagnostics
+
+
+def _folder_of_writer(document: Document):
+    """path -> the folder of the file that wrote the value there (None for a --set value, or a document read
+    from text): what ``${modalities_env:config_folder_path}`` is, so a base's paths stay relative to the base."""
+    folders = {source.name: source.path.parent for source in document.files}
+    if not folders:
+        return None
+
+    def folder_of(path) -> FilePath | None:
+        span = document.source_map.value(path)
+        return folders.get(span.file) if span is not None else None
+
+    return folder_of
 
 
 def _is_sweep_template(sweep: Any) -> bool:
@@ -185,7 +202,7 @@ def compile_document(
             )
         )
     compiled.graph, graph_diagnostics = build_component_graph(document, entry_points)
-    compiled.diagnostics += graph_diagnostics
+    compiled.diagnostics += _explain_deleted_references(document, graph_diagnostics)
     compiled.validated, validation_diagnostics = validate_graph(compiled.graph, registry)
     compiled.diagnostics += validation_diagnostics
     spec = _root_spec(registry, root, document.values)
@@ -196,6 +213,30 @@ def compile_document(
         )
         compiled.diagnostics += root_diagnostics
     return compiled
+
+
+def _explain_deleted_references(document: ResolvedDocument, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A reference to a component that a file of a composed config deleted (`!delete`) says where it was
+    deleted: the reference itself may stand in another file (the base), which the deleting file must override."""
+    deleted = {path: span for source in document.files for path, span in source.deleted.items()}
+    if not deleted:
+        return diagnostics
+    from modalities.config.spans import get_at
+
+    for diagnostic in diagnostics:
+        if diagnostic.code != "unknown-reference":
+            continue
+        try:
+            key = get_at(document.values, diagnostic.path)
+        except (KeyError, IndexError, TypeError):
+            continue
+        parts = tuple(int(p) if p.isdigit() else p for p in str(key).split("."))
+        if parts in deleted:
+            diagnostic.hint = (
+                f"'{key}' is deleted at {deleted[parts]} (`!delete`): change or delete this reference too (in that "
+                "file or one merged after it)"
+            )
+    return diagnostics
 
 
 def _root_spec(registry: Registry, root: str | None, values: Any):
@@ -209,7 +250,7 @@ def _root_spec(registry: Registry, root: str | None, values: Any):
 
 
 def compile_file(
-    config_path: str | FilePath,
+    config_path: str | FilePath | Sequence[str | FilePath],
     registry: Registry | None = None,
     *,
     overrides: Sequence[str] = (),
@@ -221,8 +262,10 @@ def compile_file(
     sources: Sources | None = None,
     resume_from: str | FilePath | None = None,
 ) -> CompiledConfig:
-    """Stages 1-5 on a file. Raises ConfigError if the file cannot be read or parsed; every later error is
-    collected in the result's diagnostics. ``sources``: see load_and_resolve."""
+    """Stages 1-5 on a file, or on several merged left to right (``extends`` followed; ``sources``: a path's
+    text to read instead of the file's, e.g. an editor's unsaved buffer). Raises ConfigError if a file cannot
+    be read, parsed or composed (each error positioned in its own file); every later error is collected in the
+    result's diagnostics. ``resume_from``: see compile_document."""
     document, diagnostics = load_and_resolve(
         config_path,
         overrides=overrides,
@@ -246,5 +289,6 @@ def document_from_dict(values: dict[str, Any]) -> ResolvedDocument:
             config_path=source.config_path,
             unresolved_paths=source.unresolved_paths,
             provenance=source.provenance,
+            files=source.files,
         )
     return ResolvedDocument(values=dict(values))

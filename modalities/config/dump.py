@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+_PARTIAL_SCHEMA, _DOCUMENT_SCHEMA = "modalities.partial.schema.json", "modalities.schema.json"  # schema/json_schema.py
 _MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$")
 
 
@@ -36,7 +37,8 @@ def dump_yaml(config: dict, header: str | None = None) -> str:
 
 def schema_modeline(config_path: str | Path | None) -> str | None:
     """The config file's yaml-language-server modeline, with a relative schema path made absolute, so the saved
-    copy (elsewhere) still gets completion and checking in an editor. None when the file has none."""
+    copy (elsewhere) still gets completion and checking in an editor. None when the file has none. The partial
+    schema of a file with `extends` becomes the whole-config schema beside it: the saved config is whole."""
     if config_path is None:
         return None
     try:
@@ -51,6 +53,8 @@ def schema_modeline(config_path: str | Path | None) -> str | None:
         match = _MODELINE.match(stripped)
         if match:
             target = match.group(1)
+            if target.endswith(_PARTIAL_SCHEMA):
+                target = target[: -len(_PARTIAL_SCHEMA)] + _DOCUMENT_SCHEMA
             if "://" not in target and not Path(target).is_absolute():
                 target = str((Path(config_path).resolve().parent / target).resolve())
             return f"# yaml-language-server: $schema={target}"

@@ -17,6 +17,10 @@ from modalities.config.limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_INT_DIGITS
 from modalities.config.spans import Path, SourceMap, Span
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+# The tags of a file merged onto others (config/compose.py): `key: !delete` removes an inherited key,
+# `key: !replace {...}` sets a mapping whole instead of merging it key by key.
+DELETE_TAG = "!delete"
+REPLACE_TAG = "!replace"
 _PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary"}
 
 
@@ -27,6 +31,11 @@ class Document:
     values: Any
     source_map: SourceMap = field(default_factory=SourceMap)
     config_path: FilePath | None = None
+    # path -> DELETE_TAG or REPLACE_TAG where the file wrote one (read with merge_tags; compose.py applies them)
+    marks: dict = field(default_factory=dict)
+    # the files a composed config was read from (compose.SourceFile), in the order they were merged
+    files: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # found while composing (Diagnostics), reported with the rest
 
 
 # The texts of files that replace what is on disk, by resolved path: an editor's unsaved buffers (modalities lsp).
@@ -88,9 +97,11 @@ def _not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnost
     )
 
 
-def load_text(text: str, filename: str = "<string>") -> Document:
-    root = _compose_checked(text, filename)
-    converter = _NodeConverter(filename)
+def load_text(text: str, filename: str = "<string>", *, merge_tags: bool = False, values_before: int = 0) -> Document:
+    """``merge_tags``: accept ``!delete`` and ``!replace`` (recorded in ``marks``); ``values_before``: values
+    already read from the other files of a composed config (they count towards the same MAX_VALUES)."""
+    root = _compose_checked(text, filename, values_before=values_before)
+    converter = _NodeConverter(filename, merge_tags)
     values = converter.convert(root, ()) if root is not None else {}
     if converter.diagnostics:
         raise ConfigError(converter.diagnostics)
@@ -100,7 +111,7 @@ def load_text(text: str, filename: str = "<string>") -> Document:
         raise ConfigError(
             [Diagnostic("a config file must be a mapping of names to components", span=span, code="not-a-mapping")]
         )
-    return Document(values=values, source_map=converter.source_map)
+    return Document(values=values, source_map=converter.source_map, marks=converter.marks)
 
 
 def load_value(text: str, filename: str, span: Span | None = None) -> Any:
@@ -121,10 +132,11 @@ def load_value(text: str, filename: str, span: Span | None = None) -> Any:
     return value
 
 
-def _compose_checked(text: str, filename: str, span: Span | None = None) -> Any:
+def _compose_checked(text: str, filename: str, span: Span | None = None, values_before: int = 0) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
-    composer = _Composer(filename)
+    composer = _Composer(filename, values_before)
     try:
         root = composer.compose(text)
     except MarkedYAMLError as e:
@@ -132,6 +144,13 @@ def _compose_checked(text: str, filename: str, span: Span | None = None) -> Any:
         where = span or (_mark_span(filename, mark) if mark else None)
         message = " ".join(filter(None, [e.context, e.problem])) or str(e)
         raise ConfigError([Diagnostic(f"invalid YAML: {message}", span=where, code="yaml-syntax")]) from None
+    except ReaderError as e:  # a character YAML does not allow (a binary file): positioned by its index
+        where = span or _position_span(filename, text, e.position)
+        character = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        raise ConfigError(
+            [Diagnostic(f"invalid YAML: unacceptable character {character}: {e.reason}", span=where,
+                        hint="a config is YAML text; is this a binary file?", code="yaml-syntax")]
+        ) from None
     except YAMLError as e:
         raise ConfigError([Diagnostic(f"invalid YAML in {filename}: {e}", span=span, code="yaml-syntax")]) from None
     except ConfigError as e:
@@ -140,7 +159,7 @@ def _compose_checked(text: str, filename: str, span: Span | None = None) -> Any:
                 diagnostic.span = span
         raise
     if root is not None:
-        problem = _expansion_problem(root, composer.aliases, filename)
+        problem = _expansion_problem(root, composer.aliases, filename, values_before)
         if problem is not None:
             if span is not None:
                 problem.span = span
@@ -163,6 +182,13 @@ def _event_parser() -> Any:
     return yaml
 
 
+def _position_span(filename: str, text: str, position: int) -> Span:
+    position = max(0, min(position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    return Span(filename, line, col, line, col + 1)
+
+
 def _mark_span(filename: str, mark: Any, end: Any = None) -> Span:
     end = end or mark
     return Span(filename, mark.line + 1, mark.column + 1, end.line + 1, end.column + 1)
@@ -178,8 +204,9 @@ class _Composer:
     anything: nesting beyond MAX_DEPTH, more than one document, an alias to an undefined anchor or into the node
     that defines it (a value containing itself)."""
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str, values_before: int = 0):
         self.filename = filename
+        self.values_before = values_before  # read from the other files of a composed config
         # (alias event's mark, how many collections enclose it, the node it stands for)
         self.aliases: list[tuple[Any, int, Any]] = []
 
@@ -219,13 +246,14 @@ class _Composer:
                 frame[0].value.append((frame[2], node))
                 frame[2] = None
 
-        count = 0  # values (scalars, collections and aliases), keys included
+        count = self.values_before  # values (scalars, collections and aliases), keys included
         for event in yaml.parse(text):
             if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent, AliasEvent)):
                 count += 1
             if count > MAX_VALUES:
                 raise self._error(
-                    f"more than {MAX_VALUES:,} values; a config may hold at most that many",
+                    f"more than {MAX_VALUES:,} values{_IN_ALL if self.values_before else ''}; a config may hold at "
+                    "most that many",
                     event.start_mark,
                     "limit",
                     hint="a config is small data; see modalities/config/limits.py",
@@ -286,7 +314,12 @@ class _Composer:
         return root
 
 
-def _expansion_problem(root: Any, aliases: list[tuple[Any, int, Any]], filename: str) -> Diagnostic | None:
+_IN_ALL = " in all the files composed"
+
+
+def _expansion_problem(
+    root: Any, aliases: list[tuple[Any, int, Any]], filename: str, values_before: int = 0
+) -> Diagnostic | None:
     """How big and deep the config is once aliases are expanded (each alias is a full copy in the plain values),
     computed over the shared nodes without expanding them. Over a limit: a Diagnostic at the first alias (in
     the file) that goes over it."""
@@ -326,14 +359,15 @@ def _expansion_problem(root: Any, aliases: list[tuple[Any, int, Any]], filename:
             hint=hint,
             code="limit",
         )
-    if size[id(root)] > MAX_VALUES:
+    if size[id(root)] + values_before > MAX_VALUES:
         mark, _, node = next(
-            (alias for alias in aliases if size[id(alias[2])] > MAX_VALUES),
+            (alias for alias in aliases if size[id(alias[2])] + values_before > MAX_VALUES),
             max(aliases, key=lambda alias: size[id(alias[2])]),
         )
         stands_for = size[id(node)]
         return Diagnostic(
-            f"through YAML aliases the config expands to more than {MAX_VALUES:,} values; this alias alone stands "
+            f"through YAML aliases the config expands to more than {MAX_VALUES:,} values"
+            f"{_IN_ALL if values_before else ''}; this alias alone stands "
             f"for {'more than ' if stands_for >= cap else ''}{stands_for:,}",
             span=_mark_span(filename, mark),
             hint=hint,
@@ -345,11 +379,15 @@ def _expansion_problem(root: Any, aliases: list[tuple[Any, int, Any]], filename:
 class _NodeConverter:
     """Nodes -> plain values and their positions. The composer has bounded the depth and the expanded size."""
 
-    def __init__(self, filename: str):
+    def __init__(self, filename: str, merge_tags: bool = False):
         self.filename = filename
+        self.merge_tags = merge_tags
+        self.marks: dict[Path, str] = {}
         self.source_map = SourceMap()
         self.diagnostics: list[Diagnostic] = []
-        self._constructor = _event_parser().constructor  # of scalars only: tags and nesting are handled here
+        parser = _event_parser()
+        self._constructor = parser.constructor  # of scalars only: tags and nesting are handled here
+        self._resolver = parser.resolver
 
     def span(self, node: Any) -> Span:
         return _mark_span(self.filename, node.start_mark, node.end_mark)
@@ -359,13 +397,18 @@ class _NodeConverter:
 
         self.source_map.values[path] = self.span(node)
         tag = _tag_name(node)
+        if tag in (DELETE_TAG, REPLACE_TAG) and self.merge_tags:
+            return self._merge_tag(node, path, tag)
         if not self._tag_allowed(tag):
+            merge_tag = tag in (DELETE_TAG, REPLACE_TAG)
             self.diagnostics.append(
                 Diagnostic(
                     f"YAML tag '{tag.replace(_YAML_TAG_PREFIX, '!!')}' is not allowed",
                     span=self.span(node),
                     path=path,
-                    hint="configs are plain data: remove the tag (tags that construct Python objects are never run)",
+                    hint=f"{tag} belongs to a file merged onto others (see docs/config-format.md)"
+                    if merge_tag
+                    else "configs are plain data: remove the tag (tags that construct Python objects are never run)",
                     code="yaml-tag",
                 )
             )
@@ -377,6 +420,32 @@ class _NodeConverter:
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         return None
+
+    def _merge_tag(self, node: Any, path: Path, tag: str) -> Any:
+        """``!delete`` (no value) or ``!replace`` (a mapping or list, read as it is): recorded in ``marks``."""
+        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+        if tag == DELETE_TAG:
+            if not isinstance(node, ScalarNode) or node.value not in ("", "~", "null"):
+                self.diagnostics.append(
+                    Diagnostic(
+                        "!delete takes no value: it removes the key it is written under",
+                        span=self.span(node),
+                        path=path,
+                        hint="write `key: !delete` to remove an inherited key, or the new value without the tag",
+                        code="merge-tag",
+                    )
+                )
+                return None
+            self.marks[path] = DELETE_TAG
+            return None
+        self.marks[path] = REPLACE_TAG
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        node.tag = self._resolver.resolve(ScalarNode, node.value, (True, False))
+        return self._scalar(node, path)
 
     def _tag_allowed(self, tag: str) -> bool:
         return tag.startswith(_YAML_TAG_PREFIX) and tag[len(_YAML_TAG_PREFIX) :] in _PLAIN_TAGS

@@ -29,6 +29,9 @@ class ResolverContext:
     experiments_root: FilePath | None
     experiment_id: str | None
     last_checkpoint_info: FilePath | None = None  # the warm start's last_checkpoint_info.json
+    # A composed config: the folder of the file that wrote the value at a path (None: config_path's folder).
+    folder_of: Callable[[Path], FilePath | None] | None = None
+    at: Path = ()  # the path whose value is being resolved, while a resolver runs
 
 
 Resolver = Callable[[str, ResolverContext], Any]
@@ -59,7 +62,8 @@ def _modalities_env(arg: str, ctx: ResolverContext) -> Any:
     if arg == "config_file_path":
         return str(ctx.config_path) if ctx.config_path else None
     if arg == "config_folder_path":
-        return str(ctx.config_path.parent) if ctx.config_path else None
+        folder = ctx.folder_of(ctx.at) if ctx.folder_of else None
+        return str(folder) if folder else (str(ctx.config_path.parent) if ctx.config_path else None)
     if arg == "experiments_root_path":
         return str(ctx.experiments_root) if ctx.experiments_root else None
     if arg == "experiment_id":
@@ -340,6 +344,7 @@ class _Resolver:
                 self._error(at, f"${{{expression}}}: {e}")
                 return _UNRESOLVED
         if sep and name in _RESOLVERS:
+            self.context.at = at
             try:
                 return _utf8_only(_RESOLVERS[name](arg.strip(), self.context))
             except ResolverError as e:
@@ -613,5 +618,6 @@ def resolve_document(document: Document, context: ResolverContext) -> tuple[Reso
         config_path=document.config_path,
         unresolved_paths=frozenset(resolver.unresolved_paths),
         provenance=resolver.provenance,
+        files=document.files,
     )
     return resolved, resolver.diagnostics

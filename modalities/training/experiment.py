@@ -5,12 +5,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
 
 RESULTS_FILE = "results.jsonl"
 RESOLVED_CONFIG_FILE = "config.yaml"
+CONFIG_SOURCES_DIR = "config_sources"  # the files the config was composed from, as read
+CONFIG_SOURCES_FILE = "config_sources.yaml"  # `extends:` them again, in the order the run was given them
 LOCK_FILE = ".run.lock"
 
 
@@ -69,6 +72,38 @@ def prepare_experiment_folder(root: Path, experiment_id: str, config_text: str) 
     tmp.write_text(config_text)
     tmp.replace(target)
     return folder
+
+
+def save_config_sources(folder: Path, files: list[tuple[str, str]], given: list[str], flags: list[str] = ()) -> None:
+    """Copy the files a config was composed from into ``folder``/config_sources/, keeping their layout
+    relative to each other (so their `extends` still find each other), and write config_sources.yaml, which
+    extends the ``given`` ones in order: ``modalities validate|diff <folder>/config_sources.yaml`` composes the
+    run's config again. ``files``: (absolute location, text); ``flags``: the run's --set flags (a comment:
+    config.yaml holds their effect). A resume replaces the copies with those of the run that resumes."""
+    folder = Path(folder)
+    common = os.path.commonpath([os.path.dirname(location) for location, _ in files])
+    tmp = folder / f".tmp-{CONFIG_SOURCES_DIR}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for location, text in files:
+        target = tmp / os.path.relpath(location, common)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    final = folder / CONFIG_SOURCES_DIR
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.replace(final)
+    lines = [
+        "# The files this run's config was composed from (copied, as they were read, into config_sources/).",
+        "# `modalities validate` or `modalities diff` on this file composes them again; config.yaml is the run's",
+        "# resolved config." + (" The run's --set flags (in config.yaml, not here):" if flags else ""),
+        *(f"#   --set {flag}" for flag in flags),
+        "extends:",
+        *(f"  - {json.dumps(CONFIG_SOURCES_DIR + '/' + Path(os.path.relpath(g, common)).as_posix())}" for g in given),
+    ]
+    manifest = folder / CONFIG_SOURCES_FILE
+    tmp_manifest = folder / f".tmp-{CONFIG_SOURCES_FILE}"
+    tmp_manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp_manifest.replace(manifest)
 
 
 def existing_run_in(root: Path, experiment_id: str) -> Path | None:

@@ -49,3 +49,18 @@ def compile_yaml(write_config, toy_registry):
         return compile_file(write_config(text), toy_registry, **kw)
 
     return compile_
+
+
+def provenance_comments(printed: str) -> dict[str, str]:
+    """The output of `validate --print-resolved --provenance`: dotted path of each commented value -> comment."""
+    comments, stack = {}, []
+    for line in printed.splitlines():
+        indent = len(line) - len(line.lstrip())
+        key, _, rest = line.strip().partition(":")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if "#" in rest:
+            comments[".".join([k for _, k in stack] + [key])] = rest.split("#", 1)[1].strip()
+        else:
+            stack.append((indent, key))
+    return comments

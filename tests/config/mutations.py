@@ -1,5 +1,8 @@
 """Mutations of real configs, as a fuzzer and as a careless or hostile user would make them, and the oracle that
 `modalities validate` must satisfy on each: exit 0, or exit 1 with every error positioned; never a traceback.
+The `extends` family writes an experiment file on top of a config: merges a user would write, and hostile
+`extends` (missing files, directories, devices, cycles, chains past the limit, binary files, symlink loops,
+too many values or bytes in all).
 
 Used by tests/config/test_fuzz.py (a bounded number of cases under hypothesis) and by tools/fuzz_validate.py
 (thousands of cases, each in a forked child, so crashes and hangs are counted too). A case is a function of
@@ -8,9 +11,13 @@ Used by tests/config/test_fuzz.py (a bounded number of cases under hypothesis) a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -89,10 +96,21 @@ class Case:
     file_name: str | None = None
     experiments_root: str | None = None
     last_checkpoint_info: str | None = None
+    # family `extends`: an experiment file merged onto the base (not written to disk: given as text, beside the
+    # base), the other files it names (name -> text, beside the base, also only as text) and files made on disk
+    # in a temporary folder while the case runs (name -> bytes, DIRECTORY or SYMLINK_LOOP; `@TMP@` in a text
+    # stands for that folder)
+    overlay: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    disk: dict[str, Any] = field(default_factory=dict)
 
     @property
     def on_disk(self) -> bool:
         return self.file_name is not None
+
+
+OVERLAY_NAME = "_fuzz_overlay.yaml"
+DIRECTORY, SYMLINK_LOOP = "<directory>", "<symlink loop>"
 
 
 def _lines(text: str) -> list[str]:
@@ -519,6 +537,82 @@ def deep_set_nesting(rng: random.Random, case: Case, values: Any) -> Case:
     return case
 
 
+def _nested(path: tuple, value: str) -> str:
+    """YAML that sets ``value`` (YAML text) at the mapping path ``path``."""
+    lines = [("  " * i) + f"{json.dumps(str(key))}:" for i, key in enumerate(path[:-1])]
+    return "\n".join(lines + [("  " * (len(path) - 1)) + f"{json.dumps(str(path[-1]))}: {value}"]) + "\n"
+
+
+def _mapping_paths(values: Any) -> list[tuple]:
+    return [p for p in _paths(values) if p and all(isinstance(k, str) for k in p) and p[0] != "extends"]
+
+
+def extends_case(rng: random.Random, base: Path, values: Any) -> tuple[str, dict, dict]:
+    """An experiment file on top of ``base`` (overlay text, texts of other files, files on disk)."""
+    paths = _mapping_paths(values)
+    kind = rng.randrange(14)
+    files: dict[str, str] = {}
+    disk: dict[str, Any] = {}
+    extends: Any = base.name
+    body = ""
+    if kind == 0:
+        extends = [base.name, rng.choice(["_fuzz_missing.yaml", "no/such/dir/x.yaml", "/nonexistent.yaml"])]
+    elif kind == 1:
+        disk["dir.yaml"] = DIRECTORY
+        extends = [base.name, rng.choice([".", "..", "/", "@TMP@/dir.yaml", "@TMP@"])]
+    elif kind == 2:  # a cycle through files, back to the overlay or to a file of the chain
+        n = rng.randint(1, 4)
+        for i in range(n):
+            target = f"_fuzz_c{i + 1}.yaml" if i + 1 < n else rng.choice([OVERLAY_NAME, "_fuzz_c0.yaml"])
+            files[f"_fuzz_c{i}.yaml"] = f"extends: {target}\n"
+        extends = [base.name, "_fuzz_c0.yaml"]
+    elif kind == 3:
+        extends = rng.choice([OVERLAY_NAME, [base.name, OVERLAY_NAME], ["./" + OVERLAY_NAME]])
+    elif kind == 4:  # a chain of files, short or past MAX_CONFIG_FILES
+        n = rng.choice([3, 98, 99, 100, 150, 1000])
+        for i in range(n):
+            files[f"_fuzz_c{i}.yaml"] = f"extends: {f'_fuzz_c{i + 1}.yaml' if i + 1 < n else base.name}\nv{i}: {i}\n"
+        extends = "_fuzz_c0.yaml"
+    elif kind == 5:
+        disk["binary.yaml"] = bytes(rng.randrange(256) for _ in range(rng.choice([1, 10, 1000])))
+        extends = [base.name, "@TMP@/binary.yaml"]
+    elif kind == 6:
+        extends = [base.name, rng.choice(["/dev/zero", "/dev/null", "/proc/self/status", "/etc"])]
+    elif kind == 7:
+        disk["loop.yaml"] = SYMLINK_LOOP
+        extends = [base.name, "@TMP@/loop.yaml"]
+    elif kind == 8:
+        extends = rng.choice([3, {"a": 1}, [["a"]], "", None, [base.name, 3], [], [base.name, base.name]])
+    elif kind == 9 and paths:  # !delete of inherited keys, or of keys that are not there
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            path = path[:-1] + (path[-1] + rng.choice(["", "", "x"]),)
+            body += _nested(path, "!delete" + rng.choice(["", "", " 3"]))
+    elif kind == 10 and paths:  # another variant of a component, or !replace of a mapping
+        path = rng.choice(paths)
+        value = rng.choice(["{variant_key: default}", "{variant_key: nope, config: {}}", "!replace {}",
+                            "!replace {component_key: model}", "{component_key: loss}", "{instance_key: model}"])
+        body = _nested(path, value)
+    elif kind == 11 and paths:  # a hostile value where the base has one
+        body = _nested(rng.choice(paths), rng.choice(HOSTILE_VALUES))
+    elif kind == 12:  # too much in all, though no file alone is: values (through aliases, cheap), or bytes
+        if rng.random() < 0.5:  # 249,001 values once expanded, and this file's 1,000 and the base's
+            files["_fuzz_big.yaml"] = "a: &a [" + ",".join(["0"] * 500) + "]\nb: [" + ", ".join(["*a"] * 496) + "]\n"
+            body = "also: [" + ",".join(["1"] * 1000) + "]\n"
+            extends = [base.name, "_fuzz_big.yaml"]
+        else:
+            files["_fuzz_big1.yaml"] = "big: '" + "x" * (8 * 1024 * 1024) + "'\n"
+            files["_fuzz_big2.yaml"] = "bigger: '" + "y" * (9 * 1024 * 1024) + "'\n"
+            extends = [base.name, "_fuzz_big1.yaml", "_fuzz_big2.yaml"]
+    elif paths:  # what a user writes: another number, a few of them
+        ints = [(p, v) for p, v in _leaf_items(values) if p in paths and isinstance(v, int) and not isinstance(v, bool)]
+        for path, value in rng.sample(ints, min(len(ints), rng.randint(1, 3))):
+            body += _nested(path, str(rng.choice([0, 1, 2, value, value * 2, 100])))
+    if isinstance(extends, str) and rng.random() < 0.2:
+        extends = [extends]
+    return f"extends: {json.dumps(extends)}\n" + body, files, disk
+
+
 TEXT_FAMILIES: dict[str, Callable[[random.Random, str], str]] = {
     "delete_line": delete_line,
     "duplicate_line": duplicate_line,
@@ -540,19 +634,22 @@ CASE_FAMILIES: dict[str, Callable[[random.Random, Case, Any], Case]] = {
     "long_set_paths": long_set_paths,
     "deep_set_nesting": deep_set_nesting,
 }
-FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags", "plausible", *CASE_FAMILIES]
+FAMILIES = [*TEXT_FAMILIES, "structure", "set_flags", "plausible", "extends", *CASE_FAMILIES]
 
 
 def make_case(family: str, seed: int, base: Path) -> Case:
-    from ruamel.yaml import YAML
+    from modalities.config.load import load_text
 
     rng = random.Random(f"{family}:{seed}:{base.name}")
     text = base.read_text(encoding="utf-8")
     if family in TEXT_FAMILIES:
         return Case(family, seed, base, TEXT_FAMILIES[family](rng, text))
-    values = YAML(typ="safe", pure=True).load(text)
+    values = load_text(text, str(base), merge_tags=True).values  # a file with `extends`: its own part
     if family in CASE_FAMILIES:
         return CASE_FAMILIES[family](rng, Case(family, seed, base, text), values)
+    if family == "extends":
+        overlay, files, disk = extends_case(rng, base, values)
+        return Case(family, seed, base, text, overlay=overlay, files=files, disk=disk)
     if family == "structure":
         return Case(family, seed, base, structure(rng, text, values))
     if family == "plausible":
@@ -578,12 +675,11 @@ def _write_case(case: Case, folder: Path) -> Path:
 def compile_case(case: Case, root: str | None = "auto", registry=None):
     """The case compiled as `modalities validate` (root "auto") or `modalities train` (root "training") compile
     it. The text is read as if it were the base config (same folder), so its relative paths still point at real
-    files; a case of the command-line families is a real file in a temporary folder. Raises ConfigError where
-    the compiler does."""
-    import tempfile
-
+    files (and the files it extends are found); an `extends` case's overlay and files are read as texts beside
+    it; a case of the command-line families is a real file in a temporary folder. Raises ConfigError where the
+    compiler does."""
     from modalities.config.compiler import compile_document, compile_file, resolve
-    from modalities.config.load import load_text
+    from modalities.config.compose import compose_files
 
     if case.on_disk:
         with tempfile.TemporaryDirectory() as folder:
@@ -591,10 +687,35 @@ def compile_case(case: Case, root: str | None = "auto", registry=None):
                 _write_case(case, Path(folder)), registry, overrides=case.overrides, experiment_id="fuzz",
                 experiments_root=case.experiments_root, last_checkpoint_info=case.last_checkpoint_info, root=root,
             )
-    document = load_text(case.text, str(case.base))
-    document.config_path = case.base.resolve()
-    resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
+    with case_files(case) as (paths, texts):
+        document = compose_files(paths, sources=texts)
+        resolved, diagnostics = resolve(document, overrides=case.overrides, experiment_id="fuzz")
     return compile_document(resolved, registry, diagnostics=diagnostics, root=root)
+
+
+@contextlib.contextmanager
+def case_files(case: Case):
+    """(the files to compose, their texts), with the case's files on disk made in a temporary folder."""
+    folder = case.base.parent
+    if case.overlay is None:
+        yield [case.base], {case.base: case.text}
+        return
+    tmp = tempfile.mkdtemp(prefix="fuzz-extends-")
+    try:
+        for name, content in case.disk.items():
+            path = os.path.join(tmp, name)
+            if content == DIRECTORY:
+                os.mkdir(path)
+            elif content == SYMLINK_LOOP:
+                os.symlink(path, path)
+            else:
+                Path(path).write_bytes(content)
+        texts = {folder / name: text.replace("@TMP@", tmp) for name, text in case.files.items()}
+        texts[folder / OVERLAY_NAME] = case.overlay.replace("@TMP@", tmp)
+        texts[case.base] = case.text
+        yield [folder / OVERLAY_NAME], texts
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_validate(case: Case, registry=None) -> tuple[int, list]:

@@ -154,5 +154,6 @@ def test_each_family_changes_the_config(family):
     changed = 0
     for seed in range(20):
         case = make_case(family, seed, BASE_CONFIGS[0])
-        changed += case.text != BASE_CONFIGS[0].read_text() or bool(case.overrides) or case.on_disk
+        changed += (case.text != BASE_CONFIGS[0].read_text() or bool(case.overrides) or case.on_disk
+                    or bool(case.overlay))
     assert changed >= 15

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from modalities.cli.main import main
+from tests.config.conftest import provenance_comments
 
 CONFIG = """settings:
   steps: 10
@@ -44,16 +45,7 @@ def _provenance(tmp_path, capsys, *flags) -> dict[str, str]:
     assert main(args) == 0
     out = capsys.readouterr().out
     printed = out[out.index("settings:"):]
-    comments, stack = {}, []
-    for line in printed.splitlines():
-        indent = len(line) - len(line.lstrip())
-        key, _, rest = line.strip().partition(":")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        if "#" in rest:
-            comments[".".join([k for _, k in stack] + [key])] = rest.split("#", 1)[1].strip()
-        else:
-            stack.append((indent, key))
+    comments = provenance_comments(printed)
     # The printed YAML, comments aside, is the resolved config.
     assert yaml.safe_load(printed)["other"]["config"]["num_tokens"] == (20 if flags else 10)
     return comments

@@ -11,9 +11,11 @@ import referencing
 from modalities.registry import default_registry
 from modalities.schema.json_schema import (
     DOCUMENT_SCHEMA_NAME,
+    PARTIAL_SCHEMA_NAME,
     check_schemas,
     component_schema_filename,
     generate_document_schema,
+    generate_partial_schema,
     write_schemas,
 )
 from tests.schema.conftest import REPO_ROOT
@@ -222,13 +224,17 @@ def test_committed_schemas_are_fresh():
 
 
 def test_every_config_carries_the_schema_modeline():
-    configs = [p for p in sorted((REPO_ROOT / "configs").rglob("*.yaml")) if "component_key:" in p.read_text()]
+    """A whole config names the document schema; a file with `extends` (a part of one) the partial schema."""
+    configs = [p for p in sorted((REPO_ROOT / "configs").rglob("*.yaml")) if "component_key:" in p.read_text()
+               or "\nextends:" in p.read_text()]
+    assert any("\nextends:" in p.read_text() for p in configs)
     for config in configs:
         first_lines = config.read_text().splitlines()[:3]
         modeline = next((line for line in first_lines if "yaml-language-server: $schema=" in line), None)
         assert modeline, f"{config}: add '# yaml-language-server: $schema=<relative path>/modalities.schema.json'"
         target = (config.parent / modeline.split("$schema=", 1)[1].strip()).resolve()
-        assert target == (REPO_ROOT / "schemas" / DOCUMENT_SCHEMA_NAME).resolve(), f"{config}: {modeline}"
+        schema = PARTIAL_SCHEMA_NAME if "\nextends:" in config.read_text() else DOCUMENT_SCHEMA_NAME
+        assert target == (REPO_ROOT / "schemas" / schema).resolve(), f"{config}: {modeline}"
 
 
 def test_a_list_of_components_may_be_a_reference_to_a_top_level_list(toy_document_schema):
@@ -238,3 +244,36 @@ def test_a_list_of_components_may_be_a_reference_to_a_top_level_list(toy_documen
     assert _errors(toy_document_schema, trainer(ref("all_callbacks"))) == []
     assert _errors(toy_document_schema, trainer([ref("model"), MODEL])) == []
     assert _errors(toy_document_schema, trainer(MODEL)), "one component where a list belongs"
+
+
+def _subschemas(schema):
+    if isinstance(schema, dict):
+        yield schema
+        for value in schema.values():
+            yield from _subschemas(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _subschemas(value)
+
+
+def test_the_partial_schema_requires_nothing_and_takes_extends_and_delete(toy_document_schema):
+    partial = generate_partial_schema(toy_document_schema)
+    assert not any(isinstance(s.get("required"), list) for s in _subschemas(partial))
+    assert any(isinstance(s.get("required"), list) for s in _subschemas(toy_document_schema))  # left as it was
+    optimizer = {"component_key": "optimizer", "variant_key": "toy_sgd", "config": {"lr": 0.1}}
+    assert _errors(partial, {"extends": "base.yaml", "optimizer": {"config": {"lr": 0.5}}}) == []
+    assert _errors(partial, {"extends": ["a.yaml", "b.yaml"], "optimizer": optimizer}) == []
+    # `key: !delete` reaches yaml-language-server as an empty string: accepted for a field and a component
+    assert _errors(partial, {"optimizer": {"config": {"lr": ""}}, "model": ""}) == []
+    assert _errors(partial, {"extends": 3}), "extends names files"
+    assert _errors(partial, {"optimizer": {**optimizer, "config": {"lr": "fast"}}}), "a wrong type"
+    assert _errors(partial, {"optimizer": {**optimizer, "config": {"lrr": 0.1}}}), "a misspelled field"
+    assert _errors(toy_document_schema, {"extends": "base.yaml", "optimizer": optimizer}), "the whole-config schema"
+
+
+def test_schema_writes_the_partial_schema_beside_the_document_schema(toy_registry, tmp_path):
+    write_schemas(toy_registry, tmp_path)
+    written = json.loads((tmp_path / PARTIAL_SCHEMA_NAME).read_text())
+    assert written == generate_partial_schema(generate_document_schema(toy_registry))
+    string = {"type": "string"}
+    assert written["properties"]["extends"]["anyOf"] == [string, {"type": "array", "items": string}]

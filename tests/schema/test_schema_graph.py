@@ -20,6 +20,10 @@ DATA = Path(__file__).parent / "data"
 TOY_CONFIG = DATA / "toy_training.yaml"
 
 
+# Configs written for several ranks: compiled as one of them (their degrees must fill the world size).
+WORLD_SIZE = {REPO_ROOT / "configs" / "quickstart_tp.yaml": "2"}
+
+
 def configs_to_draw() -> list[Path]:
     return sorted((REPO_ROOT / "configs").rglob("*.yaml")) + sorted(DATA.glob("*.yaml"))
 
@@ -36,8 +40,9 @@ def graphviz_json(dot_source: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_dot_of_every_config_has_the_compilers_nodes_edges_and_clusters(toy_registry):
+def test_dot_of_every_config_has_the_compilers_nodes_edges_and_clusters(toy_registry, monkeypatch):
     for path in configs_to_draw():
+        monkeypatch.setenv("WORLD_SIZE", WORLD_SIZE.get(path, "1"))
         graph = compiled_graph(path, toy_registry)
         drawn = graphviz_json(to_dot(graph, str(path)))
         objects = drawn.get("objects", [])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modalities.schema.json_schema import DOCUMENT_SCHEMA_NAME, write_schemas
+from modalities.schema.json_schema import DOCUMENT_SCHEMA_NAME, PARTIAL_SCHEMA_NAME, write_schemas
 from tests.schema.conftest import REPO_ROOT
 from tests.schema.lsp_client import LspClient
 from tests.schema.plugins.toy_configs import TOY_OPTIMIZERS
@@ -20,6 +20,8 @@ ERROR = 1  # LSP DiagnosticSeverity.Error
 SERVER_SETTINGS = {
     "yaml": {"validate": True, "completion": True, "hover": True, "schemas": {}, "schemaStore": {"enable": False}}
 }
+# The merge tags of files with `extends` declared, as docs/ide.md tells editors to (they are then completed too)
+TAG_SETTINGS = {"yaml": {**SERVER_SETTINGS["yaml"], "customTags": ["!delete scalar", "!replace mapping"]}}
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +39,22 @@ def server(workspace):
     client.close()
 
 
+@pytest.fixture(scope="module")
+def tag_server(workspace):
+    client = LspClient(workspace, TAG_SETTINGS)
+    yield client
+    client.close()
+
+
 CURSOR = "|CURSOR|"
 
 
-def open_config(server: LspClient, workspace: Path, name: str, body: str) -> tuple[str, list[str]]:
+def open_config(
+    server: LspClient, workspace: Path, name: str, body: str, schema: str = DOCUMENT_SCHEMA_NAME
+) -> tuple[str, list[str]]:
     """Write a config with the schema modeline (a relative path, as in configs/) and open it. A CURSOR
     marker is replaced by a space (where completion is asked for)."""
-    text = f"# yaml-language-server: $schema=../schemas/{DOCUMENT_SCHEMA_NAME}\n" + textwrap.dedent(body)
+    text = f"# yaml-language-server: $schema=../schemas/{schema}\n" + textwrap.dedent(body)
     text = text.replace(CURSOR, " ")
     path = workspace / "configs" / name
     path.write_text(text)
@@ -209,7 +220,7 @@ def test_unknown_variant_and_wrong_kind_are_reported(server, workspace):
 def test_committed_configs_have_no_diagnostics_with_the_committed_schema():
     conversions = Path(__file__).parent / "data" / "number_conversion_only.yaml"
     configs = sorted((REPO_ROOT / "configs").rglob("*.yaml")) + [conversions]
-    client = LspClient(REPO_ROOT, SERVER_SETTINGS)
+    client = LspClient(REPO_ROOT, TAG_SETTINGS)
     try:
         # The same file with a typo must be reported: proof that the modeline's schema was applied.
         typo = conversions.with_name("typo.yaml")
@@ -226,3 +237,75 @@ def test_committed_configs_have_no_diagnostics_with_the_committed_schema():
     finally:
         client.close()
     assert problems == {}
+
+
+def test_a_file_with_extends_completes_and_is_checked_with_the_partial_schema(tag_server, workspace, toy_registry):
+    server = tag_server
+    # Nothing is required (the base holds the rest) and `!delete` is accepted...
+    uri, _ = open_config(
+        server,
+        workspace,
+        "experiment.yaml",
+        """\
+        extends: base.yaml
+        optimizer:
+          config:
+            lr: 0.5
+            momentum: !delete
+        model: !delete
+        """,
+        schema=PARTIAL_SCHEMA_NAME,
+    )
+    assert [d for d in server.diagnostics(uri) if d.get("severity", ERROR) == ERROR] == []
+    # ...and a misspelled field of a node that names its variant is reported on its line (without the variant,
+    # the editor cannot tell which variant's fields are meant, and reports against one it guesses).
+    uri, lines = open_config(
+        server,
+        workspace,
+        "experiment_typo.yaml",
+        """\
+        extends: base.yaml
+        optimizer:
+          component_key: optimizer
+          variant_key: toy_sgd
+          config:
+            momentum: !delete
+            nesterovv: true
+        """,
+        schema=PARTIAL_SCHEMA_NAME,
+    )
+    errors = [d for d in server.diagnostics(uri) if d.get("severity", ERROR) == ERROR]
+    assert [(d["range"]["start"]["line"], "nesterovv" in d["message"]) for d in errors] == [
+        (line_of(lines, "nesterovv"), True)], errors
+    uri, lines = open_config(
+        server,
+        workspace,
+        "experiment_variant.yaml",
+        """\
+        extends: base.yaml
+        optimizer:
+          component_key: optimizer
+          variant_key:|CURSOR|
+        """,
+        schema=PARTIAL_SCHEMA_NAME,
+    )
+    line = line_of(lines, "variant_key:")
+    labels = {item["label"] for item in server.completions(uri, line, len(lines[line]))}
+    assert set(toy_registry.variants("optimizer")) <= labels
+    uri, lines = open_config(
+        server,
+        workspace,
+        "experiment_fields.yaml",
+        """\
+        extends: base.yaml
+        optimizer:
+          component_key: optimizer
+          variant_key: toy_sgd
+          config:
+           |CURSOR|
+        """,
+        schema=PARTIAL_SCHEMA_NAME,
+    )
+    items = server.completions(uri, line_of(lines, "config:") + 1, 4)
+    fields = sorted(item["label"] for item in items if item.get("kind") == PROPERTY_KIND)
+    assert fields == sorted(toy_registry.get("optimizer", "toy_sgd").config_class().model_fields)

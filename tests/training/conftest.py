@@ -24,9 +24,10 @@ def read_results(experiment_folder: Path, tag: str = "train") -> dict[int, float
     return losses
 
 
-def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Path = TINY) -> int:
+def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Path | list[Path] = TINY) -> int:
     """`modalities train --plugin ...` in this process, on a copy of the process registry that is thrown away
-    afterwards, so the stand-ins do not leak into other tests (schema freshness, duplicate registrations)."""
+    afterwards, so the stand-ins do not leak into other tests (schema freshness, duplicate registrations).
+    ``config``: a file, or several (merged left to right)."""
     import sys
 
     import modalities.registry as registry_module
@@ -36,7 +37,8 @@ def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Pa
     registry_module._default = saved.copy()
     sys.modules.pop(PLUGIN, None)  # so that importing the plugin registers into the copy
     try:
-        return main(["train", str(config), "--plugin", PLUGIN, "--experiments-root", str(tmp_path),
+        files = [str(c) for c in config] if isinstance(config, list) else [str(config)]
+        return main(["train", *files, "--plugin", PLUGIN, "--experiments-root", str(tmp_path),
                      "--experiment-id", experiment_id, *extra])
     finally:
         registry_module._default = saved
