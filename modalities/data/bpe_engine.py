@@ -27,6 +27,8 @@ The packer's EOD is appended after the engine's ids, the same way for both. tikt
 from __future__ import annotations
 
 import json
+import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -341,7 +343,12 @@ class TiktokenBatchEncoder:
         # The core encoder, not Encoding.encode: that replaces lone surrogates with U+FFFD where `tokenizers`
         # refuses the text, and returns Python ints where a buffer of uint32 costs the GIL nothing.
         self._encode = self.encoding._core_bpe.encode_to_tiktoken_buffer
-        self._matched = set(spec.matched_in_text)
+        # tiktoken converts the set of tokens to match to Rust strings at every call: 0.13 ms for Llama-3's 256,
+        # more than encoding a short document. Each text gets only those it holds (usually none).
+        self._no_tokens: set[str] = set()
+        self._first_characters = sorted({token[0] for token in spec.matched_in_text})
+        longest_first = sorted(spec.matched_in_text, key=len, reverse=True)
+        self._find_tokens = re.compile("|".join(map(re.escape, longest_first))).findall if longest_first else None
         self._prefix = np.array(spec.prefix, dtype=np.uint32)
         self._suffix = np.array(spec.suffix, dtype=np.uint32)
 
@@ -355,7 +362,7 @@ class TiktokenBatchEncoder:
         return (np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)), lengths
 
     def _own_ids(self, texts: Sequence[str]) -> tuple[list, list[int]]:
-        encode, matched, nfc = self._encode, self._matched, self.spec.nfc
+        encode, nfc = self._encode, self.spec.nfc
         framed = bool(len(self._prefix) or len(self._suffix))
         arrays: list = []
         elsewhere: list[int] = []
@@ -365,13 +372,20 @@ class TiktokenBatchEncoder:
                 arrays.append(None)
                 continue
             try:
-                ids = np.frombuffer(encode(text, matched), dtype=np.uint32)
+                ids = np.frombuffer(encode(text, self._tokens_in(text)), dtype=np.uint32)
             except Exception:  # noqa: BLE001 - a lone surrogate (UnicodeEncodeError), or any other refusal
                 elsewhere.append(i)
                 arrays.append(None)
                 continue
             arrays.append(np.concatenate((self._prefix, ids, self._suffix)) if framed else ids)
         return arrays, elsewhere
+
+    def _tokens_in(self, text: str) -> set[str]:
+        """The added tokens to match that ``text`` holds. (No token begins another, so the leftmost matches
+        findall lists are the ones tiktoken takes.)"""
+        if self._find_tokens is None or not any(first in text for first in self._first_characters):
+            return self._no_tokens
+        return set(self._find_tokens(text))
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
         flat, lengths = self.encode_flat(texts)
@@ -418,14 +432,18 @@ def stress_documents(added_tokens: Iterable[str] = ()) -> list[str]:
     return documents
 
 
-def first_difference(reference, candidate, texts: Sequence[str], labels: Sequence[str]) -> str | None:
-    """Where ``candidate`` (tiktoken) and ``reference`` (`tokenizers`) give different ids: the first such text
-    (its label, and the first differing position), or None. A text the reference cannot encode (the packer
-    reports it as a bad document) must fail with the candidate too."""
+def encode_each(encoder, texts: list[str]) -> list:
+    """Each text's ids from ``encoder``, None for a text it fails on (the batch first, one by one if it fails)."""
     try:
-        expected, got = reference(list(texts)), candidate(list(texts))
-    except Exception:  # noqa: BLE001 - some text fails: compared one by one below
-        expected, got = [_ids_or_failure(reference, t) for t in texts], [_ids_or_failure(candidate, t) for t in texts]
+        return encoder(texts)
+    except Exception:  # noqa: BLE001 - some text fails: encoded one by one below
+        return [_ids_or_failure(encoder, text) for text in texts]
+
+
+def first_difference(expected: list, got: list, texts: Sequence[str], labels: Sequence[str]) -> str | None:
+    """Where ``got`` (tiktoken's ids, by encode_each) differs from ``expected`` (`tokenizers`'): the first such
+    text (its label, and the first differing position), or None. A text `tokenizers` cannot encode (the packer
+    reports it as a bad document) must fail with tiktoken too."""
     for label, text, want, have in zip(labels, texts, expected, got):
         if want is None or have is None:
             if (want is None) != (have is None):
@@ -483,17 +501,25 @@ def choose_engine(encoder, wanted: str, sample: Callable[[], list[str]]) -> Engi
         return huggingface("tiktoken is not installed: pip install 'modalities[tiktoken]' for faster packing")
     try:
         spec = cached_tiktoken_spec(encoder.tokenizer_json, encoder.special_tokens_as_text)
-        candidate = TiktokenBatchEncoder(spec, encoder)
     except NotExpressible as e:
         return huggingface(f"tiktoken cannot express it: {e.args[0]}")
+    corpus = sample()
+    built = stress_documents(spec.added)
+    texts = corpus + built
+    # `tokenizers` encodes the texts with the GIL released while tiktoken builds its tables (0.1-0.2 s for GPT-2).
+    expected: list = []
+    reference = threading.Thread(target=lambda: expected.extend(encode_each(encoder, texts)), daemon=True)
+    reference.start()
+    try:
+        candidate = TiktokenBatchEncoder(spec, encoder)
     except ValueError as e:  # tiktoken refuses the regex (a syntax its regex engine lacks)
         return huggingface(f"tiktoken cannot express it: {e}")
     except AttributeError:  # a tiktoken before encode_to_tiktoken_buffer
         return huggingface(f"tiktoken {version} is too old: pip install 'tiktoken>=0.8'")
-    corpus = sample()
-    built = stress_documents(spec.added)
+    finally:
+        reference.join()
     labels = [f"corpus sample document {i}" for i in range(len(corpus))] + [f"built document {i}" for i in range(len(built))]
-    difference = first_difference(encoder, candidate, corpus + built, labels)
+    difference = first_difference(expected, encode_each(candidate, texts), texts, labels)
     if difference is not None:
         return huggingface(f"tiktoken differs on {difference}")
     return EngineChoice(candidate, TIKTOKEN, version,

@@ -183,13 +183,18 @@ def pack_config(path: Path, corpus: Path, index: Path, tokenizer: Path, destinat
     return path
 
 
-def timed(command: list[str], env: dict) -> float:
+def timed(command: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, all threads and child processes) of ``command``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main() -> None:
@@ -234,6 +239,7 @@ def main() -> None:
            "TOKENIZERS_PARALLELISM": "true"}
     ours = [sys.executable, "-m", "modalities", "data", "pack_encoded_data"]
     rows: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # CPU seconds of the fresh-process rows, run by run
 
     def measure(name: str, command: list[str], destination: Path | None) -> None:
         if destination is not None:
@@ -244,7 +250,9 @@ def main() -> None:
             own_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
             if args.reference_pythonpath:
                 own_env["PYTHONPATH"] = args.reference_pythonpath
-        rows.setdefault(name, []).append(timed(command, own_env))
+        seconds, cpu_seconds = timed(command, own_env)
+        rows.setdefault(name, []).append(seconds)
+        cpu.setdefault(name, []).append(cpu_seconds)
 
     import shutil
 
@@ -291,10 +299,11 @@ def main() -> None:
     print(f"corpus: {packed.num_documents:,} documents, {paths['corpus'].stat().st_size / 1e6:.1f} MB, "
           f"{tokens:,} tokens; tokenizer: {paths['tokenizer']}; batches of {args.batch_size}, "
           f"{args.num_cpus} cpus; best of {args.rounds}")
-    print(f"{'':58} {'seconds':>8} {'tokens/s':>12}")
+    print(f"{'':58} {'seconds':>8} {'tokens/s':>12} {'cpu s':>7}")
     for name, seconds in best.items():
         rate = "" if "start-up" in name or name.startswith("SentencePiece") else f"{tokens / seconds:12,.0f}"
-        print(f"{name:58} {seconds:8.2f} {rate:>12}")
+        cpu_seconds = f"{cpu[name][rows[name].index(seconds)]:7.2f}" if name in cpu else ""
+        print(f"{name:58} {seconds:8.2f} {rate:>12} {cpu_seconds:>7}")
     for method, run in alone.items():
         label = f"tiktoken alone, {method[9:]}" if method.startswith("tiktoken") else f"tokenizer alone, {method}"
         print(f"{label:58} {run['seconds']:8.2f} {tokens / run['seconds']:12,.0f}")
