@@ -403,6 +403,8 @@ tokenizer:
 """)
     assert main(["data", "pack_encoded_data", str(config)]) == 0
     assert "engine: tiktoken" in capsys.readouterr().out
+    assert main(["data", "inspect", str(corpus.with_suffix(".pbin"))]) == 0
+    assert "encoded by:  tiktoken" in capsys.readouterr().out
     assert main(["data", "pack_encoded_data", str(config), "--overwrite", "--tokenizer-engine", "huggingface"]) == 0
     assert "engine: Hugging Face tokenizers" in capsys.readouterr().out
 
