@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(overrides settings.special_tokens_in_text)",
     )
     pack.add_argument(
+        "--tokenizer-engine",
+        choices=["auto", "tiktoken", "huggingface"],
+        default=None,
+        help="what encodes a Hugging Face byte-level BPE: tiktoken where it gives the same ids (auto), tiktoken or "
+        "an error (tiktoken), or Hugging Face tokenizers (huggingface); overrides settings.tokenizer_engine",
+    )
+    pack.add_argument(
         "--shard",
         default=None,
         metavar="I/N",
@@ -275,6 +282,7 @@ def _pack_encoded_data(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         special_tokens_in_text=getattr(args, "special_tokens_in_text", None),
         shard=shard,
+        tokenizer_engine=getattr(args, "tokenizer_engine", None),
     )
 
 
@@ -320,6 +328,7 @@ def pack_from_config(
     num_cpus=None,
     special_tokens_in_text: str | None = None,
     shard: tuple[int, int] | None = None,
+    tokenizer_engine: str | None = None,
 ) -> int:
     """Pack as a pack config describes (only slice I of N with ``shard=(I, N)``); 0 on success, 1 after printing
     what is wrong."""
@@ -387,12 +396,14 @@ def pack_from_config(
             on_progress=progress.update,
             special_tokens_as_text=(special_tokens_in_text or settings.special_tokens_in_text) == "as_text",
             shard=shard,
+            tokenizer_engine=tokenizer_engine or settings.tokenizer_engine,
         )
     print(
         f"{result.dst_path}: {result.num_documents} documents, {result.num_tokens} tokens "
         f"({result.token_width}-byte tokens) in {result.seconds:.1f}s on {result.parallelism}: "
         f"{_rates(result.num_documents, result.num_tokens, result.seconds)}"
     )
+    print(f"engine: {result.engine}")
     if result.num_with_eod_inside:
         as_text = (special_tokens_in_text or settings.special_tokens_in_text) == "as_text"
         lines = ", ".join(map(str, _lines_of(settings.src_path, index_path, result.first_with_eod_inside)))
@@ -535,6 +546,10 @@ def _inspect(args: argparse.Namespace) -> int:
             first, end = source.get("documents", [None, None])
             print(f"packed from: {source['path']} (documents {first}..{end} of {source.get('of')}, "
                   f"jq {source.get('jq_pattern')}) on {info.get('written')} by modalities {info.get('modalities')}")
+        engine = info.get("engine") or {}
+        if engine.get("name"):
+            print(f"encoded by:  {engine['name']} {engine.get('version') or ''}".rstrip()
+                  + (f" ({engine['reason']})" if engine.get("reason") else ""))
     else:
         print("tokenizer:   not recorded (no info file beside the .pbin: packed elsewhere or before it existed)")
     if packed.num_documents == 0:

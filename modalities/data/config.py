@@ -362,6 +362,14 @@ class PackEncodedDataSettings(ComponentConfig):
         "an EOD inside are counted and reported either way. Keep `as_tokens` for text whose markers are meant "
         "(chat templates).",
     )
+    tokenizer_engine: Literal["auto", "tiktoken", "huggingface"] = Field(
+        default="auto",
+        description="What encodes a Hugging Face byte-level BPE tokenizer (GPT-2, Llama-3, Qwen): `auto` uses "
+        "tiktoken (the `tiktoken` extra) where it can express the tokenizer and gives its ids on a sample of the "
+        "corpus and on built test documents, else Hugging Face tokenizers; `tiktoken` makes it an error when "
+        "tiktoken cannot be used; `huggingface` never uses tiktoken. The ids, and so the file, are the same "
+        "either way. SentencePiece and tokenizers of one's own keep their engine. Also --tokenizer-engine.",
+    )
     overwrite: StrictBool = Field(default=False, description="Replace an existing output file.")
 
     @field_validator("jq_pattern")

@@ -11,6 +11,11 @@ writes; this runs faster than the tokenizer on its own thread pool. SentencePiec
 too and goes the same way; older SentencePiece and encoders of one's own run in a pool of ``num_cpus`` worker
 processes.
 
+What encodes a Hugging Face byte-level BPE is chosen once per pack (bpe_engine.choose_engine): tiktoken where it
+can express the tokenizer and gives its ids on a sample of the corpus and on built test documents, else
+`tokenizers`. tiktoken also releases the GIL and takes the thread pipeline; it hands over each batch's ids back
+to back in one array, which the writer takes as it is.
+
 ``shard=(i, n)`` packs the i-th of n contiguous slices of the index; merging the n parts in order
 (`merge_packed_data`) gives the file packing the whole would.
 
@@ -35,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from modalities.data.bpe_engine import choose_engine
 from modalities.data.errors import DataError
 from modalities.data.jq_pattern import JqPatternError, apply_jq_pattern, compile_jq_pattern
 from modalities.data.pbin import TOKEN_DTYPES, PackedFileWriter, token_width_for_vocab
@@ -63,6 +69,7 @@ class PackingResult:
     num_with_eod_inside: int = 0
     first_with_eod_inside: list[int] = field(default_factory=list)
     parallelism: str = ""  # how the work was spread, for the summary
+    engine: str = ""  # what encoded the documents, and why (bpe_engine.EngineChoice.describe)
 
 
 @dataclass
@@ -88,6 +95,24 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
     texts, documents, errors = _read_texts(_worker["src"], _worker["jq_steps"], first_document, entries)
     encoded, documents = _encode_each_on_failure(_worker["encoder"], texts, documents, errors)
     return _flatten(encoded, documents, errors, _worker["eod_id"], _worker["width"])
+
+
+def _sample_texts(src: Path, steps, index: np.ndarray, first: int, end: int) -> list[str]:
+    """Texts of up to SAMPLE_DOCUMENTS documents spread evenly over [first, end) (at most SAMPLE_CHARACTERS in
+    all), for comparing engines before a pack; documents that cannot be read are left to the pack to report."""
+    from modalities.data.bpe_engine import SAMPLE_CHARACTERS, SAMPLE_DOCUMENTS
+
+    count = min(SAMPLE_DOCUMENTS, end - first)
+    texts: list[str] = []
+    characters = 0
+    with open(src, "rb") as f:
+        for document in sorted(set(np.linspace(first, end - 1, count).round().astype(int).tolist())) if count else []:
+            found, _, _ = _read_texts(f, steps, document, index[document : document + 1])
+            texts += found
+            characters += sum(map(len, found))
+            if characters >= SAMPLE_CHARACTERS:
+                break
+    return texts
 
 
 def _read_texts(src, steps, first_document: int, entries: np.ndarray) -> tuple[list[str], list[int], list]:
@@ -119,17 +144,21 @@ def _read_texts(src, steps, first_document: int, entries: np.ndarray) -> tuple[l
     return texts, documents, errors
 
 
-def _flatten(encoded: list[list[int]], documents: list[int], errors: list, eod: int, width: int) -> _ChunkResult:
+def _flatten(encoded, documents: list[int], errors: list, eod: int, width: int) -> _ChunkResult:
     """One batch's token ids as the file holds them: each document's ids, then the EOD token unless the
-    encoding already ends with it (as the reference: padding with pad = EOD gets no second one)."""
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    flat = np.fromiter(chain.from_iterable(encoded), dtype=np.int64, count=int(lengths.sum()))
+    encoding already ends with it (as the reference: padding with pad = EOD gets no second one). ``encoded``:
+    each document's ids, or all of them back to back with each document's count (an encoder's encode_flat)."""
+    if isinstance(encoded, tuple):
+        flat, lengths = encoded
+    else:
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        flat = np.fromiter(chain.from_iterable(encoded), dtype=np.int64, count=int(lengths.sum()))
     ends = np.cumsum(lengths)
     limit = 1 << (8 * width)
     if len(flat) and (flat.min() < 0 or flat.max() >= limit):
         raise DataError(f"the tokenizer produced an id outside 0..{limit - 1}, which the token width cannot hold")
     is_eod = flat == eod
-    ends_with_eod = np.zeros(len(encoded), dtype=bool)
+    ends_with_eod = np.zeros(len(lengths), dtype=bool)
     nonempty = lengths > 0
     ends_with_eod[nonempty] = is_eod[ends[nonempty] - 1]
     # Documents holding an EOD before the run of EOD tokens they may end with: rare, so looked at one by one.
@@ -138,14 +167,14 @@ def _flatten(encoded: list[list[int]], documents: list[int], errors: list, eod: 
     with_eod_inside = []
     if eod_counts is not None:
         for j, count in zip(np.flatnonzero(nonempty).tolist(), eod_counts.tolist()):
-            if count and _has_eod_inside(encoded[j], eod):
+            if count and _has_eod_inside(flat[starts[j] : ends[j]], eod):
                 with_eod_inside.append(documents[j])
     tokens = np.insert(flat, ends[~ends_with_eod], eod).astype(TOKEN_DTYPES[width])
     errors.sort()
     return _ChunkResult(tokens.tobytes(), lengths + ~ends_with_eod, errors, with_eod_inside)
 
 
-def _has_eod_inside(ids: list[int], eod: int) -> bool:
+def _has_eod_inside(ids, eod: int) -> bool:
     """Whether the EOD token occurs before the run of EOD tokens an encoding may end with (padding)."""
     end = len(ids)
     while end and ids[end - 1] == eod:
@@ -194,6 +223,7 @@ def pack_encoded_data(
     special_tokens_as_text: bool = False,
     shard: tuple[int, int] | None = None,
     on_start: Callable[[int], None] | None = None,
+    tokenizer_engine: str = "auto",
 ) -> PackingResult:
     """Pack ``src_path`` (JSONL with a raw index) into a .pbin file; see the module docstring.
 
@@ -202,6 +232,8 @@ def pack_encoded_data(
     default, as in the reference (same files); the result counts the documents it would change either way.
 
     ``shard=(i, n)``: only the i-th of n contiguous slices of the documents (see shard_bounds).
+    ``tokenizer_engine``: auto (tiktoken where it gives the tokenizer's ids, see bpe_engine), tiktoken (an error
+    where it cannot be used) or huggingface.
     ``on_start(num_documents)`` is called once the index is read, with the documents to pack;
     ``on_progress(documents_done, tokens_done)`` after each batch is written.
     """
@@ -222,6 +254,8 @@ def pack_encoded_data(
     eod_id = tokenizer.get_token_id(eod_token)
     # A tokenizer of one's own may predate special_tokens_as_text: it is asked only when that is wanted.
     encoder = tokenizer.batch_encoder(special_tokens_as_text) if special_tokens_as_text else tokenizer.batch_encoder()
+    engine = choose_engine(encoder, tokenizer_engine, lambda: _sample_texts(src, jq_steps, index, first, end))
+    encoder = engine.encoder
     tasks = [(start, index[start : min(start + processing_batch_size, end)]) for start in range(first, end, processing_batch_size)]
     if on_start is not None:
         on_start(end - first)
@@ -266,6 +300,7 @@ def pack_encoded_data(
                 "eod_token": eod_token,
                 "eod_id": eod_id,
             },
+            "engine": engine.record(),
             "token_width": width,
             "documents": num_documents,
             "tokens": num_tokens,
@@ -280,7 +315,7 @@ def pack_encoded_data(
     )
     return PackingResult(
         dst, num_documents, num_tokens, width, time.perf_counter() - began, skipped, num_with_eod_inside,
-        with_eod_inside, spread.parallelism,
+        with_eod_inside, spread.parallelism, engine.describe(),
     )
 
 
@@ -346,7 +381,8 @@ class _results_in_order:
         # one be taken out (under the GIL) while the encoder threads encode the next ones.
         texts_queue: queue.Queue = queue.Queue(maxsize=min(self.window, 2 * self.num_cpus))
         encoded_queue: queue.Queue = queue.Queue(maxsize=2 * self.num_cpus)
-        encode_batch = getattr(encoder, "encodings", encoder)
+        # An encoder's own fastest form: all ids back to back (tiktoken), or `tokenizers`' Encoding objects.
+        encode_batch = getattr(encoder, "encode_flat", None) or getattr(encoder, "encodings", encoder)
 
         def put(q: queue.Queue, item) -> bool:
             while not self.stop.is_set():
@@ -417,9 +453,9 @@ class _results_in_order:
             if isinstance(work, _Failed):
                 raise work.error
             encoded, documents, errors = work
-            # Encodings, or the ids of a batch retried document by document (.ids builds a new list each time)
-            ids = [each if isinstance(each, list) else each.ids for each in encoded]
-            yield _flatten(ids, documents, errors, eod_id, width)
+            if not isinstance(encoded, tuple):  # not ids back to back: Encodings, or a batch retried one by one
+                encoded = [each.ids if hasattr(each, "ids") else each for each in encoded]  # .ids makes a new list
+            yield _flatten(encoded, documents, errors, eod_id, width)
 
 
 _STOPPED = object()

@@ -18,8 +18,10 @@ def corpus_tool():
     return module
 
 
-def test_bytes_stand_in_as_gpt2s_table_has_them(corpus_tool):
-    table = corpus_tool._bytes_to_unicode()
+def test_bytes_stand_in_as_gpt2s_table_has_them():
+    from modalities.data.bpe_engine import byte_symbols
+
+    table = byte_symbols()
     assert len(set(table.values())) == 256
     # printable bytes stand for themselves; the 68 others count up from U+0100 in byte order
     assert table[ord("!")] == "!" and table[ord("~")] == "~" and table[0xA1] == "¡" and table[0xFF] == "ÿ"

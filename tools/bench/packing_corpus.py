@@ -137,20 +137,6 @@ def _save_gpt2_folder(tokenizer, folder: Path, vocab_size: int) -> None:
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": vocab_size}, indent=2))
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte (its encoder.py's table): printable Latin-1 bytes stand for
-    themselves, the others take the code points from 256 up, in byte order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            table[byte] = chr(byte)
-        else:
-            table[byte] = chr(256 + extra)
-            extra += 1
-    return table
-
-
 def _merge_of(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
     """The pair whose merge made ``token``: byte-pair merging of its bytes with only the tokens ranked before it
     ends in exactly two pieces (how a rank table and a merge list describe the same BPE)."""
@@ -171,23 +157,27 @@ def _merge_of(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
     return parts[0], parts[1]
 
 
-def make_gpt2_tokenizer_from_ranks(ranks_file: Path, folder: Path) -> None:
-    """GPT-2's own tokenizer as a transformers folder (tokenizer.json, vocab.json, merges.txt, configs), from its
-    rank table in tiktoken's format (one ``base64(token bytes) rank`` per line; openai-whisper ships it as
-    whisper/assets/gpt2.tiktoken: ``pip download openai-whisper --no-deps --no-binary :all:``). GPT-2's ids are
-    the ranks, <|endoftext|> is 50256, merge i makes id 256 + i."""
+def read_ranks(ranks_file: Path) -> dict[bytes, int]:
+    """A rank table in tiktoken's format: one ``base64(token bytes) rank`` per line."""
     import base64
 
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-
     ranks: dict[bytes, int] = {}
-    for number, line in enumerate(ranks_file.read_text(encoding="ascii").splitlines(), start=1):
+    for line in ranks_file.read_text(encoding="ascii").splitlines():
         if line.strip():
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    if sorted(ranks.values()) != list(range(len(ranks))) or len(ranks) != 50_256:
-        raise SystemExit(f"{ranks_file}: not GPT-2's rank table (50,256 tokens ranked 0..50255)")
-    as_text = _bytes_to_unicode()
+    return ranks
+
+
+def tokenizer_from_ranks(ranks: dict[bytes, int], special_tokens: dict[str, int]):
+    """A `tokenizers` byte-level BPE (GPT-2's ByteLevel pre-tokenizer, decoder and post-processor) from a rank
+    table: ids are the ranks, each merge is recovered as the split the earlier ranks reach (_merge_of), in rank
+    order; ``special_tokens`` (text -> id) are added as special tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    from modalities.data.bpe_engine import byte_symbols
+
+    as_text = byte_symbols()
 
     def spelled(token: bytes) -> str:
         return "".join(as_text[b] for b in token)
@@ -203,8 +193,23 @@ def make_gpt2_tokenizer_from_ranks(ranks_file: Path, folder: Path) -> None:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    tokenizer.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
-    _save_gpt2_folder(tokenizer, folder, len(vocab) + 1)
+    for text, token_id in sorted(special_tokens.items(), key=lambda item: item[1]):
+        if token_id != tokenizer.get_vocab_size():
+            raise ValueError(f"special token {text!r} must take the next id, {tokenizer.get_vocab_size()}, not {token_id}")
+        tokenizer.add_special_tokens([AddedToken(text, special=True)])
+    return tokenizer
+
+
+def make_gpt2_tokenizer_from_ranks(ranks_file: Path, folder: Path) -> None:
+    """GPT-2's own tokenizer as a transformers folder (tokenizer.json, vocab.json, merges.txt, configs), from its
+    rank table in tiktoken's format (openai-whisper ships it as whisper/assets/gpt2.tiktoken: ``pip download
+    openai-whisper --no-deps --no-binary :all:``). GPT-2's ids are the ranks, <|endoftext|> is 50256, merge i
+    makes id 256 + i."""
+    ranks = read_ranks(ranks_file)
+    if sorted(ranks.values()) != list(range(len(ranks))) or len(ranks) != 50_256:
+        raise SystemExit(f"{ranks_file}: not GPT-2's rank table (50,256 tokens ranked 0..50255)")
+    tokenizer = tokenizer_from_ranks(ranks, {"<|endoftext|>": 50_256})
+    _save_gpt2_folder(tokenizer, folder, len(ranks) + 1)
 
 
 def sentencepiece_model(workdir: Path, vocab_size: int = 32_000, documents: int = 2_000) -> Path:
