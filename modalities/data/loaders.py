@@ -163,7 +163,7 @@ class LLMDataLoader(DataLoader):
         position of other ranks with fixed_num_batches, without a batch size, with a sampler that cannot start
         mid-epoch, or beyond the epoch's samples; consumed batches outside 0..len(loader). A position of other
         ranks right after their last batch of the epoch, where padding or a short last batch made them count
-        more samples than the epoch held, is the end of that epoch."""
+        more samples than the epoch held, is the end of that epoch. A refused state leaves the loader as it was."""
         tag = self.dataloader_tag
         if state.get("dataloader_tag", tag) != tag:
             raise ValueError(f"data loader state of '{state['dataloader_tag']}' cannot be loaded into '{tag}'")
@@ -193,15 +193,23 @@ class LLMDataLoader(DataLoader):
             last_step = int(state["batch_size"]) * int(saved_replicas)
             start += batches * last_step
             batches = 0
+        sampler = self._resumable.sampler
+        before = (self._epoch, getattr(sampler, "start_epoch", None), getattr(sampler, "skip_num_global_samples", None))
         if start != self._skip_in_epoch(epoch):
             self._start_epoch_at(epoch, start, saved_replicas, last_step)
-        previous_epoch = self._epoch
         self._point_sampler_at(epoch)
         num_batches = len(self)
         if not 0 <= batches <= num_batches:
-            self._point_sampler_at(previous_epoch)
+            self._restore(*before)
             raise ValueError(f"data loader '{tag}': {batches} consumed batches do not fit an epoch of {num_batches}")
         self._batches_consumed = batches
+
+    def _restore(self, epoch: int, start_epoch, skip) -> None:
+        """Put back what a refused load_state_dict changed: the loader is left as it was."""
+        sampler = self._resumable.sampler
+        if start_epoch is not None:
+            sampler.start_epoch, sampler.skip_num_global_samples = start_epoch, skip
+        self._point_sampler_at(epoch)
 
     def _start_epoch_at(self, epoch: int, start: int, saved_replicas, last_step: int) -> None:
         sampler = self._resumable.sampler

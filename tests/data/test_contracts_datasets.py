@@ -64,7 +64,8 @@ def test_continuous_samples_worked_out_by_hand(tmp_path, num_tokens, sequence_le
             dataset[outside]
 
 
-@pytest.mark.parametrize("num_tokens, sequence_length, reuse", [(4, 4, True), (0, 2, True), (3, 4, False), (1, 2, False)])
+@pytest.mark.parametrize("num_tokens, sequence_length, reuse",
+                         [(4, 4, True), (0, 2, True), (3, 4, False), (1, 2, False)])
 def test_continuous_data_short_of_one_sample_is_a_data_error(tmp_path, num_tokens, sequence_length, reuse):
     block = sequence_length + 1 if reuse else sequence_length
     with pytest.raises(DataError, match=f"d.pbin: {num_tokens} tokens are fewer than one sample of {block} tokens"):
@@ -83,7 +84,7 @@ def test_reuse_last_target_is_the_default(tmp_path):
     assert dataset.reuse_last_target is True and len(dataset) == 2 and dataset.sample_key == "ids"
 
 
-# --- the Megatron dataset ----------------------------------------------------------------------------------------------
+# --- the Megatron dataset ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -190,6 +191,11 @@ def test_memmap_documents_at_the_boundaries(tmp_path):
             dataset[outside]
     nested = MemMapDataset(path, Characters(), "ids", index_path=path.with_suffix(".idx"), jq_pattern=".n.t")
     assert nested[2]["ids"] == [88, 89, 90]
+    # as a loader worker gets it: pickled after use (its open file stays behind), it reads on its own
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert copy[0]["ids"] == [97, 98] and dataset[2]["ids"] == [120, 121, 122]
 
 
 @pytest.mark.parametrize(
@@ -215,7 +221,7 @@ def test_memmap_a_line_broken_after_indexing_is_named(tmp_path):
         MemMapDataset(path, Characters(), "ids")[1]
 
 
-# --- the dummy dataset -------------------------------------------------------------------------------------------------
+# --- the dummy dataset ------------------------------------------------------------------------------------------------
 
 
 class Definition:
@@ -239,13 +245,18 @@ def test_dummy_samples_have_the_configured_shapes_and_kinds():
     assert not np.array_equal(unseeded[0]["x"], unseeded[0]["x"])  # no seed: fresh draws
 
 
+def test_dummy_integers_cover_0_to_511():
+    values = DummyDataset(1, [Definition("ids", [4096], "int")], seed=3)[0]["ids"]
+    assert (values.min(), values.max()) == (0, 511)  # 4096 draws of 512 values: both ends are drawn
+
+
 @pytest.mark.parametrize("index", [3, -1])
 def test_dummy_indices_outside_the_samples_are_refused(index):
     with pytest.raises(IndexError, match=f"sample {index} is out of range for 3 dummy samples"):
         DummyDataset(3, [Definition("x", [1], "int")], seed=0)[index]
 
 
-# --- number conversions that read a file -------------------------------------------------------------------------------
+# --- number conversions that read a file ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -398,7 +398,8 @@ class _Markers:
     e_include_to_loss_token = "<e>"
 
 
-@pytest.mark.parametrize("mask_tokens", [_Markers(), {"b_include_to_loss_token": "<b>", "e_include_to_loss_token": "<e>"}])
+@pytest.mark.parametrize("mask_tokens",
+                         [_Markers(), {"b_include_to_loss_token": "<b>", "e_include_to_loss_token": "<e>"}])
 def test_the_masking_collator_masks_the_named_targets_only(mask_tokens):
     collate = LossMaskingCollateFnWrapper(GPT2LLMCollateFn("ids", "target"), ["target"], I, mask_tokens, _Tokenizer())
     batch = collate([{"ids": [0, B, 6, 7, E, 8]}])

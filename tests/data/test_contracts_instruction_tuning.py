@@ -73,6 +73,13 @@ def test_entries_go_where_random_choices_draws_them(tmp_path, splitting):
     assert (folder / f"instruction_chat_template_config.{digest}.yaml").read_bytes() == config_file.read_bytes()
 
 
+def test_a_partition_that_draws_no_entry_is_not_returned(tmp_path):
+    config_file, config = _setup(tmp_path, [_conversation(0)], {"train": 50, "val": 50, "test": 0}, seed=1)
+    random.seed(1)
+    drawn = random.choices(["train", "val", "test"], weights=[50, 50, 0])[0]
+    assert list(split_and_apply_chat_template(config_file, config)) == [drawn]
+
+
 def test_without_a_split_everything_goes_to_train_rendered_with_the_roles_renamed(tmp_path):
     config_file, config = _setup(tmp_path, [_conversation(0), _conversation(1)])
     written = split_and_apply_chat_template(config_file, config)
@@ -87,8 +94,8 @@ def test_without_a_split_everything_goes_to_train_rendered_with_the_roles_rename
     [
         ([_conversation(0), {"id": 1}], {}, r"conversations.jsonl:2: no 'messages' \(settings.messages_key\)"),
         ([_conversation(0), {"messages": [{"role": "system", "content": "x"}]}], {},
-         r"conversations.jsonl:2: role 'system' is not in instruction_data_transformation.role_mapping \(user, "
-         r"assistant\)"),
+         (r"conversations.jsonl:2: role 'system' is not in instruction_data_transformation.role_mapping \(user, "
+          r"assistant\)")),
         ([{"messages": [{"from": "bot", "content": "x"}]}], {}, r"conversations.jsonl:1: role 'bot' is not in"),
         ([_conversation(0), _conversation(1), _conversation(2)], {2: "{broken"},
          "conversations.jsonl:3: not a JSON line"),

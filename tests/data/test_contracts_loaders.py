@@ -166,6 +166,21 @@ def test_positions_that_cannot_be_continued_are_refused(state, message):
 
 
 @pytest.mark.parametrize(
+    "state",
+    [_state(epoch=1, batches_consumed=6, sampler_skip_num_global_samples=0),  # past epoch 1's 5 batches
+     _state(start_sample=4, sampler_skip_num_global_samples=2, batches_consumed=4),  # past 3 batches from 4
+     _state(dataloader_tag="x"), _state(start_sample=11, sampler_skip_num_global_samples=2)],
+)
+def test_a_refused_position_leaves_the_loader_as_it_was(state):
+    loader = make_loader(10, skip_samples=2)  # 8 samples of epoch 0: batches [2,3] [4,5] [6,7] [8,9]
+    take(loader, 1)
+    with pytest.raises(ValueError):
+        loader.load_state_dict(state)
+    assert (loader.epoch, loader.batches_consumed, len(loader)) == (0, 1, 4)
+    assert list(loader) == [[4, 5], [6, 7], [8, 9]]
+
+
+@pytest.mark.parametrize(
     "state, expected",
     [
         (_state(batches_consumed=5), []),  # exactly the end: nothing left in this epoch
@@ -290,11 +305,11 @@ def runs(draw):
 @settings(max_examples=150, deadline=None)
 @given(runs())
 def test_a_saved_position_resumes_where_the_rule_says(r):
-    common = dict(n=r["n"], batch_size=r["batch_size"], shuffle=r["shuffle"], seed=r["seed"], epoch=r["epoch"],
-                  skip_samples=r["skip"], sampler_drop_last=r["sampler_drop_last"],
-                  batch_drop_last=r["batch_drop_last"])
-    rule = dict(batch_size=r["batch_size"], sampler_drop_last=r["sampler_drop_last"],
-                batch_drop_last=r["batch_drop_last"])
+    common = {"n": r["n"], "batch_size": r["batch_size"], "shuffle": r["shuffle"], "seed": r["seed"],
+              "epoch": r["epoch"], "skip_samples": r["skip"], "sampler_drop_last": r["sampler_drop_last"],
+              "batch_drop_last": r["batch_drop_last"]}
+    rule = {"batch_size": r["batch_size"], "sampler_drop_last": r["sampler_drop_last"],
+            "batch_drop_last": r["batch_drop_last"]}
     epoch = r["epoch"] + r["later_epoch"]
     order = torch_permutation(r["n"], r["shuffle"], r["seed"], epoch)
     skip = 0 if r["later_epoch"] else r["skip"]

@@ -114,6 +114,34 @@ def test_drawn_corpora_pack_to_the_hand_written_stream(tmp_path_factory, texts, 
     assert (result.num_with_eod_inside, result.first_with_eod_inside) == (len(inside), inside[:10])
 
 
+class CharactersWithSpecialText(Characters):
+    """A tokenizer whose encoder can read the EOD character as text (then '#' is the id of any character)."""
+
+    def batch_encoder(self, special_tokens_as_text: bool = False):
+        if not special_tokens_as_text:
+            return _Encoder(False)
+        return lambda texts: [[1 + ord(c) % 250 for c in t] for t in texts]
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_special_tokens_as_text_is_asked_of_the_encoder_and_recorded(tmp_path, as_text):
+    import time
+
+    began = time.perf_counter()
+    result = pack_encoded_data(_corpus(tmp_path, ["a#b", "c#"]), CharactersWithSpecialText(), EOD,
+                               special_tokens_as_text=as_text)
+    took = time.perf_counter() - began
+    assert 0 <= result.seconds <= took  # the run's own time, measured around it
+    if as_text:
+        assert _documents(result.dst_path) == [[98, 36, 99, 0], [100, 36, 0]]  # '#' is 1 + 35 as text
+        assert (result.num_with_eod_inside, read_info(result.dst_path)["source"]["special_tokens_in_text"]) == (
+            0, "as_text")
+    else:
+        assert _documents(result.dst_path) == [[98, 0, 99, 0], [100, 0]]
+        assert (result.num_with_eod_inside, read_info(result.dst_path)["source"]["special_tokens_in_text"]) == (
+            1, "as_tokens")
+
+
 def test_only_the_first_ten_documents_with_eod_inside_are_listed(tmp_path):
     texts = [f"a#b{i}" for i in range(12)] + ["plain"]
     result = pack_encoded_data(_corpus(tmp_path, texts), Characters(), EOD, processing_batch_size=5)

@@ -300,7 +300,8 @@ def test_a_narrowed_width_is_told_by_16_distinct_lengths_all_of_the_wider_width(
     lengths = [2 * (i + 1) for i in range(distinct)]
     offsets = np.cumsum([0] + lengths[:-1]).tolist()
     path = tmp_path / "f.pbin"
-    path.write_bytes(encode_header(sum(lengths), 1) + b"\x00" * sum(lengths) + pickle.dumps(list(zip(offsets, lengths))))
+    index = pickle.dumps(list(zip(offsets, lengths)))
+    path.write_bytes(encode_header(sum(lengths), 1) + b"\x00" * sum(lengths) + index)
     if distinct < 16:  # too few lengths to tell
         assert PackedFile(path).num_documents == distinct
     else:
@@ -309,11 +310,24 @@ def test_a_narrowed_width_is_told_by_16_distinct_lengths_all_of_the_wider_width(
             PackedFile(path)
 
 
+@pytest.mark.parametrize("header_width, real_width", [(2, 4), (1, 4)])
+def test_a_width_narrowed_from_four_bytes_is_named(tmp_path, header_width, real_width):
+    lengths = [4 * (i + 1) for i in range(16)]  # whole 4-byte tokens
+    offsets = np.cumsum([0] + lengths[:-1]).tolist()
+    path = tmp_path / "f.pbin"
+    index = pickle.dumps(list(zip(offsets, lengths)))
+    path.write_bytes(encode_header(sum(lengths), header_width) + b"\x00" * sum(lengths) + index)
+    with pytest.raises(DataError, match=f"the header says {header_width}-byte tokens, but each of the 16 documents "
+                                        f"is a whole number of {real_width}-byte tokens"):
+        PackedFile(path)
+
+
 def test_sixteen_lengths_with_one_odd_are_not_a_narrowed_width(tmp_path):
     lengths = [2 * (i + 1) for i in range(15)] + [3]
     offsets = np.cumsum([0] + lengths[:-1]).tolist()
     path = tmp_path / "f.pbin"
-    path.write_bytes(encode_header(sum(lengths), 1) + b"\x00" * sum(lengths) + pickle.dumps(list(zip(offsets, lengths))))
+    index = pickle.dumps(list(zip(offsets, lengths)))
+    path.write_bytes(encode_header(sum(lengths), 1) + b"\x00" * sum(lengths) + index)
     assert PackedFile(path).num_documents == 16
 
 
@@ -326,6 +340,22 @@ def test_the_writer_refuses_what_would_make_a_broken_file(tmp_path):
         writer.write_tokens(np.array([1, 2, 3, 4]), [1, 2])
     writer.abort()
     assert not (tmp_path / "w.pbin").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_writer_closed_without_a_write_and_one_aborted_after_closing(tmp_path):
+    writer = PackedFileWriter(tmp_path / "nothing.pbin", 4)
+    assert writer.close() == (0, 0)
+    assert (tmp_path / "nothing.pbin").read_bytes() == encode_header(0, 4) + pickle.dumps([], protocol=4)
+    writer.abort()  # after close: nothing to drop, the file stays
+    assert PackedFile(tmp_path / "nothing.pbin").num_documents == 0
+
+
+def test_appending_a_file_of_another_width_is_refused(tmp_path):
+    _write(tmp_path / "one.pbin", 1, [[1, 2]], [])
+    writer = PackedFileWriter(tmp_path / "two.pbin", 2)
+    with pytest.raises(DataError, match="one.pbin: token width 1 differs from 2"):
+        writer.write_packed(PackedFile(tmp_path / "one.pbin"))
+    writer.abort()
 
 
 def test_merge_refuses_no_input_and_an_output_among_the_inputs(tmp_path):

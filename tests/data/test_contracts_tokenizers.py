@@ -85,7 +85,8 @@ def test_the_cached_tokenizer_encodes_as_transformers_call(reference, tmp_path, 
     from modalities.data.prepared_tokenizer import PreparedHFTokenizer, hf_tokenizer_for_packing
 
     monkeypatch.setenv("MODALITIES_CACHE_DIR", str(tmp_path / "cache"))
-    settings = dict(truncation=truncation, padding=padding, max_length=max_length, special_tokens={"pad_token": EOD})
+    settings = {"truncation": truncation, "padding": padding, "max_length": max_length,
+                "special_tokens": {"pad_token": EOD}}
     expected = reference(SHORT_AND_LONG, padding=padding, truncation=truncation, max_length=max_length)["input_ids"]
     cold = hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER), **settings)
     warm = hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER), **settings)
@@ -98,6 +99,32 @@ def test_the_cached_tokenizer_encodes_as_transformers_call(reference, tmp_path, 
     assert warm.identity() == cold.identity()
     with pytest.raises(DataError, match="token '<nope>' is not a single token"):
         warm.get_token_id("<nope>")
+    eod = reference.convert_tokens_to_ids(EOD)
+    assert warm.decode(reference("ab")["input_ids"] + [eod]) == "ab" + EOD  # special tokens written out
+    for as_text in (False, True):  # the EOD string inside a text: the token, or its characters
+        ids = hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER), **settings).batch_encoder(as_text)([f"a{EOD}"])[0]
+        assert (eod in ids) is (not as_text)
+
+
+def test_special_tokens_a_post_processor_adds_are_added_as_transformers_adds_them(tmp_path):
+    """A tokenizer whose post-processor puts a token before each text (as Llama's puts BOS): transformers'
+    call adds it, and so do tokenize_batch and the packer's encoder."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "tok"
+    shutil.copytree(SAMPLE_TOKENIZER, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    first, second = {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}
+    data["post_processor"] = {
+        "type": "TemplateProcessing", "single": [{"SpecialToken": {"id": EOD, "type_id": 0}}, first],
+        "pair": [first, second], "special_tokens": {EOD: {"id": EOD, "ids": [0], "tokens": [EOD]}},
+    }
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    expected = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)(SHORT_AND_LONG)["input_ids"]
+    assert all(ids[0] == 0 for ids in expected)
+    tokenizer = PreTrainedHFTokenizer(str(folder))
+    assert tokenizer.tokenize_batch(SHORT_AND_LONG) == expected
+    assert tokenizer.batch_encoder()(SHORT_AND_LONG) == expected
 
 
 def test_the_hf_tokenizers_ids_and_special_tokens(reference):
@@ -216,7 +243,7 @@ def test_what_a_tokenizer_of_ones_own_inherits():
         with pytest.raises(NotImplementedError):
             getattr(TokenizerWrapper, name)(tokenizer, *(["x"] if name != "batch_encoder" else []))
     with pytest.raises(NotImplementedError):
-        TokenizerWrapper().vocab_size
+        _ = TokenizerWrapper().vocab_size
 
 
 def test_worker_processes_turn_the_tokenizers_own_threads_off(monkeypatch):
