@@ -419,10 +419,19 @@ def main() -> int:
 
 def _run_all(jobs: list, num_jobs: int, timeout: float) -> list[tuple[str, Mutant]]:
     """Every mutant's tests, ``num_jobs`` at a time; progress is printed without outcomes (a drawing's survivors
-    are shown only once its score is in)."""
+    are shown only once its score is in). First the tests run once without a mutant: a test that fails anyway
+    would count every mutant as killed."""
     with tempfile.TemporaryDirectory() as tmp:
         copies = [_copy_repo(Path(tmp) / f"copy{i}") for i in range(max(1, num_jobs))]
         free = list(copies)
+        everything = list(dict.fromkeys(test for _, _, _, tests in jobs for test in tests))
+        env = {**os.environ, "PYTHONPATH": str(copies[0]), "PYTHONDONTWRITEBYTECODE": "1"}
+        baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n",
+                                   str(max(1, num_jobs)), *everything], cwd=copies[0], env=env, capture_output=True,
+                                  text=True, check=False)
+        if baseline.returncode != 0:
+            raise SystemExit(f"the tests fail without a mutant; fix them first:\n{baseline.stdout[-3000:]}")
+        print(f"the {len(everything)} test files pass without a mutant", flush=True)
 
         def work(job):
             area, mutant, text, tests = job
