@@ -27,6 +27,7 @@ import ast
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -51,12 +52,41 @@ AREAS: dict[str, dict[str, list[str]]] = {
                                           "tests/models/test_norms_hf_mfu.py"],
     },
     "data": {
-        "modalities/data/packing.py": ["tests/data/test_packing.py", "tests/data/test_packing_pipeline.py"],
-        "modalities/data/pbin_info.py": ["tests/data/test_pbin_info.py", "tests/training/test_run_contract.py"],
-        "modalities/data/pbin_stats.py": ["tests/data/test_pbin_info.py"],
-        "modalities/data/prepared_tokenizer.py": ["tests/data/test_prepared_tokenizer.py"],
-        "modalities/data/samplers.py": ["tests/data/test_samplers.py", "tests/data/test_loaders.py"],
-        "modalities/data/loaders.py": ["tests/data/test_loaders.py"],
+        # the contract tables first: cheap, and most mutants fail there (-x stops at the first failure)
+        "modalities/data/samplers.py": ["tests/data/test_contracts_samplers.py", "tests/data/test_samplers.py",
+                                        "tests/data/test_contracts_loaders.py", "tests/data/test_loaders.py"],
+        "modalities/data/loaders.py": ["tests/data/test_contracts_loaders.py", "tests/data/test_loaders.py"],
+        "modalities/data/datasets.py": ["tests/data/test_contracts_datasets.py", "tests/data/test_datasets.py",
+                                        "tests/data/test_loaders.py"],
+        "modalities/data/pbin.py": ["tests/data/test_contracts_pbin.py", "tests/data/test_pbin.py",
+                                    "tests/data/test_pbin_info.py"],
+        "modalities/data/pbin_header.py": ["tests/data/test_contracts_pbin.py", "tests/data/test_contracts_datasets.py",
+                                           "tests/data/test_datasets.py", "tests/data/test_pbin_info.py"],
+        "modalities/data/safe_pickle.py": ["tests/data/test_contracts_pbin.py", "tests/data/test_pbin.py",
+                                           "tests/data/test_raw_index.py"],
+        "modalities/data/packing.py": ["tests/data/test_contracts_packing.py", "tests/data/test_packing.py",
+                                       "tests/data/test_packing_pipeline.py"],
+        "modalities/data/shuffling.py": ["tests/data/test_contracts_files.py", "tests/data/test_pbin_info.py",
+                                         "tests/compat/test_data_tools.py"],
+        "modalities/data/raw_index.py": ["tests/data/test_contracts_files.py", "tests/data/test_raw_index.py",
+                                         "tests/data/test_contracts_datasets.py"],
+        "modalities/data/jq_pattern.py": ["tests/data/test_contracts_files.py", "tests/data/test_contracts_datasets.py",
+                                          "tests/data/test_packing.py"],
+        "modalities/data/collate.py": [
+            "tests/data/test_contracts_files.py", "tests/data/test_loaders.py",
+            "tests/compat/test_instruction_tuning.py::test_loss_masking_keeps_only_assistant_turns"],
+        "modalities/data/number_conversion.py": ["tests/data/test_contracts_datasets.py", "tests/data/test_datasets.py",
+                                                 "tests/data/test_configs.py"],
+        "modalities/data/pbin_info.py": ["tests/data/test_contracts_info.py", "tests/data/test_pbin_info.py",
+                                         "tests/training/test_run_contract.py"],
+        "modalities/data/pbin_stats.py": ["tests/data/test_contracts_info.py", "tests/data/test_pbin_info.py"],
+        "modalities/data/tokenizers.py": ["tests/data/test_contracts_tokenizers.py", "tests/data/test_tokenizers.py",
+                                          "tests/data/test_packing.py", "tests/data/test_packing_pipeline.py"],
+        "modalities/data/prepared_tokenizer.py": ["tests/data/test_contracts_tokenizers.py",
+                                                  "tests/data/test_prepared_tokenizer.py"],
+        "modalities/data/instruction_tuning.py": [
+            "tests/data/test_contracts_instruction_tuning.py",
+            "tests/compat/test_instruction_tuning.py::test_prepared_data_is_the_reference_byte_for_byte"],
     },
     "training": {
         "modalities/training/gym.py": ["tests/training/test_against_a_hand_loop.py", "tests/training/test_executor.py",
@@ -245,17 +275,83 @@ def run_mutant(mutant: Mutant, text: str, tests: list[str], timeout: float, work
     return mutant
 
 
+# --- first scores ---------------------------------------------------------------------------------------------------
+#
+# A drawing (an area and a seed) measures the tests only the first time it is scored: once its survivors have been
+# read and tests written for them, scoring it again measures those tests against those very mutants. So the first
+# score is recorded (--record) before any survivor is shown, and a drawing already recorded is not recorded again.
+
+RECORD = REPO / "docs" / "testing.md"
+RECORD_TABLE = "<!-- first scores: tools/mutation.py --record adds a row per area here -->"
+SEEDS_BEFORE = "Seeds drawn before first scores were recorded:"
+_ROW = re.compile(r"^\| (\d{4}-\d{2}-\d{2}) \| ([\w./-]+) \| (\d+) \|")
+
+
+def recorded_drawings(record: Path) -> dict[tuple[str, int], str]:
+    """(area, seed) -> the date of its first score, from the record's table; seeds drawn before the record was
+    kept count as recorded for every area ("*")."""
+    drawings: dict[tuple[str, int], str] = {}
+    if not record.is_file():
+        return drawings
+    lines = record.read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        if line.startswith(SEEDS_BEFORE):
+            for seed in re.findall(r"\d+", line[len(SEEDS_BEFORE):]):
+                drawings.setdefault(("*", int(seed)), "before the record")
+    if RECORD_TABLE in lines:
+        for line in lines[lines.index(RECORD_TABLE) + 1 :]:
+            if not line.startswith("|"):
+                break
+            row = _ROW.match(line)
+            if row:
+                drawings.setdefault((row[2], int(row[3])), row[1])
+    return drawings
+
+
+def first_scored(drawings: dict[tuple[str, int], str], area: str, seed: int) -> str | None:
+    return drawings.get((area, seed)) or drawings.get(("*", seed))
+
+
+def fresh_seed(drawings: dict[tuple[str, int], str], areas: list[str]) -> int:
+    """A seed from the operating system's randomness that no recorded drawing of these areas used."""
+    chooser = random.SystemRandom()
+    while True:
+        seed = chooser.randrange(1000, 1_000_000)
+        if not any(first_scored(drawings, area, seed) for area in areas):
+            return seed
+
+
+def record_first_scores(record: Path, rows: list[str]) -> None:
+    """Add table rows after the last row of the table that follows the RECORD_TABLE marker."""
+    lines = record.read_text(encoding="utf-8").splitlines()
+    if RECORD_TABLE not in lines:
+        raise SystemExit(f"{record}: no line {RECORD_TABLE!r} to record first scores under")
+    at = lines.index(RECORD_TABLE) + 1
+    while at < len(lines) and not lines[at].startswith("|"):
+        at += 1
+    while at < len(lines) and lines[at].startswith("|"):
+        at += 1
+    lines[at:at] = rows
+    tmp = record.with_name(f".{record.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, record)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("areas", nargs="*", help=f"areas to mutate: {', '.join(AREAS)}")
     parser.add_argument("--file", help="one source file instead of areas")
     parser.add_argument("--tests", nargs="*", default=None, help="tests for --file")
     parser.add_argument("--max-per-file", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", default="0", help="the drawing's seed, or 'fresh': one no recorded drawing used")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (each in its own copy)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's tests")
-    parser.add_argument("--list", action="store_true", help="list the drawn mutants and stop")
+    parser.add_argument("--list", action="store_true", help="list the drawn mutants and stop (a listed drawing is "
+                        "seen: it no longer measures anything)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--record", nargs="?", type=Path, const=RECORD, default=None, metavar="FILE",
+                        help=f"record each area's first score in FILE (default {RECORD.relative_to(REPO)}) before "
+                        "the survivors are shown; refused for a drawing already recorded")
     args = parser.parse_args()
 
     unknown = [a for a in args.areas if a not in AREAS]
@@ -264,11 +360,25 @@ def main() -> int:
     selected = {"file": {args.file: args.tests or ["tests"]}} if args.file else {a: AREAS[a] for a in args.areas}
     if not selected:
         parser.error("name an area or --file")
+    names = [args.file] if args.file else list(selected)
+    drawings = recorded_drawings(args.record or RECORD)
+    if args.seed == "fresh":
+        seed = fresh_seed(drawings, names)
+        print(f"fresh seed: {seed}")
+    elif args.seed.isdigit():
+        seed = int(args.seed)
+    else:
+        parser.error(f"--seed {args.seed!r}: give a number or 'fresh'")
+    earlier = {name: first_scored(drawings, name, seed) for name in names}
+    if args.record and any(earlier.values()):
+        seen = ", ".join(f"{name} (first scored {date})" for name, date in earlier.items() if date)
+        parser.error(f"seed {seed} was drawn before for {seen}: a second score of a drawing is not a measure; "
+                     "draw afresh with --seed fresh")
     jobs: list[tuple[str, Mutant, str, list[str]]] = []
     for area, files in selected.items():
         for file, tests in files.items():
             # seeded per file: a file's mutants do not depend on which other areas are run
-            rng = random.Random(f"{args.seed}:{file}")
+            rng = random.Random(f"{seed}:{file}")
             for mutant, text in enumerate_mutants(REPO / file, args.max_per_file, rng):
                 jobs.append((area, mutant, text, tests))
     if args.list:
@@ -276,36 +386,68 @@ def main() -> int:
             print(f"{area:14} {mutant.file}:{mutant.line} {mutant.kind}: {mutant.before}")
         return 0
 
+    began, load = time.perf_counter(), os.getloadavg()[0]
+    results = _run_all(jobs, args.jobs, args.timeout)
+    minutes = (time.perf_counter() - began) / 60
+
+    # The score first (and its record), the survivors after it.
+    print()
+    rows = []
+    for area in selected:
+        name = args.file if area == "file" else area
+        mine = [m for a, m in results if a == area]
+        killed = sum(m.outcome in ("killed", "timeout", "error") for m in mine)
+        percent = 100 * killed / max(1, len(mine))
+        if earlier[name]:
+            label = f"re-score of a drawing first scored {earlier[name]} (not a measure)"
+        else:
+            label = "first score" + ("" if args.record else " (not recorded: --record keeps it)")
+        print(f"{label}: {name} seed {seed} --max-per-file {args.max_per_file}: {killed}/{len(mine)} killed "
+              f"({percent:.0f}%) in {minutes:.0f} min")
+        rows.append(f"| {time.strftime('%Y-%m-%d')} | {name} | {seed} | {args.max_per_file} | {killed}/{len(mine)} | "
+                    f"{percent:.0f}% | {minutes:.0f} min | {os.cpu_count()} cores, load {load:.0f} at the start |")
+    if args.record:
+        record_first_scores(args.record, rows)
+        print(f"recorded in {args.record}")
+    for area, mutant in results:
+        if mutant.outcome == "survived":
+            print(f"  survived: {mutant.file}:{mutant.line} {mutant.kind}: {mutant.before[:100]}")
+    if args.json:
+        args.json.write_text(json.dumps([{"area": a, **asdict(m)} for a, m in results], indent=1))
+    return 0
+
+
+def _run_all(jobs: list, num_jobs: int, timeout: float) -> list[tuple[str, Mutant]]:
+    """Every mutant's tests, ``num_jobs`` at a time; progress is printed without outcomes (a drawing's survivors
+    are shown only once its score is in). First the tests run once without a mutant: a test that fails anyway
+    would count every mutant as killed."""
     with tempfile.TemporaryDirectory() as tmp:
-        copies = [_copy_repo(Path(tmp) / f"copy{i}") for i in range(max(1, args.jobs))]
+        copies = [_copy_repo(Path(tmp) / f"copy{i}") for i in range(max(1, num_jobs))]
         free = list(copies)
+        everything = list(dict.fromkeys(test for _, _, _, tests in jobs for test in tests))
+        env = {**os.environ, "PYTHONPATH": str(copies[0]), "PYTHONDONTWRITEBYTECODE": "1"}
+        baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n",
+                                   str(max(1, num_jobs)), *everything], cwd=copies[0], env=env, capture_output=True,
+                                  text=True, check=False)
+        if baseline.returncode != 0:
+            raise SystemExit(f"the tests fail without a mutant; fix them first:\n{baseline.stdout[-3000:]}")
+        print(f"the {len(everything)} test files pass without a mutant", flush=True)
 
         def work(job):
             area, mutant, text, tests = job
             workdir = free.pop()
             try:
-                return area, run_mutant(mutant, text, tests, args.timeout, workdir)
+                return area, run_mutant(mutant, text, tests, timeout, workdir)
             finally:
                 free.append(workdir)
 
         results: list[tuple[str, Mutant]] = []
-        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        with ThreadPoolExecutor(max(1, num_jobs)) as pool:
             for area, mutant in pool.map(work, jobs):
                 results.append((area, mutant))
-                print(f"{mutant.outcome:8} {mutant.seconds:6.1f}s {mutant.file}:{mutant.line} {mutant.kind}: "
-                      f"{mutant.before[:90]}", flush=True)
-
-    print()
-    for area in selected:
-        mine = [m for a, m in results if a == area]
-        killed = sum(m.outcome in ("killed", "timeout", "error") for m in mine)
-        print(f"{area}: {killed}/{len(mine)} killed ({100 * killed / max(1, len(mine)):.0f}%)")
-        for m in mine:
-            if m.outcome == "survived":
-                print(f"  survived: {m.file}:{m.line} {m.kind}: {m.before[:100]}")
-    if args.json:
-        args.json.write_text(json.dumps([{"area": a, **asdict(m)} for a, m in results], indent=1))
-    return 0
+                print(f"[{len(results)}/{len(jobs)}] {mutant.seconds:6.1f}s {mutant.file}:{mutant.line} {mutant.kind}",
+                      flush=True)
+    return results
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ from modalities.batch import DatasetBatch
 
 
 class GPT2LLMCollateFn:
-    """Stacks token samples of equal length; inputs are tokens[:, :-1], targets tokens[:, 1:]."""
+    """Stacks token samples of equal length; inputs are tokens[:, :-1], targets tokens[:, 1:] (int64).
+
+    A batch of B samples of L tokens gives [B, L - 1] inputs under ``sample_key`` and [B, L - 1] targets under
+    ``target_key``. KeyError naming the keys the samples have when ``sample_key`` is not one; ValueError when
+    the samples differ in length."""
 
     def __init__(self, sample_key: str, target_key: str):
         self.sample_key = sample_key
@@ -64,7 +68,12 @@ class LossMaskingCollateFnWrapper:
 
 
 def mask_outside_markers(target: torch.Tensor, begin_id: int, end_id: int, ignore_index: int) -> torch.Tensor:
-    """``target`` [B, T] with every position not strictly inside a begin..end marker pair set to ignore_index."""
+    """``target`` [B, T] with every position not strictly inside a begin..end marker pair set to ignore_index.
+
+    The pairs are read along each row of the batch: a begin marker opens at the next position, the end marker
+    closes at its own (so neither marker is kept), and a pair still open at the row's end keeps the rest of the
+    row. A batch without any begin or any end marker is all ignore_index, with a warning. An end marker before
+    its begin, or two begins in a row, is a ValueError."""
     import warnings
 
     if not (target == begin_id).any() or not (target == end_id).any():

@@ -24,6 +24,9 @@ class PackedMemMapDatasetContinuous(Dataset):
     ``i * sequence_length`` (neighbours share one token, so every token but the first is a target exactly once).
     Without, samples are disjoint blocks of exactly ``sequence_length`` tokens (so each trains on
     sequence_length - 1 targets), as in the reference: 20 tokens at sequence_length 2 give 10 samples.
+
+    ``sequence_length`` below 2 is a ValueError, a file of fewer tokens than one sample a DataError. Sample i
+    (negative i counted from the end, as in Python) is an int64 array; IndexError outside -len..len - 1.
     """
 
     def __init__(
@@ -49,11 +52,9 @@ class PackedMemMapDatasetContinuous(Dataset):
         return self._num_samples
 
     def __getitem__(self, idx: int) -> dict[str, np.ndarray]:
-        if idx < 0:
-            idx += self._num_samples
-        if not 0 <= idx < self._num_samples:
+        if not -self._num_samples <= idx < self._num_samples:
             raise IndexError(f"sample {idx} is out of range for {self._num_samples} samples of {self.raw_data_path}")
-        start = idx * self._stride
+        start = (idx % self._num_samples) * self._stride
         return {self.sample_key: self.packed.tokens[start : start + self._block].astype(np.int64)}
 
 
@@ -64,6 +65,9 @@ class PackedMemMapDatasetMegatron(Dataset):
     reference offsets every sample by the file's 12-byte header and reads block_size *bytes*, which misaligns
     tokens wider than one byte; here a sample is block_size tokens from a document start (see
     docs/compatibility.md).
+
+    Samples start where :func:`megatron_sample_starts` says, those that would run past the last token left
+    out (a file with no whole sample gives an empty dataset). Negative indices count from the end.
     """
 
     def __init__(self, raw_data_path: str | os.PathLike, sequence_length: int, sample_key: str):
@@ -85,7 +89,10 @@ class PackedMemMapDatasetMegatron(Dataset):
 
 class CombinedDataset(Dataset):
     """Several datasets one after another: index i runs through the first, then the second, ... (each sample
-    comes whole from one dataset; a batch may mix them)."""
+    comes whole from one dataset; a batch may mix them).
+
+    ``len`` is the sum of the lengths (an empty dataset among them contributes nothing); negative indices count
+    from the end; IndexError outside -len..len - 1; no datasets at all is a ValueError."""
 
     def __init__(self, datasets: list[Dataset]):
         if not datasets:
@@ -97,17 +104,20 @@ class CombinedDataset(Dataset):
         return int(self.cumulative_sizes[-1])
 
     def __getitem__(self, idx: int):
-        if idx < 0:
-            idx += len(self)
-        if not 0 <= idx < len(self):
+        if not -len(self) <= idx < len(self):
             raise IndexError(f"sample {idx} is out of range for {len(self)} samples of the combined datasets")
+        idx %= len(self)
         which = int(np.searchsorted(self.cumulative_sizes, idx, side="right"))
         offset = int(self.cumulative_sizes[which - 1]) if which else 0
         return self.datasets[which][idx - offset]
 
 
 class MemMapDataset(Dataset):
-    """One sample per JSONL document, read through the raw index and tokenized on access."""
+    """One sample per JSONL document, read through the raw index and tokenized on access.
+
+    Document i (negative i from the end) is ``{sample_key: tokenizer.tokenize(text)}`` where the jq pattern
+    picks ``text``; IndexError outside -len..len - 1; DataError naming the file and document for a line that is
+    not JSON, a missing field or a value that is not a string."""
 
     def __init__(
         self,
@@ -152,7 +162,9 @@ class MemMapDataset(Dataset):
 
 
 class DummyDataset(Dataset):
-    """Random arrays of the configured shapes; with a seed, sample i is reproducible."""
+    """Random arrays of the configured shapes; with a seed, sample i is reproducible (the same array on every
+    call and in every process; another i or seed gives another). "float" samples are standard normal float64,
+    others int64 in 0..511. Indices are 0..num_samples - 1 (no negative ones): IndexError otherwise."""
 
     def __init__(self, num_samples: int, sample_definition: list, seed: int | None = None):
         self.num_samples = num_samples

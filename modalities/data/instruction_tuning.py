@@ -65,6 +65,7 @@ class InstructionTuningDataConfig(_Strict):
 
 
 def config_hash(config_file_path: Path) -> str:
+    """The first 7 hex digits of the SHA-256 of the config file's bytes."""
     return hashlib.sha256(Path(config_file_path).read_bytes()).hexdigest()[:7]
 
 
@@ -112,7 +113,12 @@ def _entries(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def split_and_apply_chat_template(config_file_path: Path, config: InstructionTuningDataConfig) -> dict[str, Path]:
-    """Write the rendered partitions; returns partition -> JSONL path for the partitions that got entries."""
+    """Write the rendered partitions; returns partition -> JSONL path for the partitions that got entries.
+
+    Each entry's partition is ``random.choices(["train", "val", "test"], weights)`` with ``random`` seeded once
+    by the split's seed (no split_config: everything to train), drawn before the entry is read further, so a
+    partition of weight 0 gets nothing and no file. DataError naming ``file:line`` for a line that is not
+    JSON, an entry without ``messages_key`` or a role outside the role mapping."""
     settings = config.settings
     template = compile_chat_template(config.jinja2_chat_template)
     digest = config_hash(config_file_path)

@@ -1,5 +1,5 @@
 """The subset of jq paths that data configs use to pick a document's text: ``.text``, ``.a.b``, ``.a[0]``,
-``.["key with spaces"]``. Written here so the packer needs no jq binary or bindings."""
+``.[0]``, ``.["key with spaces"]``. Written here so the packer needs no jq binary or bindings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-_STEP = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.?\[("(?:[^"\\]|\\.)*")\]')
+_STEP = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\.?\[(\d+)\]|\.?\[("(?:[^"\\]|\\.)*")\]')
 
 
 class JqPatternError(ValueError):
@@ -15,7 +15,9 @@ class JqPatternError(ValueError):
 
 
 def compile_jq_pattern(pattern: str) -> tuple[str | int, ...]:
-    """Parse ``pattern`` into a tuple of keys and list positions; ``.`` alone is the whole document."""
+    """Parse ``pattern`` into a tuple of keys and list positions; ``.`` alone is the whole document (``()``).
+    ``.a.b[0]`` -> ``("a", "b", 0)``; ``.["a key"]`` -> ``("a key",)``. JqPatternError (a ValueError) for a
+    pattern that is not a string, does not start with ``.``, or has a piece outside this subset (naming it)."""
     if not isinstance(pattern, str) or not pattern.startswith("."):
         raise JqPatternError(f"jq pattern {pattern!r} must start with '.', e.g. '.text' or '.meta.body'")
     if pattern == ".":
@@ -36,7 +38,9 @@ def compile_jq_pattern(pattern: str) -> tuple[str | int, ...]:
 
 
 def apply_jq_pattern(steps: tuple[str | int, ...], document: Any) -> Any:
-    """Follow ``steps`` into ``document``; raises KeyError with a readable message when a step is missing."""
+    """Follow ``steps`` into ``document``; raises KeyError with a readable message when a step is missing: a key
+    absent or asked of a non-object, a position at or past the list's length (negative positions do not parse)
+    or asked of a non-list, each naming the path up to the step."""
     value = document
     for depth, step in enumerate(steps):
         if isinstance(step, int):

@@ -43,7 +43,22 @@ class _ResumableBatchSampler(Sampler[list[int]]):
 
 class LLMDataLoader(DataLoader):
     """A torch DataLoader with a ``dataloader_tag`` and ``state_dict``/``load_state_dict`` (epoch, batches
-    consumed). ``len()`` is the number of batches of a whole epoch."""
+    consumed). ``len()`` is the number of batches of a whole epoch.
+
+    Contract, for B = len(batch_sampler):
+
+    - ``len(loader)`` is B, or ``fixed_num_batches`` when given (0 <= fixed_num_batches <= B, else ValueError:
+      B itself is allowed);
+    - iterating yields the batch sampler's batches ``skip_num_batches`` (or the restored position) up to
+      ``len(loader)``, each collated; ``skip_num_batches`` outside 0..len(loader) is a ValueError (len(loader)
+      itself leaves nothing to read);
+    - ``batches_consumed`` counts the batches handed out in the current epoch, the skipped ones included; a pass
+      that runs to its end leaves it at 0 (the start of the same epoch), while a loop stopped right after the
+      last batch leaves it at len(loader) (and the next iteration yields nothing);
+    - ``load_state_dict(loader.state_dict())`` on a fresh loader of the same config continues with exactly the
+      next batch; on another number of ranks, with the next samples of the same global order (see
+      ``load_state_dict``).
+    """
 
     def __init__(
         self,
@@ -61,6 +76,11 @@ class LLMDataLoader(DataLoader):
             raise ValueError(
                 f"data loader '{dataloader_tag}' has only {len(batch_sampler)} batches per epoch, fewer than "
                 f"fixed_num_batches ({fixed_num_batches})"
+            )
+        if not 0 <= skip_num_batches <= resumable.num_batches():
+            raise ValueError(
+                f"data loader '{dataloader_tag}': skip_num_batches ({skip_num_batches}) must lie in "
+                f"0..{resumable.num_batches()}, the batches of an epoch"
             )
         super().__init__(
             dataset,
@@ -81,6 +101,7 @@ class LLMDataLoader(DataLoader):
 
     @property
     def epoch(self) -> int:
+        """The epoch the next iteration reads (its sampler's ``set_epoch``)."""
         return self._epoch
 
     @property
@@ -89,9 +110,17 @@ class LLMDataLoader(DataLoader):
         return self._batches_consumed
 
     def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` from its first batch (its sampler permutes by seed + epoch)."""
-        self._epoch = epoch
+        """Start epoch ``epoch`` from its first batch (its sampler permutes by seed + epoch); ``len()`` is then
+        that epoch's."""
+        self._point_sampler_at(epoch)
         self._batches_consumed = 0
+
+    def _point_sampler_at(self, epoch: int) -> None:
+        """The epoch read next, also in the sampler: its length (and so the loader's) depends on the epoch."""
+        self._epoch = epoch
+        sampler = self._resumable.sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
 
     def _skip_in_epoch(self, epoch: int) -> int:
         """Samples the sampler leaves out at the start of ``epoch`` (it skips in its starting epoch only)."""
@@ -110,6 +139,9 @@ class LLMDataLoader(DataLoader):
             sampler.skip_num_global_samples = 0
 
     def state_dict(self) -> dict[str, Any]:
+        """The position: tag, epoch, batches consumed of it, the sample of the epoch's global order they count
+        from (``start_sample``), the part of that the config skipped, and the ranks and batch size that consumed
+        them. Plain ints and strings."""
         return {
             "dataloader_tag": self.dataloader_tag,
             "epoch": self._epoch,
@@ -125,7 +157,13 @@ class LLMDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue at the saved position. Saved by another number of ranks, the run continues the same global
-        sample order: the samples that all ranks consumed become the sampler's starting skip."""
+        sample order: the samples that all ranks consumed become the sampler's starting skip.
+
+        ValueError (naming the loader) for: another loader's state; a config skip other than the saved one; a
+        position of other ranks with fixed_num_batches, without a batch size, with a sampler that cannot start
+        mid-epoch, or beyond the epoch's samples; consumed batches outside 0..len(loader). A position of other
+        ranks right after their last batch of the epoch, where padding or a short last batch made them count
+        more samples than the epoch held, is the end of that epoch. A refused state leaves the loader as it was."""
         tag = self.dataloader_tag
         if state.get("dataloader_tag", tag) != tag:
             raise ValueError(f"data loader state of '{state['dataloader_tag']}' cannot be loaded into '{tag}'")
@@ -142,6 +180,7 @@ class LLMDataLoader(DataLoader):
         start = int(state.get("start_sample", self._skip_in_epoch(epoch)))
         saved_replicas = state.get("num_replicas")
         replicas = getattr(self._resumable.sampler, "num_replicas", None)
+        last_step = 1  # how far past the epoch's samples a position may count: not at all
         if saved_replicas is not None and saved_replicas != replicas:
             if self._resumable.stop is not None:
                 raise ValueError(
@@ -150,16 +189,29 @@ class LLMDataLoader(DataLoader):
                 )
             if state.get("batch_size") is None:
                 raise ValueError(f"data loader '{tag}': the saved position does not record its batch size")
-            start += batches * int(state["batch_size"]) * int(saved_replicas)
+            # the saved ranks' last step may count padding or a short batch as samples: less than a step
+            last_step = int(state["batch_size"]) * int(saved_replicas)
+            start += batches * last_step
             batches = 0
+        sampler = self._resumable.sampler
+        before = (self._epoch, getattr(sampler, "start_epoch", None), getattr(sampler, "skip_num_global_samples", None))
         if start != self._skip_in_epoch(epoch):
-            self._start_epoch_at(epoch, start, saved_replicas)
-        if not 0 <= batches <= len(self):
-            raise ValueError(f"data loader '{tag}': {batches} consumed batches do not fit an epoch of {len(self)}")
-        self._epoch = epoch
+            self._start_epoch_at(epoch, start, saved_replicas, last_step)
+        self._point_sampler_at(epoch)
+        num_batches = len(self)
+        if not 0 <= batches <= num_batches:
+            self._restore(*before)
+            raise ValueError(f"data loader '{tag}': {batches} consumed batches do not fit an epoch of {num_batches}")
         self._batches_consumed = batches
 
-    def _start_epoch_at(self, epoch: int, start: int, saved_replicas) -> None:
+    def _restore(self, epoch: int, start_epoch, skip) -> None:
+        """Put back what a refused load_state_dict changed: the loader is left as it was."""
+        sampler = self._resumable.sampler
+        if start_epoch is not None:
+            sampler.start_epoch, sampler.skip_num_global_samples = start_epoch, skip
+        self._point_sampler_at(epoch)
+
+    def _start_epoch_at(self, epoch: int, start: int, saved_replicas, last_step: int) -> None:
         sampler = self._resumable.sampler
         if not all(hasattr(sampler, name) for name in ("skip_num_global_samples", "start_epoch", "dataset")):
             raise ValueError(
@@ -167,18 +219,16 @@ class LLMDataLoader(DataLoader):
                 f"at sample {start}, which a position saved by {saved_replicas} ranks needs here; use "
                 "sampler/resumable_distributed_sampler, or resume with the saved number of ranks"
             )
-        if start > len(sampler.dataset):
+        if start >= len(sampler.dataset) + last_step:
             raise ValueError(
                 f"data loader '{self.dataloader_tag}': the saved position, sample {start} of epoch {epoch}, lies "
                 f"beyond the dataset's {len(sampler.dataset)} samples"
             )
         sampler.start_epoch = epoch
-        sampler.skip_num_global_samples = start
+        sampler.skip_num_global_samples = min(start, len(sampler.dataset))
 
     def __iter__(self):
-        sampler = self._resumable.sampler
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self._epoch)
+        self._point_sampler_at(self._epoch)
         self._resumable.start = self._batches_consumed
         return self._count(super().__iter__(), self._resumable.num_batches())
 
@@ -193,7 +243,13 @@ class LLMDataLoader(DataLoader):
 
 class RepeatingDataLoader:
     """Passes over a loader ``num_epochs`` times; with ``reshuffle_after_epoch`` pass e uses sampler epoch
-    start + e, otherwise every pass repeats the first order."""
+    start + e, otherwise every pass repeats the first order.
+
+    ``len()`` is num_epochs x len(loader), each pass counted as long as the loader's current one (0 for 0
+    epochs). The sampler's starting skip shortens the first pass only: a later pass, of the same epoch or
+    another, reads the epoch whole. ``state_dict`` is the pass and the loader's position in it; a finished
+    iteration starts over from the first pass.
+    """
 
     def __init__(self, dataloader: LLMDataLoader, num_epochs: int, reshuffle_after_epoch: bool = False):
         self.dataloader = dataloader

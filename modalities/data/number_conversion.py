@@ -20,7 +20,9 @@ def num_tokens_from_packed_mem_map_dataset_continuous(
     sample_key: str = "text",
     reuse_last_target: bool = True,
 ) -> int:
-    """Tokens that whole optimizer steps consume from the dataset (samples x sequence_length, rounded down)."""
+    """Tokens that whole optimizer steps consume from the dataset: its samples (as the continuous dataset cuts
+    them, see pbin_header.num_continuous_samples) times sequence_length, rounded down to whole steps of
+    dp_degree x local_micro_batch_size x gradient_accumulation_steps samples; 0 when not one step fits."""
     from modalities.data.pbin_header import num_continuous_samples
     from modalities.data.pbin import PackedFile
 
@@ -37,7 +39,8 @@ def num_tokens_from_packed_mem_map_dataset_continuous(
 def num_steps_from_raw_dataset_index(
     raw_index_path: Path, num_ranks: int, local_micro_batch_size: int, gradient_accumulation_steps: int
 ) -> int:
-    """Optimizer steps for one pass over the documents of a raw index."""
+    """Whole optimizer steps for one pass over the documents of a raw index: documents // num_ranks //
+    local_micro_batch_size // gradient_accumulation_steps (0 when not one step fits)."""
     from modalities.data.raw_index import read_raw_index
 
     num_documents = len(read_raw_index(raw_index_path))

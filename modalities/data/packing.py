@@ -58,6 +58,10 @@ class SkippedDocument:
 
 @dataclass
 class PackingResult:
+    """What pack_encoded_data wrote: ``num_documents`` (the documents packed, skipped ones not counted) and
+    ``num_tokens`` (EOD tokens included) of ``dst_path`` at ``token_width`` bytes, the skipped documents in
+    order, and the documents whose encoding holds the EOD token before its end."""
+
     dst_path: Path
     num_documents: int
     num_tokens: int
@@ -200,7 +204,10 @@ def _encode_each_on_failure(encoder, texts, documents, errors) -> tuple[list[lis
 
 
 def shard_bounds(num_documents: int, shard: tuple[int, int]) -> tuple[int, int]:
-    """The documents [first, end) of shard i of n: contiguous slices, sizes differing by at most one."""
+    """The documents [first, end) of shard i of n: contiguous slices, sizes differing by at most one
+    (``i * num_documents // n`` to ``(i + 1) * num_documents // n``: the n shards cover every document once,
+    in order; with more shards than documents some are empty). DataError unless i and n are ints with
+    0 <= i < n."""
     i, n = shard
     if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
         raise DataError(f"shard {i}/{n}: give I/N with 0 <= I < N")

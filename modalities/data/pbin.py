@@ -28,7 +28,8 @@ TOKEN_DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
 def token_width_for_vocab(vocab_size: int) -> int:
-    """The smallest supported width (1, 2 or 4 bytes) that holds every id below ``vocab_size``."""
+    """The smallest supported width (1, 2 or 4 bytes) that holds every id below ``vocab_size``: 1 up to 256 ids
+    (ids 0..255), 2 from 257 up to 65,536, 4 from 65,537 up to 2**32; DataError above that."""
     for width in (1, 2, 4):
         if vocab_size <= 1 << (8 * width):
             return width
@@ -36,11 +37,19 @@ def token_width_for_vocab(vocab_size: int) -> int:
 
 
 def encode_header(data_len: int, token_width: int) -> bytes:
+    """The 12-byte header: ``data_len`` (bytes of tokens) as a little-endian uint64, then the width as uint32."""
     return struct.pack("<QI", data_len, token_width)
 
 
 class PackedFile:
-    """A read-only view of a .pbin file: header checked, tokens memory-mapped, index loaded on demand."""
+    """A read-only view of a .pbin file: header checked, tokens memory-mapped, index loaded on demand.
+
+    ``data_len`` bytes of tokens, ``num_tokens = data_len // token_width`` of them in ``tokens`` (a memory map;
+    an empty array for a file without tokens). ``index`` is checked when it is read: a document that ends past
+    the token section, an offset or length not a multiple of the width, or a width narrowed in the header is a
+    DataError naming the file and the document; a document may be empty (length 0) and an index may hold no
+    documents. ``document(i)`` follows Python's indexing (-1 is the last document; IndexError past either end).
+    """
 
     def __init__(self, path: str | os.PathLike, load_index: bool = True):
         self.path = Path(path)
@@ -116,16 +125,22 @@ class PackedFile:
 
     @property
     def num_documents(self) -> int:
+        """Rows of the index (reads it if it was not loaded)."""
         return len(self.index)
 
     def document(self, i: int) -> np.ndarray:
+        """The tokens of document ``i`` (its EOD included, as packed), a copy-free view read from the map."""
         offset, length = self.index[i]
         start = offset // self.token_width
         return np.asarray(self.tokens[start : start + length // self.token_width])
 
 
 class PackedFileWriter:
-    """Writes a .pbin to a temporary file in the destination folder and renames it into place on ``close``."""
+    """Writes a .pbin to a temporary file in the destination folder and renames it into place on ``close``.
+
+    A width other than 1, 2 or 4 is a ValueError; an existing destination a DataError unless ``overwrite``.
+    Until ``close`` the destination is untouched; ``abort`` leaves it as it was. A writer closed without a
+    document writes a valid file of 0 tokens and 0 documents."""
 
     def __init__(self, dst_path: str | os.PathLike, token_width: int, overwrite: bool = False):
         if token_width not in TOKEN_DTYPES:
@@ -143,8 +158,14 @@ class PackedFileWriter:
         self._index_parts: list[np.ndarray] = []
 
     def write_tokens(self, tokens: np.ndarray, doc_token_lengths: np.ndarray) -> None:
-        """Append the tokens of consecutive documents (EOD already included) and their token counts."""
+        """Append the tokens of consecutive documents (EOD already included) and their token counts, which must
+        add up to the tokens given (ValueError otherwise). The ids must fit the width; the packer checks them."""
         byte_lengths = np.asarray(doc_token_lengths, dtype=np.int64) * self.token_width
+        if int(byte_lengths.sum()) != len(tokens) * self.token_width:
+            raise ValueError(
+                f"{self.dst_path}: document lengths add up to {int(byte_lengths.sum()) // self.token_width} tokens, "
+                f"but {len(tokens)} tokens were given"
+            )
         offsets = self._data_len + np.cumsum(byte_lengths) - byte_lengths
         self._write(np.ascontiguousarray(tokens, dtype=self.dtype), np.stack([offsets, byte_lengths], axis=1))
 
@@ -186,7 +207,9 @@ class PackedFileWriter:
 def merge_packed_files(
     sources: list[str | os.PathLike], dst_path: str | os.PathLike, overwrite: bool = False
 ) -> tuple[int, int]:
-    """Concatenate .pbin files (same token width) into one; returns (documents, tokens) of the result."""
+    """Concatenate .pbin files (same token width) into one, their documents in the order given; returns
+    (documents, tokens) of the result. DataError for no input, inputs of different widths, or an output that is
+    one of the inputs; the output is then not written."""
     if not sources:
         raise DataError("merge needs at least one input .pbin file")
     files = [PackedFile(p) for p in sources]

@@ -26,6 +26,7 @@ class PbinHeader:
 
     @property
     def num_tokens(self) -> int:
+        """data_len // token_width (the header is checked to make it a whole number)."""
         return self.data_len // self.token_width
 
     @property
@@ -36,7 +37,10 @@ class PbinHeader:
 
 
 def read_pbin_header(path: str | os.PathLike) -> PbinHeader:
-    """The header, checked against the file's size; DataError naming the file and what is wrong."""
+    """The header, checked against the file's size; DataError naming the file and what is wrong: a missing
+    file, fewer than 12 bytes, a width other than 1, 2 or 4, a token section running past the end of the file
+    (one ending exactly at the end is fine: the index is checked where it is read), or a section length that is
+    not a whole number of tokens."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: packed data file not found; create it with `modalities data pack_encoded_data`")
@@ -74,7 +78,9 @@ def continuous_block_size(sequence_length: int, reuse_last_target: bool) -> int:
 
 
 def num_continuous_samples(num_tokens: int, sequence_length: int, reuse_last_target: bool) -> int:
-    """Samples a stream of num_tokens tokens gives (see :func:`continuous_block_size`)."""
+    """Samples a stream of num_tokens tokens gives (see :func:`continuous_block_size`): with
+    ``reuse_last_target`` blocks of s + 1 tokens starting every s tokens, so 0 below s + 1 tokens and
+    (num_tokens - 1) // s from there; without, num_tokens // s disjoint blocks of s."""
     block = continuous_block_size(sequence_length, reuse_last_target)
     if num_tokens < block:
         return 0
@@ -88,7 +94,9 @@ def megatron_sample_starts(documents, block_size: int) -> list[int]:
     documents are accumulated until a block is full; a document that overflows the block starts the next
     sample at its own beginning, unless it is longer than a block, in which case the next sample starts one
     block further.
-    ``documents`` holds (token offset, token length) rows (a sequence or an array)."""
+    ``documents`` holds (token offset, token length) rows (a sequence or an array). No documents give no
+    starts; documents that never fill a block give none either. The starts are not checked against the end
+    of the stream: a caller leaves out a sample that would run past it."""
     starts: list[int] = []
     current_start, current_len = 0, 0
     for document_start, length in ((int(o), int(n)) for o, n in documents):

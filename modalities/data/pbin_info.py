@@ -29,13 +29,18 @@ MAX_DIGESTED_FILE_BYTES = 256 * 2**20
 
 
 def info_path(pbin_path: str | os.PathLike) -> Path:
+    """``<name>.info.json`` beside the file (``c.pbin`` -> ``c.pbin.info.json``)."""
     path = Path(pbin_path)
     return path.with_name(path.name + INFO_SUFFIX)
 
 
 def files_digest(path: Path, extra: Any = None) -> str:
     """SHA-256 over a tokenizer file, or a folder's files (names and content; weights and files over 256 MB
-    left out), and ``extra`` (settings) as JSON."""
+    left out), and ``extra`` (settings) as JSON.
+
+    A folder's files are taken in name order, its subfolders not at all: the digest changes with a file's name
+    or content and with ``extra``, not with the folder's own place or name, nor with weights (WEIGHT_SUFFIXES)
+    or files of more than MAX_DIGESTED_FILE_BYTES (a file of exactly that size is read)."""
     digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
     for file in files:
@@ -50,7 +55,8 @@ def files_digest(path: Path, extra: Any = None) -> str:
 
 
 def write_info(pbin_path: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """Write the info file of ``pbin_path`` (``record`` plus the format tag and the time)."""
+    """Write the info file of ``pbin_path`` (``record`` plus the format tag, the time and the modalities
+    version), through a temporary name; returns its path. An older info file is replaced."""
     from modalities import __version__
 
     target = info_path(pbin_path)
@@ -77,13 +83,17 @@ def read_info(pbin_path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def same_tokenizer(a: dict | None, b: dict | None) -> bool | None:
-    """Whether two tokenizer identities name the same tokenizer; None when one of them is unknown."""
+    """Whether two tokenizer identities name the same tokenizer (equal fingerprints); None when one of them is
+    unknown (None, empty, or without a fingerprint)."""
     if not a or not b or not a.get("fingerprint") or not b.get("fingerprint"):
         return None
     return a["fingerprint"] == b["fingerprint"]
 
 
 def describe_tokenizer(identity: dict | None) -> str:
+    """One line for messages: ``<kind> tokenizer <source> (<n> ids, EOD <token> = <id>)``, "?" for a kind or
+    source not recorded, the parenthesis only with a vocab_size (and the EOD part only with an eod_token);
+    "an unrecorded tokenizer" for None or an empty identity."""
     if not identity:
         return "an unrecorded tokenizer"
     text = f"{identity.get('kind', '?')} tokenizer {identity.get('source', '?')}"
@@ -97,15 +107,19 @@ def describe_tokenizer(identity: dict | None) -> str:
 
 def common_tokenizer(sources: list[str | os.PathLike]) -> dict | None:
     """The tokenizer identity the info files of ``sources`` share, before combining them into one file:
-    DataError naming two files whose tokenizers differ (their ids mean different tokens); None when some file
-    has no info file (then the result gets none either)."""
+    DataError naming the first file and one whose tokenizer differs from its (their ids mean different tokens);
+    None when some file has no info file (then the result gets none either; the others are still compared) or
+    when there are no sources. An identity without a fingerprint matches any."""
     known = []
+    missing = False
     for source in sources:
         info = read_info(source)
         if info is None:
-            return _check_known(known) and None
-        known.append((source, info.get("tokenizer")))
-    return _check_known(known)
+            missing = True
+        else:
+            known.append((source, info.get("tokenizer")))
+    identity = _check_known(known)
+    return None if missing else identity
 
 
 def _check_known(known: list[tuple[Any, dict | None]]) -> dict | None:

@@ -24,7 +24,9 @@ class LengthStats:
 
 
 def length_stats(lengths: np.ndarray) -> LengthStats | None:
-    """Statistics of document lengths in tokens; None for no documents."""
+    """Statistics of document lengths in tokens; None for no documents. The median is numpy's (the mean of
+    the middle two for an even count); p99 is the nearest rank, the ceil(0.99 n)-th smallest length (the
+    largest for n up to 100)."""
     if len(lengths) == 0:
         return None
     ordered = np.sort(np.asarray(lengths, dtype=np.int64))
@@ -41,7 +43,8 @@ def length_stats(lengths: np.ndarray) -> LengthStats | None:
 
 def length_histogram(lengths: np.ndarray) -> list[tuple[int, int, int]]:
     """Documents per power-of-two length bin, as (lowest, highest, count) from the shortest bin that holds a
-    document to the longest: 0, 1, 2-3, 4-7, 8-15, ... (empty bins between kept, so the shape reads right)."""
+    document to the longest: 0, 1, 2-3, 4-7, 8-15, ... (empty bins between kept, so the shape reads right).
+    [] for no documents; the counts add up to the number of lengths."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if len(lengths) == 0:
         return []
@@ -67,7 +70,9 @@ class SampleCounts:
 
 def sample_counts(num_tokens: int, documents: np.ndarray, sequence_length: int) -> SampleCounts:
     """Samples each packed dataset cuts from a file of ``num_tokens`` tokens whose documents are the
-    (token offset, token length) rows ``documents``, at ``sequence_length``."""
+    (token offset, token length) rows ``documents``, at ``sequence_length``: the continuous dataset's with and
+    without reuse_last_target (pbin_header.num_continuous_samples), and the Megatron dataset's (its starts
+    whose block of sequence_length + 1 tokens lies within the file)."""
     block = sequence_length + 1
     megatron = sum(1 for start in megatron_sample_starts(documents, block) if start + block <= num_tokens)
     return SampleCounts(

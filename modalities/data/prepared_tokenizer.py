@@ -24,10 +24,13 @@ from modalities.data.errors import DataError
 from modalities.data.pbin_info import files_digest
 from modalities.data.tokenizers import HFBatchEncoder, PreTrainedHFTokenizer, TokenizerWrapper, hf_identity
 
-RECORD_VERSION = 2
+# 3: the backend of padding "max_length" without max_length as transformers reads it (not padded)
+RECORD_VERSION = 3
 
 
 def cache_dir() -> Path:
+    """$MODALITIES_CACHE_DIR if set and not empty, else $XDG_CACHE_HOME/modalities (likewise), else
+    ~/.cache/modalities."""
     explicit = os.environ.get("MODALITIES_CACHE_DIR")
     if explicit:
         return Path(explicit)

@@ -19,6 +19,8 @@ from modalities.data.safe_pickle import dump_offsets_index, load_offsets_index
 
 
 def default_index_path(jsonl_path: str | os.PathLike) -> Path:
+    """The JSONL path with its last suffix replaced by .idx (``corpus.jsonl`` -> ``corpus.idx``; ``corpus`` ->
+    ``corpus.idx``)."""
     path = Path(jsonl_path)
     return path.with_suffix(".idx")
 
@@ -38,7 +40,12 @@ def create_raw_index(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RawIndexResult:
     """Index every line of a JSONL file; a line that is not valid JSON stops with its line number unless
-    ``skip_malformed``. ``on_progress(bytes_read, documents)`` is called now and then."""
+    ``skip_malformed``. ``on_progress(bytes_read, documents)`` is called every 8192 lines and once at the end.
+
+    An entry is (byte offset of the line, its length without the line end, ``\n`` or ``\r\n``); a last line
+    without a newline is indexed too. An empty line is not JSON. An empty file gives an empty index. DataError
+    for a missing file, an existing index without ``overwrite``, or a malformed line (``file:line``); the index
+    is written to a temporary name and renamed, so a failed run leaves none."""
     src = Path(jsonl_path)
     if not src.is_file():
         raise DataError(f"{src}: JSONL file not found")
@@ -86,7 +93,9 @@ def _short(error: Exception) -> str:
 
 
 def read_raw_index(index_path: str | os.PathLike, jsonl_path: str | os.PathLike | None = None) -> np.ndarray:
-    """Load an .idx file as an ``(n, 2)`` array; with ``jsonl_path``, check every entry lies inside that file."""
+    """Load an .idx file as an ``(n, 2)`` array; with ``jsonl_path``, check every entry lies inside that file (an
+    entry ending exactly at the file's end does; one byte past is a DataError naming the entry). DataError for
+    a missing index or one that is not a pickled list of (offset, length) (see safe_pickle)."""
     path = Path(index_path)
     if not path.is_file():
         raise DataError(f"{path}: index file not found; create it with `modalities data create_raw_index`")

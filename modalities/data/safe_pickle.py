@@ -28,7 +28,10 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
 
 
 def load_offsets_index(data: bytes, where: str) -> np.ndarray:
-    """Unpickle an index of (offset, length) pairs into an ``(n, 2)`` int64 array; ``where`` names the file."""
+    """Unpickle an index of (offset, length) pairs into an ``(n, 2)`` int64 array (``(0, 2)`` for an empty
+    list); ``where`` names the file. DataError for anything else: bytes that are not a pickle, a pickle that
+    names any global, a value that is not a list of 2-tuples (or 2-lists) of ints (bools are not ints here),
+    ints beyond int64 or negative ones."""
     try:
         obj = _NoGlobalsUnpickler(io.BytesIO(data)).load()
     except Exception as e:  # noqa: BLE001 - UnpicklingError, EOFError, ValueError, ...: all mean "not an index"
@@ -51,5 +54,6 @@ def load_offsets_index(data: bytes, where: str) -> np.ndarray:
 
 
 def dump_offsets_index(offsets: np.ndarray, lengths: np.ndarray) -> bytes:
-    """Pickle (offset, length) pairs as Modalities does: a list of tuples of Python ints."""
+    """Pickle (offset, length) pairs as Modalities does: a list of tuples of Python ints, pickle protocol 4
+    (the same bytes on every Python version)."""
     return pickle.dumps(list(zip(offsets.tolist(), lengths.tolist())), protocol=PICKLE_PROTOCOL)

@@ -17,6 +17,18 @@ class ResumableDistributedSampler(Sampler[int]):
     ``num_replicas`` and dealt round-robin: rank r takes entries r, r + R, r + 2R, ... With no skip this is
     exactly torch's ``DistributedSampler``; with a skip of k (a multiple of R) each rank continues where its
     sequence stopped after k global samples.
+
+    Contract, for n = len(dataset), R = num_replicas and k the skip of the epoch (k in the starting epoch, 0 in
+    any other; ``set_epoch`` back to the starting epoch skips again):
+
+    - ``0 <= rank < R`` and ``0 <= skip_num_global_samples <= n``, else ValueError (a skip of exactly n leaves
+      nothing: every rank's sequence is empty in the starting epoch);
+    - ``len(sampler)`` is ``(n - k) // R`` with ``drop_last``, ``ceil((n - k) / R)`` without, and always equals
+      the number of indices iterated;
+    - without ``drop_last`` the n - k remaining entries are padded by repeating them from their start (several
+      times over when fewer remain than ranks), so rank r of 5 entries [a, b, c, d, e] on 2 ranks gets
+      [a, c, e] / [b, d, a]; with ``drop_last`` the last (n - k) % R entries are left out: [a, c] / [b, d];
+    - with no remaining entry (n == k, or n == 0) every rank gets nothing, with either flag.
     """
 
     def __init__(
@@ -32,6 +44,8 @@ class ResumableDistributedSampler(Sampler[int]):
     ):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} must be in [0, {num_replicas})")
+        if skip_num_global_samples < 0:
+            raise ValueError(f"skip_num_global_samples ({skip_num_global_samples}) must not be negative")
         if skip_num_global_samples > len(dataset):
             raise ValueError(
                 f"skip_num_global_samples ({skip_num_global_samples}) exceeds the dataset's {len(dataset)} samples"
@@ -47,6 +61,7 @@ class ResumableDistributedSampler(Sampler[int]):
         self.skip_num_global_samples = skip_num_global_samples
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next iteration deals (its shuffle is seeded with seed + epoch)."""
         self.epoch = epoch
 
     def _skip(self) -> int:
@@ -59,7 +74,8 @@ class ResumableDistributedSampler(Sampler[int]):
         return -(-remaining // self.num_replicas)  # noqa: PLE0303
 
     def global_order(self) -> list[int]:
-        """All indices of this epoch in the order the ranks consume them (before skipping)."""
+        """All n indices of this epoch in the order the ranks consume them, before skipping, padding or trimming:
+        ``torch.randperm(n)`` seeded with seed + epoch when shuffling, else 0, 1, ..., n - 1 ([] for n == 0)."""
         n = len(self.dataset)
         if self.shuffle:
             generator = torch.Generator()
@@ -79,13 +95,17 @@ class ResumableDistributedSampler(Sampler[int]):
 def distributed_sampler(
     dataset: Sized, rank: int, num_replicas: int, shuffle: bool, seed: int = 0, drop_last: bool = True
 ) -> ResumableDistributedSampler:
-    """torch's DistributedSampler order, given rank and world size explicitly (no process group needed)."""
+    """torch's DistributedSampler order, given rank and world size explicitly (no process group needed): the
+    same indices and length as ``DistributedSampler(dataset, num_replicas, rank, shuffle, seed, drop_last)`` in
+    every epoch; a ResumableDistributedSampler that starts at epoch 0 and skips nothing."""
     return ResumableDistributedSampler(
         dataset=dataset, rank=rank, num_replicas=num_replicas, shuffle=shuffle, seed=seed, drop_last=drop_last
     )
 
 
 def batch_sampler(sampler: Sampler, batch_size: int, drop_last: bool = True) -> BatchSampler:
+    """torch's BatchSampler: the sampler's indices in consecutive lists of ``batch_size``; the last, shorter list
+    is kept unless ``drop_last`` (so 5 indices in batches of 2 give 2 batches with it, 3 without)."""
     return BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
 
 
@@ -100,7 +120,13 @@ def resumable_distributed_multi_dim_sampler(
     skip_num_global_samples: int = 0,
 ) -> ResumableDistributedSampler:
     """Builder of ``sampler/resumable_distributed_multi_dim_sampler``: rank and replicas from the mesh's
-    data-parallel dimension."""
+    data-parallel dimension.
+
+    ``data_parallel_key`` names one dimension of the mesh (rank = this process's coordinate on it, replicas = its
+    size), or is ``"dp"``: the coordinate over dp_replicate x dp_shard, numbered row-major (rank = replicate
+    coordinate x dp_shard size + shard coordinate), either dimension left out when the mesh lacks it. A key
+    the mesh has no dimension for (or "dp" on a mesh with neither) is a ValueError naming the mesh's dimensions.
+    Tensor/context/pipeline-parallel coordinates do not change the rank: those ranks read the same samples."""
     names = device_mesh.mesh_dim_names or ()
     # "dp": the coordinate over dp_replicate x dp_shard (row-major, as torchtitan's flattened "dp" numbers it)
     dims = [name for name in ("dp_replicate", "dp_shard") if name in names] if data_parallel_key == "dp" \

@@ -23,7 +23,9 @@ from modalities.data.pbin_info import common_tokenizer, write_derived_info
 
 
 def chunk_range(num_chunks: int, num_samples: int, chunk_id: int) -> tuple[int, int]:
-    """[start, end) of chunk ``chunk_id``: sizes differ by at most one, larger chunks first."""
+    """[start, end) of chunk ``chunk_id``: sizes differ by at most one, larger chunks first (as
+    ``numpy.array_split`` cuts: the first num_samples % num_chunks chunks hold one more). Chunks past the samples
+    are empty ([n, n)). DataError for num_chunks below 1 or chunk_id outside 0..num_chunks - 1."""
     if num_chunks <= 0:
         raise DataError("num_chunks must be at least 1")
     if not 0 <= chunk_id < num_chunks:
@@ -35,7 +37,8 @@ def chunk_range(num_chunks: int, num_samples: int, chunk_id: int) -> tuple[int, 
 
 
 def hashed_seed(parts: list[str], max_seed: int = 2**32 - 1) -> int:
-    """The reference's seed of a list of strings: the sum of their SHA-256 values modulo 2**32 - 1."""
+    """The reference's seed of a list of strings: the sum of their SHA-256 values (UTF-8, read as one integer
+    each) modulo ``max_seed`` (2**32 - 1), so 0 <= seed < max_seed; no parts give 0."""
     return sum(int(hashlib.sha256(part.encode("utf-8")).hexdigest(), 16) for part in parts) % max_seed
 
 
@@ -45,7 +48,10 @@ def _check_distinct(inputs: list[Path], output: Path) -> None:
 
 
 def shuffle_tokenized_data(input_path, output_path, batch_size: int = 100, seed: int | None = None) -> int:
-    """Returns the number of documents written."""
+    """Write the documents of a .pbin in the order ``random.Random(seed).shuffle`` gives their positions (seed
+    None: a fresh order each time); returns the number of documents written. ``batch_size`` documents are
+    copied at a time (memory only: any size, below 1 taken as 1, gives the same file). The output replaces an
+    existing file; it must not be the input (DataError). The info file follows the input's."""
     source = PackedFile(input_path)
     _check_distinct([Path(input_path)], Path(output_path))
     tokenizer = common_tokenizer([input_path])
@@ -53,10 +59,10 @@ def shuffle_tokenized_data(input_path, output_path, batch_size: int = 100, seed:
     random.Random(seed).shuffle(order)
     writer = PackedFileWriter(output_path, source.token_width, overwrite=True)
     try:
-        for start in range(0, len(order), max(batch_size, 1)):
-            documents = [np.asarray(source.document(i)) for i in order[start : start + batch_size]]
-            if documents:
-                writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
+        step = max(batch_size, 1)
+        for start in range(0, len(order), step):
+            documents = [np.asarray(source.document(i)) for i in order[start : start + step]]
+            writer.write_tokens(np.concatenate(documents), [len(d) for d in documents])
         num_documents, num_tokens = writer.close()
     except BaseException:
         writer.abort()
@@ -75,6 +81,9 @@ def _write_lines_atomically(path: Path, lines: list[bytes]) -> None:
 
 
 def shuffle_jsonl_data(input_path, output_path, seed: int | None = None) -> int:
+    """Write the lines of a JSONL file (split after each b"\\n", each kept with its newline) in the order
+    ``random.Random(seed).shuffle`` gives; returns the number of lines. As the reference, a last line without a
+    newline is moved as it is (so it runs into the line after it). The output must not be the input."""
     _check_distinct([Path(input_path)], Path(output_path))
     lines = _read_lines(Path(input_path))
     random.Random(seed).shuffle(lines)
@@ -94,7 +103,11 @@ def _chunk_seed(global_seed: int | None, chunk_id: int) -> int | None:
 def create_shuffled_dataset_chunk(
     files: list[Path], output_path: Path, chunk_id: int, num_chunks: int, global_seed: int | None = None
 ) -> int:
-    """Returns the number of documents in the chunk."""
+    """Chunk ``chunk_id`` of ``num_chunks`` of each file (:func:`chunk_range` of its documents), concatenated in
+    the order of ``files`` and shuffled with ``numpy.random.default_rng`` seeded by
+    ``hashed_seed([str(global_seed), str(chunk_id)])`` (None: a fresh order); returns the number of documents
+    in the chunk. DataError for files of different token widths, a chunk with no documents in any file, or an
+    output among the inputs."""
     _check_distinct(files, output_path)
     tokenizer = common_tokenizer(files)
     documents: list[np.ndarray] = []
@@ -127,6 +140,7 @@ def create_shuffled_dataset_chunk(
 def create_shuffled_jsonl_dataset_chunk(
     files: list[Path], output_path: Path, chunk_id: int, num_chunks: int, global_seed: int | None = None
 ) -> int:
+    """:func:`create_shuffled_dataset_chunk` for the lines of JSONL files; returns the number of lines."""
     _check_distinct(files, output_path)
     lines: list[bytes] = []
     for path in files:

@@ -20,12 +20,15 @@ class TokenizerWrapper:
     """What the data pipeline needs from a tokenizer."""
 
     def tokenize(self, text: str) -> list[int]:
+        """The ids of one text: ``tokenize_batch([text])[0]``."""
         return self.tokenize_batch([text])[0]
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text, in order (one list per text, [] for a text that encodes to nothing)."""
         raise NotImplementedError
 
     def decode(self, token_ids: Sequence[int]) -> str:
+        """The text of ``token_ids``, special tokens written out."""
         raise NotImplementedError
 
     @property
@@ -34,13 +37,16 @@ class TokenizerWrapper:
         raise NotImplementedError
 
     def get_token_id(self, token: str) -> int:
+        """The id of ``token``, a single entry of the vocabulary; DataError naming the tokenizer otherwise."""
         raise NotImplementedError
 
     @property
     def special_token_ids(self) -> dict[str, int]:
+        """Each special token and its id."""
         raise NotImplementedError
 
     def is_special_token_id(self, token_id: int) -> bool:
+        """Whether ``token_id`` is one of ``special_token_ids``' ids."""
         return token_id in set(self.special_token_ids.values())
 
     def batch_encoder(self, special_tokens_as_text: bool = False) -> Callable[[list[str]], list[list[int]]]:
@@ -65,7 +71,13 @@ def hf_identity(path: Path, settings: dict, files: str | None = None) -> dict:
 
 
 class PreTrainedHFTokenizer(TokenizerWrapper):
-    """A Hugging Face tokenizer loaded from a local folder (or a tokenizer.json file); never downloads."""
+    """A Hugging Face tokenizer loaded from a local folder (or a tokenizer.json file); never downloads.
+
+    Encodes as transformers' ``tokenizer(texts, padding=, truncation=, max_length=)`` does, in
+    ``tokenize_batch`` and in the packer's ``batch_encoder`` alike, for every value of the three settings.
+    ``vocab_size`` counts added tokens too. ``special_tokens`` may only mark tokens the vocabulary has
+    (DataError otherwise: the model's embedding is not resized); a missing or unreadable tokenizer, or a slow
+    (not tokenizers-backed) one, is a DataError."""
 
     def __init__(
         self,
@@ -138,12 +150,17 @@ class PreTrainedHFTokenizer(TokenizerWrapper):
         return {token: self.tokenizer.convert_tokens_to_ids(token) for token in self.tokenizer.all_special_tokens}
 
     def batch_encoder(self, special_tokens_as_text: bool = False) -> HFBatchEncoder:
-        # Let transformers configure truncation/padding on a copy of the backend, exactly as its __call__ does.
+        # Let transformers configure truncation/padding on a copy of the backend, exactly as its __call__ does:
+        # its own reading of the settings (padding to max_length without one pads to the model's maximum, or not
+        # at all when the model has none), then its own configuration of the backend.
         backend = self.tokenizer.backend_tokenizer
+        padding, truncation, max_length, _ = self.tokenizer._get_padding_truncation_strategies(
+            padding=self.padding, truncation=self.truncation, max_length=self.max_length, verbose=False
+        )
         self.tokenizer.set_truncation_and_padding(
-            padding_strategy=_padding_strategy(self.padding, self.max_length),
-            truncation_strategy=_truncation_strategy(self.truncation, self.max_length),
-            max_length=self.max_length,
+            padding_strategy=padding,
+            truncation_strategy=truncation,
+            max_length=max_length,
             stride=0,
             pad_to_multiple_of=None,
             padding_side=None,
@@ -181,24 +198,6 @@ def _keep_existing_special_tokens(tokenizer) -> dict[str, bool]:
         if name in parameters:
             return {name: False}
     return {}
-
-
-def _padding_strategy(padding: bool | str, max_length: int | None):
-    from transformers.utils import PaddingStrategy
-
-    if padding is True or padding == "longest":
-        return PaddingStrategy.LONGEST
-    if padding == "max_length":
-        return PaddingStrategy.MAX_LENGTH if max_length is not None else PaddingStrategy.LONGEST
-    return PaddingStrategy.DO_NOT_PAD
-
-
-def _truncation_strategy(truncation: bool | str, max_length: int | None):
-    from transformers.tokenization_utils_base import TruncationStrategy
-
-    if truncation in (True, "longest_first") and max_length is not None:
-        return TruncationStrategy.LONGEST_FIRST
-    return TruncationStrategy.DO_NOT_TRUNCATE
 
 
 class HFBatchEncoder:
@@ -247,7 +246,10 @@ class HFBatchEncoder:
 
 
 class PreTrainedSPTokenizer(TokenizerWrapper):
-    """A SentencePiece model from a local .model file."""
+    """A SentencePiece model from a local .model file (DataError when missing or not a model). Encodes as
+    ``SentencePieceProcessor.encode``; ``special_token_ids`` are the control, unknown and user-defined pieces,
+    of which ``is_special_token_id`` counts the control ones only. ``padding``/``truncation`` are accepted and
+    have no effect, as in the reference."""
 
     def __init__(self, tokenizer_model_file: str, padding: bool | str | None = None, truncation: bool | None = None):
         import sentencepiece
@@ -286,11 +288,14 @@ class PreTrainedSPTokenizer(TokenizerWrapper):
 
     @property
     def special_token_ids(self) -> dict[str, int]:
-        return {
-            self.processor.id_to_piece(i): i
-            for i in range(self.processor.vocab_size())
-            if self.processor.is_control(i) or self.processor.is_unknown(i) or self.processor.is_user_defined(i)
-        }
+        # The processor tells control and unknown pieces but not user-defined ones: the model's pieces do.
+        from sentencepiece import sentencepiece_model_pb2
+
+        model = sentencepiece_model_pb2.ModelProto()
+        model.ParseFromString(self.model_proto)
+        piece = sentencepiece_model_pb2.ModelProto.SentencePiece
+        special = (piece.CONTROL, piece.UNKNOWN, piece.USER_DEFINED)
+        return {entry.piece: i for i, entry in enumerate(model.pieces) if entry.type in special}
 
     def is_special_token_id(self, token_id: int) -> bool:
         return bool(self.processor.is_control(token_id))
@@ -319,7 +324,9 @@ SENTENCEPIECE_RELEASES_GIL_FROM = (0, 2, 2)
 
 
 def sentencepiece_releases_gil(version: str | None = None) -> bool:
-    """Whether the installed sentencepiece (or ``version``) encodes without holding the GIL."""
+    """Whether the installed sentencepiece (or ``version``) encodes without holding the GIL: from 0.2.2 on,
+    comparing the first three numbers of the version (``0.2.10`` is later than ``0.2.2``; a version without
+    numbers counts as 0)."""
     if version is None:
         import sentencepiece
 
