@@ -32,7 +32,7 @@ from typing import Any, Union
 
 from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic, did_you_mean, has_errors
 from modalities.config.limits import MAX_CONFIG_BYTES, MAX_CONFIG_FILES
-from modalities.config.load import DELETE_TAG, Document, load_text
+from modalities.config.load import DELETE_TAG, Document, not_utf8, load_text
 from modalities.config.spans import Path, SourceMap, Span, dotted
 
 EXTENDS_KEY = "extends"
@@ -100,6 +100,8 @@ class _Composer:
         self._source: SourceFile | None = None  # the file being merged
 
     def error(self, message: str, span: Span | None, hint: str | None = None, path: Path = (), code="extends") -> None:
+        if span is None and code == "extends":  # about a file named on the command line, not by an `extends`
+            code = "config-file"
         self.diagnostics.append(Diagnostic(message, span=span, path=path, hint=hint, code=code))
 
     # --- finding and reading files ---------------------------------------------------------------------------
@@ -188,6 +190,9 @@ class _Composer:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
+            if at is None:  # a file given on the command line: the error stands at the byte, in that file
+                self.diagnostics.append(not_utf8(name, data, e))
+                return None
             self.error(f"{name} is not UTF-8 text (byte {e.start:,} is {data[e.start]:#04x})", at,
                        hint="a config is a YAML text file; is this the file you meant?")
             return None

@@ -64,7 +64,7 @@ def read_config_text(path: FilePath, sources: Sources | None = None) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError([_not_utf8(str(path), data, e)]) from None
+        raise ConfigError([not_utf8(str(path), data, e)]) from None
 
 
 def _check_size(path: FilePath, size: int) -> None:
@@ -82,7 +82,7 @@ def load_document(path: str | FilePath, sources: Sources | None = None) -> Docum
     return document
 
 
-def _not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnostic:
+def not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnostic:
     line_start = data.rfind(b"\n", 0, error.start) + 1
     line = data.count(b"\n", 0, error.start) + 1
     col = len(data[line_start : error.start].decode("utf-8", "replace")) + 1
