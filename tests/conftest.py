@@ -34,3 +34,11 @@ def _process_registry_is_left_as_found():
     registry_module._default = saved
     resolve_module._RESOLVERS.clear()
     resolve_module._RESOLVERS.update(resolvers)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules holding a `slow` test (multi-process and training runs, minutes each on 2 cores) run first, whole
+    and in their own order, so that under xdist both workers share the long tests and the suite ends on short
+    ones instead of one worker finishing a long run while the other waits."""
+    slow_files = {item.nodeid.partition("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.partition("::")[0] not in slow_files)

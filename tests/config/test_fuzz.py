@@ -142,6 +142,7 @@ def test_base_config_is_valid():
 from tests.config.mutations import BASE_CONFIGS, FAMILIES, check_case, make_case  # noqa: E402
 
 
+@pytest.mark.slow  # 300 configs, some megabytes long
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(FAMILIES), st.integers(0, 10**9), st.sampled_from(BASE_CONFIGS))
 def test_mutated_shipped_configs_end_in_ok_or_positioned_errors(family, seed, base):

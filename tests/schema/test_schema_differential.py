@@ -177,6 +177,7 @@ def schema_accepts(validator: jsonschema.Draft7Validator, values: dict) -> bool:
     return validator.is_valid(values)
 
 
+@pytest.mark.slow  # a minute: every broken variant through the schema and the compiler
 @pytest.mark.parametrize("config, registry_name", configs(), ids=lambda v: getattr(v, "name", v))
 def test_schema_and_compiler_agree_on_the_config_and_its_broken_variants(config, registry_name, registries, validators):
     registry, validator = registries[registry_name], validators[registry_name]

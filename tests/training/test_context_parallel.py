@@ -16,6 +16,8 @@ from tests.training.conftest import REPO, subprocess_env
 from tests.training.layouts import assert_same_run, train_layout, train_one_process
 from tests.tolerances import approx_float32
 
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
+
 CP_CONFIG = REPO / "tests" / "training" / "cp.yaml"
 
 

@@ -4,8 +4,12 @@ loopback train together."""
 import json
 import subprocess
 
-from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
+import pytest
+
 from tests.tolerances import approx_float32
+from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
+
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
 
 def _args(tmp_path, experiment_id, *extra):

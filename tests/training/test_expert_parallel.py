@@ -18,6 +18,8 @@ import yaml
 from tests.training.conftest import REPO
 from tests.training.layouts import train_layout, train_one_process
 
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
+
 MOE_CONFIG = REPO / "tests" / "training" / "moe.yaml"
 
 

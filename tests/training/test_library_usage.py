@@ -5,7 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.training.conftest import REPO, read_results, subprocess_env
+
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
 
 def _torchrun_script(script, *args, timeout=900):

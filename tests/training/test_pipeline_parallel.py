@@ -15,6 +15,8 @@ import torch
 from tests.tolerances import approx_float32
 from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
 
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
+
 PP_CONFIG = REPO / "tests" / "training" / "pp.yaml"
 TP_CONFIG = REPO / "tests" / "training" / "tp.yaml"
 # The same model on one process: tp.yaml without tensor parallelism, with pp.yaml's 6 untied layers.

@@ -16,6 +16,8 @@ from modalities.training.signals import EXIT_STOPPED
 from tests.training.conftest import PLUGIN, REPO, TINY, read_results, subprocess_env, torchrun_cmd, train_in_process
 from tests.training.test_executor import _Output
 
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
+
 STEPS_8 = ("--set", "settings.training_target.num_target_steps=8")
 ONECYCLE = ("--set", "lr_scheduler={component_key: scheduler, variant_key: onecycle_lr, config: {optimizer: "
             "{instance_key: optimizer, pass_type: BY_REFERENCE}, max_lr: 0.02, total_steps: "

@@ -4,7 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.training.conftest import REPO, read_results, subprocess_env
+
+pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
 SMALL = [
     "--set", "settings.training_target.num_target_steps=8",
