@@ -76,11 +76,14 @@ def check(
     """Compile the config at ``path`` (resolved) as `modalities validate` does, reading ``sources`` in place
     of the files they name. Never raises: a failure of the check itself is reported as a diagnostic."""
     compiled = None
+    read: list = []  # the files of a composed config (config/compose.SourceFile), those it could read
     try:
         compiled = compile_config(path, experiments_root=experiments_root, sources=sources)
         diagnostics = compiled.diagnostics
+        read = list(getattr(compiled.document, "files", None) or [])
     except ConfigError as e:
         diagnostics = e.diagnostics
+        read = list(getattr(e, "files", None) or [])
     except Exception as e:  # noqa: BLE001 - a bug must not take the editor's server down
         logger.error("the check of %s failed:\n%s", path, traceback.format_exc())
         where = "".join(traceback.format_exception_only(type(e), e)).strip()
@@ -100,6 +103,9 @@ def check(
         source_map = compiled.document.source_map
         names = {span.file for table in (source_map.values, source_map.keys) for span in table.values()}
         analysis.files.update(span_file(Span(name, 1, 1, 1, 1), path) for name in names)
+    # every file the config was composed from: a change of a base file re-checks the experiment even where none
+    # of the base's values survived the merge (all overridden or deleted)
+    analysis.files.update(source.path for source in read)
     analysis.files.update(analysis.diagnostics)
     return analysis
 

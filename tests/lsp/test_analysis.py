@@ -182,3 +182,31 @@ def test_field_completion_works_on_text_that_does_not_parse_yet():
     labels = {item.label for item in complete(None, top, lsp.Position(line=top.index("pro"), character=3))}
     assert "profiler" in labels and not {"settings", "app_state", "loss_fn"} & labels
     assert labels <= set(TrainingRunConfig.model_fields)
+
+
+def test_a_composed_config_shows_each_mistake_in_its_own_file_and_reads_unsaved_bases(tmp_path):
+    """The real composition (extends): the base's misspelt field is reported in the base at its line:col, the
+    experiment's in the experiment; an unsaved fix of the base, given as a source, clears the base's error; a
+    base none of whose values survive is still one of the files whose change re-checks the experiment."""
+    base, experiment, empty = tmp_path / "base.yaml", tmp_path / "exp.yaml", tmp_path / "empty_base.yaml"
+    base.write_text(CONFIG.replace("num_tokens: 8", "num_tokenz: 8"))  # line 5, column 5
+    experiment.write_text("extends: [empty_base.yaml, base.yaml]\nm:\n  component_key: number_conversion\n"
+                          "  variant_key: num_samples_from_num_tokens\n  config:\n    num_tokens: 8\n"
+                          "    sequence_lenght: 2\n")  # line 7, column 5
+    empty.write_text("m: {component_key: number_conversion}\n")  # replaced whole by the experiment's m
+    analysis = check(experiment.resolve(), {})
+    errors = {f.name: [(d.span.line, d.span.col, d.message) for d in ds if d.severity == "error"]
+              for f, ds in analysis.diagnostics.items()}
+    assert [(line, col) for line, col, _ in errors["base.yaml"]] == [(5, 5)]
+    assert "num_tokenz" in errors["base.yaml"][0][2]
+    assert [(line, col) for line, col, _ in errors["exp.yaml"]] == [(7, 5)]
+    assert "sequence_lenght" in errors["exp.yaml"][0][2]
+    assert {base.resolve(), experiment.resolve(), empty.resolve()} <= analysis.files
+
+    fixed = check(experiment.resolve(), {base.resolve(): CONFIG})
+    assert not [d for d in fixed.diagnostics.get(base.resolve(), []) if d.severity == "error"]
+    assert [d.span.line for d in fixed.diagnostics[experiment.resolve()] if d.severity == "error"] == [7]
+
+    missing = check(experiment.resolve(), {experiment.resolve(): "extends: nowhere.yaml\n"})
+    [error] = missing.diagnostics[experiment.resolve()]
+    assert "config file not found" in error.message and (error.span.line, error.span.col) == (1, 10)
