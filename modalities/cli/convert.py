@@ -1,7 +1,7 @@
 """``modalities convert``: ``to-torch CHECKPOINT OUT.pt``, ``to-hf CHECKPOINT_OR_CONFIG OUT_DIR [--tokenizer DIR]
-[--remote-code]`` (GPT-2, Llama, Qwen3 or StableLM, whichever holds the model's shape; with --remote-code, a shape
-none holds is written with its own modelling code; see interop/hf_export.py) and ``from-hf HF_DIR OUT.pt`` (any of
-those as our model/gpt2: the weights and the config to build it)."""
+[--remote-code]`` (a model/gpt2 as GPT-2, Llama, Qwen3 or StableLM, whichever holds its shape; with --remote-code, a
+shape none holds is written with its own modelling code; a model/moe as Qwen3-MoE; see interop/hf_export.py) and
+``from-hf HF_DIR OUT.pt`` (any of those as our model/gpt2 or model/moe: the weights and the config to build it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_torch.add_argument("checkpoint", help="a checkpoint folder (or an experiment's checkpoints/latest)")
     to_torch.add_argument("output", help="the .pt file to write")
     to_hf = sub.add_parser(
-        "to-hf", help="write a transformers folder (GPT-2, Llama, Qwen3 or StableLM) from a checkpoint or a config"
+        "to-hf", help="write a transformers folder (GPT-2, Llama, Qwen3, StableLM; Qwen3-MoE for a model/moe) from a "
+        "checkpoint or a config"
     )
     to_hf.add_argument(
         "source",
@@ -48,13 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(the folder then loads with trust_remote_code=True, as the reference's exports do)",
     )
     from_hf = sub.add_parser(
-        "from-hf", help="a transformers GPT-2, Llama, Qwen3 or StableLM as our model/gpt2 (.pt + config)"
+        "from-hf", help="a transformers GPT-2, Llama, Qwen3 or StableLM as our model/gpt2, a Qwen3-MoE as our "
+        "model/moe (.pt + config)"
     )
     from_hf.add_argument("source", help="a transformers model folder (or a hub id in the local Hugging Face cache)")
     from_hf.add_argument("output", help="the .pt state dict to write (for checkpoint_loading/torch)")
     from_hf.add_argument(
         "--config", default=None, metavar="YAML",
-        help="where to write the model/gpt2 component that builds this model (default: OUTPUT with .yaml)",
+        help="where to write the model component that builds this model (default: OUTPUT with .yaml)",
     )
 
 
@@ -104,7 +106,9 @@ def _to_hf(
     from modalities.checkpointing.layout import CONFIG_FILE, resolve_checkpoint
     from modalities.conversion.model_source import base_model_of, find_checkpointed_model
     from modalities.interop.hf_export import export_state_dict_to_hf, load_tokenizer
+    from modalities.interop.hf_qwen3_moe import export_notes
     from modalities.models.gpt2.config import GPT2LLMConfig
+    from modalities.models.moe.config import MoEModelConfig
 
     source = sources[0] if len(sources) == 1 else Path(" + ".join(map(str, sources)))
     if len(sources) == 1 and source.is_dir():  # one of our checkpoint folders: the config saved with it
@@ -125,16 +129,20 @@ def _to_hf(
         else:
             state_dict = read_model_state_dict(checkpointed.checkpoint_path)
         origin = f"{checkpointed.checkpoint_path} (loaded by '{checkpointed.name}')"
-    if (node.get("component_key"), node.get("variant_key")) != ("model", "gpt2"):
+    config_classes = {"gpt2": GPT2LLMConfig, "moe": MoEModelConfig}
+    if node.get("component_key") != "model" or node.get("variant_key") not in config_classes:
         raise ValueError(
-            f"'{name}' is model/{node.get('variant_key')}; only model/gpt2 can be exported to Hugging Face"
+            f"'{name}' is {node.get('component_key')}/{node.get('variant_key')}; only model/gpt2 and model/moe can be "
+            "exported to Hugging Face"
         )
-    model_config = GPT2LLMConfig.model_validate(node.get("config") or {})
+    model_config = config_classes[node["variant_key"]].model_validate(node.get("config") or {})
     tokenizer_location = tokenizer or _config_tokenizer(config)
     loaded = load_tokenizer(tokenizer_location) if tokenizer_location else None
     written, architecture = export_state_dict_to_hf(model_config, state_dict, output, loaded, remote_code)
     with_tokenizer = f" and the tokenizer of {tokenizer_location}" if loaded is not None else " (no tokenizer: give --tokenizer)"
     print(f"wrote a transformers {architecture} model to {written} with the weights of {origin}{with_tokenizer}")
+    if isinstance(model_config, MoEModelConfig):
+        print("what transformers' Qwen3-MoE does not have:\n  - " + "\n  - ".join(export_notes(model_config)))
     return 0
 
 
@@ -164,17 +172,17 @@ def _from_hf(source: str, output: Path, config_out: Path | None) -> int:
     import torch
 
     from modalities.config.dump import dump_yaml
-    from modalities.interop.hf_export import import_from_hf
+    from modalities.interop.hf_export import import_model_from_hf
 
-    config, state = import_from_hf(source)
+    variant, config, state = import_model_from_hf(source)
     config_out = config_out or output.with_suffix(".yaml")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".tmp-{output.name}")
     torch.save(state, tmp)
     os.replace(tmp, output)
-    component = {"component_key": "model", "variant_key": "gpt2", "config": config}
+    component = {"component_key": "model", "variant_key": variant, "config": config}
     text = (
-        f"# model/gpt2 of {source}, imported by `modalities convert from-hf`; its weights are {output.name}:\n"
+        f"# model/{variant} of {source}, imported by `modalities convert from-hf`; its weights are {output.name}:\n"
         "#   model: {component_key: model, variant_key: checkpointed, config: {model: {instance_key: model_raw, "
         "pass_type: BY_REFERENCE},\n#     checkpoint_loading: {component_key: checkpoint_loading, variant_key: "
         f"torch, config: {{device: cpu}}}}, checkpoint_path: {output}}}}}\n"
@@ -183,8 +191,14 @@ def _from_hf(source: str, output: Path, config_out: Path | None) -> int:
     tmp_config = config_out.with_name(f".tmp-{config_out.name}")
     tmp_config.write_text(text)
     os.replace(tmp_config, config_out)
-    count = sum(t.numel() for name, t in state.items() if name != "transformer.wte.weight" or not config["use_weight_tying"])
-    print(f"wrote {output} ({count:,} parameters) and {config_out} (the model/gpt2 component that loads it)")
+    second_of_tied = {"gpt2": ("transformer.wte.weight", "use_weight_tying"), "moe": ("lm_head.weight", "tie_embeddings")}
+    tied_name, tied_field = second_of_tied[variant]
+    count = sum(t.numel() for name, t in state.items() if name != tied_name or not config[tied_field])
+    print(f"wrote {output} ({count:,} parameters) and {config_out} (the model/{variant} component that loads it)")
+    if variant == "moe":
+        print(f"  moe_capacity_factor {config['moe_capacity_factor']:g} (= moe_num_experts): no token is ever over "
+              "capacity, as in transformers, so the logits are the same; lower it in the config to train with a "
+              "capacity (the reference's default is 1.25)")
     return 0
 
 
