@@ -31,6 +31,7 @@ from modalities.interop.hf_llama import HFLlamaConversionError, llama_problems, 
 from modalities.interop.hf_qwen3_moe import (
     HFMoEConversionError,
     add_legacy_config_keys,
+    check_exportable,
     moe_model_from_state_dict,
     to_hf_qwen3_moe,
 )
@@ -94,10 +95,11 @@ def architecture_of(model: GPT2LLM | QwenModel, remote_code: bool = False) -> st
     )
 
 
-def _hf_model(model: GPT2LLM | QwenModel, architecture: str, token_ids: dict[str, int | None] | None):
+def _hf_model(model: GPT2LLM | QwenModel, architecture: str, token_ids: dict[str, int | None] | None,
+              dropless: bool = False):
     try:
         if architecture == QWEN3_MOE:
-            return to_hf_qwen3_moe(model, token_ids)
+            return to_hf_qwen3_moe(model, token_ids, dropless)
         if architecture == "gpt2":
             return to_hf_gpt2(model)
         if architecture == "stablelm":
@@ -130,10 +132,13 @@ def _token_ids(tokenizer) -> dict[str, int | None]:
 
 
 def export_model_to_hf(
-    model: GPT2LLM | QwenModel, out_dir: str | os.PathLike, tokenizer: Any = None, remote_code: bool = False
+    model: GPT2LLM | QwenModel, out_dir: str | os.PathLike, tokenizer: Any = None, remote_code: bool = False,
+    dropless: bool = False,
 ) -> tuple[Path, str]:
     """Write ``model`` (and ``tokenizer``) as a transformers folder; returns it and the architecture used.
-    ``remote_code``: where no transformers architecture holds a model/gpt2, write it with its own modelling code."""
+    ``remote_code``: where no transformers architecture holds a model/gpt2, write it with its own modelling code.
+    ``dropless``: write a model/moe whose capacity drops slots under balanced routing as the dropless model
+    (refused otherwise; interop/hf_qwen3_moe.py)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"{out_dir} already exists and is not an empty folder; choose a new output folder")
@@ -144,7 +149,7 @@ def export_model_to_hf(
             f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is {model.vocab_size}: it is not "
             "this model's tokenizer"
         )
-    hf_model = _hf_model(model, architecture, token_ids)
+    hf_model = _hf_model(model, architecture, token_ids, dropless)
     if token_ids is not None:
         for key, value in token_ids.items():
             setattr(hf_model.config, key, value)
@@ -168,17 +173,20 @@ def export_model_to_hf(
     return out_dir, architecture
 
 
-def export_state_dict_to_hf(config, state_dict, out_dir, tokenizer=None, remote_code=False) -> tuple[Path, str]:
+def export_state_dict_to_hf(
+    config, state_dict, out_dir, tokenizer=None, remote_code=False, dropless=False
+) -> tuple[Path, str]:
     """A model/gpt2 or model/moe config (GPT2LLMConfig, MoEModelConfig) and a full state dict (a consolidated
     checkpoint) as a transformers folder."""
     if isinstance(config, MoEModelConfig):
         try:
+            check_exportable(config, dropless)
             model = moe_model_from_state_dict(config, state_dict)
         except HFMoEConversionError as e:
             raise HFConversionError(str(e)) from None
     else:
         model = model_from_state_dict(config, state_dict)
-    return export_model_to_hf(model, out_dir, tokenizer, remote_code)
+    return export_model_to_hf(model, out_dir, tokenizer, remote_code, dropless)
 
 
 # ---- import -------------------------------------------------------------------------------------------------

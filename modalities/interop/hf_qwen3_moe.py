@@ -15,7 +15,11 @@ Every parameter has a counterpart; the experts are the only ones whose layout di
 Both normalize q and k per head before RoPE, rotate half against half, route by softmax, top-k and renormalized
 top-k weights (``norm_topk_prob: true``), and compute every RMSNorm in float32. Transformers' Qwen3-MoE keeps
 every routed slot (it has no capacity), so the two compute the same function exactly when our model drops no
-slot; what has no counterpart is listed in :data:`NOT_EXPORTED` and printed by ``modalities convert``.
+slot. A model whose capacity drops slots even under perfectly balanced routing (``moe_capacity_factor <
+moe_top_k``, as the reference's MoE configs have it) is refused unless the caller asks for the dropless model
+(``dropless``, ``--dropless``); what else has no counterpart (training-only noise and dropout, the z-loss, the
+router temperature, folded into the router weights) is listed by :func:`export_notes` and printed by
+``modalities convert``.
 
 Qwen3-MoE came with transformers 4.51. The folder written here loads in 4.51 and later and in 5.x: the weights
 are saved per expert (what both read; 5.x fuses them when loading), and config.json carries the 4.x spellings
@@ -25,6 +29,7 @@ are saved per expert (what both read; 5.x fuses them when loading), and config.j
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -36,35 +41,72 @@ from modalities.models.moe.model import QwenModel, build_moe_model
 
 MODEL_TYPE = "qwen3_moe"
 
-# What model/moe has and transformers' Qwen3-MoE has not, and what the export does about it.
-NOT_EXPORTED = (
-    "capacity: transformers' Qwen3-MoE sends every token to its top-k experts (no capacity, no slot dropped). Its "
-    "logits equal ours on inputs where no expert is chosen by more tokens than its capacity, max(ceil("
-    "moe_capacity_factor x tokens / moe_num_experts), moe_min_capacity), which always holds with "
-    "moe_capacity_factor >= moe_num_experts; where ours drops a slot (moe_overflow_policy drop: that expert's "
-    "share is missing; residual: a token with no slot left passes its input through), the export computes the "
-    "slot as if it fit",
-    "router noise (moe_router_noise_std) and router and expert dropout (moe_router_dropout, ffn_dropout) act in "
-    "training only and have no counterpart; the export computes what our model computes in eval mode",
-    "auxiliary losses: moe_aux_loss_coef becomes router_aux_loss_coef (transformers adds its own load-balancing "
-    "loss only with output_router_logits=True, counting slots before any capacity); moe_z_loss_coef has no "
-    "counterpart",
-)
-TEMPERATURE_NOTE = (
-    "moe_router_temperature {t}: transformers has none, so the router weights are written divided by it "
-    "(softmax(W x / t) = softmax((W / t) x)); importing the folder gives temperature 1 and those weights"
-)
-
-
 class HFMoEConversionError(ValueError):
-    """A model/moe checkpoint that does not fit its config, or a transformers folder model/moe cannot hold."""
+    """A model/moe checkpoint that does not fit its config, a model/moe the export would change, or a transformers
+    folder model/moe cannot hold."""
+
+
+def tokens_never_over_capacity(config: MoEModelConfig) -> int | None:
+    """The most tokens (batch x length) one forward may hold with every routed slot sure to fit, whatever the
+    router does (an expert takes at most one slot of each token); None: any number (factor >= experts)."""
+    experts, factor = config.moe_num_experts, config.moe_capacity_factor
+    if factor >= experts:
+        return None
+    # ceil(factor N / E) >= N  <=>  factor N / E > N - 1  <=>  N < E / (E - factor)
+    return max(config.moe_min_capacity, math.ceil(experts / (experts - factor)) - 1)
+
+
+def capacity_problem(config: MoEModelConfig) -> str | None:
+    """Why the export would compute another function than the model trained (None if it would not): a capacity
+    below top_k slots per token drops slots even when the router balances perfectly, so on every long input."""
+    factor, top_k, experts = config.moe_capacity_factor, config.moe_top_k, config.moe_num_experts
+    if factor >= top_k:
+        return None
+    return (
+        f"moe_capacity_factor {factor:g} is below moe_top_k {top_k}: an expert takes at most max(ceil({factor:g} x "
+        f"tokens / {experts}), {config.moe_min_capacity}) slots, while even a perfectly balanced router sends it "
+        f"{top_k} x tokens / {experts}, so this model drops routed slots on long inputs however it routes "
+        f"(moe_overflow_policy {config.moe_overflow_policy}). Transformers' Qwen3-MoE has no capacity and keeps every "
+        "slot: its logits would differ from this model's on such inputs. Pass --dropless to export it anyway as the "
+        "dropless model (what model/moe computes with moe_capacity_factor >= moe_num_experts), or train with "
+        "moe_capacity_factor >= moe_top_k"
+    )
 
 
 def export_notes(config: MoEModelConfig) -> list[str]:
-    """What the export of a model of ``config`` leaves out or changes (printed by ``modalities convert to-hf``)."""
-    notes = list(NOT_EXPORTED)
+    """What a Qwen3-MoE export of a model of ``config`` leaves out or changes, each naming its field (printed by
+    ``modalities convert to-hf``); only the fields this config sets so that they matter."""
+    notes = []
+    never_over = tokens_never_over_capacity(config)
+    if never_over is not None:
+        notes.append(
+            f"moe_capacity_factor {config.moe_capacity_factor:g}, moe_min_capacity {config.moe_min_capacity}: "
+            "transformers' Qwen3-MoE has no capacity and keeps every routed slot. Its logits equal this model's on "
+            f"every input of at most {never_over} token{'s' if never_over != 1 else ''} (batch x length), and on "
+            "longer ones where no expert is "
+            f"chosen by more than max(ceil({config.moe_capacity_factor:g} x tokens / {config.moe_num_experts}), "
+            f"{config.moe_min_capacity}) tokens; where this model drops a slot (moe_overflow_policy "
+            f"{config.moe_overflow_policy}), the export computes it"
+        )
+    training_only = [f"{name} {getattr(config, name):g}" for name in
+                     ("moe_router_noise_std", "moe_router_dropout", "ffn_dropout") if getattr(config, name) > 0]
+    if training_only:
+        notes.append(", ".join(training_only) + ": act in training only and have no Qwen3-MoE counterpart; the "
+                     "export computes what this model computes in eval mode")
     if config.moe_router_temperature != 1.0:
-        notes.append(TEMPERATURE_NOTE.format(t=config.moe_router_temperature))
+        notes.append(
+            f"moe_router_temperature {config.moe_router_temperature:g}: Qwen3-MoE has none, so the router weights "
+            f"are written divided by it (softmax(W x / t) = softmax((W / t) x)); importing the folder gives "
+            "temperature 1 and those weights"
+        )
+    if config.moe_z_loss_coef > 0:
+        notes.append(f"moe_z_loss_coef {config.moe_z_loss_coef:g}: Qwen3-MoE has no router z-loss (a training loss)")
+    if config.moe_aux_loss_coef > 0:
+        notes.append(
+            f"moe_aux_loss_coef {config.moe_aux_loss_coef:g} is written as router_aux_loss_coef; transformers trains "
+            "with its own load-balancing loss (with output_router_logits=True: every slot counted, no capacity), "
+            "not loss/moe_cross_entropy's"
+        )
     return notes
 
 
@@ -178,10 +220,20 @@ def _has_fused_experts(hf_model) -> bool:
     return hasattr(hf_model.model.layers[0].mlp.experts, "gate_up_proj")
 
 
+def check_exportable(config: MoEModelConfig, dropless: bool = False) -> None:
+    """Refuse (HFMoEConversionError) a model whose export would compute another function, unless ``dropless``."""
+    problem = capacity_problem(config)
+    if problem is not None and not dropless:
+        raise HFMoEConversionError(problem)
+
+
 @torch.no_grad()
-def to_hf_qwen3_moe(model: QwenModel, token_ids: dict[str, int | None] | None = None):
-    """A transformers Qwen3MoeForCausalLM (float32, CPU) holding our model's weights."""
+def to_hf_qwen3_moe(model: QwenModel, token_ids: dict[str, int | None] | None = None, dropless: bool = False):
+    """A transformers Qwen3MoeForCausalLM (float32, CPU) holding our model's weights; ``dropless``: also a model
+    whose capacity drops slots under balanced routing (see :func:`capacity_problem`)."""
     from transformers import AutoModelForCausalLM
+
+    check_exportable(model.config, dropless)
 
     hf_model = AutoModelForCausalLM.from_config(hf_qwen3_moe_config(model, token_ids)).float().eval()
     state = hf_state_dict(model, _has_fused_experts(hf_model))
