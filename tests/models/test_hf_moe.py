@@ -21,7 +21,7 @@ from modalities.interop.hf_gpt2 import HFConversionError
 from modalities.interop.hf_qwen3_moe import export_notes, tokens_never_over_capacity
 from modalities.models.moe.config import MoEModelConfig
 from modalities.models.moe.model import QwenModel, build_moe_model
-from tests.compat.helpers import build
+from tests.compat.helpers import build, checkpointed_model_yaml
 from tests.data.conftest import SAMPLE_TOKENIZER
 from tests.models.test_moe import tiny_config
 from tests.tolerances import assert_close_float32
@@ -104,7 +104,7 @@ def test_the_weights_are_saved_one_matrix_per_expert_as_transformers_4_reads_the
     out, _ = export_model_to_hf(ours, tmp_path / "hf")
     block = ours.layers["1"].ffn
     with safe_open(out / "model.safetensors", "pt") as f:
-        assert "model.layers.1.mlp.experts.gate_up_proj" not in f.keys()
+        assert "model.layers.1.mlp.experts.gate_up_proj" not in f.keys()  # noqa: SIM118 (safe_open is no dict)
         for e in range(4):
             prefix = f"model.layers.1.mlp.experts.{e}."
             # w3 (silu(w1 x) * w2 x): w1 gates, w2 goes up, w3 comes down
@@ -272,9 +272,9 @@ def test_qwen3_moe_shapes_model_moe_cannot_hold_are_refused(tmp_path, capsys, ca
     from transformers import Qwen3MoeConfig
 
     changes, message = REFUSED[case]
-    fields = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
-                  norm_topk_prob=True)
+    fields = {"vocab_size": VOCAB, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2,
+              "moe_intermediate_size": 16, "norm_topk_prob": True}
     Qwen3MoeConfig(**{**fields, **changes}).save_pretrained(tmp_path / "hf")  # refused before weights are read
     assert main(["convert", "from-hf", str(tmp_path / "hf"), str(tmp_path / "out.pt")]) == 1
     err = capsys.readouterr().err
@@ -292,24 +292,13 @@ def _checkpoint_config(tmp_path, state: dict, **model_overrides) -> str:
     """A config whose model/checkpointed loads ``state`` (saved as a .pt) into a tiny model/moe."""
     torch.save(state, tmp_path / "trained.pt")
     fields = "\n".join(f"    {key}: {value}" for key, value in config_of(**model_overrides).items())
-    (tmp_path / "convert.yaml").write_text(f"""model:
-  component_key: model
-  variant_key: moe
-  config:
-{fields}
-checkpointed_model:
-  component_key: model
-  variant_key: checkpointed
-  config:
-    model: {{instance_key: model, pass_type: BY_REFERENCE}}
-    checkpoint_loading: {{component_key: checkpoint_loading, variant_key: torch, config: {{device: cpu}}}}
-    checkpoint_path: {tmp_path / "trained.pt"}
-""")
+    model = f"model:\n  component_key: model\n  variant_key: moe\n  config:\n{fields}\n"
+    (tmp_path / "convert.yaml").write_text(model + checkpointed_model_yaml(tmp_path / "trained.pt"))
     return str(tmp_path / "convert.yaml")
 
 
 def test_the_cli_exports_a_checkpoint_with_its_tokenizer_and_names_what_has_no_counterpart(tmp_path, capsys):
-    fields = dict(vocab_size=2048, moe_capacity_factor=3.0, moe_router_temperature=2.0)  # the sample tokenizer's ids
+    fields = {"vocab_size": 2048, "moe_capacity_factor": 3.0, "moe_router_temperature": 2.0}  # the tokenizer's ids
     ours = trained_like(**fields)
     config = _checkpoint_config(tmp_path, ours.state_dict(), **fields)
     assert main(["convert", "to-hf", config, str(tmp_path / "hf"), "--tokenizer", str(SAMPLE_TOKENIZER)]) == 0
