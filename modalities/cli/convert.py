@@ -232,7 +232,7 @@ def _from_hf(source: str, output: Path, config_out: Path | None) -> int:
     if variant == "moe":
         print(f"  moe_capacity_factor {config['moe_capacity_factor']:g} (= moe_num_experts): no token is ever over "
               "capacity, as in transformers, so the logits are the same; lower it in the config to train with a "
-              "capacity (the reference's default is 1.25)")
+              "capacity (the reference's configs use 1.25; below moe_top_k, exporting it again takes --dropless)")
     return 0
 
 

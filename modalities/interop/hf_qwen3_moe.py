@@ -21,9 +21,10 @@ moe_top_k``, as the reference's MoE configs have it) is refused unless the calle
 router temperature, folded into the router weights) is listed by :func:`export_notes` and printed by
 ``modalities convert``.
 
-Qwen3-MoE came with transformers 4.51. The folder written here loads in 4.51 and later and in 5.x: the weights
-are saved per expert (what both read; 5.x fuses them when loading), and config.json carries the 4.x spellings
-``num_experts`` and ``rope_theta`` beside 5.x's ``num_local_experts`` and ``rope_parameters``.
+Qwen3-MoE came with transformers 4.51. The folder is written for 4.51 and later as well as 5.x: the weights are
+saved per expert (4.x's modules; 5.x fuses them when loading), and config.json carries the 4.x spellings
+``num_experts`` and ``rope_theta`` beside 5.x's ``num_local_experts`` and ``rope_parameters``. Tested with
+transformers 5.25 (loading, logits); for 4.x only the saved layout is checked (tests/models/test_hf_moe.py).
 """
 
 from __future__ import annotations
