@@ -24,6 +24,11 @@ WRAPPER_VARIANTS = (
     "activation_checkpointed_fsdp1",
     "compiled",
     "debugging_enriched",
+    # parallelisms that keep the parameter names: a checkpoint of the wrapped model holds the plain model's weights
+    "gpt2_tp",
+    "gpt2_cp",
+    "qwen_tp",
+    "ep_wrapped",
 )
 
 

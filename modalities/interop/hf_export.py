@@ -5,6 +5,7 @@ tokenizer; and a transformers folder back to our model.
     RoPE + SwiGLU + RMSNorm (GQA, biases, tying as configured)  -> LlamaForCausalLM    (interop/hf_llama.py)
     the same with a per-head q/k RMS norm                       -> Qwen3ForCausalLM
     RoPE + SwiGLU + LayerNorm, no biases (the reference's test) -> StableLmForCausalLM (interop/hf_stablelm.py)
+    model/moe (the reference's Qwen-style mixture of experts)   -> Qwen3MoeForCausalLM (interop/hf_qwen3_moe.py)
 
 A shape none holds is refused with the reasons for each, unless the caller opts in to writing the model with its
 own modelling code (``remote_code``; loaded with ``trust_remote_code=True``, see interop/hf_remote.py), which is
@@ -27,9 +28,20 @@ import torch
 from modalities.checkpointing.compat import fit_state_dict_to_model
 from modalities.interop.hf_gpt2 import HFConversionError, hf_gpt2_problems, to_hf_gpt2
 from modalities.interop.hf_llama import HFLlamaConversionError, llama_problems, to_hf_llama
+from modalities.interop.hf_qwen3_moe import (
+    HFMoEConversionError,
+    add_legacy_config_keys,
+    check_exportable,
+    moe_model_from_state_dict,
+    to_hf_qwen3_moe,
+)
 from modalities.interop.hf_remote import HFRemoteCodeError, to_hf_remote, write_code
 from modalities.interop.hf_stablelm import HFStableLmConversionError, stablelm_problems, to_hf_stablelm
 from modalities.models.gpt2.model import GPT2LLM, build_gpt2_model
+from modalities.models.moe.config import MoEModelConfig
+from modalities.models.moe.model import QwenModel
+
+QWEN3_MOE = "qwen3_moe"
 
 
 def model_from_state_dict(config, state_dict: dict[str, torch.Tensor]) -> GPT2LLM:
@@ -57,9 +69,11 @@ def model_from_state_dict(config, state_dict: dict[str, torch.Tensor]) -> GPT2LL
 REMOTE_CODE = "modalities_gpt2 (its own modelling code: load with trust_remote_code=True)"
 
 
-def architecture_of(model: GPT2LLM, remote_code: bool = False) -> str:
-    """"gpt2", "llama", "qwen3" or "stablelm"; else REMOTE_CODE when allowed, else HFConversionError naming what
-    keeps each out."""
+def architecture_of(model: GPT2LLM | QwenModel, remote_code: bool = False) -> str:
+    """"gpt2", "llama", "qwen3" or "stablelm" for a model/gpt2 (else REMOTE_CODE when allowed, else
+    HFConversionError naming what keeps each out); "qwen3_moe" for a model/moe, which it always holds."""
+    if isinstance(model, QwenModel):
+        return QWEN3_MOE
     gpt2 = hf_gpt2_problems(model)
     if not gpt2:
         return "gpt2"
@@ -81,8 +95,11 @@ def architecture_of(model: GPT2LLM, remote_code: bool = False) -> str:
     )
 
 
-def _hf_model(model: GPT2LLM, architecture: str, token_ids: dict[str, int | None] | None):
+def _hf_model(model: GPT2LLM | QwenModel, architecture: str, token_ids: dict[str, int | None] | None,
+              dropless: bool = False):
     try:
+        if architecture == QWEN3_MOE:
+            return to_hf_qwen3_moe(model, token_ids, dropless)
         if architecture == "gpt2":
             return to_hf_gpt2(model)
         if architecture == "stablelm":
@@ -90,7 +107,7 @@ def _hf_model(model: GPT2LLM, architecture: str, token_ids: dict[str, int | None
         if architecture == REMOTE_CODE:
             return to_hf_remote(model, token_ids)
         return to_hf_llama(model, token_ids)
-    except (HFLlamaConversionError, HFStableLmConversionError, HFRemoteCodeError) as e:
+    except (HFLlamaConversionError, HFStableLmConversionError, HFRemoteCodeError, HFMoEConversionError) as e:
         raise HFConversionError(str(e)) from None
 
 
@@ -115,10 +132,13 @@ def _token_ids(tokenizer) -> dict[str, int | None]:
 
 
 def export_model_to_hf(
-    model: GPT2LLM, out_dir: str | os.PathLike, tokenizer: Any = None, remote_code: bool = False
+    model: GPT2LLM | QwenModel, out_dir: str | os.PathLike, tokenizer: Any = None, remote_code: bool = False,
+    dropless: bool = False,
 ) -> tuple[Path, str]:
     """Write ``model`` (and ``tokenizer``) as a transformers folder; returns it and the architecture used.
-    ``remote_code``: where no transformers architecture holds the model, write it with its own modelling code."""
+    ``remote_code``: where no transformers architecture holds a model/gpt2, write it with its own modelling code.
+    ``dropless``: write a model/moe whose capacity drops slots under balanced routing as the dropless model
+    (refused otherwise; interop/hf_qwen3_moe.py)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"{out_dir} already exists and is not an empty folder; choose a new output folder")
@@ -129,7 +149,7 @@ def export_model_to_hf(
             f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is {model.vocab_size}: it is not "
             "this model's tokenizer"
         )
-    hf_model = _hf_model(model, architecture, token_ids)
+    hf_model = _hf_model(model, architecture, token_ids, dropless)
     if token_ids is not None:
         for key, value in token_ids.items():
             setattr(hf_model.config, key, value)
@@ -140,6 +160,8 @@ def export_model_to_hf(
         hf_model.save_pretrained(tmp_dir)
         if architecture == REMOTE_CODE:
             write_code(tmp_dir)
+        if architecture == QWEN3_MOE:
+            add_legacy_config_keys(tmp_dir)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp_dir)
         if out_dir.exists():
@@ -151,9 +173,20 @@ def export_model_to_hf(
     return out_dir, architecture
 
 
-def export_state_dict_to_hf(config, state_dict, out_dir, tokenizer=None, remote_code=False) -> tuple[Path, str]:
-    """A model/gpt2 config and a full state dict (a consolidated checkpoint) as a transformers folder."""
-    return export_model_to_hf(model_from_state_dict(config, state_dict), out_dir, tokenizer, remote_code)
+def export_state_dict_to_hf(
+    config, state_dict, out_dir, tokenizer=None, remote_code=False, dropless=False
+) -> tuple[Path, str]:
+    """A model/gpt2 or model/moe config (GPT2LLMConfig, MoEModelConfig) and a full state dict (a consolidated
+    checkpoint) as a transformers folder."""
+    if isinstance(config, MoEModelConfig):
+        try:
+            check_exportable(config, dropless)
+            model = moe_model_from_state_dict(config, state_dict)
+        except HFMoEConversionError as e:
+            raise HFConversionError(str(e)) from None
+    else:
+        model = model_from_state_dict(config, state_dict)
+    return export_model_to_hf(model, out_dir, tokenizer, remote_code, dropless)
 
 
 # ---- import -------------------------------------------------------------------------------------------------
@@ -191,6 +224,16 @@ def gpt2_config_from_hf_gpt2(hf_config) -> dict[str, Any]:
 def import_from_hf(location: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A transformers GPT-2, Llama, Qwen3 or StableLM folder, or one we wrote with its own modelling code (or a hub
     id in the cache) -> (model/gpt2 config, state dict). No modelling code of the folder is run."""
+    variant, config, state = import_model_from_hf(location)
+    if variant != "gpt2":
+        raise HFConversionError(f"{location} is a model/{variant}, not a model/gpt2; read it with import_model_from_hf")
+    return config, state
+
+
+def import_model_from_hf(location: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """A transformers folder (or a hub id in the cache) -> (our variant_key, its config, state dict): GPT-2, Llama,
+    Qwen3, StableLM and folders we wrote with their own modelling code as model/gpt2, Qwen3-MoE as model/moe. No
+    modelling code of the folder is run."""
     import json
 
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -205,10 +248,12 @@ def import_from_hf(location: str | os.PathLike) -> tuple[dict[str, Any], dict[st
     config_file = path / "config.json"
     if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == MODEL_TYPE:
         try:
-            return read_remote_export(path)
+            return ("gpt2", *read_remote_export(path))
         except HFRemoteCodeError as e:
             raise HFConversionError(str(e)) from None
     hf_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    if hf_config.model_type == QWEN3_MOE:
+        return ("moe", *_import_qwen3_moe(path, hf_config))
     readers = {
         "gpt2": (gpt2_config_from_hf_gpt2, None),
         "stablelm": (gpt2_config_from_hf_stablelm, state_dict_from_hf_stablelm),
@@ -225,4 +270,17 @@ def import_from_hf(location: str | os.PathLike) -> tuple[dict[str, Any], dict[st
             state = to_state(hf_model, ours)
     except (HFLlamaConversionError, HFStableLmConversionError) as e:
         raise HFConversionError(str(e)) from None
-    return config, state
+    return "gpt2", config, state
+
+
+def _import_qwen3_moe(path: Path, hf_config) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from transformers import AutoModelForCausalLM
+
+    from modalities.interop.hf_qwen3_moe import moe_config_from_hf, state_dict_from_hf_qwen3_moe
+
+    try:
+        config = moe_config_from_hf(hf_config)  # refused before any weight is read
+        hf_model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).float().eval()
+        return config, state_dict_from_hf_qwen3_moe(hf_model, config)
+    except HFMoEConversionError as e:
+        raise HFConversionError(str(e)) from None

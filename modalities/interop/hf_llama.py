@@ -204,7 +204,10 @@ def gpt2_config_from_hf_llama(hf_config) -> dict[str, Any]:
     """The model/gpt2 config (plain values) of a transformers Llama or Qwen3 config."""
     model_type = hf_config.model_type
     if model_type not in ("llama", "qwen3"):
-        raise HFLlamaConversionError(f"model_type {model_type!r}: only llama, qwen3, stablelm and gpt2 are imported (and folders modalities wrote with its own modelling code)")
+        raise HFLlamaConversionError(
+            f"model_type {model_type!r}: only llama, qwen3, stablelm, gpt2 (as model/gpt2), qwen3_moe (as model/moe) "
+            "and folders modalities wrote with its own modelling code are imported"
+        )
     rope = getattr(hf_config, "rope_parameters", None) or {}
     theta = rope.get("rope_theta") if isinstance(rope, dict) else None
     theta = theta if theta is not None else getattr(hf_config, "rope_theta", 10000.0)

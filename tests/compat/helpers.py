@@ -18,6 +18,21 @@ def expected(name: str) -> dict:
     return json.loads((EXPECTED / name).read_text())
 
 
+def checkpointed_model_yaml(checkpoint_path: str | Path, model_key: str = "model",
+                            key: str = "checkpointed_model") -> str:
+    """A top-level ``key``: model/checkpointed loading a .pt state dict (checkpoint_loading/torch on the CPU) into
+    the component at ``model_key``, as a config that converts or warm-starts from a checkpoint has it."""
+    return f"""
+{key}:
+  component_key: model
+  variant_key: checkpointed
+  config:
+    model: {{instance_key: {model_key}, pass_type: BY_REFERENCE}}
+    checkpoint_loading: {{component_key: checkpoint_loading, variant_key: torch, config: {{device: cpu}}}}
+    checkpoint_path: {checkpoint_path}
+"""
+
+
 def build(config_path: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Every top-level component of a config, built through the public API (YAML, --set style overrides)."""
     from modalities import Main

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modalities.cli.main import main
-from tests.compat.helpers import REFERENCE_CONFIGS, build
+from tests.compat.helpers import REFERENCE_CONFIGS, build, checkpointed_model_yaml
 from tests.compat.test_reference_variants import TINY_GPT2
 from tests.tolerances import assert_close_float32
 
@@ -30,15 +30,7 @@ def _checkpoint(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 
 def _config(tmp_path: Path, checkpoint: Path) -> Path:
     path = tmp_path / "convert.yaml"
-    path.write_text("model:" + TINY_GPT2 + f"""
-checkpointed_model:
-  component_key: model
-  variant_key: checkpointed
-  config:
-    model: {{instance_key: model, pass_type: BY_REFERENCE}}
-    checkpoint_loading: {{component_key: checkpoint_loading, variant_key: torch, config: {{device: cpu}}}}
-    checkpoint_path: {checkpoint}
-""")
+    path.write_text("model:" + TINY_GPT2 + checkpointed_model_yaml(checkpoint))
     return path
 
 

@@ -16,6 +16,7 @@ from modalities.cli.main import main
 from modalities.interop.hf_export import export_model_to_hf, import_from_hf, load_tokenizer
 from modalities.interop.hf_gpt2 import HFConversionError
 from modalities.models.gpt2.model import build_gpt2_model
+from tests.compat.helpers import checkpointed_model_yaml
 from tests.data.conftest import SAMPLE_TOKENIZER
 
 N_EMBD, HEADS, VOCAB = 32, 4, 2048  # the sample tokenizer's 2048 ids
@@ -290,15 +291,7 @@ def test_the_cli_round_trip_with_the_configs_tokenizer_and_set(tmp_path, capsys)
     capsys.readouterr()
     # The written .yaml builds the model; loaded with the .pt it gives the exported model's logits.
     yaml_text = (tmp_path / "back.yaml").read_text()
-    (tmp_path / "load.yaml").write_text(yaml_text + f"""
-model:
-  component_key: model
-  variant_key: checkpointed
-  config:
-    model: {{instance_key: model_raw, pass_type: BY_REFERENCE}}
-    checkpoint_loading: {{component_key: checkpoint_loading, variant_key: torch, config: {{device: cpu}}}}
-    checkpoint_path: {tmp_path / "back.pt"}
-""")
+    (tmp_path / "load.yaml").write_text(yaml_text + checkpointed_model_yaml(tmp_path / "back.pt", "model_raw", "model"))
     loaded = Main(config_path=tmp_path / "load.yaml").build_components()["model"].eval()
     with torch.no_grad():
         assert (_logits(loaded) - hf.eval()(IDS).logits).abs().max().item() <= 1e-5
