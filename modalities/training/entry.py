@@ -75,12 +75,13 @@ def run_training(
     from modalities.checkpointing.dcp import load_training_checkpoint
     from modalities.checkpointing.layout import is_complete, read_progress, resolve_checkpoint
     from modalities.logging.broker import MessageBroker, MessageType
+    from modalities.logging.results_file import RESTART_EVENT, RESULTS_FILE, RESUME_EVENT
     from modalities.logging.subscribers import JSONLResultsWriter
     from modalities.models.moe.statistics import MoEStatistics
     from modalities.training.context_parallel import context_parallel_mesh, load_balancer_of
     from modalities.training.device_mesh import data_parallel_degree
     from modalities.training.distributed import barrier, local_device
-    from modalities.training.experiment import RESULTS_FILE, prepare_experiment_folder
+    from modalities.training.experiment import prepare_experiment_folder
     from modalities.training.gym import Gym, LoopSettings, restore_rng_state
     from modalities.training.report import RunSummary, describe_run, format_banner
     from modalities.training.run import TrainingProgress
@@ -168,9 +169,9 @@ def run_training(
         had_results = results.is_file() and results.stat().st_size > 0
         writer = JSONLResultsWriter(results, started=started)
         if resume_from is not None:
-            writer.write_event("resume", num_train_steps_done=progress.num_seen_steps, checkpoint=info.resumed_from)
+            writer.write_event(RESUME_EVENT, num_train_steps_done=progress.num_seen_steps, checkpoint=info.resumed_from)
         elif had_results:
-            writer.write_event("restart", num_train_steps_done=0, checkpoint=None)
+            writer.write_event(RESTART_EVENT, num_train_steps_done=0, checkpoint=None)
         broker.add_subscriber(writer, MessageType.RESULT)
         broker.add_subscriber(summary, MessageType.RESULT)
         print(format_banner(info), flush=True)

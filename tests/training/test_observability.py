@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from modalities.logging.broker import Message, MessageType, RunInfo
-from modalities.training.report import count_parameters, format_banner, human
+from modalities.logging.formatting import human
+from modalities.training.report import count_parameters, format_banner
 from tests.training.conftest import TINY, train_in_process
 
 TENSORBOARD = "evaluation_subscriber={component_key: results_subscriber, variant_key: tensorboard, config: {}}"
