@@ -614,7 +614,7 @@ def _prepare_instruction_tuning_data(args: argparse.Namespace) -> int:
 
     from modalities import ConfigError
     from modalities.config.diagnostics import render_text
-    from modalities.data.instruction_tuning import prepare_instruction_tuning_data
+    from modalities.data_api import prepare_instruction_tuning_data
 
     config = args.config or args.config_file_path
     if not config:

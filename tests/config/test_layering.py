@@ -91,6 +91,11 @@ def test_a_floor_does_not_import_the_ones_above_it(folder, forbidden):
     assert _violations(folder, forbidden) == []
 
 
+def test_the_library_api_does_not_import_the_cli():
+    api = [PACKAGE / "api.py", PACKAGE / "data_api.py"]
+    assert _violations("", ("modalities.cli", "modalities.lsp"), api) == []
+
+
 @pytest.mark.parametrize("folder", LOWER_FLOORS)
 def test_the_lower_floors_import_neither_compiler_api_cli_nor_training(folder):
     assert (PACKAGE / folder).is_dir()
