@@ -184,7 +184,9 @@ def _component_modules() -> list[Path]:
         for name in re.findall(r'"(modalities\.[a-z_.]+):', text):
             modules.add(name)
         modules.update(prefixes.values())
-    return sorted(PACKAGE.parent / (m.replace(".", "/") + ".py") for m in modules)
+    paths = [PACKAGE.parent / m.replace(".", "/") for m in modules]
+    return sorted(path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+                  for path in paths)
 
 
 def test_components_do_not_import_the_compiler():
