@@ -142,3 +142,12 @@ def write_derived_info(output: str | os.PathLike, tokenizer: dict | None, token_
         return
     write_info(output, {"tokenizer": tokenizer, "token_width": token_width, "documents": documents, "tokens": tokens,
                         "source": source})
+
+
+def recorded_tokenizer_path(info: dict | None) -> str | None:
+    """The tokenizer an info file names, when it is a file or folder on this machine (to decode with)."""
+    identity = (info or {}).get("tokenizer") or {}
+    source = identity.get("source")
+    if identity.get("kind") in ("huggingface", "sentencepiece") and isinstance(source, str) and Path(source).exists():
+        return source
+    return None
