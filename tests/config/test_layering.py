@@ -97,6 +97,16 @@ def test_a_floor_does_not_import_the_ones_above_it(folder, forbidden):
     assert _violations(folder, forbidden) == []
 
 
+def test_the_bottom_floor_imports_nothing_above_it():
+    """registry/ and batch.py: the tables of components and the batch types, below everything."""
+    floors = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir()
+              if (path.suffix == ".py" or (path / "__init__.py").is_file()) and path.name != "__init__.py"}
+    above = tuple(f"modalities.{floor}" for floor in sorted(floors - {"registry", "batch"}))
+    assert len(above) > 15
+    assert _violations("registry", above) == []
+    assert _violations("", (*above, "modalities.registry"), [PACKAGE / "batch.py"]) == []
+
+
 def test_the_library_api_does_not_import_the_cli():
     api = [PACKAGE / "api.py", PACKAGE / "data_api.py"]
     assert _violations("", ("modalities.cli", "modalities.lsp"), api) == []
