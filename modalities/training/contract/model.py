@@ -82,13 +82,14 @@ def vocabulary(parts: RunParts) -> Iterator[Finding]:
             continue
         size = _hf_tokenizer_size(parts.field(info, "pretrained_model_name_or_path"))
         if size is not None and vocab_size < size:
-            yield finding(
-                parts.at(model, "vocab_size"),
-                f"vocab_size {vocab_size} is smaller than the {size} ids of the tokenizer at "
-                f"{parts.where(parts.at(info, 'pretrained_model_name_or_path'))}",
-                hint=f"set vocab_size to at least {size}",
-            )
+            where = parts.where(parts.at(info, "pretrained_model_name_or_path"))
+            yield _smaller_than(parts, model, vocab_size, size, f"the tokenizer at {where}")
             return
+
+
+def _smaller_than(parts: RunParts, model: NodeInfo, vocab_size: int, size: int, tokenizer: str) -> Finding:
+    return finding(parts.at(model, "vocab_size"), f"vocab_size {vocab_size} is smaller than the {size} ids of "
+                   f"{tokenizer}", hint=f"set vocab_size to at least {size}")
 
 
 def _against_the_packer(parts: RunParts, model: NodeInfo, vocab_size: int) -> Generator[Finding, None, bool]:
@@ -115,12 +116,8 @@ def _against_the_packer(parts: RunParts, model: NodeInfo, vocab_size: int) -> Ge
             data_at = parts.where(parts.at(dataset, "raw_data_path"))
             size = known_int(packer.get("vocab_size"))
             if size is not None and vocab_size < size:
-                yield finding(
-                    parts.at(model, "vocab_size"),
-                    f"vocab_size {vocab_size} is smaller than the {size} ids of the {describe_tokenizer(packer)} "
-                    f"that packed {data_at} (its .info.json)",
-                    hint=f"set vocab_size to at least {size}",
-                )
+                packed_by = f"the {describe_tokenizer(packer)} that packed {data_at} (its .info.json)"
+                yield _smaller_than(parts, model, vocab_size, size, packed_by)
                 return True
             if tokenizers is None:
                 tokenizers = [(info, _config_tokenizer_identity(info, parts.field)) for info in parts.nodes()
