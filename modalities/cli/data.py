@@ -1,4 +1,5 @@
-"""``modalities data ...``: index a JSONL corpus, pack it into tokens, inspect and merge packed files."""
+"""``modalities data ...``: the arguments of the data commands and what they print; the work is in modalities/data/
+(and data_api.py where a config file is compiled), the progress display in cli/progress.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
+    _add_index(sub)
+    _add_pack(sub)
+    _add_prepare(sub)
+    _add_shuffles(sub)
+    _add_inspect(sub)
+    _add_merge(sub)
+
+
+def _add_index(sub) -> None:
     index = sub.add_parser("create_raw_index", help="write the byte offset and length of every JSONL line (.idx)")
     index.add_argument("src_path", help="the JSONL file")
     index.add_argument(
@@ -29,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_existence_policy(index)
     index.set_defaults(_data_run=_create_raw_index)
 
+
+def _add_pack(sub) -> None:
     pack = sub.add_parser("pack_encoded_data", help="tokenize a JSONL corpus into a .pbin file, as a config describes")
     pack.add_argument("config", help="pack config: `settings` (src_path, dst_path, ...) and a `tokenizer` component")
     pack.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -62,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_existence_policy(pack)
     pack.set_defaults(_data_run=_pack_encoded_data)
 
+
+def _add_prepare(sub) -> None:
     prepare = sub.add_parser(
         "prepare_instruction_tuning_data",
         help="apply a chat template to conversations, split them, index and pack each partition",
@@ -70,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare.add_argument("--config_file_path", dest="config_file_path", default=None, help=argparse.SUPPRESS)
     prepare.set_defaults(_data_run=_prepare_instruction_tuning_data)
 
+
+def _add_shuffles(sub) -> None:
     shuffle = sub.add_parser("shuffle_tokenized_data", help="shuffle the documents of a .pbin file")
     shuffle.add_argument("--input_data_path", required=True, help="the .pbin file")
     shuffle.add_argument("--output_data_path", required=True, help="the shuffled .pbin to write")
@@ -100,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         chunk.set_defaults(_data_run=_create_shuffled_chunk, _chunk_kind=kind)
 
 
+def _add_inspect(sub) -> None:
     inspect = sub.add_parser("inspect", help="show tokens, documents and token width of a .pbin, and decode a sample")
     inspect.add_argument("path", help="the .pbin file")
     inspect.add_argument(
@@ -119,6 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     inspect.set_defaults(_data_run=_inspect)
 
+
+def _add_merge(sub) -> None:
     merge = sub.add_parser("merge_packed_data", help="concatenate .pbin files into one")
     merge.add_argument("paths", nargs="+", metavar="PATH", help="input .pbin files, then the output path")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -150,95 +169,11 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _progress(unit_label: str):
-    """A rich progress bar with documents/s and tokens/s; silent when stderr is not a terminal."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-
-
-class _PackingProgress:
-    """Packing progress: a rich bar on a terminal; otherwise (a batch job's log) a plain line on stderr every
-    MODALITIES_PROGRESS_SECONDS (default 30) seconds, so a log shows documents/s, tokens/s and an ETA too."""
-
-    def __init__(self, description: str):
-        import os
-        import time
-
-        self.description, self.total = description, None
-        self.began = self.last_line = time.perf_counter()
-        try:
-            self.every = float(os.environ.get("MODALITIES_PROGRESS_SECONDS", "30"))
-        except ValueError:
-            self.every = 30.0
-        # rich only for a terminal: a batch job's log does not wait for its import
-        self.plain = not sys.stderr.isatty()
-        self.bar = None if self.plain else _progress("documents")
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.description, total=None, rate="")
-        return self
-
-    def start(self, total: int) -> None:
-        self.total = total
-        if self.bar is not None:
-            self.bar.update(self.task, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def update(self, documents: int, tokens: int) -> None:
-        import time
-
-        now = time.perf_counter()
-        rates = _rates(documents, tokens, now - self.began)
-        if not self.plain:
-            self.bar.update(self.task, completed=documents, rate=rates)
-            return
-        if now - self.last_line < self.every:
-            return
-        self.last_line = now
-        line = f"{self.description}: {documents:,}"
-        if self.total:
-            line += f"/{self.total:,} documents ({100 * documents / self.total:.0f}%), {rates}"
-            if documents:
-                line += f", ETA {_duration((self.total - documents) * (now - self.began) / documents)}"
-        else:
-            line += f" documents, {rates}"
-        print(line, file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _rates(documents: int, tokens: int | None, seconds: float) -> str:
-    seconds = max(seconds, 1e-9)
-    text = f"{documents / seconds:,.0f} documents/s"
-    if tokens is not None:
-        text += f", {tokens / seconds:,.0f} tokens/s"
-    return text
-
-
 def _create_raw_index(args: argparse.Namespace) -> int:
     import os
     import time
 
+    from modalities.cli.progress import progress_bar, rates
     from modalities.data.raw_index import create_raw_index, default_index_path
 
     policy = _existence_policy(args)
@@ -249,11 +184,11 @@ def _create_raw_index(args: argparse.Namespace) -> int:
     args.overwrite = args.overwrite or policy == "override"
     total = os.path.getsize(args.src_path) if os.path.isfile(args.src_path) else 0
     began = time.perf_counter()
-    with _progress("bytes") as progress:
+    with progress_bar("bytes") as progress:
         task = progress.add_task("indexing", total=total or None, rate="")
 
         def on_progress(position: int, documents: int) -> None:
-            progress.update(task, completed=position, rate=_rates(documents, None, time.perf_counter() - began))
+            progress.update(task, completed=position, rate=rates(documents, None, time.perf_counter() - began))
 
         result = create_raw_index(
             args.src_path,
@@ -272,7 +207,9 @@ def _create_raw_index(args: argparse.Namespace) -> int:
 def _pack_encoded_data(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard is not None else None
     policy = _existence_policy(args)
-    if policy == "skip" and _pack_destination_exists(args.config, shard):
+    from modalities.data_api import pack_destination_exists
+
+    if policy == "skip" and pack_destination_exists(args.config, shard):
         print(f"{args.config}: the output exists; skipped (--file_existence_policy skip)")
         return 0
     return pack_from_config(
@@ -299,25 +236,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def shard_path(destination: Path, shard: tuple[int, int]) -> Path:
-    """Where shard I of N of ``destination`` goes: corpus.pbin -> corpus.00003-of-00008.pbin."""
-    index, count = shard
-    return destination.with_name(f"{destination.stem}.{index:05d}-of-{count:05d}{destination.suffix or '.pbin'}")
-
-
 def _existence_policy(args: argparse.Namespace) -> str:
     return getattr(args, "file_existence_policy", None) or ("override" if getattr(args, "overwrite", False) else "error")
-
-
-def _pack_destination_exists(config_path: str, shard: tuple[int, int] | None = None) -> bool:
-    from modalities import load_app_config_dict
-
-    settings = load_app_config_dict(config_path).get("settings") or {}
-    source = settings.get("src_path")
-    destination = settings.get("dst_path") or (str(Path(source).with_suffix(".pbin")) if source else None)
-    if not destination:
-        return False
-    return (shard_path(Path(destination), shard) if shard else Path(destination)).exists()
 
 
 def pack_from_config(
@@ -332,81 +252,52 @@ def pack_from_config(
 ) -> int:
     """Pack as a pack config describes (only slice I of N with ``shard=(I, N)``); 0 on success, 1 after printing
     what is wrong."""
-    from pydantic import ValidationError
-
-    from modalities import ConfigError, Main, load_app_config_dict
-    from modalities.config.diagnostics import Diagnostic, render_text
-    from modalities.data.config import PackEncodedDataSettings
-    from modalities.data.packing import pack_encoded_data
+    from modalities.cli.progress import PackingProgress
+    from modalities.config.diagnostics import ConfigError, render_text
+    from modalities.data.errors import DataError
+    from modalities.data.packing import pack_as_configured
+    from modalities.data_api import load_pack_config
 
     try:
-        config = load_app_config_dict(config_path)
+        settings, tokenizer = load_pack_config(config_path)
     except ConfigError as e:
         print(render_text(e.diagnostics), file=sys.stderr)
         return 1
-    source_map = config.document.source_map if config.document is not None else None
-    if not isinstance(config.get("settings"), dict) or "tokenizer" not in config:
-        return _fail(f"{config_path}: a pack config needs a `settings` block and a `tokenizer` component")
-    misspelled = _misspelled_settings(config["settings"], PackEncodedDataSettings, source_map)
-    try:
-        settings = PackEncodedDataSettings.model_validate(config["settings"])
-        if misspelled:
-            print(render_text(misspelled), file=sys.stderr)
-            return 1
-    except ValidationError as e:
-        diagnostics = misspelled + [
-            Diagnostic(
-                error["msg"],
-                span=source_map.value(("settings", *error["loc"])) if source_map else None,
-                path=("settings", *error["loc"]),
-            )
-            for error in e.errors()
-        ]
-        print(render_text(diagnostics), file=sys.stderr)
-        return 1
-    try:
-        tokenizer = _packing_tokenizer(Main(config))
-    except ConfigError as e:
-        print(render_text(e.diagnostics), file=sys.stderr)
-        return 1
-
-    from modalities.data.raw_index import default_index_path
-
-    num_cpus = num_cpus or settings.num_cpus
-    index_path = settings.index_path or default_index_path(settings.src_path)
-    destination = settings.dst_path or settings.src_path.with_suffix(".pbin")
-    description = "packing"
-    if shard is not None:
-        destination = shard_path(destination, shard)
-        description = f"packing shard {shard[0]}/{shard[1]}"
-    with _PackingProgress(description) as progress:
-        result = pack_encoded_data(
-            src_path=settings.src_path,
-            tokenizer=tokenizer,
-            eod_token=settings.eod_token,
-            dst_path=destination,
-            index_path=settings.index_path,
-            jq_pattern=settings.jq_pattern,
+    except DataError as e:
+        return _fail(str(e))
+    description = "packing" if shard is None else f"packing shard {shard[0]}/{shard[1]}"
+    with PackingProgress(description) as progress:
+        result = pack_as_configured(
+            settings,
+            tokenizer,
+            overwrite=overwrite,
+            skip_bad_documents=skip_bad_documents,
             num_cpus=num_cpus,
-            processing_batch_size=settings.processing_batch_size,
-            max_batches_in_flight=num_cpus + settings.raw_samples_queue_size + settings.processed_samples_queue_size,
-            skip_bad_documents=skip_bad_documents or settings.skip_bad_documents,
-            overwrite=overwrite or settings.overwrite,
+            special_tokens_in_text=special_tokens_in_text,
+            shard=shard,
+            tokenizer_engine=tokenizer_engine,
             on_start=progress.start,
             on_progress=progress.update,
-            special_tokens_as_text=(special_tokens_in_text or settings.special_tokens_in_text) == "as_text",
-            shard=shard,
-            tokenizer_engine=tokenizer_engine or settings.tokenizer_engine,
         )
+    _print_packing_result(result, settings, special_tokens_in_text)
+    return 0
+
+
+def _print_packing_result(result, settings, special_tokens_in_text: str | None) -> None:
+    from modalities.cli.progress import rates
+    from modalities.data.packing import source_lines_of
+    from modalities.data.raw_index import default_index_path
+
     print(
         f"{result.dst_path}: {result.num_documents} documents, {result.num_tokens} tokens "
         f"({result.token_width}-byte tokens) in {result.seconds:.1f}s on {result.parallelism}: "
-        f"{_rates(result.num_documents, result.num_tokens, result.seconds)}"
+        f"{rates(result.num_documents, result.num_tokens, result.seconds)}"
     )
     print(f"engine: {result.engine}")
     if result.num_with_eod_inside:
         as_text = (special_tokens_in_text or settings.special_tokens_in_text) == "as_text"
-        lines = ", ".join(map(str, _lines_of(settings.src_path, index_path, result.first_with_eod_inside)))
+        index_path = settings.index_path or default_index_path(settings.src_path)
+        lines = ", ".join(map(str, source_lines_of(settings.src_path, index_path, result.first_with_eod_inside)))
         more = " ..." if result.num_with_eod_inside > len(result.first_with_eod_inside) else ""
         print(
             f"warning: {result.num_with_eod_inside} document(s) hold the EOD token before their end (lines {lines}"
@@ -426,104 +317,11 @@ def pack_from_config(
             print(f"  {settings.src_path}:{skipped.line}: {skipped.reason}")
         if len(result.skipped) > 10:
             print(f"  ... and {len(result.skipped) - 10} more")
-    return 0
-
-
-HF_TOKENIZER_BUILDER = "modalities.data.tokenizers:PreTrainedHFTokenizer"
-
-
-def _packing_tokenizer(main):
-    """The config's tokenizer, validated; the built-in Hugging Face one through the packing cache (no
-    transformers import once it has been prepared on this machine), any other built as a component."""
-    from modalities.data.prepared_tokenizer import hf_tokenizer_for_packing
-
-    node = main.config_dict.get("tokenizer")
-    spec = main.registry.get("tokenizer", "pretrained_hf_tokenizer")
-    plain = spec is not None and _plain_component(node, "tokenizer", "pretrained_hf_tokenizer")
-    if plain and spec.builder_location == HF_TOKENIZER_BUILDER:
-        # A component of plain values needs no graph: its config class alone validates it, and packing starts
-        # without importing the later compiler stages. Whatever it rejects, the full compile reports with positions.
-        from pydantic import ValidationError
-
-        try:
-            config = spec.config_class().model_validate(node.get("config") or {})
-        except ValidationError:
-            config = None
-        if config is not None:
-            return hf_tokenizer_for_packing(**config.model_dump())
-    compiled = main.compile()
-    compiled.raise_for_errors()
-    node = compiled.validated.nodes.get(("tokenizer",))
-    if node is not None and node.config is not None and node.spec.builder_location == HF_TOKENIZER_BUILDER:
-        return hf_tokenizer_for_packing(**node.config.model_dump())
-    return main.build_components()["tokenizer"]
-
-
-def _plain_component(node, component_key: str, variant_key: str) -> bool:
-    """``node`` is that component, with a config of plain values (no component, no reference inside)."""
-    if not isinstance(node, dict) or set(node) - {"component_key", "variant_key", "config"}:
-        return False
-    if node.get("component_key") != component_key or node.get("variant_key") != variant_key:
-        return False
-
-    def plain(value) -> bool:
-        if isinstance(value, dict):
-            return "component_key" not in value and "instance_key" not in value and all(map(plain, value.values()))
-        if isinstance(value, list):
-            return all(map(plain, value))
-        return True
-
-    return isinstance(node.get("config", {}), dict) and plain(node.get("config", {}))
-
-
-def _lines_of(src_path, index_path, documents: list[int]) -> list[int]:
-    from modalities.data.packing import _line_number
-    from modalities.data.raw_index import read_raw_index
-
-    index = read_raw_index(index_path)
-    return [_line_number(Path(src_path), int(index[document, 0])) for document in documents]
-
-
-def _misspelled_settings(settings: dict, model, source_map) -> list:
-    """Unknown settings are variables for interpolation, unless they look like a misspelled field."""
-    from modalities.config.diagnostics import Diagnostic, did_you_mean
-
-    diagnostics = []
-    for key in settings:
-        if key in model.model_fields:
-            continue
-        hint = did_you_mean(str(key), [f for f in model.model_fields if f.startswith(str(key)[:3])]) or did_you_mean(
-            str(key), list(model.model_fields)
-        )
-        if hint and _close(str(key), list(model.model_fields)):
-            diagnostics.append(
-                Diagnostic(
-                    f"unknown setting '{key}'",
-                    span=source_map.key(("settings", key)) if source_map else None,
-                    path=("settings", key),
-                    hint=hint,
-                )
-            )
-    return diagnostics
-
-
-def _close(key: str, fields: list[str]) -> bool:
-    import difflib
-
-    return bool(difflib.get_close_matches(key, fields, n=1, cutoff=0.8))
-
-
-def _load_tokenizer(path: str):
-    from modalities.data.tokenizers import PreTrainedHFTokenizer, PreTrainedSPTokenizer
-
-    if path.endswith(".model"):
-        return PreTrainedSPTokenizer(path)
-    return PreTrainedHFTokenizer(path)
 
 
 def _inspect(args: argparse.Namespace) -> int:
     from modalities.data.pbin import PackedFile
-    from modalities.data.pbin_info import describe_tokenizer, read_info
+    from modalities.data.pbin_info import describe_tokenizer, read_info, recorded_tokenizer_path
     from modalities.data.pbin_stats import length_histogram, length_stats, sample_counts
 
     packed = PackedFile(args.path)
@@ -580,20 +378,13 @@ def _inspect(args: argparse.Namespace) -> int:
     shown = tokens[: args.max_tokens].tolist()
     more = f" ... ({len(tokens)} tokens)" if len(tokens) > len(shown) else ""
     print(f"document {args.document}: {shown}{more}")
-    tokenizer_path = args.tokenizer or _recorded_tokenizer_path(info)
+    tokenizer_path = args.tokenizer or recorded_tokenizer_path(info)
     if tokenizer_path:
-        tokenizer = _load_tokenizer(tokenizer_path)
+        from modalities.data.tokenizers import tokenizer_from_path
+
+        tokenizer = tokenizer_from_path(tokenizer_path)
         print(f"decoded:     {tokenizer.decode(shown)!r}{' ...' if more else ''}")
     return 0
-
-
-def _recorded_tokenizer_path(info: dict | None) -> str | None:
-    """The tokenizer the info file names, when it is a file or folder on this machine."""
-    identity = (info or {}).get("tokenizer") or {}
-    source = identity.get("source")
-    if identity.get("kind") in ("huggingface", "sentencepiece") and isinstance(source, str) and Path(source).exists():
-        return source
-    return None
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -614,7 +405,7 @@ def _prepare_instruction_tuning_data(args: argparse.Namespace) -> int:
 
     from modalities import ConfigError
     from modalities.config.diagnostics import render_text
-    from modalities.data.instruction_tuning import prepare_instruction_tuning_data
+    from modalities.data_api import prepare_instruction_tuning_data
 
     config = args.config or args.config_file_path
     if not config:
@@ -683,13 +474,15 @@ def _shuffle_jsonl_data(args: argparse.Namespace) -> int:
 def _create_shuffled_chunk(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from modalities.data.shuffling import create_shuffled_dataset_chunk, create_shuffled_jsonl_dataset_chunk
+    from modalities.data.shuffling import (
+        create_shuffled_dataset_chunk,
+        create_shuffled_jsonl_dataset_chunk,
+        listed_files,
+    )
 
     if _refuse_or_skip(args.output_chunk_file_path, _existence_policy(args)):
         return 0
-    root = Path(args.input_data_root_path)
-    listed = Path(args.input_file_list_path).read_text(encoding="utf-8").splitlines()
-    files = [root / Path(line.strip()).with_suffix(f".{args._chunk_kind}") for line in listed if line.strip()]
+    files = listed_files(args.input_file_list_path, args.input_data_root_path, args._chunk_kind)
     create = create_shuffled_dataset_chunk if args._chunk_kind == "pbin" else create_shuffled_jsonl_dataset_chunk
     count = create(files, Path(args.output_chunk_file_path), args.chunk_id, args.num_chunks, args.global_seed)
     print(f"{args.output_chunk_file_path}: chunk {args.chunk_id} of {args.num_chunks}, {count} documents from {len(files)} file(s)")

@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Graphviz's `dot`; '-' prints DOT (default)",
     )
     parser.add_argument("--title", default=None, help="a title above the picture (default: the config's path)")
+    parser.add_argument(
+        "--all-edges",
+        action="store_true",
+        help="draw every ${settings...} a component reads as its own edge to the settings node (by default each "
+        "component's node counts them, which keeps a whole run's picture readable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(render_text(errors, color=use_color()), file=sys.stderr)
         print(f"{config_label(args.config)}: {len(errors)} error(s); the graph is drawn as far as it is known", file=sys.stderr)
     title = args.title if args.title is not None else config_label(args.config)
-    graph = display_graph(compiled)
+    graph = display_graph(compiled, all_edges=args.all_edges)
     try:
         if args.out == "-":
             sys.stdout.write(to_dot(graph, title))

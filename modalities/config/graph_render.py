@@ -7,6 +7,11 @@ node when settings refer to components or are interpolated); an edge ``a -> b`` 
 "interpolates" (a value of a comes through ``${...}`` from b; resolved when compiled, so not an order of
 building). A shared instance is one node with several incoming edges. Nodes are grouped in a box per
 ``component_key``.
+
+Most components read a few values from ``settings`` through ``${settings...}``: drawn one edge each, they make
+a whole run's picture several screens wide (every component points at the one settings node, each edge
+labelled with its fields). By default they are folded: a component's node counts the settings values it reads
+(``settings_read``, listed in its tooltip) and the legend says so; ``all_edges`` draws each as an edge.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from modalities.schema.files import write_atomic
 
 INTERPOLATES = "interpolates"
 SETTINGS_NODE = ("settings",)
+SETTINGS_READ_LEGEND = "blue 'reads N from ${settings}': N values interpolated from settings (--all-edges draws each)"
 
 
-def display_graph(compiled) -> nx.MultiDiGraph:
+def display_graph(compiled, all_edges: bool = False) -> nx.MultiDiGraph:
     """The compiler's graph plus what it leaves out because building does not need it: references made from
-    ``settings`` (from a ``settings`` node) and ``${...}`` interpolations between components (and settings)."""
+    ``settings`` (from a ``settings`` node) and ``${...}`` interpolations between components (and settings),
+    those of a component from ``settings`` folded into the component's ``settings_read`` unless
+    ``all_edges``."""
     graph = compiled.graph
     shown = nx.MultiDiGraph()
     shown.add_nodes_from(graph.nx.nodes(data=True))
@@ -66,10 +74,16 @@ def display_graph(compiled) -> nx.MultiDiGraph:
             links.setdefault((source, destination), []).append(f"{field} = ${{{expression}}}")
             spans.setdefault((source, destination), source_map.value(at))
     for (source, destination), fields in links.items():
+        if destination == SETTINGS_NODE and source != SETTINGS_NODE and not all_edges:
+            shown.nodes[source]["settings_read"] = fields
+            continue
         if SETTINGS_NODE in (source, destination):
             ensure_settings()
-        label = "\n".join(fields[:3]) + (f"\n(+{len(fields) - 3} more)" if len(fields) > 3 else "")
-        shown.add_edge(source, destination, field=label, relation=INTERPOLATES, span=spans[(source, destination)])
+        # folded: the fields alone label the edge (the expression's source is where it points), all in the tooltip
+        named = fields if all_edges else [_short_name(field.split(" = ", 1)[0]) for field in fields]
+        label = "\n".join(named[:3]) + (f"\n(+{len(fields) - 3} more)" if len(fields) > 3 else "")
+        shown.add_edge(source, destination, field=label, relation=INTERPOLATES, span=spans[(source, destination)],
+                       detail=[] if all_edges else fields)
     return shown
 
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
@@ -162,6 +176,8 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
         "solid arrow: nested in the config · dashed arrow: reference (instance_key) · "
         "dotted blue arrow: value interpolated with ${...}"
     )
+    if any(data.get("settings_read") for _, data in graph.nodes(data=True)):
+        legend += f"\n{SETTINGS_READ_LEGEND}"
     lines.append(f"  labelloc=t; label={_dot_string(title + chr(10) + legend if title else legend)};")
     by_kind: dict[str, list] = {}
     for node in _ordered_nodes(graph):
@@ -176,8 +192,11 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
             name = data.get("name") or ".".join(map(str, node))
             variant = f"{data.get('component_key')}/{data.get('variant_key')}"
             where = _span_text(data.get("span"))
-            label = f'<<b>{_html(_short_name(name))}</b><br/><font point-size="9">{_html(variant)}</font>>'
-            tooltip = "\n".join(filter(None, [where, name, variant]))
+            read = data.get("settings_read") or []
+            label = (f'<<b>{_html(_short_name(name))}</b><br/><font point-size="9">{_html(variant)}</font>'
+                     + (f'<br/><font point-size="8" color="#1d4ed8">{_html(_settings_count(read))}</font>'
+                        if read else "") + ">")
+            tooltip = "\n".join(filter(None, [where, name, variant, *read]))
             lines.append(
                 f'    {ids[node]} [label={label}, tooltip={_dot_string(tooltip)}, fillcolor="{colors[kind]}"];'
             )
@@ -188,12 +207,16 @@ def to_dot(graph: nx.DiGraph, title: str | None = None) -> str:
             attributes.append("style=dashed")
         elif data.get("relation") == INTERPOLATES:
             attributes += ["style=dotted", 'color="#2563eb"', 'fontcolor="#1d4ed8"']
-        where = _span_text(data.get("span"))
-        if where:
-            attributes.append(f"tooltip={_dot_string(where)}")
+        tooltip = "\n".join(filter(None, [_span_text(data.get("span")), *data.get("detail", [])]))
+        if tooltip:
+            attributes.append(f"tooltip={_dot_string(tooltip)}")
         lines.append(f"  {ids[source]} -> {ids[target]} [{', '.join(attributes)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _settings_count(read: list[str]) -> str:
+    return f"reads {len(read)} from ${{settings}}"
 
 
 def _mermaid_text(text: str) -> str:
@@ -217,7 +240,11 @@ def to_mermaid(graph: nx.DiGraph, title: str | None = None) -> str:
             data = graph.nodes[node]
             name = _short_name(data.get("name") or ".".join(map(str, node)))
             variant = f"{data.get('component_key')}/{data.get('variant_key')}"
-            lines.append(f'    {ids[node]}["<b>{_mermaid_text(name)}</b><br/><small>{_mermaid_text(variant)}</small>"]')
+            read = data.get("settings_read") or []
+            more = f"<br/><small>{_mermaid_text(_settings_count(read))}</small>" if read else ""
+            lines.append(
+                f'    {ids[node]}["<b>{_mermaid_text(name)}</b><br/><small>{_mermaid_text(variant)}</small>{more}"]'
+            )
         lines.append("  end")
         lines.append(f"  style k{i} fill:none,stroke:{_CLUSTER_BORDER},stroke-dasharray:4")
     for source, target, data in graph.edges(data=True):

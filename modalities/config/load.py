@@ -224,28 +224,14 @@ class _Composer:
         )
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
+        self.node_kinds = {"scalar": ScalarNode, "sequence": SequenceNode, "mapping": MappingNode}
         yaml = _event_parser()  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
-        resolver = yaml.resolver
-        root: Any = None
-        stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
-        anchors: dict[str, Any] = {}
-        open_anchors: set[str] = set()
-        documents = 0
-
-        def attach(node: Any) -> None:
-            nonlocal root
-            if not stack:
-                root = node
-                return
-            frame = stack[-1]
-            if isinstance(frame[0], SequenceNode):
-                frame[0].value.append(node)
-            elif frame[2] is None:
-                frame[2] = node
-            else:
-                frame[0].value.append((frame[2], node))
-                frame[2] = None
-
+        self.resolver = yaml.resolver
+        self.root: Any = None
+        self.stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
+        self.anchors: dict[str, Any] = {}
+        self.open_anchors: set[str] = set()
+        self.documents = 0
         count = self.values_before  # values (scalars, collections and aliases), keys included
         for event in yaml.parse(text):
             if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent, AliasEvent)):
@@ -259,59 +245,83 @@ class _Composer:
                     hint="a config is small data; see modalities/config/limits.py",
                 )
             if isinstance(event, ScalarEvent):
-                tag = event.tag
-                if tag is None or tag == "!":
-                    tag = resolver.resolve(ScalarNode, event.value, event.implicit)
-                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
-                if event.anchor is not None:
-                    anchors[event.anchor] = node
-                attach(node)
+                self._scalar(event)
             elif isinstance(event, (SequenceStartEvent, MappingStartEvent)):
-                if len(stack) >= MAX_DEPTH:
-                    raise self._error(
-                        f"nested more than {MAX_DEPTH} levels deep",
-                        event.start_mark,
-                        "limit",
-                        hint="a config is shallow data; this looks generated or corrupt (see modalities/config/limits.py)",
-                    )
-                kind = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
-                tag = event.tag
-                if tag is None or tag == "!":
-                    tag = resolver.resolve(kind, None, event.implicit)
-                node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
-                if event.anchor is not None:
-                    anchors[event.anchor] = node
-                    open_anchors.add(event.anchor)
-                attach(node)
-                stack.append([node, event.anchor, None])
+                self._open_collection(event, is_sequence=isinstance(event, SequenceStartEvent))
             elif isinstance(event, CollectionEndEvent):
-                node, anchor, _ = stack.pop()
+                node, anchor, _ = self.stack.pop()
                 node.end_mark = event.end_mark
-                open_anchors.discard(anchor)
+                self.open_anchors.discard(anchor)
             elif isinstance(event, AliasEvent):
-                if event.anchor in open_anchors:
-                    raise self._error(
-                        f"the alias *{event.anchor} refers to a node that contains it (a value cannot contain itself)",
-                        event.start_mark,
-                        "yaml-alias",
-                    )
-                if event.anchor not in anchors:
-                    raise self._error(
-                        f"the alias *{event.anchor} has no anchor &{event.anchor} before it",
-                        event.start_mark,
-                        "yaml-alias",
-                    )
-                self.aliases.append((event.start_mark, len(stack), anchors[event.anchor]))
-                attach(anchors[event.anchor])
+                self._alias(event)
             elif isinstance(event, DocumentStartEvent):
-                documents += 1
-                if documents > 1:
+                self.documents += 1
+                if self.documents > 1:
                     raise self._error(
                         "a config file holds one YAML document; this is a second one (`---`)",
                         event.start_mark,
                         "yaml-documents",
                     )
-        return root
+        return self.root
+
+    def _attach(self, node: Any) -> None:
+        """``node`` into the open collection: a sequence's item, a mapping's key, or the value of its key."""
+        if not self.stack:
+            self.root = node
+            return
+        frame = self.stack[-1]
+        if isinstance(frame[0], self.node_kinds["sequence"]):
+            frame[0].value.append(node)
+        elif frame[2] is None:
+            frame[2] = node
+        else:
+            frame[0].value.append((frame[2], node))
+            frame[2] = None
+
+    def _scalar(self, event: Any) -> None:
+        ScalarNode = self.node_kinds["scalar"]
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = node
+        self._attach(node)
+
+    def _open_collection(self, event: Any, is_sequence: bool) -> None:
+        if len(self.stack) >= MAX_DEPTH:
+            raise self._error(
+                f"nested more than {MAX_DEPTH} levels deep",
+                event.start_mark,
+                "limit",
+                hint="a config is shallow data; this looks generated or corrupt (see modalities/config/limits.py)",
+            )
+        kind = self.node_kinds["sequence" if is_sequence else "mapping"]
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolver.resolve(kind, None, event.implicit)
+        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = node
+            self.open_anchors.add(event.anchor)
+        self._attach(node)
+        self.stack.append([node, event.anchor, None])
+
+    def _alias(self, event: Any) -> None:
+        if event.anchor in self.open_anchors:
+            raise self._error(
+                f"the alias *{event.anchor} refers to a node that contains it (a value cannot contain itself)",
+                event.start_mark,
+                "yaml-alias",
+            )
+        if event.anchor not in self.anchors:
+            raise self._error(
+                f"the alias *{event.anchor} has no anchor &{event.anchor} before it",
+                event.start_mark,
+                "yaml-alias",
+            )
+        self.aliases.append((event.start_mark, len(self.stack), self.anchors[event.anchor]))
+        self._attach(self.anchors[event.anchor])
 
 
 _IN_ALL = " in all the files composed"

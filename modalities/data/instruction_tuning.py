@@ -16,7 +16,8 @@ import json
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, model_validator
 
@@ -152,43 +153,38 @@ def split_and_apply_chat_template(config_file_path: Path, config: InstructionTun
     return {name: path for name, path in paths.items() if name in used}
 
 
-def prepare_instruction_tuning_data(config_file_path: Path, pack) -> dict[str, dict[str, Path]]:
-    """Render, split, index and pack; ``pack(pack_config_path)`` packs one partition (the CLI's packer).
-    Returns partition -> {jsonl, idx, pbin} paths."""
-    from modalities.api import load_app_config_dict
+def index_and_pack_partitions(
+    partitions: dict[str, Path], pack: Callable[[str, Path, Path], Path] | None
+) -> dict[str, dict[str, Path]]:
+    """Index every partition's JSONL and, with ``pack`` (the pack config given), pack it:
+    ``pack(partition, jsonl_path, index_path)`` returns the .pbin written. Returns partition -> {jsonl, idx,
+    pbin} paths."""
     from modalities.data.raw_index import create_raw_index
 
-    config_dict = load_app_config_dict(config_file_path)
-    config = InstructionTuningDataConfig.model_validate(dict(config_dict))
-    partitions = split_and_apply_chat_template(Path(config_file_path), config)
     outputs: dict[str, dict[str, Path]] = {}
     for partition, jsonl_path in partitions.items():
         index_path = jsonl_path.with_suffix(".idx")
         create_raw_index(jsonl_path, index_path, overwrite=True)
         outputs[partition] = {"jsonl": jsonl_path, "idx": index_path}
-        if config.settings.pbin_creation_config_file_path is None:
-            continue
-        digest_suffix = jsonl_path.suffixes[0]
-        pack_config_path = jsonl_path.with_name(f"pbin_config_{partition}").with_suffix(f"{digest_suffix}.yaml")
-        _write_pack_config(config.settings.pbin_creation_config_file_path, pack_config_path, jsonl_path, index_path)
-        pack(pack_config_path)
-        outputs[partition]["pbin"] = index_path.with_suffix(".pbin")
+        if pack is not None:
+            outputs[partition]["pbin"] = pack(partition, jsonl_path, index_path)
     return outputs
 
 
-def _write_pack_config(template: Path, destination: Path, jsonl_path: Path, index_path: Path) -> None:
-    """The partition's pack config: the template, resolved (its ${...} refer to the template's place), with
-    settings.src_path, index_path and dst_path filled in."""
-    from modalities.api import load_app_config_dict
-    from modalities.config.dump import dump_yaml
+def pack_config_path(partition: str, jsonl_path: Path) -> Path:
+    """Where a partition's pack config is written: beside its JSONL, ``pbin_config_<partition>.<hash>.yaml``."""
+    digest_suffix = jsonl_path.suffixes[0]
+    return jsonl_path.with_name(f"pbin_config_{partition}").with_suffix(f"{digest_suffix}.yaml")
 
-    config = dict(load_app_config_dict(template))
+
+def pack_config_of(template: dict, jsonl_path: Path, index_path: Path) -> dict:
+    """The partition's pack config: the (resolved) template with settings.src_path, index_path and dst_path
+    filled in."""
+    config = dict(template)
     config["settings"] = {
         **config["settings"],
         "src_path": str(jsonl_path),
         "index_path": str(index_path),
         "dst_path": str(index_path.with_suffix(".pbin")),
     }
-    tmp = destination.with_name(f".{destination.name}.tmp")
-    tmp.write_text(dump_yaml(config), encoding="utf-8")
-    tmp.replace(destination)
+    return config

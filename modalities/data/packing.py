@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from modalities.data.pbin import TOKEN_DTYPES, PackedFileWriter, token_width_for
 from modalities.data.pbin_info import write_info
 from modalities.data.raw_index import default_index_path, read_raw_index
 from modalities.data.tokenizers import TokenizerWrapper, tokenizer_parallelism_off
+
+if TYPE_CHECKING:
+    from modalities.data.config import PackEncodedDataSettings
 
 
 @dataclass
@@ -495,3 +498,54 @@ def _line_number(path: Path, byte_offset: int) -> int:
             count += block.count(b"\n")
             remaining -= len(block)
     return count + 1
+
+
+def shard_path(destination: Path, shard: tuple[int, int]) -> Path:
+    """Where shard I of N of ``destination`` goes: corpus.pbin -> corpus.00003-of-00008.pbin."""
+    index, count = shard
+    return destination.with_name(f"{destination.stem}.{index:05d}-of-{count:05d}{destination.suffix or '.pbin'}")
+
+
+def source_lines_of(src_path: str | os.PathLike, index_path: str | os.PathLike, documents: list[int]) -> list[int]:
+    """The 1-based JSONL lines of these documents (positions in the raw index)."""
+    index = read_raw_index(index_path)
+    return [_line_number(Path(src_path), int(index[document, 0])) for document in documents]
+
+
+def pack_as_configured(
+    settings: PackEncodedDataSettings,
+    tokenizer: TokenizerWrapper,
+    *,
+    overwrite: bool = False,
+    skip_bad_documents: bool = False,
+    num_cpus: int | None = None,
+    special_tokens_in_text: str | None = None,
+    shard: tuple[int, int] | None = None,
+    tokenizer_engine: str | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PackingResult:
+    """Pack as a pack config's ``settings`` say (only slice I of N with ``shard=(I, N)``, into its shard_path);
+    the other arguments are the command line's, each over the setting it names when given."""
+    num_cpus = num_cpus or settings.num_cpus
+    destination = settings.dst_path or settings.src_path.with_suffix(".pbin")
+    if shard is not None:
+        destination = shard_path(destination, shard)
+    return pack_encoded_data(
+        src_path=settings.src_path,
+        tokenizer=tokenizer,
+        eod_token=settings.eod_token,
+        dst_path=destination,
+        index_path=settings.index_path,
+        jq_pattern=settings.jq_pattern,
+        num_cpus=num_cpus,
+        processing_batch_size=settings.processing_batch_size,
+        max_batches_in_flight=num_cpus + settings.raw_samples_queue_size + settings.processed_samples_queue_size,
+        skip_bad_documents=skip_bad_documents or settings.skip_bad_documents,
+        overwrite=overwrite or settings.overwrite,
+        on_start=on_start,
+        on_progress=on_progress,
+        special_tokens_as_text=(special_tokens_in_text or settings.special_tokens_in_text) == "as_text",
+        shard=shard,
+        tokenizer_engine=tokenizer_engine or settings.tokenizer_engine,
+    )

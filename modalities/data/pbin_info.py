@@ -5,9 +5,9 @@ SHA-256 over the files that define its ids, its settings, its number of ids, the
 tokens, and where the documents came from (the JSONL, the index slice of a shard, the jq pattern). The .pbin
 itself stays byte-identical to the reference's; readers that do not know the info file never see it.
 
-`validate` reads it (training/contract.py) to catch a model whose vocab_size is smaller than the tokenizer's, or
-a config whose tokenizer is not the one that packed its data; `modalities data inspect` shows it. Plain JSON,
-torch- and numpy-free, written to a temporary name and renamed into place.
+`validate` reads it (training/contract/model.py) to catch a model whose vocab_size is smaller than the
+tokenizer's, or a config whose tokenizer is not the one that packed its data; `modalities data inspect` shows
+it. Plain JSON, torch- and numpy-free, written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -142,3 +142,12 @@ def write_derived_info(output: str | os.PathLike, tokenizer: dict | None, token_
         return
     write_info(output, {"tokenizer": tokenizer, "token_width": token_width, "documents": documents, "tokens": tokens,
                         "source": source})
+
+
+def recorded_tokenizer_path(info: dict | None) -> str | None:
+    """The tokenizer an info file names, when it is a file or folder on this machine (to decode with)."""
+    identity = (info or {}).get("tokenizer") or {}
+    source = identity.get("source")
+    if identity.get("kind") in ("huggingface", "sentencepiece") and isinstance(source, str) and Path(source).exists():
+        return source
+    return None

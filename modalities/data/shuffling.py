@@ -153,3 +153,10 @@ def create_shuffled_jsonl_dataset_chunk(
     np.random.default_rng(_chunk_seed(global_seed, chunk_id)).shuffle(order)
     _write_lines_atomically(output_path, [lines[i] for i in order])
     return len(lines)
+
+
+def listed_files(list_path: str | os.PathLike, root: str | os.PathLike, kind: str) -> list[Path]:
+    """The files a list names, one per line (blank lines skipped), under ``root`` and with the suffix of
+    ``kind`` ("pbin" or "jsonl"), as the reference's chunking commands read them."""
+    listed = Path(list_path).read_text(encoding="utf-8").splitlines()
+    return [Path(root) / Path(line.strip()).with_suffix(f".{kind}") for line in listed if line.strip()]

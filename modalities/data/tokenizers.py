@@ -376,3 +376,11 @@ class SPBatchEncoder:
 def tokenizer_parallelism_off() -> None:
     """Worker processes encode one batch each; Rust threads inside them would only oversubscribe the cores."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def tokenizer_from_path(path: str) -> TokenizerWrapper:
+    """A SentencePiece ``.model`` file, or a Hugging Face folder or tokenizer.json (what ``data inspect``
+    decodes with)."""
+    if path.endswith(".model"):
+        return PreTrainedSPTokenizer(path)
+    return PreTrainedHFTokenizer(path)

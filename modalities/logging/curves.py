@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modalities.training.experiment import RESULTS_FILE
+from modalities.logging.results_file import RESTART_EVENT, RESULTS_FILE, RESUME_EVENT
 
 TRAIN_LOSS = "train loss avg"
 
@@ -104,9 +104,9 @@ def read_results(path: str | Path) -> RunCurves:
                 skipped.append(f"{file}:{number}: no integer num_train_steps_done, skipped")
                 continue
         event = record.get("event")
-        if event == "resume":
+        if event == RESUME_EVENT:
             records = [(s, r) for s, r in records if s <= step]
-        elif event == "restart":
+        elif event == RESTART_EVENT:
             records = []
         elif event is None:
             records.append((step, record))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modalities.logging.curves import RunCurves, Series, eval_loss_name, wants_log_scale, TRAIN_LOSS
+from modalities.logging.curves import TRAIN_LOSS, RunCurves, Series, eval_loss_name, wants_log_scale
 
 FORMATS = (".png", ".svg", ".pdf")
 
@@ -39,7 +39,7 @@ def _x(run: RunCurves, series: Series, axis: str) -> list[float]:
 def _count_formatter():
     from matplotlib.ticker import FuncFormatter
 
-    from modalities.training.report import human
+    from modalities.logging.formatting import human
 
     return FuncFormatter(lambda value, _pos: human(value) if value else "0")
 

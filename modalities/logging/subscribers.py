@@ -336,11 +336,8 @@ class ResultsToDiscSubscriber:
 
 class JSONLResultsWriter:
     """Appends every result as one JSON line to the experiment's results file (rank 0); flushed line by line.
-
-    Besides results, an event line marks where a run continued in the same file: ``{"event": "resume",
-    "num_train_steps_done": N, "checkpoint": ...}`` (results after it replace any of steps > N written before it,
-    by a run that went on past its last checkpoint), or ``"restart"`` (a fresh start after an attempt that saved
-    no checkpoint). Readers skip lines that have an "event" key or use them to cut the earlier lines."""
+    Besides results, ``write_event`` marks where a run continued in the same file (results_file.py has the
+    format)."""
 
     def __init__(self, path: Path, started: float | None = None) -> None:
         self.path = Path(path)

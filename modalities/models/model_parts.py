@@ -33,3 +33,17 @@ def for_each_part(builder: F) -> F:
 
 def is_pipeline_part(module) -> bool:
     return getattr(module, STAGE_MODULES_ATTRIBUTE, None) is not None
+
+
+def sum_over_pipeline_stages(value: int, device_mesh) -> int:
+    """A count over this rank's pipeline parts (parameters, FLOPs) summed over the device mesh's pp dimension:
+    the whole model's count (the value itself without pipeline parallelism). Collective over the pp group."""
+    names = getattr(device_mesh, "mesh_dim_names", None) or ()
+    if "pp" not in names:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    total = torch.tensor(value, dtype=torch.int64, device=device_mesh.device_type)
+    dist.all_reduce(total, group=device_mesh["pp"].get_group())
+    return int(total.item())

@@ -95,14 +95,3 @@ def get_parallel_degree(device_mesh: DeviceMesh, parallelism_methods: list[str])
         elif method == "ep" and expert_mesh is not None:
             degree *= expert_mesh["ep"].size()
     return degree
-
-
-def sum_over_pipeline_stages(value: int, device_mesh: DeviceMesh | None) -> int:
-    """A count of this rank's pipeline stages summed over the mesh's pp dimension: a whole-model count (the value
-    itself without pipeline parallelism). Collective over the pp group."""
-    names = getattr(device_mesh, "mesh_dim_names", None) or ()
-    if "pp" not in names:
-        return value
-    total = torch.tensor(value, dtype=torch.int64, device=device_mesh.device_type)
-    dist.all_reduce(total, group=device_mesh["pp"].get_group())
-    return int(total.item())

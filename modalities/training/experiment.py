@@ -10,7 +10,8 @@ import socket
 import time
 from pathlib import Path
 
-RESULTS_FILE = "results.jsonl"
+from modalities.logging.results_file import RESULTS_FILE
+
 RESOLVED_CONFIG_FILE = "config.yaml"
 CONFIG_SOURCES_DIR = "config_sources"  # the files the config was composed from, as read
 CONFIG_SOURCES_FILE = "config_sources.yaml"  # `extends:` them again, in the order the run was given them

@@ -6,7 +6,6 @@ Per micro-batch there is no host sync: losses accumulate in a device tensor. Onc
 
 from __future__ import annotations
 
-import contextlib
 import random
 import resource
 import sys
@@ -41,6 +40,7 @@ from modalities.training.failures import (
     what_was_saved,
 )
 from modalities.training.run import TrainingProgress
+from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor
 
 # Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
 # known step on any machine, however fast.
@@ -115,29 +115,6 @@ def _set_gradient_sync(model: nn.Module, enabled: bool) -> None:
     setter = getattr(model, "set_requires_gradient_sync", None)  # FSDP2 models
     if setter is not None:
         setter(enabled)
-
-
-def loss_parallel_context(enabled: bool):
-    """torch's loss_parallel while the loss is computed and backpropagated (the logits are vocabulary shards)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    from torch.distributed.tensor.parallel import loss_parallel
-
-    return loss_parallel()
-
-
-def plain_tensor(value: torch.Tensor) -> torch.Tensor:
-    """A loss as a plain tensor (under loss parallelism it is a replicated DTensor)."""
-    full_tensor = getattr(value, "full_tensor", None)
-    return full_tensor() if full_tensor is not None else value
-
-
-def model_inputs(batch, context_parallel=None):
-    """A context giving (the model's inputs, the loss's targets) of ``batch``: its samples and targets, or under
-    context parallelism this rank's share of them, with ring attention in force."""
-    if context_parallel is None:
-        return contextlib.nullcontext((batch.samples, batch.targets))
-    return context_parallel.shard(batch.samples, batch.targets)
 
 
 def _set_mode(model_parts: list[nn.Module], train: bool) -> None:

@@ -23,13 +23,13 @@ from torch.distributed.device_mesh import DeviceMesh
 from modalities.models.gpt2.model import POSITIONS_KEY, held_token_positions
 from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE, WHOLE_MODEL_PARAMETERS_ATTRIBUTE
 from modalities.training.distributed import TrainingSetupError
-from modalities.training.gym import loss_parallel_context, model_inputs, plain_tensor
 from modalities.training.pipeline_plan import (
     GPT2StagesGenerator,
     PipelinePlanError,
     schedule_class_name,
     stage_indices_of_rank,
 )
+from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor
 
 PP = "pp"
 

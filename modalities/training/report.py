@@ -14,7 +14,9 @@ import torch
 import torch.distributed as dist
 
 from modalities.logging.broker import Message, MessageType, RunInfo
-from modalities.training.device_mesh import data_parallel_degree, sum_over_pipeline_stages
+from modalities.logging.formatting import duration, human
+from modalities.models.model_parts import sum_over_pipeline_stages
+from modalities.training.device_mesh import data_parallel_degree
 
 
 def count_parameters(model: torch.nn.Module | list[torch.nn.Module]) -> tuple[int, int]:
@@ -125,26 +127,6 @@ def describe_run(
         resumed_from=resumed_from,
         num_active_parameters=total - inactive if inactive else None,
     )
-
-
-def human(count: float) -> str:
-    """1234 -> "1.23K", 124_439_808 -> "124.4M" (three significant digits, at least one decimal below 1000)."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(count) >= scale:
-            value = count / scale
-            return f"{value:.3g}{unit}" if value < 100 else f"{value:.1f}{unit}"
-    return f"{count:g}"
-
-
-def duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def _lines(rows: list[tuple[str, str]]) -> str:

@@ -169,3 +169,51 @@ def test_interpolations_inside_a_nested_config_block_come_from_their_component()
     assert set(shown.nodes) <= set(compiled.graph.nodes) | {("settings",)}
     interpolated = {(a, b) for a, b, data in shown.edges(data=True) if data.get("relation") == INTERPOLATES}
     assert interpolated and all(a != b for a, b in interpolated)
+
+
+def _dot_edges(dot_source: str) -> list[tuple[str, str, str]]:
+    """(source, target, label) of every edge line of the DOT text."""
+    return re.findall(r'^  (n\d+) -> (n\d+) \[label="((?:[^"\\]|\\.)*)"', dot_source, re.MULTILINE)
+
+
+def _values_in(label: str) -> int:
+    """How many interpolated values an --all-edges label lists: one a line, and "(+N more)"."""
+    more = re.search(r"\(\+(\d+) more\)", label)
+    return label.count("${settings.") + (int(more.group(1)) if more else 0)
+
+
+def test_the_quick_starts_graph_folds_the_settings_it_reads_and_all_edges_draws_them(capsys):
+    """Every `${settings...}` drawn as its own labelled edge into the one settings node made the quick start's
+    picture 3,923 pt wide; by default each component counts them instead, so the edges into any node, and
+    their labels, stay few and short. --all-edges draws them all, as before."""
+    from modalities.cli.main import main
+
+    assert main(["graph", str(REPO_ROOT / "configs" / "quickstart.yaml")]) == 0
+    folded = capsys.readouterr().out
+    assert main(["graph", str(REPO_ROOT / "configs" / "quickstart.yaml"), "--all-edges"]) == 0
+    every = capsys.readouterr().out
+    settings_node = re.search(r'^    (n\d+) \[label=<<b>settings</b>', every, re.MULTILINE).group(1)
+
+    into_settings = [e for e in _dot_edges(every) if e[1] == settings_node and "${settings." in e[2]]
+    counts = [int(n) for n in re.findall(r"reads (\d+) from \$\{settings\}", folded)]
+    # the quick start's components that read settings: the samplers, loaders, datasets, model, loss, ...
+    assert len(into_settings) == len(counts) == 15
+    assert sum(counts) == sum(map(_values_in, (label for _, _, label in into_settings)))
+    assert len(_dot_edges(every)) == 48 and len(_dot_edges(folded)) == 48 - 15
+    assert not [e for e in _dot_edges(folded) if e[1] == settings_node and "dotted" in e[2]]
+    fan_in = max(sum(1 for e in _dot_edges(folded) if e[1] == node) for node in {e[1] for e in _dot_edges(folded)})
+    assert fan_in <= 4 < len(into_settings)  # the most edges into one node: the model's four users
+    lines = [line for _, _, label in _dot_edges(folded) for line in label.split("\\n")]
+    assert max(map(len, lines)) <= 30  # field names alone; the `= ${...}` is in the tooltip
+    assert "(--all-edges draws each)" in folded and "(--all-edges draws each)" not in every
+    assert "quickstart.yaml:309\\nconfig.train_dataloader_tag = ${train_dataloader.config.dataloader_tag}\"" in folded
+
+
+def test_folded_settings_show_in_mermaid_and_a_config_without_settings_reads_is_unchanged():
+    from modalities.config.graph_render import display_graph
+    from modalities.registry import default_registry
+
+    compiled = compile_file(REPO_ROOT / "configs" / "quickstart.yaml", default_registry())
+    mermaid = to_mermaid(display_graph(compiled))
+    assert mermaid.count("from ${settings}</small>") == 15
+    assert to_mermaid(display_graph(compiled, all_edges=True)).count("from ${settings}") == 0

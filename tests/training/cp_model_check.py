@@ -13,7 +13,7 @@ from modalities.batch import InferenceResultBatch
 from modalities.optim.loss import CLMCrossEntropyLoss
 from modalities.training.context_parallel import ContextParallel
 from modalities.training.distributed import exit_process
-from modalities.training.gym import model_inputs
+from modalities.training.step_inputs import model_inputs
 from tests.models.helpers import build_gpt2
 
 ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",

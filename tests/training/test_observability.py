@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from modalities.logging.broker import Message, MessageType, RunInfo
-from modalities.training.report import count_parameters, format_banner, human
+from modalities.logging.formatting import human
+from modalities.training.report import count_parameters, format_banner
 from tests.training.conftest import TINY, train_in_process
 
 TENSORBOARD = "evaluation_subscriber={component_key: results_subscriber, variant_key: tensorboard, config: {}}"
@@ -306,3 +307,31 @@ def test_progress_bar_starts_at_the_resumed_step_and_counts_eval_batches():
         assert "5/8" in text and "ETA" in text and "0/5" in text
     finally:
         bar.close()
+
+
+def test_library_warnings_the_user_cannot_act_on_go_to_the_debug_log(caplog):
+    """Filtered where they arise, kept at debug level; any other warning is shown, or raised under -W error, as
+    without the filter."""
+    import logging
+    import warnings
+
+    from modalities.logging.library_warnings import DTENSOR_RANDOM_ON_CPU, library_warnings_to_debug_log
+
+    with warnings.catch_warnings(record=True) as shown, caplog.at_level(logging.DEBUG, logger=LIBRARY_WARNINGS_LOG):
+        warnings.simplefilter("error")  # even where warnings are errors, the filtered one is only logged
+        warnings.filterwarnings("always", message="something to act on")
+        with library_warnings_to_debug_log(DTENSOR_RANDOM_ON_CPU):
+            warnings.warn(DTENSOR_RANDOM_ON_CPU, UserWarning, stacklevel=1)
+            warnings.warn("something to act on", UserWarning, stacklevel=1)
+        with pytest.raises(UserWarning, match="another one"), library_warnings_to_debug_log(DTENSOR_RANDOM_ON_CPU):
+            warnings.warn("another one", UserWarning, stacklevel=1)
+        with pytest.raises(DeprecationWarning), library_warnings_to_debug_log(DTENSOR_RANDOM_ON_CPU):
+            warnings.warn(DTENSOR_RANDOM_ON_CPU, DeprecationWarning, stacklevel=1)  # another category: not ours
+    assert [str(w.message) for w in shown] == ["something to act on"]
+    logged = [r for r in caplog.records if r.name == LIBRARY_WARNINGS_LOG]
+    assert [(r.levelno, r.getMessage().endswith(f"UserWarning: {DTENSOR_RANDOM_ON_CPU}")) for r in logged] == [
+        (logging.DEBUG, True)
+    ]
+
+
+LIBRARY_WARNINGS_LOG = "modalities.logging.library_warnings"

@@ -329,3 +329,35 @@ def test_a_mesh_the_run_would_refuse_is_refused_by_validate(capsys, flag, column
     code, out = _validate(capsys, flag)
     assert code == 1
     assert f"<--set>:1:{column}: error: {flag.split('=')[0]}: Value error, {message}" in out
+
+
+def test_the_docs_contract_table_is_the_registered_checks():
+    """docs/config-format.md's table is ``contract_table()`` of CHECKS, row for row (regenerate it from there)."""
+    from modalities.training.contract import contract_table
+
+    docs = (REPO / "docs" / "config-format.md").read_text()
+    start = docs.index("| group | check | finding |")
+    end = docs.index("\n\n", start)
+    assert docs[start:end + 1] == contract_table(), f"replace the table with:\n{contract_table()}"
+
+
+def test_every_check_function_is_registered_once_in_its_group():
+    import inspect
+
+    from modalities.training.contract import CHECKS, batch_and_mesh, data, model, moe, schedule, target
+
+    registered = [entry.check for entry in CHECKS]
+    assert len(set(registered)) == len(registered)
+    assert len({entry.name for entry in CHECKS}) == len(CHECKS)
+    groups = [entry.group for entry in CHECKS]
+    assert list(dict.fromkeys(groups)) == ["data", "model", "batch and mesh", "target and intervals", "schedule",
+                                           "moe"]
+    assert groups == sorted(groups, key=groups.index)  # each group's checks together, in the order they run
+    defined = [
+        function
+        for module in (data, model, batch_and_mesh, target, schedule, moe)
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if function.__module__ == module.__name__ and not name.startswith("_")
+        and "Iterator[Finding]" in str(inspect.signature(function).return_annotation)
+    ]
+    assert sorted(f.__qualname__ for f in defined) == sorted(f.__qualname__ for f in registered)

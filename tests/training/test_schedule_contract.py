@@ -1,6 +1,6 @@
 """`validate` checks a run's learning-rate schedule against the checkpoint it continues from (warm start through
 app_state/dcp, --resume), reading the checkpoint as plain data without torch: it warns at each config field
-that differs, naming the checkpoint's value, and refuses what cannot be honoured (training/schedule_contract.py)."""
+that differs, naming the checkpoint's value, and refuses what cannot be honoured (training/contract/schedule.py)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ for name, overrides in CASES.items():
 # loss_parallel equals the whole model's cross-entropy, gradients too
 from modalities.batch import InferenceResultBatch  # noqa: E402
 from modalities.optim.loss import CLMCrossEntropyLoss  # noqa: E402
-from modalities.training.gym import loss_parallel_context, plain_tensor  # noqa: E402
+from modalities.training.step_inputs import loss_parallel_context, plain_tensor  # noqa: E402
 
 whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64, use_weight_tying=False)
 mesh.loss_parallel = True

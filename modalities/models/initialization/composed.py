@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from modalities.logging.library_warnings import DTENSOR_RANDOM_ON_CPU, library_warnings_to_debug_log
 from modalities.models.model import retie_parameters, tied_parameter_slots
 from modalities.models.model_parts import WHOLE_MODEL_PARAMETERS_ATTRIBUTE, for_each_part, is_pipeline_part
 
@@ -169,10 +170,11 @@ def initialize_model(model: nn.Module, model_initializer: ComposedModelInitializ
         replay_from = getattr(model_initializer, "pipeline_rng_start", None)
         if replay_from is None:
             replay_from = model_initializer.pipeline_rng_start = _rng_state()
-    reset_parameters_recursively(model)
-    if replay_from is not None:
-        _set_rng_state(replay_from)
-    model_initializer.initialize_in_place(model)
+    with library_warnings_to_debug_log(DTENSOR_RANDOM_ON_CPU):  # draws on sharded parameters of a CPU mesh
+        reset_parameters_recursively(model)
+        if replay_from is not None:
+            _set_rng_state(replay_from)
+        model_initializer.initialize_in_place(model)
     return model
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from modalities.models.mfu.peaks import peak_flops_of_device_name
+from modalities.models.model_parts import sum_over_pipeline_stages
 
 __all__ = ["GPT2MFUCalculator", "matmul_parameter_count", "peak_flops_of_device_name"]
 
@@ -48,8 +49,6 @@ class GPT2MFUCalculator:
         peak_flops_per_device: float | None = None,
     ):
         parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
-        from modalities.training.device_mesh import sum_over_pipeline_stages
-
         # each pipeline rank holds some stages: the FLOPs per token are the whole model's
         self.num_matmul_parameters = sum_over_pipeline_stages(
             sum(matmul_parameter_count(part) for part in parts), device_mesh

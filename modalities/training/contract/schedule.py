@@ -16,6 +16,7 @@ before the first step (optim/continuation.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,11 @@ from modalities.optim.schedule_state import (
     same_value,
     shown,
 )
-from modalities.registry.types import NodeInfo
+from modalities.registry.types import Finding, NodeInfo
+from modalities.training.contract.parts import WARNING, RunParts, finding, known_int
 
-ERROR, WARNING = "error", "warning"
 _SCHEDULER_PREFIX = "app.lr_scheduler."
 _GROUPS_PREFIX = "app.optimizer.param_groups."
-
-
-def _n(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -51,56 +48,58 @@ class _Schedule:
     saved_at: tuple  # the config field that names the checkpoint (where a problem with it is reported)
 
 
-def check_schedule(checks, resume_from: Any = None) -> None:
-    """Add the schedule's findings to ``checks`` (the run contract's _Checks)."""
-    schedule = _schedule_of(checks, resume_from)
+def learning_rate_schedule(parts: RunParts) -> Iterator[Finding]:
+    """The schedule alone and against the checkpoint the run continues from (``--resume``, which the compiler
+    puts on the view) or warm-starts from (see above)."""
+    resume_from = getattr(parts.view, "resume_from", None)
+    schedule = _schedule_of(parts, resume_from)
     if schedule.scheduler is None or schedule.scheduler.config is None:
         return
-    settings = checks.run.settings
-    target = _n(settings.training_target.num_target_steps)
+    settings = parts.run.settings
+    target = known_int(settings.training_target.num_target_steps)
     start = _start_step(settings, schedule.saved, resume_from)
-    _check_length(checks, schedule.scheduler, target)
+    yield from _check_length(parts, schedule.scheduler, target)
     if start is not None and target is not None and start >= target:
-        checks.add(("settings", "training_target", "num_target_steps"),
-                   f"the run starts after step {start} and its target is {target} steps: nothing to train", WARNING,
-                   hint="raise the target to train on")
+        yield finding(("settings", "training_target", "num_target_steps"),
+                      f"the run starts after step {start} and its target is {target} steps: nothing to train",
+                      WARNING, hint="raise the target to train on")
         return
-    _check_position(checks, schedule.scheduler, start)
+    yield from _check_position(parts, schedule.scheduler, start)
     if schedule.saved is not None and start is not None:
-        _compare_with_checkpoint(checks, schedule, start)
+        yield from _compare_with_checkpoint(parts, schedule, start)
 
 
-def _schedule_of(checks, resume_from: Any) -> _Schedule:
-    app_state = checks.node(getattr(checks.run, "app_state", None))
+def _schedule_of(parts: RunParts, resume_from: Any) -> _Schedule:
+    app_state = parts.node(getattr(parts.run, "app_state", None))
     saved, saved_at = None, ()
     if app_state is not None and app_state.variant_key == "dcp" and app_state.config is not None:
-        folder = checks.field(app_state, "checkpoint_dir_path")
-        saved, saved_at = _read_folder(folder), checks.at(app_state, "checkpoint_dir_path")
-        app_state = checks.node(getattr(app_state.config, "raw_app_state", None))
-    scheduler = checks.node(getattr(app_state.config, "lr_scheduler", None)) if app_state and app_state.config else None
+        folder = parts.field(app_state, "checkpoint_dir_path")
+        saved, saved_at = _read_folder(folder), parts.at(app_state, "checkpoint_dir_path")
+        app_state = parts.node(getattr(app_state.config, "raw_app_state", None))
+    scheduler = parts.node(getattr(app_state.config, "lr_scheduler", None)) if app_state and app_state.config else None
     optimizer_ref = getattr(scheduler.config, "optimizer", None) if scheduler and scheduler.config else None
     if optimizer_ref is None and app_state is not None and app_state.config is not None:
         optimizer_ref = getattr(app_state.config, "optimizer", None)
     optimizer = None
-    for info in checks.chain(optimizer_ref, ("optimizer",)):
+    for info in parts.chain(optimizer_ref, ("optimizer",)):
         if info.variant_key in ("checkpointed", "fsdp1_checkpointed") and saved is None:
-            path = checks.field(info, "checkpoint_path")
+            path = parts.field(info, "checkpoint_path")
             saved = _read_folder(path) if info.variant_key == "checkpointed" else _read_optimizer_file(path)
-            saved_at = checks.at(info, "checkpoint_path")
-        if optimizer is None and isinstance(checks.field(info, "lr"), (int, float)):
+            saved_at = parts.at(info, "checkpoint_path")
+        if optimizer is None and isinstance(parts.field(info, "lr"), (int, float)):
             optimizer = info
     if resume_from is not None:  # a resume loads the whole app state from its folder, whatever else the config says
-        saved, saved_at = _read_folder(_resumed_folder(checks, resume_from)), ()
+        saved, saved_at = _read_folder(_resumed_folder(parts, resume_from)), ()
     return _Schedule(scheduler, optimizer, saved, saved_at)
 
 
-def _resumed_folder(checks, resume_from: Any) -> Any:
+def _resumed_folder(parts: RunParts, resume_from: Any) -> Any:
     if resume_from != "auto":
         return resume_from
-    saving = checks.node(getattr(checks.run, "checkpoint_saving", None))
-    execution = checks.node(getattr(saving.config, "checkpoint_saving_execution", None)) if saving and saving.config \
+    saving = parts.node(getattr(parts.run, "checkpoint_saving", None))
+    execution = parts.node(getattr(saving.config, "checkpoint_saving_execution", None)) if saving and saving.config \
         else None
-    root, experiment = checks.field(execution, "checkpoint_path"), checks.field(execution, "experiment_id")
+    root, experiment = parts.field(execution, "checkpoint_path"), parts.field(execution, "experiment_id")
     if execution is None or execution.variant_key != "dcp" or not isinstance(root, str) \
             or not isinstance(experiment, str):
         return None
@@ -123,7 +122,7 @@ def _read_folder(path: Any) -> SavedSchedule | None:
         return None
     groups = list(by_parameter(bounds, _GROUPS_PREFIX).values())
     try:
-        step = _n(read_progress(folder).get("num_seen_steps"))
+        step = known_int(read_progress(folder).get("num_seen_steps"))
     except CheckpointError:
         step = None
     return SavedSchedule(str(folder), state or None, groups, step)
@@ -146,35 +145,35 @@ def _start_step(settings, saved: SavedSchedule | None, resume_from: Any) -> int 
     checkpoint when built, as the reference's warm starts do) the checkpoint's."""
     if resume_from is not None:
         return saved.step if saved is not None else None
-    configured = _n(settings.training_progress.num_seen_steps)
+    configured = known_int(settings.training_progress.num_seen_steps)
     return configured if configured is not None else (saved.scheduler_step if saved is not None else None)
 
 
-def _check_length(checks, scheduler: NodeInfo, target: int | None) -> None:
+def _check_length(parts: RunParts, scheduler: NodeInfo, target: int | None) -> Iterator[Finding]:
     if scheduler.variant_key != "onecycle_lr" or target is None:
         return
     total = onecycle_total_steps(scheduler.config)
     if total is not None and total < target:
-        field = "total_steps" if _n(getattr(scheduler.config, "total_steps", None)) is not None else "epochs"
-        checks.add(checks.at(scheduler, field),
-                   f"OneCycleLR's schedule is {total} steps long, and the run trains to step {target} "
-                   f"({checks.where(('settings', 'training_target', 'num_target_steps'))}): torch refuses to step it "
-                   f"past step {total}",
-                   hint="set total_steps: ${settings.training_target.num_target_steps}, or lower the target")
+        field = "total_steps" if known_int(getattr(scheduler.config, "total_steps", None)) is not None else "epochs"
+        yield finding(parts.at(scheduler, field),
+                      f"OneCycleLR's schedule is {total} steps long, and the run trains to step {target} "
+                      f"({parts.where(('settings', 'training_target', 'num_target_steps'))}): torch refuses to step it "
+                      f"past step {total}",
+                      hint="set total_steps: ${settings.training_target.num_target_steps}, or lower the target")
 
 
-def _check_position(checks, scheduler: NodeInfo, start: int | None) -> None:
-    last_epoch = _n(checks.field(scheduler, "last_epoch"))
+def _check_position(parts: RunParts, scheduler: NodeInfo, start: int | None) -> Iterator[Finding]:
+    last_epoch = known_int(parts.field(scheduler, "last_epoch"))
     if last_epoch is not None and start is not None and last_epoch + 1 > start:
-        checks.add(checks.at(scheduler, "last_epoch"),
-                   f"the scheduler is built after step {last_epoch + 1} (last_epoch {last_epoch}), past step {start}, "
-                   "where the run starts: a schedule cannot go back",
-                   hint=f"last_epoch: {start - 1} (${{settings.training_progress.last_step}}), or leave it out")
+        yield finding(parts.at(scheduler, "last_epoch"),
+                      f"the scheduler is built after step {last_epoch + 1} (last_epoch {last_epoch}), past step {start}, "
+                      "where the run starts: a schedule cannot go back",
+                      hint=f"last_epoch: {start - 1} (${{settings.training_progress.last_step}}), or leave it out")
 
 
-def _compare_with_checkpoint(checks, schedule: _Schedule, start: int) -> None:
+def _compare_with_checkpoint(parts: RunParts, schedule: _Schedule, start: int) -> Iterator[Finding]:
     saved, scheduler = schedule.saved, schedule.scheduler
-    expected = expected_schedule(scheduler.variant_key, scheduler.config, checks.field(schedule.optimizer, "lr"))
+    expected = expected_schedule(scheduler.variant_key, scheduler.config, parts.field(schedule.optimizer, "lr"))
     if expected is None:
         return  # a scheduler of one's own: `train` compares the states when it starts
     state, groups, fields = expected
@@ -182,9 +181,9 @@ def _compare_with_checkpoint(checks, schedule: _Schedule, start: int) -> None:
     follows = f"this run follows the config's schedule from step {start} on"
     if saved.state is not None and state and not set(state) & set(comparable_state(saved.state)):
         kind = kind_of(saved.state)
-        checks.add(scheduler.path + ("variant_key",),
-                   f"the checkpoint {where} holds the state of another kind of scheduler"
-                   f"{f' ({kind})' if kind else ''}; {follows}", WARNING)
+        yield finding(scheduler.path + ("variant_key",),
+                      f"the checkpoint {where} holds the state of another kind of scheduler"
+                      f"{f' ({kind})' if kind else ''}; {follows}", WARNING)
         return
     theirs = comparable_state(saved.state or {})
     differences = [(key, theirs[key], mine) for key, mine in state.items()
@@ -193,13 +192,13 @@ def _compare_with_checkpoint(checks, schedule: _Schedule, start: int) -> None:
     for key, their_value, my_value in differences:
         field = fields[key]
         if field == "optimizer.lr":
-            at = checks.at(schedule.optimizer, "lr") if schedule.optimizer is not None else scheduler.path
+            at = parts.at(schedule.optimizer, "lr") if schedule.optimizer is not None else scheduler.path
         else:
-            at = checks.at(scheduler, field)
+            at = parts.at(scheduler, field)
         name = field.rpartition(".")[2] if key in groups else key
-        checks.add(at, f"the checkpoint {where} has {name} {shown(their_value)}, the config {shown(my_value)}: "
-                   f"{follows}", WARNING)
+        yield finding(at, f"the checkpoint {where} has {name} {shown(their_value)}, the config {shown(my_value)}: "
+                      f"{follows}", WARNING)
     if saved.scheduler_step is not None and saved.scheduler_step != start:
-        checks.add(schedule.saved_at or ("settings", "training_progress", "num_seen_steps"),
-                   f"the checkpoint's schedule stood at step {saved.scheduler_step}, and the run starts at step "
-                   f"{start}: the schedule starts from step {start} as the config describes it", WARNING)
+        yield finding(schedule.saved_at or ("settings", "training_progress", "num_seen_steps"),
+                      f"the checkpoint's schedule stood at step {saved.scheduler_step}, and the run starts at step "
+                      f"{start}: the schedule starts from step {start} as the config describes it", WARNING)
