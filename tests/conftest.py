@@ -39,6 +39,7 @@ def _process_registry_is_left_as_found():
 def pytest_collection_modifyitems(config, items):
     """Modules holding a `slow` test (multi-process and training runs, minutes each on 2 cores) run first, whole
     and in their own order, so that under xdist both workers share the long tests and the suite ends on short
-    ones instead of one worker finishing a long run while the other waits."""
+    ones instead of one worker finishing a long run while the other waits (with `--dist worksteal`, as the
+    README's command runs it, an idle worker also takes tests queued for the other)."""
     slow_files = {item.nodeid.partition("::")[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.partition("::")[0] not in slow_files)
