@@ -21,18 +21,51 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# Characters YAML counts as printable, so its writer leaves them raw in plain and quoted scalars, that a terminal
+# must not receive raw: NEL, the line and paragraph separators, the bidirectional embeddings, overrides and
+# isolates (a file name holding U+2066 reorders the line it is printed on). A string holding one is written
+# double-quoted, where the writer escapes the first three (\N, \L, \P) and the others are escaped after it.
+_RAW_IN_YAML = re.compile("[\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(yaml: Any) -> None:
+    """Make ``yaml`` (a ruamel YAML object) write strings holding such characters double-quoted; its output then
+    goes through escape_bidi."""
+
+    class Representer(yaml.Representer):
+        pass
+
+    def represent_str(representer: Any, data: str) -> Any:
+        style = '"' if _RAW_IN_YAML.search(data) else None
+        return representer.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    Representer.add_representer(str, represent_str)
+    yaml.Representer = Representer
+
+
+def escape_bidi(text: str) -> str:
+    """YAML written by a ``terminal_safe`` object with its bidirectional controls escaped: each stands in a
+    double-quoted scalar (where ``\\uXXXX`` is the character) or in a comment (where it is only shown)."""
+    return _BIDI.sub(lambda match: f"\\u{ord(match.group()):04x}", text) if _BIDI.search(text) else text
+
+
 def dump_yaml(config: dict, header: str | None = None) -> str:
-    """``config`` as block-style YAML, keys in the order given (the user's), after ``header`` (comment lines)."""
+    """``config`` as block-style YAML, keys in the order given (the user's), after ``header`` (comment lines).
+    Safe to print: no character a terminal would act on is written raw (see _RAW_IN_YAML)."""
     from ruamel.yaml import YAML
+
+    from modalities.config.diagnostics import printable
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.sort_base_mapping_type_on_output = False
+    terminal_safe(yaml)
     buffer = io.StringIO()
-    if header:
-        buffer.write(header.rstrip("\n") + "\n")
+    if header:  # comment lines that may name a path: shown escaped, as messages show it
+        buffer.write("\n".join(printable(line) for line in header.rstrip("\n").split("\n")) + "\n")
     yaml.dump(_plain(config), buffer)
-    return buffer.getvalue()
+    return escape_bidi(buffer.getvalue())
 
 
 def schema_modeline(config_path: str | Path | None) -> str | None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from modalities.config.diagnostics import printable
+from modalities.config.dump import escape_bidi, terminal_safe
 from modalities.config.spans import OVERRIDE_FILE, Path, Span
 
 
@@ -89,9 +91,9 @@ def annotated_yaml(compiled) -> str:
             for key, item in value.items():
                 node[key] = build(item, path + (key,))
                 if not isinstance(item, (dict, list)) or not item:
-                    node.yaml_add_eol_comment(origin_of(compiled, path + (key,)), key)
+                    node.yaml_add_eol_comment(printable(origin_of(compiled, path + (key,))), key)
                 elif path + (key,) in compiled.document.provenance:
-                    node.yaml_add_eol_comment(origin_of(compiled, path + (key,)), key)
+                    node.yaml_add_eol_comment(printable(origin_of(compiled, path + (key,))), key)
             for key, item in defaults.get(path, {}).items():
                 node[key] = _plain(item)
                 node.yaml_add_eol_comment("default", key)
@@ -101,13 +103,14 @@ def annotated_yaml(compiled) -> str:
             for index, item in enumerate(value):
                 seq.append(build(item, path + (index,)))
                 if not isinstance(item, (dict, list)):
-                    seq.yaml_add_eol_comment(origin_of(compiled, path + (index,)), index)
+                    seq.yaml_add_eol_comment(printable(origin_of(compiled, path + (index,))), index)
             return seq
         return value
 
     yaml = YAML(typ="rt")
     yaml.default_flow_style = False
     yaml.width = 120
+    terminal_safe(yaml)
     stream = io.StringIO()
     yaml.dump(build(compiled.document.values, ()), stream)
-    return stream.getvalue()
+    return escape_bidi(stream.getvalue())

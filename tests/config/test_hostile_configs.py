@@ -332,6 +332,36 @@ def test_control_characters_reach_the_terminal_escaped(capsys):
     assert "ev\\x1b[2J\\u202eil" in err  # the unknown key, escaped
 
 
+# Characters YAML calls printable (its writer leaves them raw) that a terminal acts on: NEL, the line and
+# paragraph separators, bidirectional embeddings, overrides and isolates; and C0/C1 controls for comparison.
+TERMINAL_ACTS_ON = ["\x85", "\u2028", "\u2029", "\u202a", "\u202e", "\u2066", "\u2069", "\x1b", "\x00", "\x9b"]
+
+
+@pytest.mark.parametrize("char", TERMINAL_ACTS_ON, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_written_config_holds_no_raw_terminal_character_and_reads_back_the_same(char):
+    from ruamel.yaml import YAML
+
+    from modalities.config.dump import dump_yaml
+
+    config = {f"key{char}": f"a{char}b", "list": [char, {f"n{char}": 1}], "long": "word " * 40 + char + " end" * 30}
+    text = dump_yaml(config, header=f"# saved from /runs/c{char}.yaml")
+    assert not any(c in text for c in TERMINAL_ACTS_ON), repr(text)
+    assert YAML(typ="safe").load(text) == config
+
+
+def test_a_config_file_named_with_a_bidi_isolate_prints_its_resolved_config_escaped(tmp_path, capsys):
+    """The fuzzer's find: `validate --print-resolved` printed config_file_path raw (U+2066 reorders the line)."""
+    folder = tmp_path / "runs\u2066x"
+    folder.mkdir()
+    path = folder / "c\u202e.yaml"
+    path.write_text("settings:\n  config_file_path: ${modalities_env:config_file_path}\n")
+    for extra in ([], ["--provenance"]):
+        assert main(["validate", str(path), "--print-resolved", *extra]) == 0
+        out = capsys.readouterr().out
+        assert "\u2066" not in out and "\u202e" not in out, out
+        assert "runs\\u2066x" in out and "c\\u202e.yaml" in out
+
+
 def test_a_long_value_or_key_is_cut_in_the_middle_of_its_message(capsys):
     assert main(["validate", str(QUICKSTART), "--set", "optimizer.config.lr=" + "a" * 100_000,
                  "--set", "settings.step_profile." + "k" * 100_000 + "=1"]) == 1
