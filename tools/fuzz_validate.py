@@ -95,6 +95,9 @@ def main() -> int:
         outcome, message = run_case(case, args.timeout, int(args.memory_gb * 1024**3))
         kind = "validate-ok" if message == "exit 0" else ("validate-error" if message == "exit 1" else outcome)
         outcomes[kind] += 1
+        if (i + 1) % 1000 == 0:  # a long run stopped from outside still says how far it got
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            print(f"[{i + 1} cases, {time.perf_counter() - started:.0f} s] {counts}; failures {len(failures)}", flush=True)
         if outcome != "ok":
             failures.append((family, seed, base, outcome, message))
             if args.keep:
