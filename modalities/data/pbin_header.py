@@ -42,14 +42,14 @@ def read_pbin_header(path: str | os.PathLike) -> PbinHeader:
     (one ending exactly at the end is fine: the index is checked where it is read), or a section length that is
     not a whole number of tokens."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: packed data file not found; create it with `modalities data pack_encoded_data`")
-    file_size = path.stat().st_size
     try:
+        if not path.is_file():
+            raise DataError(f"{path}: packed data file not found; create it with `modalities data pack_encoded_data`")
+        file_size = path.stat().st_size
         with path.open("rb") as f:
             header = f.read(HEADER_SIZE)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the packed data file: {e.strerror}") from None
+    except OSError as e:  # unreadable, or a name the system refuses (too long)
+        raise DataError(f"{path}: cannot read the packed data file: {e.strerror or e}") from None
     if len(header) < HEADER_SIZE:
         raise DataError(f"{path}: truncated .pbin file: {file_size} bytes, shorter than the {HEADER_SIZE}-byte header")
     data_len, token_width = struct.unpack("<QI", header)

@@ -71,7 +71,7 @@ def read_info(pbin_path: str | os.PathLike) -> dict[str, Any] | None:
     """The info file of ``pbin_path``, or None when there is none (files packed elsewhere). DataError naming
     the file when it is there but not ours or not JSON."""
     path = info_path(pbin_path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # False also for a name the system refuses (too long, a NUL in it)
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -20,14 +20,25 @@ class HubResolutionError(FileNotFoundError):
     pass
 
 
+_MAX_REPO_ID = 96 * 2 + 1  # the hub's names: an owner and a repository of at most 96 characters each
+
+
 def looks_like_repo_id(name: str) -> bool:
-    return bool(_REPO_ID.match(name)) and not name.endswith((".json", ".model", ".pt", ".bin", ".yaml"))
+    return (len(name) <= _MAX_REPO_ID and bool(_REPO_ID.match(name))
+            and not name.endswith((".json", ".model", ".pt", ".bin", ".yaml")))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name the system refuses (too long, a NUL in it): no such file
+        return False
 
 
 def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
     """A local folder (or file) for a path or a hub id in the local Hugging Face cache."""
     path = Path(name_or_path)
-    if path.exists():
+    if _exists(path):
         return path
     name = str(name_or_path)
     if not looks_like_repo_id(name):

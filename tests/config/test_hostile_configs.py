@@ -362,6 +362,16 @@ def test_a_config_file_named_with_a_bidi_isolate_prints_its_resolved_config_esca
         assert "runs\\u2066x" in out and "c\\u202e.yaml" in out
 
 
+@pytest.mark.parametrize("field", ["collate_fn.config.tokenizer.config.pretrained_model_name_or_path",
+                                   "test_dataset.config.raw_data_path"])
+def test_a_path_too_long_for_the_system_is_judged_by_the_run_contract_without_crashing(capsys, field):
+    """The fuzzer's find: a 5,000-character tokenizer path made the contract's check raise ENAMETOOLONG."""
+    config = QUICKSTART.parent / "instruction_tuning" / "train.yaml"
+    code = main(["validate", str(config), "--set", f"{field}={'x' * 5000}.pbin"])
+    err = capsys.readouterr().err
+    assert code in (0, 1) and "checks failed" not in err and "Traceback" not in err, err[-2000:]
+
+
 def test_a_long_value_or_key_is_cut_in_the_middle_of_its_message(capsys):
     assert main(["validate", str(QUICKSTART), "--set", "optimizer.config.lr=" + "a" * 100_000,
                  "--set", "settings.step_profile." + "k" * 100_000 + "=1"]) == 1

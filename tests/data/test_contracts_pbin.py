@@ -101,6 +101,16 @@ def test_a_missing_file_or_a_folder_is_named(tmp_path):
         read_pbin_header(tmp_path)
 
 
+@pytest.mark.parametrize(("name_length", "message"), [
+    (255, "packed data file not found"),  # the longest name a Linux file system takes: merely absent
+    (256, "cannot read the packed data file: File name too long"),  # one past it: the system refuses the name
+    (5000, "cannot read the packed data file: File name too long"),
+])
+def test_a_name_the_system_refuses_is_a_data_error_not_an_os_error(tmp_path, name_length, message):
+    with pytest.raises(DataError, match=message):
+        read_pbin_header(tmp_path / ("x" * (name_length - len(".pbin")) + ".pbin"))
+
+
 @pytest.mark.parametrize("width, tokens, min_vocab", [(1, 10, 1), (2, 5, 257), (4, 2, 65537)])
 def test_what_the_header_tells(width, tokens, min_vocab):
     header = PbinHeader(data_len=10 if width < 4 else 8, token_width=width, file_size=100)

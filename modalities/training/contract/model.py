@@ -155,16 +155,24 @@ def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
             if not isinstance(location, (str, Path)) or not Path(location).is_file():
                 return None
             return {"kind": "sentencepiece", "fingerprint": hashlib.sha256(Path(location).read_bytes()).hexdigest()}
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or a name the system refuses (too long, a NUL in it)
         return None
     return None
+
+
+def _is_there(path: Path) -> bool:
+    """Whether ``path`` exists; False for a name the system refuses (too long, a NUL in it), which no file has."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _local_tokenizer_path(location: Any) -> Path | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
-    if path.exists():
+    if _is_there(path):
         return path
     from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
 
@@ -181,7 +189,7 @@ def _hf_tokenizer_size(location: Any) -> int | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
-    if not path.exists():
+    if not _is_there(path):
         from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
 
         if not looks_like_repo_id(str(location)):

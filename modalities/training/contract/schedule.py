@@ -133,7 +133,10 @@ def _read_optimizer_file(path: Any) -> SavedSchedule | None:
 
     from modalities.checkpointing.plain_entries import read_optimizer_param_groups
 
-    if not isinstance(path, str) or not Path(path).is_file():
+    try:
+        if not isinstance(path, str) or not Path(path).is_file():
+            return None
+    except (OSError, ValueError):  # a name the system refuses (too long, a NUL in it): no file to read
         return None
     groups = read_optimizer_param_groups(path)
     steps = re.findall(r"seen_steps_(\d+)", Path(path).name)
