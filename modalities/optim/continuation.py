@@ -27,6 +27,8 @@ from modalities.optim.schedule_state import (
 )
 
 _SAVED: weakref.WeakKeyDictionary[Any, SavedSchedule] = weakref.WeakKeyDictionary()
+# The scheduler's state and the groups' values as built, where show_saved_position has moved them since.
+_BUILT: weakref.WeakKeyDictionary[Any, tuple[dict, list[dict]]] = weakref.WeakKeyDictionary()
 # Group values a scheduler moves at every step: not hyperparameters to compare.
 _POSITIONED_GROUP_KEYS = frozenset({"lr", "betas", "momentum"})
 
@@ -66,10 +68,41 @@ def continue_schedule(scheduler, optimizer, step: int, target: int) -> list[str]
     (same hyperparameters, saved at ``step``). Returns what differs from the checkpoint, to report. Raises
     ScheduleError if the schedule cannot be followed."""
     saved = _SAVED.pop(optimizer, None)
+    built = _BUILT.pop(optimizer, None)
+    if built is not None:  # show_saved_position moved it for a reader of the built objects: start from the config's
+        _restore(scheduler, optimizer, built)
     report = _hyperparameter_report(scheduler, optimizer, saved)
     if scheduler is None:
         return report
     _check_length(scheduler, target)
+    return _position(scheduler, optimizer, saved, step, report)
+
+
+def show_saved_position(scheduler, optimizer) -> None:
+    """Right after a checkpoint is loaded: the scheduler, and the lr of the optimizer's groups, where the
+    checkpoint's step puts them by continue_schedule's rule, so that an app state built without a run reads as
+    the reference's does (``get_last_lr()`` is the saved step's). What was built is kept aside: continue_schedule
+    starts from it, at the run's own starting step, whatever the checkpoint's was."""
+    saved = _SAVED.get(optimizer)
+    if scheduler is None or saved is None or saved.scheduler_step is None:
+        return
+    built = (copy.deepcopy(scheduler.state_dict()), group_values(optimizer))
+    try:
+        _position(scheduler, optimizer, saved, saved.scheduler_step, [])
+    except ScheduleError:  # reported by continue_schedule when a run starts
+        _restore(scheduler, optimizer, built)
+        return
+    _BUILT[optimizer] = built
+
+
+def _restore(scheduler, optimizer, built: tuple[dict, list[dict]]) -> None:
+    state, groups = built
+    scheduler.load_state_dict(copy.deepcopy(state))
+    for group, values in zip(optimizer.param_groups, groups, strict=True):
+        group.update(copy.deepcopy(values))
+
+
+def _position(scheduler, optimizer, saved: SavedSchedule | None, step: int, report: list[str]) -> list[str]:
     config_state = comparable_state(scheduler.state_dict())
     differences = state_differences(config_state, comparable_state(saved.state)) if saved is not None and saved.state \
         else []

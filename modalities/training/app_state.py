@@ -19,7 +19,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.distributed.checkpoint.stateful import Stateful
 
 from modalities.checkpointing.safe_dcp import FLATTENED
-from modalities.optim.continuation import config_hyperparameters_kept
+from modalities.optim.continuation import config_hyperparameters_kept, show_saved_position
 
 
 class AppState(Stateful):
@@ -79,6 +79,8 @@ class AppState(Stateful):
                                optim_state_dict=state_dict["optimizer"], options=self._options())
         if self._loading_from is None and self.lr_scheduler is not None and "lr_scheduler" in state_dict:
             self.lr_scheduler.load_state_dict(state_dict["lr_scheduler"])  # a caller's own dcp.load: as asked
+        elif self._loading_from is not None:
+            show_saved_position(self.lr_scheduler, self.optimizer)
         # Whatever was read, the next save is written in the current layout.
         self.optimizer_layout = FLATTENED
 

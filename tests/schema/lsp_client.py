@@ -185,13 +185,15 @@ class LspClient:
         return contents["value"] if isinstance(contents, dict) else str(contents)
 
     def close(self) -> None:
+        # Bounds of minutes, not seconds: a server that shuts down cleanly answers at once, and one still busy
+        # with a check on a loaded machine must not be killed and counted as a failed shutdown.
         try:
-            self.request("shutdown", {}, timeout=5)
+            self.request("shutdown", {}, timeout=120)
             self.notify("exit", {})
         except Exception:
             pass
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

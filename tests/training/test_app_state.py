@@ -79,9 +79,11 @@ def _step_lr(optimizer, gamma):
 
 
 def test_loading_keeps_the_config_schedule_and_records_the_saved_one_which_continues_where_it_agrees(tmp_path):
-    """Loading brings weights and moments; the scheduler stays as the config built it and the checkpoint's state is
-    read aside. continue_schedule then continues it where it agrees, else follows the config (hand-computed lrs:
-    the groups' lrs 0.1 and 0.01 halved per step by StepLR(gamma=0.5), or times 0.9 with the config's gamma)."""
+    """Loading brings weights and moments and reads the checkpoint's scheduler state aside; the built objects then
+    read as at the saved step (as the reference's app state does: get_last_lr of step 3), by the rule
+    continue_schedule applies when the run starts: the saved state where it agrees, else the config's schedule
+    (hand-computed lrs: the groups' lrs 0.1 and 0.01 halved per step by StepLR(gamma=0.5), or times 0.9 with
+    the config's gamma). A run that starts elsewhere (step 0, a fine-tune) starts from the schedule as built."""
     from modalities.optim.continuation import continue_schedule, saved_schedule
 
     model, optimizer = _trained(0)
@@ -97,8 +99,9 @@ def test_loading_keeps_the_config_schedule_and_records_the_saved_one_which_conti
         fresh_scheduler = _step_lr(fresh_optimizer, gamma)
         state = AppState(fresh_model, fresh_optimizer, fresh_scheduler)
         safe_load({"app": state}, tmp_path / "a")
-        assert fresh_scheduler.last_epoch == 0  # as the config built it
-        assert [g["lr"] for g in fresh_optimizer.param_groups] == [0.1, 0.01]  # the config's, not the saved lrs
+        assert fresh_scheduler.last_epoch == 3  # where the checkpoint stood
+        assert [g["lr"] for g in fresh_optimizer.param_groups] == pytest.approx(expected, rel=1e-12)
+        assert fresh_scheduler.get_last_lr() == pytest.approx(expected, rel=1e-12)
         assert saved_schedule(fresh_optimizer).state["last_epoch"] == 3
         report = continue_schedule(fresh_scheduler, fresh_optimizer, step=3, target=10)
         assert fresh_scheduler.last_epoch == 3
@@ -106,6 +109,28 @@ def test_loading_keeps_the_config_schedule_and_records_the_saved_one_which_conti
         assert all(any(word in line for line in report) for word in reported) and bool(report) == bool(reported)
         _save(tmp_path / f"again_{gamma}", state)  # the next save holds the scheduler again
         assert "app.lr_scheduler.gamma" in saved_keys(tmp_path / f"again_{gamma}")
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.9])  # the saved schedule agreeing with the config's, and not
+def test_a_run_starting_before_the_saved_step_follows_the_schedule_as_built(tmp_path, gamma):
+    """A fine-tune from a checkpoint of step 3 that starts its own count at step 0: the built objects showed the
+    saved step after loading, and the run starts from the config's schedule at step 0 (lrs 0.1 and 0.01), not
+    from step 3 (a schedule cannot go back: that would be an error)."""
+    from modalities.optim.continuation import continue_schedule
+
+    model, optimizer = _trained(0)
+    scheduler = _step_lr(optimizer, 0.5)
+    for _ in range(3):
+        scheduler.step()
+    _save(tmp_path / "a", AppState(model, optimizer, scheduler))
+    fresh_model, fresh_optimizer = _trained(1)
+    fresh_scheduler = _step_lr(fresh_optimizer, gamma)
+    safe_load({"app": AppState(fresh_model, fresh_optimizer, fresh_scheduler)}, tmp_path / "a")
+    assert fresh_scheduler.last_epoch == 3
+    report = continue_schedule(fresh_scheduler, fresh_optimizer, step=0, target=10)
+    assert fresh_scheduler.last_epoch == 0
+    assert [g["lr"] for g in fresh_optimizer.param_groups] == [0.1, 0.01]
+    assert any("stood at step 3; this run starts at step 0" in line for line in report)
 
 
 def test_app_state_dcp_returns_the_app_state_loaded_from_the_folder(tmp_path):

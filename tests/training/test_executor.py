@@ -111,7 +111,7 @@ def _signal_during_save_of_step_6(tmp_path, experiment_id: str, signals: list[si
                 output.wait_for(f"{signals[0].name} received")
                 time.sleep(2.5)
             proc.send_signal(sig)
-        text = output.finish(timeout=60)
+        text = output.finish(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()

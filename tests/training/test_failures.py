@@ -119,7 +119,7 @@ def test_ranks_save_only_when_all_failed_in_the_same_step_and_part(case, expecte
     context = mp.get_context("spawn")
     results = context.Queue()
     mp.start_processes(_agree, args=(free_port(), case, results), nprocs=2, start_method="spawn")
-    got = dict(results.get(timeout=60) for _ in expected)
+    got = dict(results.get(timeout=600) for _ in expected)
     assert got == expected
 
 
