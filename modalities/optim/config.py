@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from modalities.registry.types import ComponentConfig, ComponentRef
+from modalities.registry.types import ComponentConfig, ComponentRef, empty_list
 
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
@@ -53,7 +53,7 @@ class AdamOptimizerConfig(ComponentConfig):
     eps: PositiveFloat = Field(description="Term added to the denominator for numerical stability, e.g. 1e-8.")
     weight_decay: NonNegativeFloat = Field(description="Weight decay of every group not excluded.")
     weight_decay_groups_excluded: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description=(
             "Names of the model's weight-decay groups (e.g. embedding, layernorm, linear; see the model's "
             "weight_decay_groups) whose parameters get weight decay 0."
@@ -80,7 +80,7 @@ class MuonOptimizerConfig(ComponentConfig):
         default=0.1, description="Decoupled weight decay (lr * weight_decay per step) of every group not excluded."
     )
     weight_decay_groups_excluded: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Names of the model's weight-decay groups (e.g. embedding, layernorm) whose parameters get "
         "weight decay 0, in Muon and in AdamW alike.",
     )

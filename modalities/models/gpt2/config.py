@@ -18,6 +18,7 @@ from modalities.registry.types import (
     Field,
     PositiveStrictInt,
     StrictInt,
+    empty_list,
 )
 
 
@@ -59,7 +60,7 @@ class AttentionConfig(ComponentConfig):
     """Settings of the attention layers."""
 
     qkv_transforms: list[QueryKeyValueTransformConfig] = Field(
-        default_factory=list, description="Transforms applied in order to q, k, v (e.g. one RotaryTransform)."
+        default_factory=empty_list, description="Transforms applied in order to q, k, v (e.g. one RotaryTransform)."
     )
     qk_norm_config: LayerNormWrapperConfig | None = Field(
         default=None,
