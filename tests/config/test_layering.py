@@ -48,7 +48,8 @@ def test_a_layer_does_not_import_the_ones_above_it(folder, forbidden):
 
 
 def _component_modules() -> list[Path]:
-    """Every module a catalogue names as a config class or builder of a component."""
+    """Every module a catalogue names as a config class or builder of a component, and the modules an area's
+    config.py takes its classes from (its ``configs/``, see registry/lazy.py)."""
     modules = set()
     for catalog in PACKAGE.rglob("catalog.py"):
         text = catalog.read_text()
@@ -56,7 +57,8 @@ def _component_modules() -> list[Path]:
         for name in re.findall(r'"(modalities\.[a-z_.]+):', text):
             modules.add(name)
         modules.update(prefixes.values())
-    return sorted(PACKAGE.parent / (m.replace(".", "/") + ".py") for m in modules)
+    files = {PACKAGE.parent / (m.replace(".", "/") + ".py") for m in modules}
+    return sorted(files | set(PACKAGE.rglob("configs/*.py")))
 
 
 def test_components_do_not_import_the_compiler():
