@@ -20,6 +20,8 @@ AREAS = [
     "modalities.conversion.config",
     "modalities.data.config",
     "modalities.logging.config",
+    "modalities.models.gpt2.config",
+    "modalities.models.initialization.config",
     "modalities.optim.config",
 ]
 
