@@ -227,6 +227,9 @@ class _Composer:
         self.node_kinds = {"scalar": ScalarNode, "sequence": SequenceNode, "mapping": MappingNode}
         yaml = _event_parser()  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
         self.resolver = yaml.resolver
+        # A plain scalar's tag is a function of its text within one document (whose YAML version is fixed):
+        # resolved once per distinct (text, implicit) pair, not once per scalar (keys repeat in every component)
+        self.scalar_tags: dict[tuple[str, Any], Any] = {}
         self.root: Any = None
         self.stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
         self.anchors: dict[str, Any] = {}
@@ -282,7 +285,10 @@ class _Composer:
         ScalarNode = self.node_kinds["scalar"]
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+            key = (event.value, event.implicit)
+            tag = self.scalar_tags.get(key)
+            if tag is None:
+                tag = self.scalar_tags[key] = self.resolver.resolve(ScalarNode, event.value, event.implicit)
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         if event.anchor is not None:
             self.anchors[event.anchor] = node

@@ -12,7 +12,6 @@ it. Plain JSON, torch- and numpy-free, written to a temporary name and renamed i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -41,6 +40,8 @@ def files_digest(path: Path, extra: Any = None) -> str:
     A folder's files are taken in name order, its subfolders not at all: the digest changes with a file's name
     or content and with ``extra``, not with the folder's own place or name, nor with weights (WEIGHT_SUFFIXES)
     or files of more than MAX_DIGESTED_FILE_BYTES (a file of exactly that size is read)."""
+    import hashlib  # here, not at the top: loading it is ~1% of a `validate` that digests no tokenizer
+
     digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
     for file in files:

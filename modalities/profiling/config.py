@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from modalities.registry.types import ComponentConfig, ComponentRef, Field, NonNegativeStrictInt, StrictInt
+from modalities.registry.types import (
+    ComponentConfig,
+    ComponentRef,
+    Field,
+    NonNegativeStrictInt,
+    StrictInt,
+    empty_list,
+)
 
 _STEPS = "Steps of each phase: wait (nothing recorded), warm up (recorded, discarded), active (kept)."
 
@@ -73,7 +80,7 @@ class DebuggingConfig(ComponentConfig):
     """Debugging for a run: hooks to keep registered and, optionally, deterministic kernels."""
 
     forward_hooks: list[ComponentRef["model_debugging_hook"]] = Field(  # noqa: F821
-        default_factory=list, description="Hook registrations (model_debugging_hook components, each a list of hooks)."
+        default_factory=empty_list, description="Hook registrations (model_debugging_hook components, each a list of hooks)."
     )
     enable_determinism: bool = Field(default=False, description="Use deterministic algorithms (slower).")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from importlib.metadata import entry_points
 
 from modalities.registry.registry import Registry, RegistryError
 
 ENTRY_POINT_GROUP = "modalities.plugins"
+PYDANTIC_PLUGIN_GROUP = "pydantic"  # pydantic.plugin._loader's group
 
 
 class PluginError(RegistryError):
@@ -41,6 +41,15 @@ def import_plugin_module(module_name: str) -> None:
 
 
 def load_entry_point_plugins(registry: Registry) -> list[str]:
+    from modalities.registry.entry_point_files import declared_groups
+
+    declared = declared_groups([ENTRY_POINT_GROUP, PYDANTIC_PLUGIN_GROUP])
+    if declared is not None and PYDANTIC_PLUGIN_GROUP not in declared:
+        _no_pydantic_plugins()
+    if declared is not None and ENTRY_POINT_GROUP not in declared:
+        return []
+    from importlib.metadata import entry_points
+
     loaded = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
@@ -51,3 +60,13 @@ def load_entry_point_plugins(registry: Registry) -> list[str]:
             obj(registry)
         loaded.append(ep.value)
     return loaded
+
+
+def _no_pydantic_plugins() -> None:
+    """Tell pydantic that no pydantic plugin is installed (none declares its entry-point group), so the first
+    validator it builds does not read every distribution's entry points again to find that out: what its own
+    search would have found, put in its cache. Only while the search has not run yet."""
+    from pydantic.plugin import _loader
+
+    if getattr(_loader, "_plugins", {}) is None:
+        _loader._plugins = {}

@@ -13,6 +13,7 @@ from modalities.registry.types import (
     Field,
     PositiveStrictInt,
     StrictInt,
+    empty_list,
     note_config,
     warn_config,
 )
@@ -230,7 +231,7 @@ class FSDP1ActivationCheckpointedModelConfig(ComponentConfig):
 
     model: ComponentRef["model"] = Field(description="The sharded model.")
     activation_checkpointing_modules: list[str] = Field(
-        default_factory=list, description="Class names of the modules to checkpoint (e.g. `[GPT2Block]`)."
+        default_factory=empty_list, description="Class names of the modules to checkpoint (e.g. `[GPT2Block]`)."
     )
 
 

@@ -16,7 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from modalities.registry.types import ComponentRef, Field, NonNegativeStrictInt, PositiveStrictInt, StrictInt
+from modalities.registry.types import (
+    ComponentRef,
+    Field,
+    NonNegativeStrictInt,
+    PositiveStrictInt,
+    StrictInt,
+    empty_list,
+)
 
 
 class _Strict(BaseModel):
@@ -132,7 +139,7 @@ class TrainingRunConfig(BaseModel):
     loss_fn: ComponentRef["loss"] = Field(description="The training loss.")
     train_dataloader: ComponentRef["data_loader"] = Field(description="The data the model is trained on.")
     eval_dataloaders: list[ComponentRef["data_loader"]] = Field(
-        default_factory=list, description="Evaluated every evaluation_interval_in_steps (may be empty)."
+        default_factory=empty_list, description="Evaluated every evaluation_interval_in_steps (may be empty)."
     )
     checkpoint_saving: ComponentRef["checkpoint_saving"] = Field(description="When and how checkpoints are saved.")
     gradient_clipper: ComponentRef["gradient_clipper"] = Field(description="Clips (or only measures) gradients.")

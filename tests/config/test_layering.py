@@ -195,7 +195,8 @@ def test_the_length_rule_counts_decorators_and_nested_functions(tmp_path):
 
 
 def _component_modules() -> list[Path]:
-    """Every module a catalogue names as a config class or builder of a component."""
+    """Every module a catalogue names as a config class or builder of a component, and the modules an area's
+    config.py takes its classes from (its ``configs/``, see registry/lazy.py)."""
     modules = set()
     for catalog in PACKAGE.rglob("catalog.py"):
         text = catalog.read_text()
@@ -204,8 +205,8 @@ def _component_modules() -> list[Path]:
             modules.add(name)
         modules.update(prefixes.values())
     paths = [PACKAGE.parent / m.replace(".", "/") for m in modules]
-    return sorted(path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
-                  for path in paths)
+    files = {path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py" for path in paths}
+    return sorted(files | set(PACKAGE.rglob("configs/*.py")))
 
 
 def test_components_do_not_import_the_compiler():

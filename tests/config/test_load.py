@@ -59,3 +59,20 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="not found"):
         load_document(tmp_path / "nope.yaml")
+
+
+
+def test_repeated_scalars_read_as_ruamels_own_loader_reads_them():
+    """Scalar tags are resolved once per distinct text in a document: the same text, plain or quoted, many times
+    over and at different depths, still reads as ruamel's own (pure-Python) safe loader reads each occurrence."""
+    from ruamel.yaml import YAML
+
+    scalars = ["1", "'1'", '"1"', "1.5", ".inf", "0x10", "0o17", "true", "'true'", "null", "~", "''", "x", "1e3",
+               "!!str 1", "!!float 1", "-0"]
+    text = "".join(f"k{i}: [{s}, {s}, {{key: {s}, x: [{s}]}}]\nt{i}: {s}\n" for i, s in enumerate(scalars * 3))
+    expected = YAML(typ="safe", pure=True).load(text)
+    values = load_text(text, "f.yaml").values
+    assert values == expected
+    pairs = [(values[k], expected[k]) for k in expected] + [(values[k][2]["key"], expected[k][2]["key"])
+                                                            for k in expected if k.startswith("k")]
+    assert all(type(ours) is type(theirs) for ours, theirs in pairs)

@@ -129,7 +129,11 @@ def test_the_graph_draws_settings_references_and_interpolations(tmp_path, capsys
     ids = {label.split("</b>")[0].split("<b>")[-1]: node for node, label in
            (line.strip().split(" [label=", 1) for line in dot.splitlines() if "[label=<<b>" in line)}
     assert f'{ids["settings"]} -> {ids["dp_degree"]} [label="step_profile.dp_degree", style=dashed' in dot
-    # mfu_calculator reads model_raw's n_layer through ${...}: a dotted edge between the two components.
+    # mfu_calculator reads model_raw's n_layer and n_embd through ${...}: a dotted edge between the two
+    # components, labelled with the fields, the expressions in its tooltip (--all-edges: in the label).
+    edge = f'{ids["mfu_calculator"]} -> {ids["model_raw"]} [label="n_layer\\nn_embd", style=dotted'
+    assert edge in dot
+    assert 'quickstart.yaml:324\\nconfig.n_layer = ${model_raw.config.n_layer}\\n' in dot
+    assert main(["graph", str(REPO / "configs" / "quickstart.yaml"), "-o", "-", "--all-edges"]) == 0
     assert (f'{ids["mfu_calculator"]} -> {ids["model_raw"]} [label="config.n_layer = ${{model_raw.config.n_layer}}'
-            in dot)
-    assert "style=dotted" in dot
+            in capsys.readouterr().out)

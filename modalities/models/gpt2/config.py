@@ -3,21 +3,27 @@
 The fields are those of Modalities' ``GPT2LLMConfig``, so its YAML files load unchanged. Cross-field rules
 (head counts, norm sizes, rotary settings) are checked here, before anything is built, with messages that name
 the fields involved.
+
+The configs of the parallelized variants (model/gpt2_tp, model/gpt2_cp) are defined in ``configs/parallel.py`` and
+imported from there when first asked for (``modalities.models.gpt2.config.GPT2ModelTPConfig`` works; see
+registry/lazy.py): a config that names only model/gpt2 does not define them.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from modalities.models.norms.config import LayerNormWrapperConfig
+from modalities.registry.lazy import lazy_attributes
 from modalities.registry.types import (
     ComponentConfig,
     ComponentRef,
     Field,
     PositiveStrictInt,
     StrictInt,
+    empty_list,
 )
 
 
@@ -59,7 +65,7 @@ class AttentionConfig(ComponentConfig):
     """Settings of the attention layers."""
 
     qkv_transforms: list[QueryKeyValueTransformConfig] = Field(
-        default_factory=list, description="Transforms applied in order to q, k, v (e.g. one RotaryTransform)."
+        default_factory=empty_list, description="Transforms applied in order to q, k, v (e.g. one RotaryTransform)."
     )
     qk_norm_config: LayerNormWrapperConfig | None = Field(
         default=None,
@@ -183,50 +189,6 @@ class GPT2LLMConfig(ComponentConfig):
         return self
 
 
-_LOAD_BALANCER_DESCRIPTION = (
-    "How a sequence is split over the mesh's cp ranks: headtail (each rank holds one chunk from the head and one "
-    "from the tail, so causal attention costs every rank alike; needs a sequence length divisible by twice the "
-    "degree, else the split is contiguous), or null (contiguous chunks). ptrr balances FlexAttention block masks, "
-    "which model/gpt2 does not use, and is refused."
-)
-
-
-class _ContextParallelLoadBalancing(ComponentConfig):
-    context_parallel_load_balancer: Literal["headtail", "ptrr"] | None = Field(
-        default="headtail", description=_LOAD_BALANCER_DESCRIPTION
-    )
-
-    @field_validator("context_parallel_load_balancer")
-    @classmethod
-    def _no_ptrr(cls, value):
-        if value == "ptrr":
-            raise ValueError(
-                "context_parallel_load_balancer ptrr balances FlexAttention block masks, and model/gpt2 attends "
-                "with torch's scaled_dot_product_attention (ring attention under context parallelism); use "
-                "headtail or null"
-            )
-        return value
-
-
-class GPT2ModelTPConfig(_ContextParallelLoadBalancing):
-    """A model/gpt2 split over the mesh's tensor-parallel dimension (with sequence parallelism)."""
-
-    model: ComponentRef["model"] = Field(description="The model/gpt2 to parallelize (before FSDP2 wraps it).")
-    device_mesh: ComponentRef["device_mesh"] = Field(
-        description="A mesh with a `tp` dimension (device_mesh.config.tensor_parallel_degree above 1)."
-    )
-
-
-class GPT2ModelCPConfig(_ContextParallelLoadBalancing):
-    """A model/gpt2 whose sequences are split over the mesh's context-parallel dimension (ring attention)."""
-
-    model: ComponentRef["model"] = Field(description="The model/gpt2 (or its pipeline parts) before FSDP2 wraps it.")
-    device_mesh: ComponentRef["device_mesh"] = Field(
-        description="The run's mesh; its `cp` dimension (context_parallel_degree above 1) splits the sequences. "
-        "Without one the model is returned as it is."
-    )
-
-
 def swiglu_hidden_dim(ffn_hidden: int, multiple_of: int) -> int:
     """2/3 of ffn_hidden keeps the parameter count of a gelu MLP (three matrices instead of two); rounding up to a
     multiple keeps the matrices evenly shardable."""
@@ -237,3 +199,11 @@ def tensor_parallel_misfits(degree: int, sizes: dict[str, int | None]) -> list[s
     """The sizes a tensor_parallel_degree does not divide, as "name size" (sizes not known yet are skipped):
     model/gpt2_tp splits heads, vocabulary and the MLP's hidden units across the tp ranks."""
     return [f"{name} {size}" for name, size in sizes.items() if size is not None and size % degree]
+
+
+# class name -> the module that defines it
+CONFIG_CLASSES = {
+    "GPT2ModelTPConfig": "modalities.models.gpt2.configs.parallel",
+    "GPT2ModelCPConfig": "modalities.models.gpt2.configs.parallel",
+}
+__getattr__, __dir__ = lazy_attributes(__name__, CONFIG_CLASSES)

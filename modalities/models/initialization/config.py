@@ -1,4 +1,8 @@
-"""Configs of ``model_initialization/composed`` and ``model/model_initialized`` (torch-free)."""
+"""Configs of ``model_initialization/composed`` and ``model/model_initialized`` (torch-free).
+
+``model_initialization/gpt2_llama3_like``'s config is defined in ``configs/llama3.py`` and imported from there when
+first asked for (``modalities.models.initialization.config.Llama3InitializerConfig`` works; see registry/lazy.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
+from modalities.registry.lazy import lazy_attributes
 from modalities.registry.types import ComponentConfig, ComponentRef, Field, PositiveStrictInt
 
 
@@ -62,12 +67,6 @@ class WeightInitializedModelConfig(ComponentConfig):
     model_initializer: ComponentRef["model_initialization"] = Field(description="How to initialize it.")
 
 
-class Llama3InitializerConfig(ComponentConfig):
-    """Llama 3's initialization (as in torchtitan) for a Llama-shaped model/gpt2 (SwiGLU, no biases)."""
-
-    num_layers: PositiveStrictInt = Field(description="Number of blocks (for the residual projections' std).")
-    n_embd: PositiveStrictInt = Field(description="Model width (the output head's std is 1/sqrt(n_embd)).")
-    depth_init: bool = Field(
-        default=True,
-        description="Residual projections get std 0.02/sqrt(2 (layer + 1)); false: 0.02/sqrt(2 num_layers) for all.",
-    )
+# class name -> the module that defines it
+CONFIG_CLASSES = {"Llama3InitializerConfig": "modalities.models.initialization.configs.llama3"}
+__getattr__, __dir__ = lazy_attributes(__name__, CONFIG_CLASSES)

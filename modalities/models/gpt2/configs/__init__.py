@@ -1,0 +1,1 @@
+"""The configs of model/gpt2's parallelized variants; see ../config.py."""

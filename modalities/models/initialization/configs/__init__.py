@@ -1,0 +1,1 @@
+"""Configs of model_initialization variants defined apart; see ../config.py."""

@@ -1,0 +1,1 @@
+"""One module per component config; see the area's config.py."""
