@@ -228,7 +228,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     from modalities.data.errors import DataError
 
     parts = text.split("/")
-    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+    if len(parts) != 2 or not all(part.strip().isdigit() and len(part.strip()) <= 18 for part in parts):
         raise DataError(f"--shard {text!r}: write I/N, e.g. --shard 0/8 for the first of 8 slices")
     index, count = (int(part) for part in parts)
     if count < 1 or index >= count:

@@ -221,7 +221,7 @@ def _explain_deleted_references(document: ResolvedDocument, diagnostics: list[Di
     deleted = {path: span for source in document.files for path, span in source.deleted.items()}
     if not deleted:
         return diagnostics
-    from modalities.config.spans import get_at
+    from modalities.config.spans import get_at, path_part
 
     for diagnostic in diagnostics:
         if diagnostic.code != "unknown-reference":
@@ -230,7 +230,7 @@ def _explain_deleted_references(document: ResolvedDocument, diagnostics: list[Di
             key = get_at(document.values, diagnostic.path)
         except (KeyError, IndexError, TypeError):
             continue
-        parts = tuple(int(p) if p.isdigit() else p for p in str(key).split("."))
+        parts = tuple(path_part(p) for p in str(key).split("."))
         if parts in deleted:
             diagnostic.hint = (
                 f"'{key}' is deleted at {deleted[parts]} (`!delete`): change or delete this reference too (in that "

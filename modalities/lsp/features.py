@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from modalities.config.resolve import INTERPOLATION, absolute_parts, is_component_node, resolver_names
 from modalities.config.spans import Path as ConfigPath
-from modalities.config.spans import Span, dotted, get_at
+from modalities.config.spans import Span, dotted, get_at, path_part
 from modalities.config.validate import model_at
 from modalities.lsp.analysis import Analysis, Located, locate, span_file
 from modalities.lsp.text import (
@@ -246,7 +246,7 @@ def _complete_interpolation(analysis, context, edit_range) -> list[lsp.Completio
     for part in parents:
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and isinstance(path_part(part), int) and int(part) < len(node):
             node = node[int(part)]
         else:
             return []
@@ -310,7 +310,7 @@ def _interpolation_target(analysis: Analysis, at: ConfigPath, expression: str) -
         return None
     node, target = analysis.values, []
     for part in absolute_parts(expression, at):
-        key = int(part) if isinstance(node, list) and str(part).isdigit() else part
+        key = path_part(str(part)) if isinstance(node, list) else part
         try:
             node = node[key]
         except (KeyError, IndexError, TypeError):

@@ -372,6 +372,16 @@ def test_a_path_too_long_for_the_system_is_judged_by_the_run_contract_without_cr
     assert code in (0, 1) and "checks failed" not in err and "Traceback" not in err, err[-2000:]
 
 
+def test_a_reference_to_twenty_thousand_digits_is_an_unknown_reference(capsys):
+    """The fuzzer's find: an instance_key of 20,000 digits (Python refuses int() of more than 4,300) raised in
+    the hint that explains references to deleted components."""
+    digits = "'" + "1" * 20000 + "'"  # quoted: a string of digits, as interpolations can also make one
+    config = QUICKSTART.parent / "instruction_tuning" / "train.yaml"  # it deletes a component: hints explain
+    assert main(["validate", str(config), "--set", f"optimizer.config.wrapped_model.instance_key={digits}"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown component" in err.lower() or "no component" in err.lower() or "instance_key" in err, err[-1500:]
+
+
 def test_a_long_value_or_key_is_cut_in_the_middle_of_its_message(capsys):
     assert main(["validate", str(QUICKSTART), "--set", "optimizer.config.lr=" + "a" * 100_000,
                  "--set", "settings.step_profile." + "k" * 100_000 + "=1"]) == 1
