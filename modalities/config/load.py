@@ -226,9 +226,6 @@ class _Composer:
 
         yaml = _event_parser()  # libyaml's event parser when ruamel.yaml.clib is installed; it does not recurse
         resolver = yaml.resolver
-        # A plain scalar's tag is a function of its text within one document (whose YAML version is fixed):
-        # resolved once per distinct (text, implicit) pair, not once per scalar (keys repeat in every component)
-        scalar_tags: dict[tuple[str, Any], Any] = {}
         root: Any = None
         stack: list[list] = []  # open collections: [node, anchor, pending mapping key]
         anchors: dict[str, Any] = {}
@@ -264,10 +261,7 @@ class _Composer:
             if isinstance(event, ScalarEvent):
                 tag = event.tag
                 if tag is None or tag == "!":
-                    key = (event.value, event.implicit)
-                    tag = scalar_tags.get(key)
-                    if tag is None:
-                        tag = scalar_tags[key] = resolver.resolve(ScalarNode, event.value, event.implicit)
+                    tag = resolver.resolve(ScalarNode, event.value, event.implicit)
                 node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
                 if event.anchor is not None:
                     anchors[event.anchor] = node

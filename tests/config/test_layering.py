@@ -48,8 +48,7 @@ def test_a_layer_does_not_import_the_ones_above_it(folder, forbidden):
 
 
 def _component_modules() -> list[Path]:
-    """Every module a catalogue names as a config class or builder of a component, and the modules an area's
-    config.py takes its classes from (its ``configs/``, see registry/lazy.py)."""
+    """Every module a catalogue names as a config class or builder of a component."""
     modules = set()
     for catalog in PACKAGE.rglob("catalog.py"):
         text = catalog.read_text()
@@ -57,8 +56,7 @@ def _component_modules() -> list[Path]:
         for name in re.findall(r'"(modalities\.[a-z_.]+):', text):
             modules.add(name)
         modules.update(prefixes.values())
-    files = {PACKAGE.parent / (m.replace(".", "/") + ".py") for m in modules}
-    return sorted(files | set(PACKAGE.rglob("configs/*.py")))
+    return sorted(PACKAGE.parent / (m.replace(".", "/") + ".py") for m in modules)
 
 
 def test_components_do_not_import_the_compiler():
