@@ -21,7 +21,8 @@ _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 # `key: !replace {...}` sets a mapping whole instead of merging it key by key.
 DELETE_TAG = "!delete"
 REPLACE_TAG = "!replace"
-_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary"}
+# "value" is what YAML 1.1 made of a plain `=`; YAML 1.2 reads it as text, and so do we
+_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary", "value"}
 
 
 @dataclass
@@ -461,7 +462,7 @@ class _NodeConverter:
 
     def _scalar(self, node: Any, path: Path) -> Any:
         tag = _tag_name(node)[len(_YAML_TAG_PREFIX) :]
-        if tag == "str":
+        if tag in ("str", "value"):
             return node.value
         if tag == "timestamp":
             return node.value  # dates stay text: configs feed JSON-like values to pydantic

@@ -44,6 +44,7 @@ VALUE_TABLE = [
     ("a: !!str 3\nb: !!int '3'\nc: !!float 1\nd: !!bool true\ne: !!null ''", {"a": "3", "b": 3, "c": 1.0, "d": True,
                                                                              "e": None}),
     ("a: !!str", {"a": ""}),
+    ("a: =\nb: [=]", {"a": "=", "b": ["="]}),  # YAML 1.1 made a tag of a plain '=', YAML 1.2 reads text
     ("1: a\n2: b", {1: "a", 2: "b"}),  # integer keys are kept
     ("--- \na: 1", {"a": 1}),  # one explicit document
 ]
