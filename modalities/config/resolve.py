@@ -633,19 +633,17 @@ class ResolvedDocument(Document):
 
 
 def resolve_document(document: Document, context: ResolverContext) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    """Resolve every interpolation, as OmegaConf would: a ``${path}`` that is the whole value gives the value
-    with its type (a copy of a mapping or list, with its positions; a component becomes a reference to it);
-    inside a longer string each becomes its ``str()`` (null "None", true "True"); a backslash before ``${``
-    keeps it as literal text; a list index may count from the end (-1 the last, -len the first). Values that
-    cannot be resolved (a path
-    that does not exist, a cycle, an unknown resolver, a resolver's error, a mapping or component inside text,
-    a string longer than MAX_STRING_CHARS, a chain longer than MAX_INTERPOLATION_CHAIN, ``${`` nested deeper
-    than MAX_DEPTH) are left as written, listed in ``unresolved_paths`` and reported once each, where they
-    stand (a value that reads one is not reported again), so later stages can go on reporting other errors
-    without piling up on these. Fan-out past a limit (more than MAX_VALUES values copied, 16 x
-    MAX_STRING_CHARS characters made, MAX_DEPTH levels of nesting) raises ConfigError: going on could take
-    all memory. ``provenance``: for each interpolated value, its expressions and the path each read (None for
-    a resolver)."""
+    """Resolve every interpolation, as OmegaConf would: a ``${path}`` that is the whole value gives the value with
+    its type (a copy of a mapping or list, with its positions; a component becomes a reference to it); inside a
+    longer string each becomes its ``str()`` (null "None", true "True"); a backslash before ``${`` keeps it as
+    literal text; a list index may count from the end (-1 the last, -len the first). Values that cannot be resolved
+    (a path that does not exist, a cycle, an unknown resolver, a resolver's error, a mapping or component inside
+    text, a string longer than MAX_STRING_CHARS, a chain longer than MAX_INTERPOLATION_CHAIN, ``${`` nested deeper
+    than MAX_DEPTH) are left as written, listed in ``unresolved_paths`` and reported once each, where they stand (a
+    value that reads one is not reported again), so later stages can go on reporting other errors without piling up
+    on these. Fan-out past a limit (more than MAX_VALUES values copied, 16 x MAX_STRING_CHARS characters made,
+    MAX_DEPTH levels of nesting) raises ConfigError: going on could take all memory. ``provenance``: for each
+    interpolated value, its expressions and the path each read (None for a resolver)."""
     resolver = _Resolver(document, context)
     values = resolver.run()
     resolved = ResolvedDocument(
