@@ -772,7 +772,11 @@ def _hf_tokenizer_size(location: Any) -> int | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # a name the system cannot look up (too long, say): no tokenizer of ours
+        return None
+    if not exists:
         from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
 
         if not looks_like_repo_id(str(location)):
