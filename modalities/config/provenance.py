@@ -99,6 +99,8 @@ def annotated_yaml(compiled) -> str:
             for key, item in defaults.get(path, {}).items():
                 node[key] = _plain(item)
                 node.yaml_add_eol_comment("default", key)
+            if "config" not in value and path + ("config",) in defaults:  # a component written without config
+                node["config"] = build({}, path + ("config",))
             return node
         if isinstance(value, list):
             seq = CommentedSeq()

@@ -298,3 +298,46 @@ def test_a_component_with_errors_lists_no_defaults():
     printed = annotated_yaml(compiled_of("model: {component_key: model, variant_key: plain, config: {width: x}}\n"))
     assert "default" not in printed
     assert annotated_yaml(SimpleNamespace(document=ResolvedDocument(values={"a": 1}), validated=None)) == "a: 1  # ?\n"
+
+
+class Mode(__import__("enum").Enum):
+    FAST = "fast"
+
+
+class Part(BaseModel):
+    size: int = 1
+
+
+class RichDefaultsConfig(ComponentConfig):
+    part: Part = Part()
+    mode: Mode = Mode.FAST
+    table: dict = {"k": (1, 2)}
+    where: Path = Path("/x")
+    nothing: int | None = None
+
+
+def test_defaults_are_printed_as_plain_data():
+    r = registry()
+    r.register(component_key="rich", variant_key="x", custom_component=lambda **kw: kw,
+               custom_config=RichDefaultsConfig)
+    resolved, _ = resolve(load_text("r: {component_key: rich, variant_key: x}\n", "f.yaml"), experiment_id="e")
+    printed = annotated_yaml(compile_document(resolved, r, root=None))
+    lines = [(line.partition("#")[0].rstrip(), line.partition("#")[2].strip()) for line in printed.splitlines()]
+    assert lines == [("r:", ""), ("  component_key: rich", "f.yaml:1"), ("  variant_key: x", "f.yaml:1"),
+                     ("  config:", ""), ("    part:", "default"), ("      size: 1", ""),
+                     ("    mode: fast", "default"), ("    table:", "default"), ("      k:", ""), ("      - 1", ""),
+                     ("      - 2", ""), ("    where: /x", "default"), ("    nothing:", "default")]
+
+
+def test_a_component_waiting_for_a_computed_value_lists_its_defaults():
+    r = registry()
+    r.register(component_key="number", variant_key="x", custom_component=lambda n: n,
+               custom_config=type("NumberConfig", (ComponentConfig,), {"__annotations__": {"n": int}}), produces="int")
+    text = ("n: {component_key: number, variant_key: x, config: {n: 1}}\n"
+            "model: {component_key: model, variant_key: plain, config: {width: '${n}'}}\n")
+    resolved, _ = resolve(load_text(text, "f.yaml"), experiment_id="e")
+    compiled = compile_document(resolved, r, root=None)
+    assert compiled.validated.nodes[("model",)].config is None
+    comments = {line.partition("#")[0].strip(): line.partition("#")[2].strip()
+                for line in annotated_yaml(compiled).splitlines()}
+    assert comments["activation: relu"] == "default" and comments["width:"] == "${n} <- f.yaml:1"

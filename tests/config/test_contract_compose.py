@@ -274,3 +274,55 @@ def test_errors_of_every_file_are_raised_together_with_the_files_read(tmp_path):
     assert sorted((Path(d.span.file).name, d.code) for d in e.value.diagnostics) == [
         ("a.yaml", "yaml-syntax"), ("b.yaml", "duplicate-key"), ("exp.yaml", "extends")]
     assert [Path(f.name).name for f in e.value.files] == ["a.yaml", "b.yaml", "exp.yaml"]
+
+
+def _loop(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+
+
+def _directory(tmp_path):
+    (tmp_path / "base.yaml").mkdir()
+
+
+def _fifo(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "base.yaml")
+
+
+def _latin1(tmp_path):
+    (tmp_path / "base.yaml").write_bytes(b"a: caf\xe9\n")
+
+
+@pytest.mark.parametrize("make, extends, message", [
+    (_loop, "loop", "cannot read config file loop: a symlink loop"),
+    (_directory, "base.yaml", "base.yaml is a directory, not a config file"),
+    (_fifo, "base.yaml", "base.yaml is not a regular file"),
+    (_latin1, "base.yaml", "base.yaml is not UTF-8 text (byte 6 is 0xe9)"),
+])
+def test_a_base_that_cannot_be_read_is_an_error_at_the_entry_naming_it(tmp_path, monkeypatch, make, extends, message):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    (tmp_path / "exp.yaml").write_text(f"extends: {extends}\n")
+    assert refused("exp.yaml") == [("extends", message, "exp.yaml:1:10")]
+
+
+def test_a_file_given_that_is_not_utf8_is_an_error_at_its_byte(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_bytes(b"a: 1\nb: caf\xe9\n")
+    assert refused("c.yaml") == [("config-file", "the file is not UTF-8 text: byte 0xe9 cannot be decoded (invalid "
+                                  "continuation byte)", "c.yaml:2:7")]
+
+
+def test_a_stream_given_is_read_only_up_to_the_limit(monkeypatch):
+    monkeypatch.setattr(compose_module, "MAX_CONFIG_BYTES", 10)
+    assert refused("/dev/zero") == [("limit", "/dev/zero is more than 10 bytes; a config may be at most 10 bytes",
+                                     None)]
+
+
+def test_a_first_file_with_merge_tags_has_nothing_to_delete(tmp_path):
+    (tmp_path / "c.yaml").write_text("a: 1\nb: !delete\n")
+    assert refused(tmp_path / "c.yaml") == [
+        ("extends", "nothing to delete: 'b' is not in the files this one is merged onto", "c.yaml:2:1")]
+    (tmp_path / "r.yaml").write_text("a: !replace {x: 1}\n")
+    assert compose_files(tmp_path / "r.yaml").values == {"a": {"x": 1}}

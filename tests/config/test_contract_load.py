@@ -110,6 +110,11 @@ REFUSED_TABLE = [
                           "f.yaml:2:1")]),
     ("a: &x [*x]", [("yaml-alias", "the alias *x refers to a node that contains it (a value cannot contain itself)",
                      "f.yaml:1:8")]),
+    ("a: *x", [("yaml-alias", "the alias *x has no anchor &x before it", "f.yaml:1:4")]),
+    ("a: 1\nb: \x07", [("yaml-syntax", "invalid YAML: unacceptable character #x0007: control characters are not "
+                        "allowed", "f.yaml:2:4")]),
+    # a merged mapping's bad key is reported where that mapping is written, not again where it is merged
+    ("m: &m {1.5: a}\nc: {<<: *m, b: 1}", [("", "mapping keys must be plain strings", "f.yaml:1:8")]),
     ("a: [1, 2\nb: 3", [("yaml-syntax", "invalid YAML: while parsing a flow sequence did not find expected ',' or ']'",
                          "f.yaml:2:2")]),
     # every mistake of a file is reported at once

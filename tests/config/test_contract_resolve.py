@@ -182,6 +182,8 @@ def test_a_copy_keeps_the_positions_of_what_it_copies():
     ("x: ${oc.decode:!!int x}", [(("x",), "${oc.decode:!!int x}: 'x' is not a valid !!int (ValueError)",
                                   "f.yaml:9:4")]),
     ("x: ${nope:1}", [(("x",), "unknown resolver 'nope' in ${nope:1}", "f.yaml:9:4")]),
+    ("x: ${oc.select:nope,!!int q}", [(("x",), "${oc.select:nope,!!int q}: the default 'q' is not a valid !!int "
+                                       "(ValueError)", "f.yaml:9:4")]),
     # a value that cannot be resolved is reported once, not again where it is read
     ("x: ${y}\ny: ${nope}", [(("y",), "${nope}: 'nope' does not exist in the top level", "f.yaml:10:4")]),
     ("x: ${y.k}\ny: ${nope}", [(("y",), "${nope}: 'nope' does not exist in the top level", "f.yaml:10:4")]),
@@ -476,6 +478,7 @@ def test_the_length_of_an_interpolated_string(monkeypatch, text, fits):
     ("x: ${oc.decode:'${a}${a}'}", True),  # the text made for the outer one: 13 + 10 + 2 characters
     ("x: ${oc.decode:'${a}${a}1'}", False),
     ("x: ${oc.decode:'1${a}${a}'}", False),
+    ("x: ${oc.decode:'${a}${a}${a}'}", False),  # over the limit before the last piece
 ])
 def test_the_length_of_a_text_made_for_an_outer_interpolation(monkeypatch, text, fits):
     monkeypatch.setattr(resolve_module, "MAX_STRING_CHARS", 25)

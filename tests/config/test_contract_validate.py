@@ -46,6 +46,8 @@ class HolderConfig(ComponentConfig):
     head: Inner
     heads: list[Inner] = []
     steps: int = 0
+    models: list[ComponentRef["model"]] = []
+    optional_model: ComponentRef["model"] | None = None
 
 
 class LooseConfig(BaseModel):  # a user's class: extra keys ignored by pydantic, refused by validate
@@ -259,6 +261,20 @@ NODE_TABLE = [
     ("h: {component_key: holder, variant_key: h, config: {model: 3, head: {size: 1}}}",
      [(ERROR, "component_expected", ("h", "config", "model"), "expected a 'model' component: a component node "
        "(component_key, variant_key, config) or a reference (instance_key, pass_type: BY_REFERENCE)", "3,", None)]),
+    # in a nested class: the nested class's fields
+    ("h: {component_key: holder, variant_key: h, config: {model: {component_key: model, variant_key: plain, config: "
+     "{width: 1}}, head: {size: 1, nmae: x}}}",
+     [(ERROR, "unknown-field", ("h", "config", "head", "nmae"), "unknown field 'nmae' for Inner", "nmae",
+       "did you mean 'name'?")]),
+    ("h: {component_key: holder, variant_key: h, config: {model: {component_key: model, variant_key: plain, config: "
+     "{width: 1}}, head: {size: 1}, heads: [{size: 1}, {size: x}]}}",
+     [(ERROR, "int_parsing", ("h", "config", "heads", 1, "size"), "Input should be a valid integer, unable to parse "
+       "string as an integer (got 'x')", "x}", None)]),
+    # one error for a union's alternatives at one place: the reference's
+    ("h: {component_key: holder, variant_key: h, config: {model: {component_key: model, variant_key: plain, config: "
+     "{width: 1}}, head: {size: 1}, optional_model: {component_key: empty, variant_key: x}}}",
+     [(ERROR, "component_kind", ("h", "config", "optional_model"), "expected a 'model' component, but "
+       "'h.config.optional_model' (empty/x, {POS}) produces 'empty'", "{component_key: empty", None)]),
     # a component whose kind is chosen by a field
     ("h: {component_key: holder, variant_key: h, config: {model: {component_key: chooser, variant_key: x, config: "
      "{kind: opt}}, head: {size: 1}}}",
@@ -334,6 +350,7 @@ class Deep(BaseModel):
     maybe: Inner | None = None
     many: list[Inner] = []
     nested_list: list[list[Inner]] = []
+    optional_list: list[Inner] | None = None
     plain: int = 0
 
 
@@ -346,6 +363,7 @@ class Deep(BaseModel):
     (("plain",), None),  # no model there
     (("nope",), None),
     (("inner", "size"), None),
+    (("optional_list",), Inner),  # a list inside an Optional
 ])
 def test_model_at(loc, cls):
     assert model_at(Deep, loc) is cls
@@ -454,3 +472,69 @@ def test_a_contract_that_crashes_is_a_warning():
     assert message == ("the toy run's checks failed (RuntimeError: bug); the components were checked one by one, but "
                        "not against each other")
     assert root.config is not None
+
+
+def test_a_reference_to_a_list_is_checked_item_by_item():
+    text = ("m: {component_key: model, variant_key: plain, config: {width: 1}}\n"
+            "e: {component_key: empty, variant_key: x}\n"
+            "good: [{instance_key: m}, {component_key: model, variant_key: other, config: {width: 2}}]\n"
+            "bad: [{instance_key: m}, {instance_key: e}]\n"
+            "h1: {component_key: holder, variant_key: h, config: {model: {instance_key: m}, head: {size: 1}, "
+            "models: {instance_key: good}}}\n"
+            "h2: {component_key: holder, variant_key: h, config: {model: {instance_key: m}, head: {size: 1}, "
+            "models: {instance_key: bad}}}\n")
+    result, diagnostics = validated(text)
+    assert [p.node_id for p in result.nodes[("h1",)].raw_config["models"]] == [("m",), ("good", 1)]
+    assert [(d.code, d.path) for d in diagnostics] == [("component_kind", ("h2", "config", "models", 1))]
+
+
+def test_placeholder_label_without_a_position():
+    from modalities.config.resolve import ResolvedDocument
+
+    graph, _ = build_component_graph(ResolvedDocument(values={"m": {"component_key": "model", "variant_key": "plain"}}))
+    assert placeholder_for(graph, registry(), ("m",)).label == "'m' (model/plain)"
+
+
+def test_a_root_class_that_cannot_be_loaded():
+    loaded = load_text(RUN, "f.yaml")
+    document, _ = resolve_document(loaded, ResolverContext(None, None, None))
+    graph, _ = build_component_graph(document)
+    result, _ = validate_graph(graph, registry())
+    root, diagnostics = validate_root(graph, result, registry(), RootSpec(name="toy", config="modalities_nope:Run"))
+    assert root.config is None
+    assert [d.message.startswith("cannot load the toy root class: ") for d in diagnostics] == [True]
+
+
+def test_a_root_value_computed_when_built_still_runs_the_contract_on_the_rest():
+    seen = []
+    text = ("model: {component_key: model, variant_key: plain, config: {width: 2}}\n"
+            "n: {component_key: number, variant_key: x, config: {n: 3}}\nsteps: {instance_key: n}\n")
+    root, diagnostics = root_result(text, lambda view: seen.append(view.run) or [])
+    assert diagnostics == []
+    assert seen[0].steps.kind == "int" and seen[0].model.node_id == ("model",)
+
+
+def test_a_run_view_knows_no_node_where_there_is_none():
+    seen = {}
+
+    def contract(view):
+        seen.update(text=view.node("model"), missing=view.node(("nope",)), number=view.node(3))
+        return []
+
+    root_result(RUN, contract)
+    assert seen == {"text": None, "missing": None, "number": None}
+
+
+@pytest.mark.parametrize("config_path, first", [(None, None), ("/c.yaml", "/c.yaml:1:1")])
+def test_the_first_line_of_a_config_without_positions(config_path, first):
+    from pathlib import Path
+
+    from modalities.config.resolve import ResolvedDocument
+
+    document = ResolvedDocument(values={"model": {"component_key": "model", "variant_key": "plain",
+                                                  "config": {"width": 1}}},
+                                config_path=Path(config_path) if config_path else None)
+    graph, _ = build_component_graph(document)
+    result, _ = validate_graph(graph, registry())
+    _, diagnostics = validate_root(graph, result, registry(), RootSpec(name="toy", config=RunConfig))
+    assert [str(d.span) if d.span else None for d in diagnostics] == [first]
