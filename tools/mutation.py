@@ -39,17 +39,40 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+_CONFIG_CONTRACTS = ["spans", "diagnostics", "load", "compose", "overrides", "resolve", "graph", "validate", "build",
+                     "compiler"]
+
 # area -> {source file: the tests that exercise it}
 AREAS: dict[str, dict[str, list[str]]] = {
+    # the contract tables first (tests/config/test_contract_*.py: cheap, and most mutants fail there; -x stops at the
+    # first failure): the file's own, then the others, which exercise it through the stages that call it
     "compiler": {
-        "modalities/config/overrides.py": ["tests/config/test_overrides.py", "tests/config/test_resolve.py",
-                                           "tests/config/test_cli.py"],
-        "modalities/config/resolve.py": ["tests/config/test_resolve.py", "tests/config/test_hostile_configs.py"],
-        "modalities/config/graph.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py",
-                                       "tests/config/test_provenance_and_diff.py"],
-        "modalities/config/validate.py": ["tests/config/test_graph_validate_build.py", "tests/config/test_cli.py",
-                                          "tests/config/test_overrides.py", "tests/training/test_run_contract.py",
-                                          "tests/models/test_norms_hf_mfu.py"],
+        source: [f"tests/config/test_contract_{name}.py"]
+        + [f"tests/config/test_contract_{other}.py" for other in _CONFIG_CONTRACTS if other != name]
+        + tests
+        for source, name, tests in [
+            ("modalities/config/spans.py", "spans", ["tests/config/test_load.py"]),
+            ("modalities/config/diagnostics.py", "diagnostics", ["tests/config/test_hostile_configs.py",
+                                                                 "tests/config/test_cli.py"]),
+            ("modalities/config/load.py", "load", ["tests/config/test_load.py", "tests/config/test_hostile_configs.py"]),
+            ("modalities/config/compose.py", "compose", ["tests/config/test_compose.py"]),
+            ("modalities/config/overrides.py", "overrides", ["tests/config/test_overrides.py",
+                                                             "tests/config/test_resolve.py", "tests/config/test_cli.py"]),
+            ("modalities/config/resolve.py", "resolve", ["tests/config/test_resolve.py",
+                                                         "tests/config/test_hostile_configs.py"]),
+            ("modalities/config/graph.py", "graph", ["tests/config/test_graph_validate_build.py",
+                                                     "tests/config/test_cli.py",
+                                                     "tests/config/test_provenance_and_diff.py"]),
+            ("modalities/config/validate.py", "validate", ["tests/config/test_graph_validate_build.py",
+                                                           "tests/config/test_cli.py", "tests/config/test_overrides.py",
+                                                           "tests/training/test_run_contract.py",
+                                                           "tests/models/test_norms_hf_mfu.py"]),
+            ("modalities/config/build.py", "build", ["tests/config/test_graph_validate_build.py",
+                                                     "tests/config/test_library_usage.py"]),
+            ("modalities/config/compiler.py", "compiler", ["tests/config/test_compose.py",
+                                                           "tests/config/test_graph_validate_build.py"]),
+            ("modalities/config/provenance.py", "compiler", ["tests/config/test_provenance_and_diff.py"]),
+        ]
     },
     "data": {
         # the contract tables first: cheap, and most mutants fail there (-x stops at the first failure)

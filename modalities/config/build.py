@@ -23,8 +23,11 @@ class BuildError(Exception):
 
 
 def build_components(validated: ValidatedGraph) -> dict[str, Any]:
-    """Every top-level entry by name: components built, containers holding components filled with the built
-    objects, plain values as they are (``settings`` included, with its number conversions computed)."""
+    """Every top-level entry by name, in file order: components built once each, dependencies first (a
+    reference, at any place, receives the one shared object), containers holding components filled with the
+    built objects, plain values as they are (``settings`` included, with its number conversions computed).
+    A config that is invalid once its computed values are in, a builder that cannot be imported or that raises:
+    BuildError naming the component and where it is defined, the original exception chained."""
     graph = validated.graph
     built: dict[Path, Any] = {}
     for path in graph.build_order():

@@ -55,6 +55,7 @@ class ConfigError(Exception):
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    """Whether one of them is an ERROR (warnings and notes are not; an empty list has none)."""
     return any(d.severity == ERROR for d in diagnostics)
 
 
@@ -65,7 +66,10 @@ SUGGEST_CANDIDATES = 10_000
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidates, or None."""
+    """"did you mean 'a' or 'b' or 'c'?": the (at most three) candidates at least 0.6 similar to ``word``, closest
+    first, escaped with ``printable``; None when none is, when ``word`` is longer than SUGGEST_CHARS (a
+    candidate that long is skipped), or when there are no candidates. Only the first SUGGEST_CANDIDATES
+    candidates are compared."""
     word = str(word)
     if len(word) > SUGGEST_CHARS:
         return None
@@ -102,7 +106,8 @@ def printable(text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
-    """``text`` cut in the middle to about ``limit`` characters, keeping its start and its end (where a
+    """``text`` as it is when at most ``limit`` characters long; else cut in the middle, keeping its first
+    ``limit * 2 // 3`` and its last ``limit // 3`` characters around "...(N characters cut)..." (the end is where a
     message usually says what to do)."""
     if len(text) <= limit:
         return text
@@ -149,9 +154,11 @@ def _shown(text: str, limit: int) -> str:
 
 
 def fold(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
-    """Sorted, with repeats of one message past MAX_REPORTED_PER_MESSAGE folded into one "and N more like this"
-    (at the first one left out), and at most MAX_REPORTED in all, so that a long list of wrong items reports a
-    screenful, not a copy of the file."""
+    """Sorted (by file, line, column, errors before the rest at one place; unpositioned last), with repeats of
+    one (severity, code, message) past MAX_REPORTED_PER_MESSAGE folded into one "and N more like this" (at the
+    first one left out), and at most MAX_REPORTED in all plus one "and N more (E errors) not shown" line (an
+    error if any left out is one), so that a long list of wrong items reports a screenful, not a copy of the
+    file. Up to the limits the list is returned sorted and whole."""
     from modalities.config.limits import MAX_REPORTED, MAX_REPORTED_PER_MESSAGE
 
     ordered = sorted(diagnostics, key=sort_key)
@@ -190,6 +197,10 @@ def fold(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
 
 
 def render_one(d: Diagnostic, color: bool = False) -> str:
+    """``file:line:col: severity: path: message`` (position and path only where known), then the source line
+    (from ``span.text``, else the file; none where it cannot be read) with a caret under the span (at least one
+    character, to the end of the line for a span over several lines, at the first column for a column before
+    it), then the hint. Texts escaped and cut; ANSI colours only with ``color``."""
     red, yellow, cyan, bold, reset = ("\033[31m", "\033[33m", "\033[36m", "\033[1m", "\033[0m") if color else ("",) * 5
     where = f"{_shown(d.span.file, FILE_CHARS)}:{d.span.line}:{d.span.col}: " if d.span else ""
     sev = f"{ {ERROR: red, WARNING: yellow}.get(d.severity, cyan)}{d.severity}{reset}"
@@ -203,8 +214,10 @@ def render_one(d: Diagnostic, color: bool = False) -> str:
 
 
 def render_text(diagnostics: Sequence[Diagnostic], color: bool = False) -> str:
+    """The folded diagnostics (see fold), each rendered, one after another; "" for none."""
     return "\n".join(render_one(d, color) for d in fold(diagnostics))
 
 
 def render_json(diagnostics: Sequence[Diagnostic]) -> str:
+    """A JSON list of the folded diagnostics' ``to_dict()``; ``[]`` for none."""
     return json.dumps([d.to_dict() for d in fold(diagnostics)], indent=2)

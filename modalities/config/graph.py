@@ -97,11 +97,13 @@ class ComponentGraph:
         return counts
 
     def is_acyclic(self) -> bool:
+        """Whether no component needs itself, directly or through others (an empty graph is acyclic)."""
         return len(self._dependencies_first()) == len(self.node_data)
 
     def build_order(self) -> list[Path]:
-        """Dependencies first; ties broken by position in the file, so the order is stable (networkx's
-        lexicographical_topological_sort of the reversed graph, keyed by file position, gives the same)."""
+        """Every component once, dependencies first; ties broken by position in the file, so the order is stable
+        (networkx's lexicographical_topological_sort of the reversed graph, keyed by file position, gives the
+        same); [] for no components. ValueError for a graph with a cycle."""
         order = self._dependencies_first()
         if len(order) != len(self.node_data):
             raise ValueError("the component graph has a cycle; it has no build order")
@@ -132,7 +134,9 @@ class ComponentGraph:
         return [n for p, n in self.nodes.items() if len(p) == 1]
 
     def container_members(self, path: Path, _seen: frozenset = frozenset()) -> list[Path]:
-        """The components a list or mapping at ``path`` holds, directly or through references."""
+        """The components a list or mapping at ``path`` holds, at any depth, in document order, directly or
+        through references (a reference to another container brings its members; a loop of containers ends);
+        ``[path]`` for a component itself."""
         members: list[Path] = []
 
         def visit(value: Any, at: Path) -> None:
@@ -155,7 +159,8 @@ class ComponentGraph:
         return members
 
     def owner_of(self, path: Path) -> Path | None:
-        """The component whose config contains ``path`` (the nearest one)."""
+        """The nearest component whose ``config`` contains ``path`` (a nested component is in its parent's);
+        None for a path in no component's config (a top-level component, a path beside a config)."""
         for i in range(len(path) - 1, 0, -1):
             if path[:i] in self.nodes and path[i] == "config":
                 return path[:i]
@@ -165,6 +170,13 @@ class ComponentGraph:
 def build_component_graph(
     document: ResolvedDocument, entry_points: Iterable[str] = ()
 ) -> tuple[ComponentGraph, list[Diagnostic]]:
+    """The graph of every component node of the document (in file order), with an edge from a component to each
+    one its config nests or references (a reference to a list or mapping: to each component it holds), and the
+    diagnostics: keys a component or reference node does not take, a missing or non-string variant_key, a
+    pass_type other than BY_REFERENCE, an instance_key that names no component, list or mapping of them (a
+    "did you mean", else the first 12 top-level components), each cycle (one per strongly connected part,
+    link by link), and a warning for each top-level component that no component and no top-level reference
+    uses and that is not one of ``entry_points``."""
     builder = _GraphBuilder(document)
     builder.walk(document.values, (), None)
     builder.link_references()

@@ -21,7 +21,8 @@ _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 # `key: !replace {...}` sets a mapping whole instead of merging it key by key.
 DELETE_TAG = "!delete"
 REPLACE_TAG = "!replace"
-_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary"}
+# "value" is what YAML 1.1 made of a plain `=`; YAML 1.2 reads it as text, and so do we
+_PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary", "value"}
 
 
 @dataclass
@@ -83,6 +84,8 @@ def load_document(path: str | FilePath, sources: Sources | None = None) -> Docum
 
 
 def not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnostic:
+    """The error for ``data`` that is not UTF-8, at its first undecodable byte: line and column (1-based, a
+    character of several bytes one column) and the text of that line (the byte as a lone surrogate)."""
     line_start = data.rfind(b"\n", 0, error.start) + 1
     line = data.count(b"\n", 0, error.start) + 1
     col = len(data[line_start : error.start].decode("utf-8", "replace")) + 1
@@ -98,8 +101,14 @@ def not_utf8(filename: str, data: bytes, error: UnicodeDecodeError) -> Diagnosti
 
 
 def load_text(text: str, filename: str = "<string>", *, merge_tags: bool = False, values_before: int = 0) -> Document:
-    """``merge_tags``: accept ``!delete`` and ``!replace`` (recorded in ``marks``); ``values_before``: values
-    already read from the other files of a composed config (they count towards the same MAX_VALUES)."""
+    """The Document of a config's text: an empty text (or only comments) is ``{}``; a top level that is not a
+    mapping (a list, a scalar, ``null``) raises ConfigError ``not-a-mapping``. Every mistake of the text is
+    raised at once, each positioned in ``filename``: YAML syntax, tags other than the plain ones, duplicate keys
+    (the first kept), keys that are not strings or integers, ``<<`` of something but mappings, more than one
+    document, aliases into their own anchor, and the limits (values, depth, integer digits; after aliases are
+    expanded). ``merge_tags``: accept ``!delete`` (no value; the value is None) and ``!replace`` (recorded in
+    ``marks``); without it they are refused like any other tag. ``values_before``: values already read from the
+    other files of a composed config (they count towards the same MAX_VALUES)."""
     root = _compose_checked(text, filename, values_before=values_before)
     converter = _NodeConverter(filename, merge_tags)
     values = converter.convert(root, ()) if root is not None else {}
@@ -116,7 +125,8 @@ def load_text(text: str, filename: str = "<string>", *, merge_tags: bool = False
 
 def load_value(text: str, filename: str, span: Span | None = None) -> Any:
     """One YAML value (a ``--set`` value, an ``oc.decode`` argument) as plain data, within the same limits as a
-    file. Raises ConfigError (positioned at ``span`` when given) for anything but plain, bounded data."""
+    file (a text longer than MAX_CONFIG_BYTES characters is refused unread); None for an empty text. Raises
+    ConfigError (every diagnostic positioned at ``span`` when given) for anything but plain, bounded data."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError([Diagnostic(f"a value of {len(text):,} characters is too long", span=span, code="limit")])
     root = _compose_checked(text, filename, span)
@@ -468,7 +478,7 @@ class _NodeConverter:
 
     def _scalar(self, node: Any, path: Path) -> Any:
         tag = _tag_name(node)[len(_YAML_TAG_PREFIX) :]
-        if tag == "str":
+        if tag in ("str", "value"):
             return node.value
         if tag == "timestamp":
             return node.value  # dates stay text: configs feed JSON-like values to pydantic

@@ -15,8 +15,8 @@ _UNDECODABLE = re.compile("[\ud800-\udfff]")
 
 
 def parse_override_value(text: str, span: Span | None = None) -> Any:
-    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string; text that is
-    not YAML (``a: b: c``) stays text. Read within the limits of a config file: a value that nests too deep,
+    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string, ``null`` None;
+    an empty or blank text is ``""``; text that is not YAML (``a: b: c``, ``[1``) stays text as written. Read within the limits of a config file: a value that nests too deep,
     contains itself through an alias or has an impossible tag raises ConfigError (positioned at ``span``)."""
     if not text.strip():
         return ""
@@ -29,6 +29,14 @@ def parse_override_value(text: str, span: Span | None = None) -> Any:
 
 
 def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagnostic]:
+    """Apply each ``dotted.path=value`` flag in order to ``document`` (in place); the diagnostics of the flags
+    that could not be applied (each changes nothing; the others still apply). The path is what comes before
+    the first ``=``, stripped; a part names a mapping's key as written where it has it, else its integer key
+    where it has that (``1`` for ``m.1``), else a new key (missing branches are made); a list's item by an index
+    0..len-1. Refused: no ``=`` or an empty path, text that is not UTF-8, a value that is not plain data (see
+    parse_override_value), a path and value nesting deeper than MAX_DEPTH, a list index out of range or not
+    digits, a path through a scalar. The set value is positioned in the flag (``<--set>``; the key at columns
+    1..len(path), the value after the ``=``), and the positions of what it replaced are forgotten."""
     diagnostics: list[Diagnostic] = []
     for flag in overrides:
         span = Span(OVERRIDE_FILE, 1, 1, 1, len(flag) + 1, text=flag)
@@ -38,7 +46,8 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
         if problem is not None:
             diagnostics.append(problem)
             continue
-        parts: list = [path_part(p) for p in key.split(".")]
+        written = key.split(".")
+        parts: list = [path_part(p) for p in written]
         value_span = Span(OVERRIDE_FILE, 1, len(key) + 2, 1, len(flag) + 1, text=flag)
         try:
             value = parse_override_value(raw, value_span)
@@ -54,8 +63,8 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
                 f"deep; a config may nest at most {MAX_DEPTH}", span=span, code="limit",
             ))
             continue
-        replaced = _value_at(document.values, parts)
-        problem = _set_at(document.values, parts, value)
+        replaced = _value_at(document.values, parts, written)
+        problem = _set_at(document.values, parts, value, written)
         if problem:
             message = f"cannot apply --set {cut(key, PATH_CHARS)}: {problem}"
             diagnostics.append(Diagnostic(message, span=span, code="override"))
@@ -100,12 +109,12 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _value_at(root: Any, parts: list) -> Any:
+def _value_at(root: Any, parts: list, written: list[str]) -> Any:
     """The value at ``parts`` (as _set_at reads them), or None where there is none."""
     node = root
-    for part in parts:
+    for part, text in zip(parts, written):
         if isinstance(node, dict):
-            node = node.get(part, node.get(str(part)))
+            node = node.get(text) if text in node or part not in node else node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
@@ -113,17 +122,18 @@ def _value_at(root: Any, parts: list) -> Any:
     return node
 
 
-def _set_at(root: Any, parts: list, value: Any) -> str | None:
-    """Set ``value`` at ``parts`` (a mapping key or a list index per part), creating missing mapping branches;
-    the text of what is wrong otherwise. ``parts`` is updated in place to the keys as the document spells them
-    (a digit part names a mapping's key 1 if it has one, else its key "1"), so positions are recorded at the
-    right path."""
+def _set_at(root: Any, parts: list, value: Any, written: list[str]) -> str | None:
+    """Set ``value`` at ``parts`` (``path_part`` of each text ``written``: a mapping key or a list index per
+    part), creating missing mapping branches; None when set, else the text of what is wrong (nothing is changed
+    then). ``parts`` is updated in place to the keys as the document spells them (a digit part names a
+    mapping's key as written, "1" or "01", where it has one, else its integer key 1 where it has that, else a new
+    key as written), so positions are recorded at the right path. A list takes the indices 0..len-1 only (a digit part; nothing is appended)."""
     node = root
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, dict):
-            if part not in node:
-                part = parts[i] = str(part)  # "1" names the key "1" (a YAML key 1 matches above)
+            if written[i] in node or part not in node:
+                part = parts[i] = written[i]  # "01" names the key "01"; "1" the key 1 where no key "1" is
             if last:
                 node[part] = value
             else:

@@ -29,7 +29,9 @@ def _where(span: Span | None) -> str:
 
 
 def origin_of(compiled, path: Path) -> str:
-    """The comment for the value at ``path``."""
+    """The comment for the value at ``path``: for an interpolated value each expression, with ``<- file:line`` of
+    the path it read (none for a resolver), joined by ", "; else where the value (or its nearest ancestor with a
+    position) was written, ``<--set>`` for a flag; ``?`` where nothing is known."""
     document = compiled.document
     interpolations = document.provenance.get(path)
     if interpolations:
@@ -79,7 +81,9 @@ def _plain(value: Any) -> Any:
 
 
 def annotated_yaml(compiled) -> str:
-    """The resolved config as YAML, each value with its origin as a trailing comment."""
+    """The resolved config as YAML, each scalar and each empty or interpolated container with its origin as a
+    trailing comment, and under each validated component's config the fields its class fills in (not written,
+    under their name or alias, and not required) with the comment ``default``."""
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -97,6 +101,8 @@ def annotated_yaml(compiled) -> str:
             for key, item in defaults.get(path, {}).items():
                 node[key] = _plain(item)
                 node.yaml_add_eol_comment("default", key)
+            if "config" not in value and path + ("config",) in defaults:  # a component written without config
+                node["config"] = build({}, path + ("config",))
             return node
         if isinstance(value, list):
             seq = CommentedSeq()

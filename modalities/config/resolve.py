@@ -43,7 +43,8 @@ class ResolverError(Exception):
 
 
 def register_resolver(name: str, resolver: Resolver, *, replace: bool = False) -> None:
-    """Make ``${name:arg}`` call ``resolver(arg, context)``."""
+    """Make ``${name:arg}`` call ``resolver(arg, context)`` (``arg`` stripped; ``context.at`` the path being
+    resolved). A name already registered raises ValueError unless ``replace``."""
     if name in _RESOLVERS and not replace:
         raise ValueError(f"resolver '{name}' is already registered; pass replace=True to replace it")
     _RESOLVERS[name] = resolver
@@ -128,15 +129,18 @@ def resolver_names() -> list[str]:
 
 
 def absolute_parts(expression: str, at: Path) -> list:
-    """The keys a ``${path}`` written at ``at`` follows (relative paths ``.x``/``..x`` made absolute)."""
+    """The keys a ``${path}`` written at ``at`` follows: ``a.b`` -> [a, b]; relative paths made absolute: ``.x``
+    is a sibling of the value at ``at``, each further dot one level up, more dots than levels the top level."""
     return _Resolver._absolute_parts(expression, at)
 
 
 def is_component_node(value: Any) -> bool:
+    """A mapping with a component_key."""
     return isinstance(value, dict) and "component_key" in value
 
 
 def is_reference_node(value: Any) -> bool:
+    """A mapping with an instance_key and no component_key."""
     return isinstance(value, dict) and "instance_key" in value and "component_key" not in value
 
 
@@ -281,6 +285,9 @@ class _Resolver:
             if length > MAX_STRING_CHARS:
                 self._too_long(path)
                 return _UNRESOLVED
+        if length + len(text) - last > MAX_STRING_CHARS:
+            self._too_long(path)
+            return _UNRESOLVED
         return "".join(pieces) + text[last:]
 
     def _join(self, text: str, matches: list, path: Path) -> Any:
@@ -314,6 +321,10 @@ class _Resolver:
                 return _UNRESOLVED
             last = match.end()
         pieces.append(text[last:])
+        length += len(pieces[-1])
+        if length > MAX_STRING_CHARS:
+            self._too_long(path)
+            return _UNRESOLVED
         self._interpolated_chars += length
         if self._interpolated_chars > 16 * MAX_STRING_CHARS:
             self._fatal(path, f"${{...}} interpolations make more than {16 * MAX_STRING_CHARS:,} characters in all")
@@ -366,7 +377,10 @@ class _Resolver:
     def _select(self, arg: str, at: Path, expression: str) -> Any:
         """``${oc.select:path,default}``: the value at path, or the default where there is none."""
         key, has_default, default = _split_argument(arg)
-        if not self._path_exists(key, at):
+        exists = self._path_exists(key, at)
+        if exists is None:
+            return _UNRESOLVED
+        if not exists:
             if has_default:
                 return _parse_scalar(default)
             self._error(at, f"${{{expression}}}: '{key}' does not exist and no default is given")
@@ -383,17 +397,27 @@ class _Resolver:
             self._error(at, f"${{{expression}}}: " + "; ".join(d.message for d in e.diagnostics))
             return _UNRESOLVED
 
-    def _path_exists(self, expression: str, at: Path) -> bool:
+    def _path_exists(self, expression: str, at: Path) -> bool | None:
+        """Whether the path names a value, looked up in resolved values as OmegaConf's oc.select does (an
+        interpolation on the way is resolved first); None when a value on the way cannot be resolved (its own
+        error says why)."""
         node: Any = self.document.values
+        target: list = []
+        through_interpolation = False
         for part in self._absolute_parts(expression, at):
-            if isinstance(node, str) and "${" in node:
-                return True  # decided when it is resolved
+            if not through_interpolation and isinstance(node, str) and "${" in node:
+                node = self._follow(tuple(target), at)
+                if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
+                    return None
+                through_interpolation = True
             if isinstance(node, dict) and part in node:
-                node = node[part]
+                key: Any = part
             elif isinstance(node, list) and list_index(part, len(node)) is not None:
-                node = node[list_index(part, len(node))]
+                key = list_index(part, len(node))
             else:
                 return False
+            target.append(key)
+            node = node[key]
         return True
 
     @staticmethod
@@ -439,6 +463,7 @@ class _Resolver:
             value = self._follow(target_path, at)
             if value is _UNRESOLVED or target_path in self.unresolved_paths:
                 return _UNRESOLVED
+            self._last_target = target_path  # the path read, not the last one its own resolution read
         if isinstance(value, (dict, list)):
             size = _measure(value)[0] if through_interpolation else self._size.get(target_path, 1)
             self._charge_copy(size, at)
@@ -608,8 +633,17 @@ class ResolvedDocument(Document):
 
 
 def resolve_document(document: Document, context: ResolverContext) -> tuple[ResolvedDocument, list[Diagnostic]]:
-    """Resolve every interpolation. Values that cannot be resolved are left as written and listed in
-    ``unresolved_paths``, so later stages can go on reporting other errors without piling up on these."""
+    """Resolve every interpolation, as OmegaConf would: a ``${path}`` that is the whole value gives the value with
+    its type (a copy of a mapping or list, with its positions; a component becomes a reference to it); inside a
+    longer string each becomes its ``str()`` (null "None", true "True"); a backslash before ``${`` keeps it as
+    literal text; a list index may count from the end (-1 the last, -len the first). Values that cannot be resolved
+    (a path that does not exist, a cycle, an unknown resolver, a resolver's error, a mapping or component inside
+    text, a string longer than MAX_STRING_CHARS, a chain longer than MAX_INTERPOLATION_CHAIN, ``${`` nested deeper
+    than MAX_DEPTH) are left as written, listed in ``unresolved_paths`` and reported once each, where they stand (a
+    value that reads one is not reported again), so later stages can go on reporting other errors without piling up
+    on these. Fan-out past a limit (more than MAX_VALUES values copied, 16 x MAX_STRING_CHARS characters made,
+    MAX_DEPTH levels of nesting) raises ConfigError: going on could take all memory. ``provenance``: for each
+    interpolated value, its expressions and the path each read (None for a resolver)."""
     resolver = _Resolver(document, context)
     values = resolver.run()
     resolved = ResolvedDocument(

@@ -33,7 +33,8 @@ class SourceMap:
     keys: dict[Path, Span] = field(default_factory=dict)
 
     def value(self, path: Path) -> Span | None:
-        """The span of the value at ``path``, or of its nearest ancestor that has one."""
+        """The span of the value at ``path``, or of its nearest ancestor that has one (the root's, path ``()``, last);
+        None when neither the path nor any ancestor has one."""
         for prefix in _prefixes(tuple(path)):
             span = self.values.get(prefix)
             if span is not None:
@@ -41,12 +42,14 @@ class SourceMap:
         return None
 
     def key(self, path: Path) -> Span | None:
-        """The span of the key that names ``path`` (falls back to the value's span)."""
+        """The span of the key that names ``path``; without one, ``value(path)`` (None where that is None)."""
         return self.keys.get(tuple(path)) or self.value(path)
 
     def copy_subtree(self, source: Path, target: Path, value: Any = _UNKNOWN) -> None:
-        """Give the paths under ``target`` the spans of the same paths under ``source``. With ``value`` (what is at
-        ``source``) only its paths are looked up, in time linear in its size, not in the whole map's."""
+        """Give the paths under ``target`` the spans of the same paths under ``source``, in both tables. Only paths
+        strictly below ``source`` are copied: ``target`` keeps its own span, and spans already under ``target`` that
+        ``source`` has no counterpart for stay. With ``value`` (what is at ``source``) only its paths are looked up,
+        in time linear in its size, not in the whole map's."""
         source, target = tuple(source), tuple(target)
         n = len(source)
         for table in (self.values, self.keys):
@@ -57,7 +60,8 @@ class SourceMap:
             table.update(additions)
 
     def drop_subtree(self, path: Path, value: Any = _UNKNOWN) -> None:
-        """Forget the spans under ``path`` (with ``value``, what was there: only its paths are looked at)."""
+        """Forget the spans strictly under ``path`` in both tables; ``path``'s own stay (with ``value``, what was
+        there: only its paths are looked at)."""
         path = tuple(path)
         n = len(path)
         for table in (self.values, self.keys):
@@ -70,7 +74,8 @@ class SourceMap:
 
 
 def subtree_paths(value: Any, prefix: Path) -> Iterator[Path]:
-    """The paths below ``prefix`` of a plain value (mappings and lists), without recursion."""
+    """The paths below ``prefix`` of a plain value (mappings and lists), without recursion: not ``prefix``
+    itself, nothing for a scalar or an empty container; in no particular order."""
     pending = [(tuple(prefix), value)]
     while pending:
         path, item = pending.pop()
@@ -86,13 +91,16 @@ def _prefixes(path: Path) -> Iterator[Path]:
 
 
 def path_part(text: str) -> int | str:
-    """One part of a dotted path as written (``--set``, ``instance_key``): a list index for plain digits (ASCII
-    only, and short: no list is longer), else a key."""
+    """One part of a dotted path as written (``--set``, ``instance_key``): a list index (int) for plain ASCII
+    digits of at most 18 characters (``"007"`` -> 7; no list is longer), else the text as a key (``"-1"``, ``""``,
+    19 digits, digits of other scripts)."""
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
 
 
 def list_index(part: object, length: int) -> int | None:
-    """The index of a list of ``length`` items that ``part`` (``2``, ``-1``) names, or None."""
+    """The index (0..length-1) of a list of ``length`` items that ``part`` names: ``0``..``length-1`` as they
+    are, ``-1``..``-length`` counted from the end; None for anything else (``length`` or more, below
+    ``-length``, an empty list, text that is not an optional ``-`` and 1 to 18 ASCII digits)."""
     text = str(part)
     digits = text[1:] if text.startswith("-") else text
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
@@ -102,11 +110,12 @@ def list_index(part: object, length: int) -> int | None:
 
 
 def dotted(path: Path) -> str:
-    """``("model", "config", "layers", 0)`` -> ``model.config.layers.0``."""
+    """``("model", "config", "layers", 0)`` -> ``model.config.layers.0``; ``()`` -> ``""``."""
     return ".".join(str(p) for p in path)
 
 
 def get_at(values: Any, path: Path) -> Any:
+    """The value at ``path`` (``values`` itself for ``()``); KeyError, IndexError or TypeError where there is none."""
     for part in path:
         values = values[part]
     return values

@@ -55,6 +55,15 @@ class ValidatedGraph:
 
 
 def validate_graph(graph: ComponentGraph, registry: Registry) -> tuple[ValidatedGraph, list[Diagnostic]]:
+    """Each component node against its registered config class (no config: ``{}``), with placeholders where
+    components stand. ``nodes`` holds the nodes without errors (in graph order); a node whose only errors are
+    values other components compute when built (a number_conversion) is held with ``config`` None and its
+    ``partial`` config. Reported, each at its place: a component_key that is not a string or not registered, an
+    unknown variant ("did you mean", the variants), a config that is not a mapping, a config class that
+    cannot be imported, a missing optional package, unknown fields (also for classes that ignore them; a misspelt
+    required field once, as the unknown key), missing fields, wrong values (with the value, or the kind a
+    component produces), and the validators' warnings and notes. Not reported again: errors inside values that
+    could not be resolved, and errors about references the graph already reported."""
     validator = _Validator(graph, registry)
     for node in graph.nodes.values():
         validator.validate_node(node)
@@ -62,6 +71,8 @@ def validate_graph(graph: ComponentGraph, registry: Registry) -> tuple[Validated
 
 
 def placeholder_for(graph: ComponentGraph, registry: Registry, path: Path) -> ComponentPlaceholder:
+    """What stands for the component at ``path`` while validating: the kind it produces ("<unknown>" for a
+    node of no registered variant, or no node) and a label "'path' (component_key/variant_key, file:line:col)"."""
     node = graph.nodes.get(path)
     spec = _lookup(registry, node) if node else None
     kind = spec.kind_for(node.config) if spec else _UNKNOWN_KIND
