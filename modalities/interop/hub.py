@@ -28,17 +28,10 @@ def looks_like_repo_id(name: str) -> bool:
             and not name.endswith((".json", ".model", ".pt", ".bin", ".yaml")))
 
 
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # a name the system refuses (too long, a NUL in it): no such file
-        return False
-
-
 def resolve_pretrained(name_or_path: str | os.PathLike) -> Path:
     """A local folder (or file) for a path or a hub id in the local Hugging Face cache."""
     path = Path(name_or_path)
-    if _exists(path):
+    if os.path.exists(path):  # False, not an error, for a name the system refuses (too long, a NUL in it)
         return path
     name = str(name_or_path)
     if not looks_like_repo_id(name):

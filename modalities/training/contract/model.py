@@ -4,6 +4,7 @@ vocabulary against the data files' token width, the tokenizer that packed them a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,19 +161,11 @@ def _config_tokenizer_identity(info: NodeInfo, field) -> dict | None:
     return None
 
 
-def _is_there(path: Path) -> bool:
-    """Whether ``path`` exists; False for a name the system refuses (too long, a NUL in it), which no file has."""
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
-
-
 def _local_tokenizer_path(location: Any) -> Path | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
-    if _is_there(path):
+    if os.path.exists(path):  # False, not an error, for a name the system refuses (too long, a NUL in it)
         return path
     from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
 
@@ -189,7 +182,7 @@ def _hf_tokenizer_size(location: Any) -> int | None:
     if not isinstance(location, (str, Path)):
         return None
     path = Path(location)
-    if not _is_there(path):
+    if not os.path.exists(path):  # as above
         from modalities.interop.hub import HubResolutionError, looks_like_repo_id, resolve_pretrained
 
         if not looks_like_repo_id(str(location)):

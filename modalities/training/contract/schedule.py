@@ -16,6 +16,7 @@ before the first step (optim/continuation.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +134,7 @@ def _read_optimizer_file(path: Any) -> SavedSchedule | None:
 
     from modalities.checkpointing.plain_entries import read_optimizer_param_groups
 
-    try:
-        if not isinstance(path, str) or not Path(path).is_file():
-            return None
-    except (OSError, ValueError):  # a name the system refuses (too long, a NUL in it): no file to read
+    if not isinstance(path, str) or not os.path.isfile(path):  # False also for a name the system refuses
         return None
     groups = read_optimizer_param_groups(path)
     steps = re.findall(r"seen_steps_(\d+)", Path(path).name)
