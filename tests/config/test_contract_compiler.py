@@ -341,3 +341,40 @@ def test_a_component_waiting_for_a_computed_value_lists_its_defaults():
     comments = {line.partition("#")[0].strip(): line.partition("#")[2].strip()
                 for line in annotated_yaml(compiled).splitlines()}
     assert comments["activation: relu"] == "default" and comments["width:"] == "${n} <- f.yaml:1"
+
+
+def _timestamp(monkeypatch, text: str) -> None:
+    monkeypatch.setattr(compiler.time, "strftime", lambda fmt: text)
+    monkeypatch.setattr(compiler, "_agreed_default_id", None)
+
+
+@pytest.mark.parametrize("world_size, agent_store", [(None, None), ("1", None), ("1", "True"), ("2", None),
+                                                     ("2", "False")])
+def test_one_process_or_a_launcher_without_torchruns_store_keeps_its_own_timestamp(monkeypatch, world_size,
+                                                                                    agent_store):
+    for name, value in (("WORLD_SIZE", world_size), ("TORCHELASTIC_USE_AGENT_STORE", agent_store)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MODALITIES_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # a store would be looked for there: KeyError
+    _timestamp(monkeypatch, "mine")
+    assert default_experiment_id() == "mine"
+
+
+def test_under_torchrun_every_rank_takes_rank_0s_timestamp(monkeypatch):
+    from torch.distributed import TCPStore
+
+    agent = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)  # what torchrun's agent runs
+    for name, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(agent.port)), ("WORLD_SIZE", "2"),
+                        ("TORCHELASTIC_USE_AGENT_STORE", "True"), ("TORCHELASTIC_RESTART_COUNT", "3")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MODALITIES_EXPERIMENT_ID", raising=False)
+    monkeypatch.setenv("RANK", "0")
+    _timestamp(monkeypatch, "rank 0's clock")
+    assert default_experiment_id() == "rank 0's clock"
+    monkeypatch.setenv("RANK", "1")
+    _timestamp(monkeypatch, "rank 1's clock, a second later")
+    assert default_experiment_id() == "rank 0's clock"
+    assert agent.get("modalities/experiment_id/3") == b"rank 0's clock"  # one key per restart of the job

@@ -377,9 +377,11 @@ def test_loss_masking_rows_worked_out_by_hand(row, kept):
 
 @pytest.mark.parametrize("batch, which", [([[5, B, 6]], "end"), ([[5, E, 6]], "begin"), ([[5, 6]], "begin")])
 def test_a_batch_without_a_marker_is_left_out_of_the_loss_with_a_warning(batch, which):
-    with pytest.warns(UserWarning, match=f"no {which} marker"):
+    token = B if which == "begin" else E
+    with pytest.warns(UserWarning, match=f"no {which} marker \\(token {token}\\) in this batch") as warned:
         masked = mask_outside_markers(torch.tensor(batch), B, E, I)
     assert masked.tolist() == [[I] * len(batch[0])]
+    assert warned[0].filename == __file__  # the warning points at the caller
 
 
 @pytest.mark.parametrize("row", [[E, 5, B, 6], [B, 5, B, 6, E], [B, E, E]])
@@ -418,3 +420,11 @@ def test_the_masking_collator_refuses_one_token_for_both_markers_and_an_unknown_
     collate = LossMaskingCollateFnWrapper(GPT2LLMCollateFn("ids", "t"), ["u"], I, _Markers(), _Tokenizer())
     with pytest.raises(KeyError, match=r"the batch has no target 'u' \(it has \['t'\]\)"):
         collate([{"ids": [B, 5, E]}])
+
+
+@pytest.mark.parametrize("length, shown", [(0, ""), (119, "x" * 119), (120, "x" * 117 + "..."),
+                                           (121, "x" * 117 + "...")])
+def test_a_json_error_in_a_message_is_cut_to_120_characters(length, shown):
+    from modalities.data.raw_index import _short
+
+    assert _short(ValueError("x" * length)) == shown

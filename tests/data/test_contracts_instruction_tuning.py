@@ -127,3 +127,13 @@ def test_the_chat_template_runs_in_a_sandbox_with_the_references_helpers():
         compile_chat_template("{{ x.__class__.__mro__ }}").render(x="s")
     with pytest.raises(DataError, match="jinja2_chat_template: "):
         compile_chat_template("{% for %}")
+
+
+@pytest.mark.parametrize("text, rendered", [
+    ("{% if true %}\nx{% endif %}", "x"),  # the newline after a block tag is dropped (trim_blocks)
+    ("  {% if true %}x{% endif %}", "x"),  # the spaces before a block tag on its line too (lstrip_blocks)
+    ("{% for m in ['a', 'b'] %}\n{{ m }};\n{% endfor %}", "a;\nb;\n"),
+    ("a\n{{ 'b' }}", "a\nb"),  # text and expressions keep their newlines
+])
+def test_the_chat_template_drops_the_whitespace_around_block_tags_as_the_reference(text, rendered):
+    assert compile_chat_template(text).render() == rendered

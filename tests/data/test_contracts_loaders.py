@@ -338,3 +338,8 @@ def test_a_saved_position_resumes_where_the_rule_says(r):
         loader.load_state_dict(state)
         assert loader.epoch == epoch
         assert list(loader) == batches
+
+
+def test_the_loader_reads_in_the_main_process_unless_told_otherwise():
+    assert make_loader().num_workers == 0
+    assert make_loader(num_workers=2).num_workers == 2

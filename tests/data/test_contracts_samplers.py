@@ -291,3 +291,11 @@ def test_the_multi_dim_sampler_passes_its_settings_on():
 def test_a_mesh_without_the_dimension_is_refused(mesh, key, message):
     with pytest.raises(ValueError, match=message):
         resumable_distributed_multi_dim_sampler(Sized(4), mesh, data_parallel_key=key)
+
+
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_the_default_seed_is_torchs(epoch):
+    ours = ResumableDistributedSampler(Sized(9), 1, 2, epoch=epoch, shuffle=True)
+    theirs = DistributedSampler(Sized(9), num_replicas=2, rank=1, shuffle=True, drop_last=True)
+    theirs.set_epoch(epoch)
+    assert list(ours) == list(theirs)

@@ -252,3 +252,24 @@ def test_worker_processes_turn_the_tokenizers_own_threads_off(monkeypatch):
     import os
 
     assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_cache_entry_is_written_whole_or_not_at_all(tmp_path, monkeypatch, fails):
+    from pathlib import Path
+
+    from modalities.data.prepared_tokenizer import _write_entry
+
+    entry = tmp_path / "tokenizers" / "key"
+    if fails:
+        def refuse(self, target):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(Path, "rename", refuse)
+    _write_entry(entry, '{"record": 1}', '{"model": {}}')
+    if fails:
+        assert not entry.exists() and list((tmp_path / "tokenizers").iterdir()) == []  # nothing half-written left
+    else:
+        assert (entry / "record.json").read_text() == '{"record": 1}'
+        assert (entry / "tokenizer.json").read_text() == '{"model": {}}'
+        assert sorted(p.name for p in (tmp_path / "tokenizers").iterdir()) == ["key"]
