@@ -86,3 +86,30 @@ def test_a_file_missing_a_weight_or_holding_an_extra_one_does_not_fit(tmp_path, 
         loading.load_model_checkpoint(_model(2), missing)
     with pytest.raises(CheckpointError, match=r"(?s)extra\.pt does not fit the model Sequential: .*Unexpected key.*3\.weight"):
         loading.load_model_checkpoint(_model(2), extra)
+
+
+class _Payload:
+    """Unpickled without weights_only, it would create ``marker``: code a checkpoint must never run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return Path.touch, (self.marker,)
+
+
+def test_a_file_whose_unpickling_would_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(2), "payload": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"evil\.pt cannot be read as a state dict of tensors"):
+        TorchCheckpointLoading().load_model_checkpoint(_model(2), path)
+    assert not marker.exists()
+
+
+def test_a_path_given_as_text_is_read(saved):
+    path, weights = saved
+    loaded = TorchCheckpointLoading().load_model_checkpoint(_model(2), str(path))
+    assert all(torch.equal(loaded.state_dict()[name], tensor) for name, tensor in weights.items())
