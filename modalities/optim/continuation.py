@@ -5,7 +5,9 @@ Every path that loads a checkpoint into an optimizer (``app_state/dcp`` and ``--
 the optimizer keeps the moments and step counts it read, its parameter groups get the config's values back, and
 what the checkpoint said (its groups, its scheduler state) is recorded. Before the first step the executor calls
 ``continue_schedule``, which positions the config's scheduler at the run's starting step (or continues the saved
-state where it agrees) and returns the differences to report.
+state where it agrees) and returns the differences to report. Between the two, ``show_saved_position`` lets the
+built objects read as at the checkpoint's step (what a caller of the library who only builds sees), keeping what
+was built for continue_schedule.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ layout from the checkpoint's metadata first (``optimizer_layout``).
 
 Loading brings the weights and the optimizer's moments; the optimizer's hyperparameters and the schedule stay
 the config's, and the checkpoint's scheduler state is read aside (as plain data, whatever scheduler wrote it)
-for the executor to continue where it agrees (optim/continuation.py, optim/schedule_state.py).
+for the executor to continue where it agrees (optim/continuation.py, optim/schedule_state.py). Until a run
+starts, the scheduler and the groups' lr read as at the checkpoint's step by that rule (as the reference's
+loaded app state reads); the run itself starts from the schedule as built, at its own first step.
 """
 
 from __future__ import annotations
