@@ -15,9 +15,10 @@ _UNDECODABLE = re.compile("[\ud800-\udfff]")
 
 
 def parse_override_value(text: str, span: Span | None = None) -> Any:
-    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string, ``null`` None;
-    an empty or blank text is ``""``; text that is not YAML (``a: b: c``, ``[1``) stays text as written. Read within the limits of a config file: a value that nests too deep,
-    contains itself through an alias or has an impossible tag raises ConfigError (positioned at ``span``)."""
+    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string, ``null`` None; an
+    empty or blank text is ``""``; text that is not YAML (``a: b: c``, ``[1``) stays text as written. Read within
+    the limits of a config file: a value that nests too deep, contains itself through an alias or has an impossible
+    tag raises ConfigError (positioned at ``span``)."""
     if not text.strip():
         return ""
     try:
@@ -123,11 +124,12 @@ def _value_at(root: Any, parts: list, written: list[str]) -> Any:
 
 
 def _set_at(root: Any, parts: list, value: Any, written: list[str]) -> str | None:
-    """Set ``value`` at ``parts`` (``path_part`` of each text ``written``: a mapping key or a list index per
-    part), creating missing mapping branches; None when set, else the text of what is wrong (nothing is changed
-    then). ``parts`` is updated in place to the keys as the document spells them (a digit part names a
-    mapping's key as written, "1" or "01", where it has one, else its integer key 1 where it has that, else a new
-    key as written), so positions are recorded at the right path. A list takes the indices 0..len-1 only (a digit part; nothing is appended)."""
+    """Set ``value`` at ``parts`` (``path_part`` of each text ``written``: a mapping key or a list index per part),
+    creating missing mapping branches; None when set, else the text of what is wrong (nothing is changed then).
+    ``parts`` is updated in place to the keys as the document spells them (a digit part names a mapping's key as
+    written, "1" or "01", where it has one, else its integer key 1 where it has that, else a new key as written), so
+    positions are recorded at the right path. A list takes the indices 0..len-1 only (a digit part; nothing is
+    appended)."""
     node = root
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

@@ -142,7 +142,8 @@ user: {component_key: user, variant_key: x, config: {leaf: {component_key: leaf,
 def test_a_value_computed_by_a_component_is_validated_when_built():
     built = build("""\
 settings: {steps: {component_key: number, variant_key: double, config: {n: 3}}}
-user: {component_key: user, variant_key: x, config: {leaf: {component_key: leaf, variant_key: x}, count: '${settings.steps}'}}
+user: {component_key: user, variant_key: x, config: {leaf: {component_key: leaf, variant_key: x},
+       count: '${settings.steps}'}}
 """)
     assert built["settings"] == {"steps": 6}
     assert built["user"].fields["count"] == 6

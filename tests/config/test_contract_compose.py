@@ -87,7 +87,7 @@ def test_the_merge_rules(tmp_path, base, overlay, expected):
     assert document.values == expected
     assert list(document.values) == list(expected)  # the base's keys first, new ones after
     if "c" in expected and "component_key" in expected["c"]:
-        assert list(document.values["c"])[0] == "component_key"
+        assert next(iter(document.values["c"])) == "component_key"
 
 
 def test_a_single_file_is_read_as_load_text_reads_it(tmp_path):

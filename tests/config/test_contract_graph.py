@@ -115,9 +115,10 @@ def test_references_make_one_edge_per_needer_and_needed_with_the_field_that_make
     (None, None),
 ])
 def test_what_an_instance_key_names(instance_key, target):
+    key = "null" if instance_key is None else instance_key
     text = (f"m: {{{C()}, config: {{x: 1}}}}\nholder: {{{C()}, config: {{inner: {{{C()}}}}}}}\n"
             f"items: [{{instance_key: m}}, {{{C()}}}]\ngroup: {{first: {{{C()}}}}}\nsettings: {{s: [1], t: 2}}\nn: 5\n"
-            f"user: {{{C()}, config: {{ref: {{instance_key: {instance_key if instance_key is not None else 'null'}}}}}}}\n")
+            f"user: {{{C()}, config: {{ref: {{instance_key: {key}}}}}}}\n")
     if isinstance(instance_key, str) and not instance_key:
         text = text.replace("instance_key: }", "instance_key: ''}")
     graph, diagnostics = graph_of(text)
@@ -148,7 +149,7 @@ def test_an_unknown_instance_key_is_an_error_at_it_with_a_hint(components, key, 
 
 
 def test_a_nested_component_is_suggested_by_its_dotted_path():
-    graph, diagnostics = graph_of(f"a: {{{C()}, config: {{inner: {{{C()}}}}}}}\nb: {{{C()}, config: {{r: "
+    _, diagnostics = graph_of(f"a: {{{C()}, config: {{inner: {{{C()}}}}}}}\nb: {{{C()}, config: {{r: "
                                   "{instance_key: a.config.iner}}}\n")
     (error,) = [d for d in diagnostics if d.severity == ERROR]
     assert error.hint == "did you mean 'a.config.inner'?"
@@ -296,7 +297,8 @@ def test_owner_of(path, owner):
 
 def test_container_members():
     text = (f"m: {{{C()}}}\nlst: [{{instance_key: m}}, {{{C()}}}, 3, {{instance_key: grp}}]\n"
-            f"grp: {{a: {{{C()}}}, b: [{{{C()}}}]}}\nloop1: [{{instance_key: loop2}}]\nloop2: [{{instance_key: loop1}}, "
+            f"grp: {{a: {{{C()}}}, b: [{{{C()}}}]}}\nloop1: [{{instance_key: loop2}}]\n"
+            "loop2: [{instance_key: loop1}, "
             f"{{instance_key: m}}]\nempty: []\n")
     graph, _ = graph_of(text, entry_points=("m",))
     assert graph.container_members(("lst",)) == [("m",), ("lst", 1), ("grp", "a"), ("grp", "b", 0)]

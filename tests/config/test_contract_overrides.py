@@ -14,7 +14,7 @@ from modalities.config import overrides
 from modalities.config.diagnostics import ConfigError
 from modalities.config.load import Document, load_text
 from modalities.config.overrides import apply_overrides, parse_override_value
-from modalities.config.spans import OVERRIDE_FILE, SourceMap, Span
+from modalities.config.spans import OVERRIDE_FILE, SourceMap, Span, get_at
 
 PARSE_TABLE = [
     ("", ""),  # nothing after '=': the empty text
@@ -98,10 +98,7 @@ SET_TABLE = [
 def test_what_a_flag_sets(flag, path, value):
     document, problems = applied(flag)
     assert problems == []
-    node = document.values
-    for part in path:
-        node = node[part]
-    assert node == value
+    assert get_at(document.values, path) == value
 
 
 REFUSED_TABLE = [
@@ -126,7 +123,7 @@ def test_what_cannot_be_set_is_refused_at_the_flag_and_changes_nothing(flag, pro
 
 @pytest.mark.parametrize("flag", ["lst", "", "=1", " =1", ".", "a.b"])
 def test_a_flag_without_a_path_and_value_is_refused(flag):
-    document, problems = applied(flag)
+    _, problems = applied(flag)
     assert [(d.message, d.code, d.span) for d in problems] == [
         (f"override '{flag}' is not of the form dotted.path=value", "override",
          Span(OVERRIDE_FILE, 1, 1, 1, len(flag) + 1, text=flag))]

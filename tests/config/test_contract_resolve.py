@@ -26,6 +26,7 @@ from modalities.config.resolve import (
     resolve_document,
     resolver_names,
 )
+from modalities.config.spans import get_at
 
 NO_CONTEXT = ResolverContext(config_path=None, experiments_root=None, experiment_id=None)
 
@@ -41,7 +42,7 @@ def value_of(text: str, key: str = "x"):
 
 
 def errors_of(text: str, context: ResolverContext = NO_CONTEXT) -> list[tuple[tuple, str, str]]:
-    document, diagnostics = resolved(text, context)
+    _, diagnostics = resolved(text, context)
     return [(d.path, d.message, str(d.span)) for d in diagnostics]
 
 
@@ -117,10 +118,7 @@ def test_what_an_interpolation_gives(text, value):
 def test_relative_paths(text, at, value):
     document, diagnostics = resolved(BASE + text)
     assert diagnostics == []
-    node = document.values
-    for part in at:
-        node = node[part]
-    assert node == value
+    assert get_at(document.values, at) == value
 
 
 ABSOLUTE_TABLE = [
@@ -291,7 +289,7 @@ def test_a_resolver_gets_its_stripped_argument_and_the_path_being_resolved():
 ])
 def test_a_resolver_value_that_is_not_utf8_is_refused(returned, message):
     register_resolver("bytes", lambda arg, ctx: returned)
-    ((path, got, where),) = errors_of("x: ${bytes:1}")
+    ((_, got, _),) = errors_of("x: ${bytes:1}")
     assert got.startswith("${bytes:1}: " + message)
 
 
@@ -537,7 +535,8 @@ def test_interpolations_nested_in_one_another(monkeypatch, limit, fits):
     if fits:
         assert diagnostics == [] and document.values["x"] == 4
     else:
-        assert [(d.path, d.message) for d in diagnostics] == [(("x",), f"${{...}} nested more than {limit} levels deep")]
+        assert [(d.path, d.message) for d in diagnostics] == [
+            (("x",), f"${{...}} nested more than {limit} levels deep")]
 
 
 # --- drawn documents: values and cycles against an evaluator written here and networkx ------------------------------

@@ -25,8 +25,14 @@ from modalities.config.validate import (
 )
 from modalities.registry import Registry
 from modalities.registry.registry import ComponentSpec, RootSpec
-from modalities.registry.types import ComponentConfig, ComponentPlaceholder, ComponentRef, Finding, note_config, \
-    warn_config
+from modalities.registry.types import (
+    ComponentConfig,
+    ComponentPlaceholder,
+    ComponentRef,
+    Finding,
+    note_config,
+    warn_config,
+)
 
 
 class ModelConfig(ComponentConfig):
@@ -509,7 +515,7 @@ def test_a_root_value_computed_when_built_still_runs_the_contract_on_the_rest():
     seen = []
     text = ("model: {component_key: model, variant_key: plain, config: {width: 2}}\n"
             "n: {component_key: number, variant_key: x, config: {n: 3}}\nsteps: {instance_key: n}\n")
-    root, diagnostics = root_result(text, lambda view: seen.append(view.run) or [])
+    _, diagnostics = root_result(text, lambda view: seen.append(view.run) or [])
     assert diagnostics == []
     assert seen[0].steps.kind == "int" and seen[0].model.node_id == ("model",)
 
