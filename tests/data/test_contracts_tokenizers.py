@@ -273,3 +273,60 @@ def test_a_cache_entry_is_written_whole_or_not_at_all(tmp_path, monkeypatch, fai
         assert (entry / "record.json").read_text() == '{"record": 1}'
         assert (entry / "tokenizer.json").read_text() == '{"model": {}}'
         assert sorted(p.name for p in (tmp_path / "tokenizers").iterdir()) == ["key"]
+
+
+def test_the_packers_encoder_is_made_without_transformers_warnings():
+    """transformers warns that max_length is ignored under padding=True without truncation when asked verbosely
+    (its __call__ does); making the packer's encoder reads the same settings silently."""
+    import warnings
+
+    tokenizer = PreTrainedHFTokenizer(str(SAMPLE_TOKENIZER), padding=True, max_length=4,
+                                      special_tokens={"pad_token": EOD})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder = tokenizer.batch_encoder()
+    assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings(record=True) as verbose:  # the same settings, read verbosely: the warning
+        warnings.simplefilter("always")
+        tokenizer.tokenizer._get_padding_truncation_strategies(padding=True, truncation=False, max_length=4)
+    assert any("max_length" in str(w.message) for w in verbose)
+    lengths = [len(ids) for ids in encoder(SHORT_AND_LONG)]
+    assert len(set(lengths)) == 1 and lengths[0] > 4  # padded to the longest, not to 4
+
+
+def test_a_hugging_face_tokenizer_is_loaded_from_local_files_only_and_must_be_fast(monkeypatch):
+    from types import SimpleNamespace
+
+    import transformers
+
+    asked = []
+
+    def slow(path, **kwargs):
+        asked.append((path, kwargs))
+        return SimpleNamespace(is_fast=False)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", slow)
+    with pytest.raises(DataError, match="sample/tokenizer: only fast \\(tokenizers-backed\\) Hugging Face tokenizers"):
+        PreTrainedHFTokenizer(str(SAMPLE_TOKENIZER))
+    assert asked == [(str(SAMPLE_TOKENIZER), {"local_files_only": True})]  # never a download
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "folder"])
+def test_a_tokenizer_that_cannot_be_loaded_is_named(tmp_path, name):
+    if name == "folder":
+        (tmp_path / "folder").mkdir()
+        (tmp_path / "folder" / "tokenizer.json").write_text("{not json")
+        (tmp_path / "folder" / "tokenizer_config.json").write_text("{}")
+    else:
+        (tmp_path / name).write_text("{not json")
+    with pytest.raises(DataError, match=f"{name}: cannot load the tokenizer: "):
+        PreTrainedHFTokenizer(str(tmp_path / name))
+
+
+def test_a_tokenizer_path_names_its_kind(sp_model):
+    from modalities.data.tokenizers import tokenizer_from_path
+
+    assert type(tokenizer_from_path(str(sp_model))) is PreTrainedSPTokenizer  # a .model file
+    assert type(tokenizer_from_path(str(SAMPLE_TOKENIZER))) is PreTrainedHFTokenizer  # a folder
+    from_file = tokenizer_from_path(str(SAMPLE_TOKENIZER / "tokenizer.json"))
+    assert type(from_file) is PreTrainedHFTokenizer and from_file.vocab_size == 2048
