@@ -330,3 +330,67 @@ def test_a_tokenizer_path_names_its_kind(sp_model):
     assert type(tokenizer_from_path(str(SAMPLE_TOKENIZER))) is PreTrainedHFTokenizer  # a folder
     from_file = tokenizer_from_path(str(SAMPLE_TOKENIZER / "tokenizer.json"))
     assert type(from_file) is PreTrainedHFTokenizer and from_file.vocab_size == 2048
+
+
+@pytest.mark.parametrize(
+    "explicit, xdg, expected",
+    [
+        ("mine", "xdg", "mine"),
+        ("", "xdg", "xdg/modalities"),  # set but empty: not a folder
+        (None, "", "home/.cache/modalities"),
+        ("", "", "home/.cache/modalities"),
+    ],
+)
+def test_the_cache_folder_skips_empty_settings(tmp_path, monkeypatch, explicit, xdg, expected):
+    from modalities.data.prepared_tokenizer import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in (("MODALITIES_CACHE_DIR", explicit), ("XDG_CACHE_HOME", xdg)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value) if value else "")
+    assert cache_dir() == tmp_path / expected
+
+
+def test_the_cache_key_is_sha256_of_the_files_settings_and_library_versions():
+    import hashlib
+    from importlib.metadata import version
+
+    from modalities.data.prepared_tokenizer import RECORD_VERSION, fingerprint
+
+    settings = {"truncation": True, "padding": False, "max_length": 4, "special_tokens": None}
+    key = {"record": RECORD_VERSION, "files": "abc", "settings": settings, "transformers": version("transformers"),
+           "tokenizers": version("tokenizers")}
+    assert fingerprint("abc", settings) == hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    assert fingerprint("abd", settings) != fingerprint("abc", settings)
+    assert fingerprint("abc", {**settings, "max_length": 5}) != fingerprint("abc", settings)
+
+
+def test_a_cache_entry_of_another_record_version_is_rebuilt(tmp_path, monkeypatch):
+    from modalities.data.prepared_tokenizer import RECORD_VERSION, PreparedHFTokenizer, hf_tokenizer_for_packing
+
+    monkeypatch.setenv("MODALITIES_CACHE_DIR", str(tmp_path / "cache"))
+    cold = hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))
+    (entry,) = (tmp_path / "cache" / "tokenizers").iterdir()
+    record = json.loads((entry / "record.json").read_text())
+    assert record == {"record": RECORD_VERSION, "source": str(SAMPLE_TOKENIZER.resolve()),
+                      "vocab_size": cold.vocab_size, "special_token_ids": cold.special_token_ids}
+    (entry / "record.json").write_text(json.dumps({**record, "record": RECORD_VERSION - 1}))
+    assert type(hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))) is PreTrainedHFTokenizer  # not trusted: rebuilt
+    assert json.loads((entry / "record.json").read_text())["record"] == RECORD_VERSION
+    assert type(hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))) is PreparedHFTokenizer
+
+
+def test_a_prepared_tokenizer_whose_backend_cannot_be_read_says_what_to_delete(tmp_path):
+    from modalities.data.prepared_tokenizer import PreparedHFTokenizer
+
+    backend = tmp_path / "entry" / "tokenizer.json"
+    backend.parent.mkdir()
+    backend.write_text("{broken")
+    prepared = PreparedHFTokenizer(SAMPLE_TOKENIZER, {"vocab_size": 7, "special_token_ids": {"x": 1}}, {}, backend,
+                                   "abc")
+    assert (prepared.vocab_size, prepared.special_token_ids) == (7, {"x": 1})  # from the record, no backend read
+    with pytest.raises(DataError, match=r"entry/tokenizer.json: the prepared tokenizer cannot be read .*; delete "
+                                        r".*entry and pack again"):
+        prepared.get_token_id(EOD)
