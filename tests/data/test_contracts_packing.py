@@ -400,3 +400,53 @@ def test_the_engine_sample_leaves_unreadable_documents_to_the_pack(tmp_path):
     path.write_text('{"text": "a"}\n{"other": 1}\n{"text": 5}\n{"text": "d"}\n')
     create_raw_index(path)
     assert _sample_texts(path, compile_jq_pattern(".text"), read_raw_index(tmp_path / "c.idx"), 0, 4) == ["a", "d"]
+
+
+# --- one batch's ids as the file holds them ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width, top", [(1, 255), (2, 65535), (4, 2**32 - 1)])
+@pytest.mark.parametrize("flat", [False, True])  # lists of ids, or ids back to back with counts (encode_flat)
+def test_the_largest_id_of_a_width_is_written_and_one_past_it_refused(width, top, flat):
+    from modalities.data.packing import _flatten
+
+    def encoded(ids):
+        return (np.array(ids, dtype=np.int64), np.array([len(ids)], dtype=np.int64)) if flat else [ids]
+
+    dtype = {1: "<u1", 2: "<u2", 4: "<u4"}[width]
+    result = _flatten(encoded([top, 0, 1]), [0], [], 7, width)
+    assert np.frombuffer(result.tokens, dtype=dtype).tolist() == [top, 0, 1, 7]
+    assert result.doc_token_lengths.tolist() == [4]
+    for outside in (top + 1, -1):
+        with pytest.raises(DataError, match=rf"the tokenizer produced an id outside 0\.\.{top}, which the token width"):
+            _flatten(encoded([1, outside]), [0], [], 7, width)
+
+
+@pytest.mark.parametrize(
+    "encoded, tokens, lengths, inside",
+    [
+        ([], [], [], []),  # no documents
+        ([[]], [9], [1], []),  # one empty document: EOD alone
+        ([[9]], [9], [1], []),  # ends with EOD: no second one
+        ([[9, 9]], [9, 9], [2], []),  # a run of EODs at the end (padding) is not "inside"
+        ([[9, 1, 9]], [9, 1, 9], [3], [0]),
+        ([[1], [9, 1]], [1, 9, 9, 1, 9], [2, 3], [1]),
+        ([[1, 2], [], [3]], [1, 2, 9, 9, 3, 9], [3, 1, 2], []),
+    ],
+)
+def test_flatten_by_hand(encoded, tokens, lengths, inside):
+    from modalities.data.packing import _flatten
+
+    result = _flatten(encoded, list(range(len(encoded))), [], 9, 1)
+    assert np.frombuffer(result.tokens, dtype=np.uint8).tolist() == tokens
+    assert result.doc_token_lengths.tolist() == lengths and result.with_eod_inside == inside
+    flat = (np.array([t for e in encoded for t in e], dtype=np.int64), np.array([len(e) for e in encoded], dtype=np.int64))
+    again = _flatten(flat, list(range(len(encoded))), [], 9, 1)  # the same, handed over back to back
+    assert (again.tokens, again.doc_token_lengths.tolist(), again.with_eod_inside) == (result.tokens, lengths, inside)
+
+
+def test_flatten_hands_on_the_batchs_errors_in_document_order():
+    from modalities.data.packing import _flatten
+
+    errors = [(7, "b"), (3, "a")]
+    assert _flatten([[1]], [5], errors, 9, 1).errors == [(3, "a"), (7, "b")]
