@@ -394,3 +394,17 @@ def test_a_prepared_tokenizer_whose_backend_cannot_be_read_says_what_to_delete(t
     with pytest.raises(DataError, match=r"entry/tokenizer.json: the prepared tokenizer cannot be read .*; delete "
                                         r".*entry and pack again"):
         prepared.get_token_id(EOD)
+
+
+def test_special_tokens_given_add_to_the_tokenizers_own(tmp_path):
+    """A tokenizer that already marks a token special keeps it when the config marks another: transformers'
+    add_special_tokens replaces the extra special tokens unless told not to."""
+    folder = tmp_path / "tok"
+    shutil.copytree(SAMPLE_TOKENIZER, folder)
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    own, given = (next(t for t, i in vocab.items() if i == wanted) for wanted in (300, 301))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "extra_special_tokens": [own]}))
+    tokenizer = PreTrainedHFTokenizer(str(folder), special_tokens={"additional_special_tokens": [given]})
+    assert tokenizer.special_token_ids == {EOD: 0, own: 300, given: 301}
+    assert tokenizer.vocab_size == 2048  # marked, not added
