@@ -341,7 +341,7 @@ def test_a_pack_config_packs_into_its_destination_or_the_shards_path(tmp_path, s
     from modalities.data.packing import pack_as_configured
 
     path = _corpus(tmp_path, TEXTS)
-    settings = _settings(path, dst_path=str(tmp_path / "out" / "x.pbin"), processing_batch_size=2)
+    settings = _settings(path, dst_path=str(tmp_path / "out" / "x.pbin"), processing_batch_size=2, num_cpus=1)
     result = pack_as_configured(settings, Characters(), shard=shard)
     expected = tmp_path / "out" / ("x.00001-of-00002.pbin" if shard else "x.pbin")
     assert result.dst_path == expected
