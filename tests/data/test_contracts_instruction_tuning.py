@@ -210,8 +210,8 @@ def test_partitions_are_indexed_and_packed_when_a_pack_is_given(tmp_path, packs)
     outputs = index_and_pack_partitions(partitions, pack if packs else None)
     expected = {name: {"jsonl": path, "idx": path.with_suffix(".idx")} for name, path in partitions.items()}
     if packs:
-        for name in expected:
-            expected[name]["pbin"] = tmp_path / f"{name}.pbin"
+        for name, paths in expected.items():
+            paths["pbin"] = tmp_path / f"{name}.pbin"
         assert calls == [(name, path, path.with_suffix(".idx")) for name, path in partitions.items()]
     assert outputs == expected
     assert read_raw_index(tmp_path / "chat_train.abc.idx").tolist() == [[0, 8], [9, 9]]

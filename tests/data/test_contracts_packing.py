@@ -317,7 +317,7 @@ PACK_AS_CONFIGURED = [
 
 @pytest.mark.parametrize("fields, arguments, asked", PACK_AS_CONFIGURED)
 def test_a_pack_config_and_the_command_line_by_hand(tmp_path, monkeypatch, fields, arguments, asked):
-    import modalities.data.packing as packing
+    from modalities.data import packing
 
     calls = []
     monkeypatch.setattr(packing, "pack_encoded_data", lambda **kwargs: calls.append(kwargs) or "result")
@@ -365,7 +365,7 @@ def test_a_pack_config_packs_into_its_destination_or_the_shards_path(tmp_path, s
 )
 def test_the_engine_sample_spreads_evenly_over_the_slice(tmp_path, monkeypatch, num_documents, first, end, most,
                                                           expected):
-    import modalities.data.bpe_engine as bpe_engine
+    from modalities.data import bpe_engine
     from modalities.data.jq_pattern import compile_jq_pattern
     from modalities.data.packing import _sample_texts
     from modalities.data.raw_index import read_raw_index
@@ -380,7 +380,7 @@ def test_the_engine_sample_spreads_evenly_over_the_slice(tmp_path, monkeypatch, 
 # 3 characters each: the document that reaches the limit is the last taken
 @pytest.mark.parametrize("limit, count", [(1, 1), (3, 1), (4, 2), (6, 2), (7, 3), (12, 4), (13, 4)])
 def test_the_engine_sample_stops_at_its_characters(tmp_path, monkeypatch, limit, count):
-    import modalities.data.bpe_engine as bpe_engine
+    from modalities.data import bpe_engine
     from modalities.data.jq_pattern import compile_jq_pattern
     from modalities.data.packing import _sample_texts
     from modalities.data.raw_index import read_raw_index
