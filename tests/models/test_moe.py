@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from modalities.batch import InferenceResultBatch
-from modalities.models.moe.config import MoEModelConfig, moe_capacity
 from modalities.models.moe import experts as experts_module
+from modalities.models.moe.config import MoEModelConfig, moe_capacity
 from modalities.models.moe.experts import BACKENDS, grouped_mm_runs, padded_bmm_is_cheaper, run_experts
 from modalities.models.moe.loss import MoECrossEntropyLoss
 from modalities.models.moe.model import QwenModel, build_moe_model
