@@ -404,7 +404,7 @@ def _hand_step(model, micro_batches) -> list[float]:
     return losses
 
 
-AUX = dict(moe_aux_loss_coef=0.1, moe_z_loss_coef=0.01)  # large enough for the routers' gradients to show them
+AUX = {"moe_aux_loss_coef": 0.1, "moe_z_loss_coef": 0.01}  # large enough for the routers' gradients to show them
 
 
 @pytest.mark.parametrize("checkpointed", [False, True])
