@@ -4,8 +4,10 @@ unchanged."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
@@ -17,6 +19,24 @@ WHOLE_MODEL_PARAMETERS_ATTRIBUTE = "whole_model_parameters"
 # Set by model/gpt2_cp and model/gpt2_tp: how the training loop splits sequences over the mesh's cp ranks
 # ("headtail" or None), read from the model (parts) it trains.
 CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE = "context_parallel_load_balancer"
+
+
+# True while a pipeline stage runs its modules on stand-in inputs to learn its tensor shapes (torch's metadata
+# inference before the first step): not a forward of the run's data, so models count it in no statistics.
+_STAND_IN_FORWARD: ContextVar[bool] = ContextVar("modalities_stand_in_forward", default=False)
+
+
+@contextlib.contextmanager
+def stand_in_forward() -> Iterator[None]:
+    token = _STAND_IN_FORWARD.set(True)
+    try:
+        yield
+    finally:
+        _STAND_IN_FORWARD.reset(token)
+
+
+def in_stand_in_forward() -> bool:
+    return _STAND_IN_FORWARD.get()
 
 
 def for_each_part(builder: F) -> F:

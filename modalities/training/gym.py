@@ -40,7 +40,7 @@ from modalities.training.failures import (
     what_was_saved,
 )
 from modalities.training.run import TrainingProgress
-from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor
+from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor, scale_loss_in_backward
 
 # Test hook: after this step, wait (up to 5 minutes) until a stop signal arrives, so a test can signal a run at a
 # known step on any machine, however fast.
@@ -125,19 +125,21 @@ def _set_mode(model_parts: list[nn.Module], train: bool) -> None:
 class Evaluator:
     """Mean loss per eval loader, weighted by samples over all ranks.
 
-    ``count_weight``: how much this rank's samples count: 0 where it holds no loss (a pipeline stage before the
-    last), 1 / the ranks that compute the same batch's loss otherwise (tensor-parallel peers), so every
-    sample counts once."""
+    ``count_weight``: how much this rank's samples count: 1 / the ranks that compute the same batch's loss
+    (tensor-parallel peers), so every sample counts once. ``holds_loss``: False on a pipeline stage before the
+    last, whose step gives what its stages add to the loss (MoE auxiliary losses) or nothing, and whose samples
+    are counted by the last stage."""
 
     def __init__(self, model_parts: nn.Module | list[nn.Module], loss_fn, device: torch.device,
                  broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0, loss_parallel: bool = False,
-                 context_parallel=None):
+                 context_parallel=None, holds_loss: bool = True):
         self.model_parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
         self.loss_fn = loss_fn
         self.device = device
         self.broker = broker
         self.pipelined_step = pipelined_step
         self.count_weight = count_weight
+        self.holds_loss = holds_loss
         self.loss_parallel = loss_parallel
         self.context_parallel = context_parallel
 
@@ -167,10 +169,10 @@ class Evaluator:
                     batch = batch.to(self.device, non_blocking=True)
                     loss = self._loss(batch)
                     if loss is not None:
-                        weight = self.count_weight
-                        num_samples = len(batch) * weight
-                        num_tokens = next(iter(batch.samples.values())).numel() * weight
-                        totals += torch.stack([loss.detach().double() * num_samples, totals.new_tensor(num_samples),
+                        num_samples = len(batch) * self.count_weight
+                        counted = num_samples if self.holds_loss else 0.0
+                        num_tokens = next(iter(batch.samples.values())).numel() * self.count_weight * self.holds_loss
+                        totals += torch.stack([loss.detach().double() * num_samples, totals.new_tensor(counted),
                                                totals.new_tensor(num_tokens)])
                     self.broker.publish_progress(
                         num_train_steps_done, ExperimentStatus.EVALUATION, tag, done, num_batches
@@ -277,9 +279,9 @@ class Gym:
             self.pipelined_step = PipelinedStep(scheduled_pipeline, loss_parallel, self.context_parallel)
             self.loss_ranks = self.world_size // scheduled_pipeline.pp_stages[0].group_size
             holds_loss = scheduled_pipeline.has_last_stage
-        count_weight = self.data_parallel_degree / self.loss_ranks if holds_loss else 0.0
-        self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step, count_weight,
-                                   loss_parallel, self.context_parallel)
+        self.evaluator = Evaluator(self.model_parts, loss_fn, device, broker, self.pipelined_step,
+                                   self.data_parallel_degree / self.loss_ranks, loss_parallel, self.context_parallel,
+                                   holds_loss)
         self.last_checkpoint: str | None = None
         self._saved_step: int | None = None  # the step of last_checkpoint
         self._phase = FORWARD  # the part of the step under way (training/failures.py)
@@ -369,7 +371,7 @@ class Gym:
             batch = batch.to(self.device, non_blocking=True)
             test_hook_fail(step, "forward")
             loss = self._forward_backward(batch, last_micro_step=micro_step == acc - 1)
-            if loss is not None:  # None: a pipeline stage before the last
+            if loss is not None:  # None: a pipeline stage before the last that adds nothing to the loss
                 step_loss += loss
                 last_micro_loss = loss
             local_samples += len(batch)
@@ -464,6 +466,7 @@ class Gym:
             return self.pipelined_step.run(batch, accumulation_steps=acc)
         model = self.model_parts[0]
         _set_gradient_sync(model, last_micro_step)
+        scale_loss_in_backward(self.loss_fn, 1 / acc)
         with model_inputs(batch, self.context_parallel) as (samples, targets), \
                 loss_parallel_context(self.loss_parallel):
             predictions = model(samples)

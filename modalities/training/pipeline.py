@@ -21,7 +21,11 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 
 from modalities.models.gpt2.model import POSITIONS_KEY, held_token_positions
-from modalities.models.model_parts import STAGE_MODULES_ATTRIBUTE, WHOLE_MODEL_PARAMETERS_ATTRIBUTE
+from modalities.models.model_parts import (
+    STAGE_MODULES_ATTRIBUTE,
+    WHOLE_MODEL_PARAMETERS_ATTRIBUTE,
+    stand_in_forward,
+)
 from modalities.training.distributed import TrainingSetupError
 from modalities.training.pipeline_plan import (
     GPT2StagesGenerator,
@@ -29,7 +33,7 @@ from modalities.training.pipeline_plan import (
     schedule_class_name,
     stage_indices_of_rank,
 )
-from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor
+from modalities.training.step_inputs import loss_parallel_context, model_inputs, plain_tensor, scale_loss_in_backward
 
 PP = "pp"
 
@@ -68,6 +72,11 @@ def _zero_filled_stage_class():
                 with torch.no_grad():
                     tensor.zero_()
             return tensor
+
+        def _forward_metadata_inference(self, *args, **kwargs):
+            # a forward on stand-ins: the model counts it in no statistics (MoE routing, auxiliary losses)
+            with stand_in_forward():
+                return super()._forward_metadata_inference(*args, **kwargs)
 
     return ZeroFilledPipelineStage
 
@@ -245,7 +254,8 @@ class PipelinedStep:
     """Forward and backward of one loader batch through the schedule; the loss is known on the last stage only.
 
     ``run(batch, accumulation_steps)`` returns the batch's mean loss (over its pipeline micro-batches) on a rank
-    holding the last stage, else None."""
+    holding the last stage; elsewhere what its stages add to that loss (the auxiliary losses of MoE blocks, so
+    that the loss summed over a pipeline's ranks is the whole model's) or None where they add nothing."""
 
     def __init__(self, pipeline: Pipeline, loss_parallel: bool = False, context_parallel=None):
         if pipeline.pp_schedule is None:
@@ -285,8 +295,14 @@ class PipelinedStep:
                 return self._step(samples, targets, accumulation_steps, train)
 
     def _step(self, samples: dict, targets: dict, accumulation_steps: int, train: bool) -> torch.Tensor | None:
+        """The batch's mean loss on a rank holding the last stage; elsewhere what the rank's stages add to it
+        (the auxiliary losses of MoE blocks) or None."""
         pipeline = self.pipeline
-        self.pipeline.loss_fn.scale = pipeline.num_microbatches * accumulation_steps if train else 1
+        scale = pipeline.num_microbatches * accumulation_steps if train else 1
+        pipeline.loss_fn.scale = scale
+        scale_loss_in_backward(self.loss_fn, 1 / scale)
+        other_stages = getattr(self.loss_fn, "pop_values_of_other_stages", None) or (lambda: None)
+        other_stages()  # what forwards outside a step left
         last = pipeline.has_last_stage
         targets, losses = (self._targets(targets), []) if last else (None, None)
         inputs = (samples[self.sample_key].contiguous(),) if pipeline.has_first_stage else ()
@@ -295,6 +311,9 @@ class PipelinedStep:
                 self.schedule.step(*inputs, target=targets, losses=losses, return_outputs=False)
             else:
                 self.schedule.eval(*inputs, target=targets, losses=losses)
+        share = other_stages()
+        share = share / pipeline.num_microbatches if share is not None else None  # the mean over micro-batches
         if not last:
-            return None
-        return torch.stack([plain_tensor(loss.detach()) for loss in losses]).mean() * self.pipeline.loss_fn.scale
+            return share
+        loss = torch.stack([plain_tensor(loss.detach()) for loss in losses]).mean() * scale
+        return loss if share is None else loss + share.to(loss.device, loss.dtype)

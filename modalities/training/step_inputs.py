@@ -30,3 +30,12 @@ def model_inputs(batch, context_parallel=None):
     if context_parallel is None:
         return contextlib.nullcontext((batch.samples, batch.targets))
     return context_parallel.shard(batch.samples, batch.targets)
+
+
+def scale_loss_in_backward(loss_fn, factor: float) -> None:
+    """Tells a loss by what factor its value is backpropagated (1 / the micro-batches a step averages over), for
+    parts of it whose gradient takes another path than its value (loss/moe_cross_entropy's auxiliary losses ride
+    on the MoE blocks' outputs)."""
+    scale = getattr(loss_fn, "scale_in_backward", None)
+    if callable(scale):
+        scale(factor)

@@ -478,3 +478,101 @@ def test_the_references_gpt2_initializer_draws_only_the_head_of_the_moe_model():
     bound = 1 / math.sqrt(16 * 32)
     w1 = model.layers["1"].ffn.experts.w1
     assert float(w1.abs().max()) <= bound and float(w1.abs().max()) > 0.9 * bound
+
+
+# -- the auxiliary losses' gradients, with and without pipeline parallelism -------------------------------------------
+
+def _hand_step(model, micro_batches) -> list[float]:
+    """One process, written out: per micro-batch the cross-entropy plus every block's auxiliary loss (as each block
+    computes it, with its graph: the model is given to no MoE loss), backpropagated over the micro-batches'
+    count. Returns each micro-batch's loss."""
+    losses = []
+    for ids in micro_batches:
+        logits = model({"input_ids": ids[:, :-1]})["logits"]
+        loss = F.cross_entropy(logits.float().reshape(-1, 64), ids[:, 1:].reshape(-1))
+        loss = loss + sum(block.last_aux_loss for block in model.moe_blocks().values())
+        (loss / len(micro_batches)).backward()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+AUX = {"moe_aux_loss_coef": 0.1, "moe_z_loss_coef": 0.01}  # large enough for the routers' gradients to show them
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_aux_losses_reach_the_routers_through_the_blocks_outputs_scaled_as_the_loss(checkpointed):
+    """loss/moe_cross_entropy moves the auxiliary losses' gradients onto the blocks' outputs: with 2 micro-batches
+    of loss / 2 each, the gradients are one process's, and the loss's value still holds the auxiliary losses; also
+    with activation checkpointing, whose recomputed forward adds no second gradient."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
+
+    micro_batches = list(torch.randint(0, 64, (2, 2, 9), generator=torch.Generator().manual_seed(12)))
+    expected_model, model = tiny_model(**AUX), tiny_model(**AUX)
+    expected_losses = _hand_step(expected_model, micro_batches)
+    if checkpointed:
+        for name in list(model.layers):
+            model.layers.register_module(name, checkpoint_wrapper(model.layers[name],
+                                                                  checkpoint_impl=CheckpointImpl.NO_REENTRANT))
+    loss_fn = MoECrossEntropyLoss(target_key="target_ids", prediction_key="logits", model=model)
+    loss_fn.scale_in_backward(1 / 2)
+    for ids, expected in zip(micro_batches, expected_losses):
+        loss = loss_fn(InferenceResultBatch(targets={"target_ids": ids[:, 1:]},
+                                            predictions=model({"input_ids": ids[:, :-1]})))
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+        assert not model.moe_blocks()[0].last_aux_loss.requires_grad  # its gradient rides on the block's output
+        (loss / 2).backward()
+    for (name, want), got in zip(expected_model.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-6 * float(want.grad.abs().max()), msg=name)
+
+
+@pytest.fixture
+def one_rank_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_pipeline_stages_give_one_process_losses_gradients_and_aux_loss_metric(one_rank_group):
+    """Both stages of a 2-stage pipeline on one rank (Interleaved1F1B, 2 micro-batches, 2 accumulation steps):
+    the routers of the first stage (layer 0, not the stage computing the loss) get their auxiliary losses'
+    gradients, and the step's loss and the logged "moe aux loss" count them, as in one process."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from modalities.batch import DatasetBatch
+    from modalities.models.moe.statistics import MoEStatistics
+    from modalities.training.pipeline import PipelinedStep, get_scheduled_pipeline, get_staged_pipeline
+    from modalities.training.pipeline_plan import QwenStagesGenerator
+
+    batches = list(torch.randint(0, 64, (2, 4, 9), generator=torch.Generator().manual_seed(13)))  # 2 steps' worth
+    expected_model = tiny_model(**AUX)
+    micro_batches = [half for batch in batches for half in batch.split(2)]  # 4 micro-batches of 2 samples
+    expected_losses = _hand_step(expected_model, micro_batches)
+    aux_by_hand = []  # every block's auxiliary loss in each forward of the micro-batches, summed over the blocks
+    with torch.no_grad():
+        for ids in micro_batches:
+            expected_model({"input_ids": ids[:, :-1]})
+            aux_by_hand.append(sum(float(b.last_aux_loss) for b in expected_model.moe_blocks().values()))
+
+    mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("pp",))
+    pipeline = get_staged_pipeline(tiny_model(**AUX), QwenStagesGenerator(2, 1, 1), mesh, 0, "Interleaved1F1B",
+                                   num_layers_per_stage=2)
+    first, last = pipeline.model_parts
+    assert list(first.moe_blocks()) == [0] and list(last.moe_blocks()) == [1]
+    loss_fn = MoECrossEntropyLoss(target_key="target_ids", prediction_key="logits", model=pipeline.model_parts)
+    step = PipelinedStep(get_scheduled_pipeline(loss_fn, "Interleaved1F1B", 4, 2, 1, pipeline))
+    for index, ids in enumerate(batches):
+        loss = step.run(DatasetBatch(samples={"input_ids": ids[:, :-1]}, targets={"target_ids": ids[:, 1:]}),
+                        accumulation_steps=2)
+        assert float(loss) == pytest.approx(sum(expected_losses[2 * index: 2 * index + 2]) / 2, rel=1e-5)
+    expected = dict(expected_model.named_parameters())
+    for part in (first, last):
+        for name, parameter in part.named_parameters():
+            want = expected[name].grad
+            torch.testing.assert_close(parameter.grad, want, rtol=1e-4, atol=1e-6 * float(want.abs().max()),
+                                       msg=name)
+    # the metric: the blocks' auxiliary losses per forward, summed over the blocks; 4 forwards each (no stand-in)
+    metrics = MoEStatistics.of(pipeline.model_parts).metrics(torch.device("cpu"))
+    assert metrics["moe aux loss"] == pytest.approx(sum(aux_by_hand) / 4, rel=1e-5)
+    assert [sum(row) for row in metrics["moe tokens per expert"]] == [4 * 2 * 8 * 2] * 2  # forwards x tokens x k

@@ -1,5 +1,5 @@
-"""Run under torchrun (2 or 4 ranks): model/gpt2 on a batch split over the ranks' ``cp`` mesh (ring attention)
-against the same model on the whole batch, for several architectures. Prints one JSON line per case on rank 0;
+"""Run under torchrun (2 or 4 ranks): model/gpt2 and model/moe on a batch split over the ranks' ``cp`` mesh (ring
+attention) against the same model on the whole batch, for several architectures. Prints one JSON line per case on rank 0;
 tests/training/test_context_parallel.py reads it."""
 
 import copy
@@ -15,6 +15,7 @@ from modalities.training.context_parallel import ContextParallel
 from modalities.training.distributed import exit_process
 from modalities.training.step_inputs import model_inputs
 from tests.models.helpers import build_gpt2
+from tests.models.test_moe import tiny_model
 
 ROPE = {"qkv_transforms": [{"type_hint": "RotaryTransform",
                             "config": {"n_embd": 32, "n_head": 4, "seq_length_dim": -2, "base_freq": 10000}}]}
@@ -25,7 +26,18 @@ CASES = {
     "gelu_absolute_tied": ({}, "headtail"),
     "rope_gqa_swiglu": (ROPE_GQA_SWIGLU, "headtail"),
     "rope_gqa_swiglu_contiguous": (ROPE_GQA_SWIGLU, None),
+    # model/moe (grouped-query attention, q/k norms, RoPE): routing is per token, so the split batch routes each
+    # token as the whole does where no expert is full (capacity factor = experts); without auxiliary losses, which
+    # are per rank (over the tokens it holds), the loss is the whole batch's
+    "moe": ({"moe_capacity_factor": 4.0, "moe_aux_loss_coef": 0.0}, "headtail"),
 }
+
+
+def build(name, overrides):
+    if name == "moe":
+        return tiny_model(max_seq_len=16, **overrides)
+    return build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64,
+                      attention_implementation="pytorch_flash", **overrides)
 
 
 class Batch:
@@ -39,8 +51,7 @@ mesh = init_device_mesh("cpu", (degree,), mesh_dim_names=("cp",))
 loss_fn = CLMCrossEntropyLoss(target_key="target_ids", prediction_key="logits")
 for name, (overrides, load_balancer) in CASES.items():
     context_parallel = ContextParallel(mesh, load_balancer)
-    whole = build_gpt2(n_layer=2, n_embd=32, sequence_length=16, vocab_size=64,
-                       attention_implementation="pytorch_flash", **overrides)
+    whole = build(name, overrides)
     split = copy.deepcopy(whole)
     ids = torch.randint(0, 64, (3, 16), generator=torch.Generator().manual_seed(1))
     expected_logits = whole({"input_ids": ids})["logits"]

@@ -34,7 +34,7 @@ def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
     assert done.returncode == 0, done.stderr[-4000:]
     records = {r["case"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
                                       if line.startswith("CPCHECK "))}
-    assert set(records) == {"gelu_absolute_tied", "rope_gqa_swiglu", "rope_gqa_swiglu_contiguous"}
+    assert set(records) == {"gelu_absolute_tied", "rope_gqa_swiglu", "rope_gqa_swiglu_contiguous", "moe"}
     for name, record in records.items():
         assert record["held_tokens"] == 8
         if name.endswith("contiguous"):  # context_parallel_load_balancer: null

@@ -176,6 +176,17 @@ def test_validate_checks_the_expert_parallel_degree(capsys):
     assert status == 0, out
 
 
+def test_validate_takes_context_parallelism_without_expert_parallelism(capsys):
+    cp = ("--set", "device_mesh.config.context_parallel_degree=2")
+    status, out = _validate(capsys, MOE_CONFIG, "--set", "device_mesh.config.world_size=2", *cp)
+    assert status == 0 and "context" not in out, out
+    status, out = _validate(capsys, MOE_CONFIG, "--set", "device_mesh.config.world_size=4", *cp,
+                            "--set", "device_mesh.config.expert_parallel_degree=2")
+    assert status == 1
+    assert ("<--set>:1:44: error: device_mesh.config.context_parallel_degree: context parallelism does not combine "
+            "with expert parallelism yet") in out, out
+
+
 def test_validate_warns_of_a_capacity_that_drops_slots_when_balanced(capsys):
     status, out = _validate(capsys, MOE_CONFIG)
     line = _line_of(MOE_CONFIG, "    moe_capacity_factor:")

@@ -53,6 +53,11 @@ def held_token_positions(positions: torch.Tensor | None) -> Iterator[None]:
     finally:
         _HELD_POSITIONS.reset(token)
 
+
+def held_positions() -> torch.Tensor | None:
+    """The positions set by ``held_token_positions`` around this forward (None: 0, 1, 2, ...)."""
+    return _HELD_POSITIONS.get()
+
 # Parameter-name regexes (matched with re.search) by group; optimizers exclude groups from weight decay by name.
 # Every parameter falls in exactly one group.
 WEIGHT_DECAY_GROUPS = {
@@ -280,7 +285,7 @@ class GPT2LLM(NNModel):
         if isinstance(inputs, dict):
             logits = self.forward_tokens(inputs[self.sample_key], inputs.get(POSITIONS_KEY))
             return {self.prediction_key: logits}
-        return self.forward_tokens(inputs, _HELD_POSITIONS.get())
+        return self.forward_tokens(inputs, held_positions())
 
     def forward_tokens(self, input_ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """``positions`` (batch, tokens): where each token stands in its sequence, when the tokens held are not the

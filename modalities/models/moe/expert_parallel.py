@@ -92,6 +92,11 @@ def _expert_meshes(device_mesh: DeviceMesh, ep_mesh_dim_name: str | None) -> tup
         expert_mesh = getattr(device_mesh, "expert_mesh", None)
         if expert_mesh is None:
             return None
+        if "cp" in names:
+            raise ExpertParallelError(
+                "expert parallelism does not combine with context parallelism yet: the experts' gradients would not "
+                "be averaged over the ranks sharing a sequence; set expert_parallel_degree or context_parallel_degree "
+                "to 1")
         replicas = ("dp_replicate", "dp_shard_mod_ep") if "dp_replicate" in names else ("dp_shard_mod_ep",)
         return expert_mesh["ep"], expert_mesh[replicas], data_degree
     if ep_mesh_dim_name not in names:

@@ -14,8 +14,11 @@ transformers' Qwen3MoeForCausalLM (``model.embed_tokens``, ``model.layers.<i>.se
 ``mlp.experts.down_proj`` = w3, ``model.norm``, ``lm_head``); with no token over capacity the two compute the same
 function.
 
-Each MoEBlock keeps its last auxiliary loss (``last_aux_loss``, read by loss/moe_cross_entropy) and, in
-training, sums of its routing statistics since they were last read (statistics.py). The blocks live in a
+Each MoEBlock keeps its last auxiliary loss (``last_aux_loss``, read by loss/moe_cross_entropy), the sum of its
+auxiliary losses since last read (a pipeline stage's share of the reported loss) and, in training, sums of its
+routing statistics since they were last read (statistics.py). A block given an ``aux_loss_backward_scale`` (by
+loss/moe_cross_entropy) carries its auxiliary loss's gradient on its output (``AuxLossGradient``): the router then
+learns from it in the backward of whatever stage holds the block, not only in the stage that computes the loss. The blocks live in a
 ModuleDict keyed "0", "1", ... so a pipeline stage can drop layers and keep the names; the model's forward runs
 the modules a stage holds.
 """
@@ -26,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities.models.gpt2.model import rotary_cos_sin, rotate_half
+from modalities.models.gpt2.model import POSITIONS_KEY, held_positions, rotary_cos_sin, rotate_half
 from modalities.models.model import NNModel
+from modalities.models.model_parts import in_stand_in_forward
 from modalities.models.moe.config import MoEModelConfig, moe_capacity
 from modalities.models.moe.experts import GroupedExperts
 from modalities.models.moe.routing import auxiliary_loss, route
@@ -44,6 +48,22 @@ def _in_backward() -> bool:
     """Whether autograd is running a backward pass, where activation checkpointing recomputes a forward."""
     current = getattr(torch._C, "_current_graph_task_id", None)
     return current is not None and current() != -1
+
+
+class AuxLossGradient(torch.autograd.Function):
+    """The identity on a block's output, whose backward also hands the block's auxiliary loss the gradient
+    ``scale``: what that loss would receive as a term of the training loss, backpropagated times ``scale`` (1 /
+    the micro-batches the step's loss is averaged over). So the auxiliary loss need not travel to the loss: every
+    pipeline stage's routers learn from it in that stage's ordinary backward (Megatron's MoEAuxLossAutoScaler)."""
+
+    @staticmethod
+    def forward(ctx, output: torch.Tensor, aux_loss: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale, ctx.aux_dtype, ctx.aux_device = scale, aux_loss.dtype, aux_loss.device
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return grad_output, torch.full((), ctx.scale, dtype=ctx.aux_dtype, device=ctx.aux_device), None
 
 
 class RMSNorm(nn.Module):
@@ -76,13 +96,15 @@ class GroupedQueryAttention(nn.Module):
         self.q_norm = RMSNorm(self.head_dim, eps=config.norm_eps)
         self.k_norm = RMSNorm(self.head_dim, eps=config.norm_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``positions`` (batch, tokens): where the tokens held stand in their sequences, when they are not 0, 1,
+        2, ... (a context-parallel rank's share; its attention is then torch's ring attention)."""
         B, T, _ = x.shape
         # -1: under tensor parallelism a rank holds some of the heads.
         q = self.q_norm(self.q_proj(x).view(B, T, -1, self.head_dim)).transpose(1, 2)
         k = self.k_norm(self.k_proj(x).view(B, T, -1, self.head_dim)).transpose(1, 2)
         v = self.v_proj(x).view(B, T, -1, self.head_dim).transpose(1, 2)
-        cos, sin = rotary_cos_sin(T, self.head_dim, self.rope_base, x.device, q.dtype)
+        cos, sin = rotary_cos_sin(T, self.head_dim, self.rope_base, x.device, q.dtype, positions)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         # Query head h reads key/value head h // (n_heads / n_kv_heads), as the reference's expand does.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.shape[1] != k.shape[1])
@@ -104,6 +126,9 @@ class MoEBlock(nn.Module):
         self.experts = GroupedExperts(config.moe_num_experts, config.d_model, config.moe_d_ff, config.ffn_dropout,
                                       config.moe_experts_backend)
         self.last_aux_loss: torch.Tensor | None = None
+        # Set by loss/moe_cross_entropy: the auxiliary loss's gradient then rides on the output (AuxLossGradient).
+        self.aux_loss_backward_scale: float | None = None
+        self.aux_loss_sum: torch.Tensor | None = None  # over the forwards of data since last read
         # Sums since last read (statistics.py): rows demand and kept per expert, then [balance, z, forwards].
         self.routing_totals: torch.Tensor | None = None
         self.loss_totals: torch.Tensor | None = None
@@ -127,10 +152,25 @@ class MoEBlock(nn.Module):
             # A token none of whose slots fit (its kept weights sum to ~0) passes its input through.
             assigned = x_flat.new_zeros(B * T).index_add(0, routing.token_ids, weights)
             out = torch.where((assigned < 1e-6).unsqueeze(-1), x_flat, out)
-        self.last_aux_loss, balance, z = auxiliary_loss(routing, logits, self.aux_loss_coef, self.z_loss_coef)
-        if self.training and not _in_backward():
-            self._record(routing, balance, z)
-        return out.view(B, T, D)
+        aux, balance, z = auxiliary_loss(routing, logits, self.aux_loss_coef, self.z_loss_coef)
+        # Neither activation checkpointing's recomputation nor a pipeline stage's shape inference is a forward of
+        # the run's data: they count in no sum.
+        if not _in_backward() and not in_stand_in_forward():
+            if aux is not None:
+                self.aux_loss_sum = aux.detach() if self.aux_loss_sum is None else self.aux_loss_sum + aux.detach()
+            if self.training:
+                self._record(routing, balance, z)
+        out = out.view(B, T, D)
+        if aux is not None and aux.requires_grad and self.aux_loss_backward_scale is not None:
+            out, aux = AuxLossGradient.apply(out, aux, self.aux_loss_backward_scale), aux.detach()
+        self.last_aux_loss = aux
+        return out
+
+    def pop_aux_loss_sum(self) -> torch.Tensor | None:
+        """The auxiliary losses of the forwards since the last call, summed (None: none ran, or both coefs are
+        0)."""
+        total, self.aux_loss_sum = self.aux_loss_sum, None
+        return total
 
     @torch.no_grad()
     def _record(self, routing, balance: torch.Tensor | None, z: torch.Tensor | None) -> None:
@@ -162,8 +202,8 @@ class TransformerBlock(nn.Module):
         self.pre_ffn_norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.ffn = MoEBlock(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.pre_attn_norm(x))
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.pre_attn_norm(x), positions)
         return x + self.ffn(self.pre_ffn_norm(x))
 
     @property
@@ -201,12 +241,14 @@ class QwenModel(NNModel):
 
     def forward(self, inputs: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         """A dict holding ``sample_key`` -> ``{prediction_key: logits}``; a tensor (token ids, or a pipeline
-        stage's hidden states) -> the tensor the held modules make of it."""
+        stage's hidden states) -> the tensor the held modules make of it. The tokens' positions, where they are
+        not 0, 1, 2, ... (context parallelism): the dict's ``position_ids``, for a tensor those held around the
+        pipeline schedule's step (``held_token_positions``)."""
         if isinstance(inputs, dict):
-            return {self.prediction_key: self.forward_tokens(inputs[self.sample_key])}
-        return self.forward_tokens(inputs)
+            return {self.prediction_key: self.forward_tokens(inputs[self.sample_key], inputs.get(POSITIONS_KEY))}
+        return self.forward_tokens(inputs, held_positions())
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[1] > self.max_seq_len:
             raise ValueError(f"input has {x.shape[1]} tokens but the model's max_seq_len is {self.max_seq_len}; "
                              "raise max_seq_len in the model config or shorten the samples")
@@ -214,7 +256,7 @@ class QwenModel(NNModel):
         if self.token_emb is not None:
             x = self.token_emb(x)
         for block in self.layers.values() if self.layers is not None else ():
-            x = block(x)
+            x = block(x, positions)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return self.lm_head(x) if self.lm_head is not None else x

@@ -63,8 +63,8 @@ CHECKS: tuple[ContractCheck, ...] = (
                   batch_and_mesh.pipeline_parallel),
     ContractCheck("batch and mesh", "context parallelism",
                   "error: a `context_parallel_degree` that does not divide the sequence length; a model other than "
-                  "`model/gpt2`, or its attention other than `pytorch_flash`; a model not wrapped by "
-                  "`model/fsdp2_wrapped`", batch_and_mesh.context_parallel),
+                  "`model/gpt2` or `model/moe`, a model/gpt2 attention other than `pytorch_flash`, a model/moe with "
+                  "expert parallelism; a model not wrapped by `model/fsdp2_wrapped`", batch_and_mesh.context_parallel),
     ContractCheck("target and intervals", "data for the target",
                   "error: the target needs more micro-batches per rank than the train data gives (warning with the "
                   "number of epochs when the loader repeats); the data holds fewer tokens than `num_target_tokens`",

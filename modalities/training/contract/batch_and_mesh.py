@@ -214,9 +214,9 @@ def _scheduled_pipeline(parts: RunParts, info: NodeInfo, degree: int) -> Iterato
 
 
 def context_parallel(parts: RunParts) -> Iterator[Finding]:
-    """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces) under
-    model/fsdp2_wrapped (which averages the gradients of the sequence's shares), and sequences the degree
-    divides."""
+    """What context parallelism needs: model/gpt2 with torch's attention (which ring attention replaces), or
+    model/moe without expert parallelism, under model/fsdp2_wrapped (which averages the gradients of the
+    sequence's shares), and sequences the degree divides."""
     mesh = parts.mesh()
     degree = known_int(parts.field(mesh, "context_parallel_degree"))
     if degree is None or degree == 1:
@@ -236,9 +236,18 @@ def context_parallel(parts: RunParts) -> Iterator[Finding]:
     model = parts.model()
     if model is None:
         return
-    if (model.component_key, model.variant_key) != ("model", "gpt2"):
-        yield finding(model.path, f"context parallelism is built for model/gpt2, not {model.component_key}/"
-                      f"{model.variant_key}: the model must take the positions of the tokens a rank holds")
+    if (model.component_key, model.variant_key) == ("model", "moe"):
+        experts = known_int(parts.field(mesh, "expert_parallel_degree")) or 1
+        if experts > 1 or any(i.variant_key == "ep_wrapped" and parts.field(i, "ep_mesh_dim_name") not in (None, "ep")
+                              for i in parts.nodes() if i.component_key == "model"):
+            yield finding(parts.at(mesh, "context_parallel_degree"), "context parallelism does not combine with "
+                          "expert parallelism yet: the experts' gradients would not be averaged over the ranks "
+                          "sharing a sequence", hint="set expert_parallel_degree to 1 (every rank holds all "
+                          "experts) or context_parallel_degree to 1")
+    elif (model.component_key, model.variant_key) != ("model", "gpt2"):
+        yield finding(model.path, f"context parallelism is built for model/gpt2 and model/moe, not "
+                      f"{model.component_key}/{model.variant_key}: the model must take the positions of the tokens "
+                      "a rank holds")
     elif parts.field(model, "attention_implementation") not in (None, "pytorch_flash"):
         yield finding(parts.at(model, "attention_implementation"),
                       f"context parallelism runs torch's ring attention in place of torch's scaled_dot_product_"
