@@ -539,17 +539,17 @@ class _NodeConverter:
                 self._constructor.constructed_objects.pop(node, None)  # the constructor is shared: keep nothing
         except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not; a plain `0x_`
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
-            self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})")
+            hint = "write the value plainly"
+            if self.yaml11 and _is_plain(node):  # a plain `0x_`: the reference's int rule takes it, and fails
+                hint = "Modalities reads it by YAML 1.1 rules and cannot either: quote it to mean the text"
+            self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})", hint)
             return None
-        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:  # base 60 grows faster than its text
+        if isinstance(value, int) and abs(value) >= _INT_BOUND:  # base 60 grows faster than its text
             self._scalar_error(node, path, f"an integer of more than {MAX_INT_DIGITS:,} digits is too long")
             return None
         return value
 
-    def _scalar_error(self, node: Any, path: Path, message: str) -> None:
-        hint = "write the value plainly"
-        if self.yaml11 and _is_plain(node):
-            hint = "Modalities reads it by YAML 1.1 rules and cannot either: quote it to mean the text"
+    def _scalar_error(self, node: Any, path: Path, message: str, hint: str = "write the value plainly") -> None:
         self.diagnostics.append(Diagnostic(message, span=self.span(node), path=path, hint=hint, code="yaml-scalar"))
 
     def _mapping(self, node: Any, path: Path) -> dict:
@@ -635,7 +635,7 @@ class _NodeConverter:
 
 # a plain `=` key is YAML 1.1's "value" tag, which OmegaConf.load reads as the text
 _KEY_TAGS = (_YAML_TAG_PREFIX + "str", _YAML_TAG_PREFIX + "int", _YAML_TAG_PREFIX + "value")
-_MAX_INT_BITS = int(MAX_INT_DIGITS * 3.3219)  # log2(10): below 2**this, at most MAX_INT_DIGITS decimal digits
+_INT_BOUND = 10**MAX_INT_DIGITS  # the first integer of more than MAX_INT_DIGITS digits
 
 
 def _is_plain(node: Any) -> bool:
