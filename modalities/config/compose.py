@@ -220,6 +220,7 @@ class _Composer:
             self.files.append(source)
             return
         self._values_read += len(document.source_map.values) + len(document.source_map.keys)
+        self.diagnostics += document.warnings
         bases = self._extends(document)
         self._chain.append(source)
         try:

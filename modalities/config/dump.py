@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from modalities.config.yaml11 import reads_as_text
+
 _PARTIAL_SCHEMA, _DOCUMENT_SCHEMA = "modalities.partial.schema.json", "modalities.schema.json"  # schema/json_schema.py
 _MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$")
 
@@ -30,14 +32,15 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_safe(yaml: Any) -> None:
-    """Make ``yaml`` (a ruamel YAML object) write strings holding such characters double-quoted; its output then
-    goes through escape_bidi."""
+    """Make ``yaml`` (a ruamel YAML object) write strings holding such characters double-quoted (its output then
+    goes through escape_bidi), and quote every string that YAML 1.1 would read as something else (``on``,
+    ``010``, ``1:30``, ``1e3``): ruamel decides by YAML 1.2, but we and the reference's OmegaConf read by 1.1."""
 
     class Representer(yaml.Representer):
         pass
 
     def represent_str(representer: Any, data: str) -> Any:
-        style = '"' if _RAW_IN_YAML.search(data) else None
+        style = '"' if _RAW_IN_YAML.search(data) else None if reads_as_text(data) else "'"
         return representer.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     Representer.add_representer(str, represent_str)

@@ -1,7 +1,8 @@
 """Stage 1: YAML text -> Document (plain values + a SourceMap with the position of every key and value).
 
 Safe loading only: the YAML is composed into nodes and turned into plain values here; a tag that would
-construct a Python object is an error, never executed.
+construct a Python object is an error, never executed. Plain scalars are typed by YAML 1.1's rules as the
+reference's OmegaConf.load types them (``010`` is 8, ``on`` is true; config/yaml11.py), not by the parser's 1.2.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
-from modalities.config.diagnostics import ConfigError, Diagnostic
+from modalities.config.diagnostics import WARNING, ConfigError, Diagnostic
 from modalities.config.limits import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_INT_DIGITS, MAX_VALUES
 from modalities.config.spans import Path, SourceMap, Span
+from modalities.config.yaml11 import construct, plain_tag, surprise
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 # The tags of a file merged onto others (config/compose.py): `key: !delete` removes an inherited key,
 # `key: !replace {...}` sets a mapping whole instead of merging it key by key.
 DELETE_TAG = "!delete"
 REPLACE_TAG = "!replace"
-# "value" is what YAML 1.1 made of a plain `=`; YAML 1.2 reads it as text, and so do we
 _PLAIN_TAGS = {"str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge", "binary", "value"}
+# the scalars YAML 1.1 types itself (config/yaml11.py); the others (binary, timestamp) are read by ruamel
+_YAML11_SCALARS = {"int", "float", "bool", "null"}
 
 
 @dataclass
@@ -108,7 +111,8 @@ def load_text(text: str, filename: str = "<string>", *, merge_tags: bool = False
     document, aliases into their own anchor, and the limits (values, depth, integer digits; after aliases are
     expanded). ``merge_tags``: accept ``!delete`` (no value; the value is None) and ``!replace`` (recorded in
     ``marks``); without it they are refused like any other tag. ``values_before``: values already read from the
-    other files of a composed config (they count towards the same MAX_VALUES)."""
+    other files of a composed config (they count towards the same MAX_VALUES). Plain values that YAML 1.1 reads
+    unlike what they seem (``010`` octal, ``1:30`` base 60) are read so and warned of in ``warnings``."""
     root = _compose_checked(text, filename, values_before=values_before)
     converter = _NodeConverter(filename, merge_tags)
     values = converter.convert(root, ()) if root is not None else {}
@@ -120,19 +124,22 @@ def load_text(text: str, filename: str = "<string>", *, merge_tags: bool = False
         raise ConfigError(
             [Diagnostic("a config file must be a mapping of names to components", span=span, code="not-a-mapping")]
         )
-    return Document(values=values, source_map=converter.source_map, marks=converter.marks)
+    return Document(values=values, source_map=converter.source_map, marks=converter.marks, warnings=converter.warnings)
 
 
-def load_value(text: str, filename: str, span: Span | None = None) -> Any:
+def load_value(text: str, filename: str, span: Span | None = None, *, yaml_version: str = "1.1") -> Any:
     """One YAML value (a ``--set`` value, an ``oc.decode`` argument) as plain data, within the same limits as a
     file (a text longer than MAX_CONFIG_BYTES characters is refused unread); None for an empty text. Raises
-    ConfigError (every diagnostic positioned at ``span`` when given) for anything but plain, bounded data."""
+    ConfigError (every diagnostic positioned at ``span`` when given) for anything but plain, bounded data.
+    ``yaml_version``: "1.1" types plain scalars as a config file's (OmegaConf.from_dotlist reads a value so);
+    "1.2" as the parser does (``on`` and ``1:30`` text, ``010`` ten)."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError([Diagnostic(f"a value of {len(text):,} characters is too long", span=span, code="limit")])
-    root = _compose_checked(text, filename, span)
+    yaml11 = yaml_version == "1.1"
+    root = _compose_checked(text, filename, span, yaml11=yaml11)
     if root is None:
         return None
-    converter = _NodeConverter(filename)
+    converter = _NodeConverter(filename, yaml11=yaml11)
     value = converter.convert(root, ())
     if converter.diagnostics:
         if span is not None:
@@ -142,11 +149,13 @@ def load_value(text: str, filename: str, span: Span | None = None) -> Any:
     return value
 
 
-def _compose_checked(text: str, filename: str, span: Span | None = None, values_before: int = 0) -> Any:
+def _compose_checked(
+    text: str, filename: str, span: Span | None = None, values_before: int = 0, yaml11: bool = True
+) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
-    composer = _Composer(filename, values_before)
+    composer = _Composer(filename, values_before, yaml11)
     try:
         root = composer.compose(text)
     except MarkedYAMLError as e:
@@ -214,9 +223,10 @@ class _Composer:
     anything: nesting beyond MAX_DEPTH, more than one document, an alias to an undefined anchor or into the node
     that defines it (a value containing itself)."""
 
-    def __init__(self, filename: str, values_before: int = 0):
+    def __init__(self, filename: str, values_before: int = 0, yaml11: bool = True):
         self.filename = filename
         self.values_before = values_before  # read from the other files of a composed config
+        self.yaml11 = yaml11  # plain scalars typed by YAML 1.1 (as the reference), else by the parser's 1.2
         # (alias event's mark, how many collections enclose it, the node it stands for)
         self.aliases: list[tuple[Any, int, Any]] = []
 
@@ -298,7 +308,11 @@ class _Composer:
             key = (event.value, event.implicit)
             tag = self.scalar_tags.get(key)
             if tag is None:
-                tag = self.scalar_tags[key] = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+                if self.yaml11 and event.implicit[0]:  # plain (libyaml marks `! 5` plain too, as PyYAML's does)
+                    tag = _YAML_TAG_PREFIX + plain_tag(event.value)
+                else:
+                    tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+                self.scalar_tags[key] = tag
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         if event.anchor is not None:
             self.anchors[event.anchor] = node
@@ -405,12 +419,14 @@ def _expansion_problem(
 class _NodeConverter:
     """Nodes -> plain values and their positions. The composer has bounded the depth and the expanded size."""
 
-    def __init__(self, filename: str, merge_tags: bool = False):
+    def __init__(self, filename: str, merge_tags: bool = False, yaml11: bool = True):
         self.filename = filename
         self.merge_tags = merge_tags
+        self.yaml11 = yaml11
         self.marks: dict[Path, str] = {}
         self.source_map = SourceMap()
         self.diagnostics: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         parser = _event_parser()
         self._constructor = parser.constructor  # of scalars only: tags and nesting are handled here
         self._resolver = parser.resolver
@@ -440,12 +456,36 @@ class _NodeConverter:
             )
             return None
         if isinstance(node, ScalarNode):
-            return self._scalar(node, path)
+            value = self._scalar(node, path)
+            if self.yaml11 and _is_plain(node):
+                self._check_yaml11_value(node, path, tag[len(_YAML_TAG_PREFIX) :], value)
+            return value
         if isinstance(node, SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         return None
+
+    def _check_yaml11_value(self, node: Any, path: Path, tag: str, meaning: Any) -> None:
+        """A plain value the reference reads unlike it looks: a warning (octal, base 60), or an error for what it
+        cannot read at all (a plain `=`, YAML 1.1's "value" key, which OmegaConf.load refuses)."""
+        if tag == "value":
+            self.diagnostics.append(Diagnostic(
+                "a plain '=' is YAML 1.1's value key, which Modalities (OmegaConf.load) cannot read as a value",
+                span=self.span(node), path=path, hint="quote it ('=') to mean the text", code="yaml-scalar"))
+            return
+        if meaning is None:
+            return  # not a number, or one reported as an error where it was read
+        kind = surprise(node.value, tag)
+        if kind is None:
+            return
+        shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+        self.warnings.append(Diagnostic(
+            f"'{shown}' is read as the {kind} number {meaning!r}: Modalities reads configs by YAML 1.1 rules, "
+            "and so do we",
+            span=self.span(node), path=path, severity=WARNING, code="yaml-1.1",
+            hint=f"write {meaning!r} to mean it without this warning, or quote it ('{shown}') to mean the text"
+            + (" (a leading zero makes an integer octal)" if kind == "octal" else "")))
 
     def _merge_tag(self, node: Any, path: Path, tag: str) -> Any:
         """``!delete`` (no value) or ``!replace`` (a mapping or list, read as it is): recorded in ``marks``."""
@@ -470,7 +510,12 @@ class _NodeConverter:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        node.tag = self._resolver.resolve(ScalarNode, node.value, (True, False))
+        if not _is_plain(node):
+            node.tag = _YAML_TAG_PREFIX + "str"
+        elif self.yaml11:
+            node.tag = _YAML_TAG_PREFIX + plain_tag(node.value)
+        else:
+            node.tag = self._resolver.resolve(ScalarNode, node.value, (True, False))
         return self._scalar(node, path)
 
     def _tag_allowed(self, tag: str) -> bool:
@@ -487,18 +532,25 @@ class _NodeConverter:
             self._scalar_error(node, path, f"an integer of {digits:,} digits is too long (at most {MAX_INT_DIGITS:,})")
             return None
         try:
-            value = self._constructor.construct_object(node, deep=True)
-            self._constructor.constructed_objects.pop(node, None)  # the constructor is shared: keep nothing
-            return value
-        except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not
+            if self.yaml11 and tag in _YAML11_SCALARS:
+                value = construct(tag, node.value)
+            else:
+                value = self._constructor.construct_object(node, deep=True)
+                self._constructor.constructed_objects.pop(node, None)  # the constructor is shared: keep nothing
+        except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not; a plain `0x_`
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
-            self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})")
+            hint = "write the value plainly"
+            if self.yaml11 and _is_plain(node):  # a plain `0x_`: the reference's int rule takes it, and fails
+                hint = "Modalities reads it by YAML 1.1 rules and cannot either: quote it to mean the text"
+            self._scalar_error(node, path, f"'{shown}' is not a valid !!{tag} ({type(e).__name__})", hint)
             return None
+        if isinstance(value, int) and abs(value) >= _INT_BOUND:  # base 60 grows faster than its text
+            self._scalar_error(node, path, f"an integer of more than {MAX_INT_DIGITS:,} digits is too long")
+            return None
+        return value
 
-    def _scalar_error(self, node: Any, path: Path, message: str) -> None:
-        self.diagnostics.append(
-            Diagnostic(message, span=self.span(node), path=path, hint="write the value plainly", code="yaml-scalar")
-        )
+    def _scalar_error(self, node: Any, path: Path, message: str, hint: str = "write the value plainly") -> None:
+        self.diagnostics.append(Diagnostic(message, span=self.span(node), path=path, hint=hint, code="yaml-scalar"))
 
     def _mapping(self, node: Any, path: Path) -> dict:
         result: dict[Any, Any] = {}
@@ -508,10 +560,8 @@ class _NodeConverter:
             if _tag_name(key_node) == _YAML_TAG_PREFIX + "merge":
                 merged.extend(self._merge_sources(value_node, path))
                 continue
-            if _tag_name(key_node) not in (_YAML_TAG_PREFIX + "str", _YAML_TAG_PREFIX + "int"):
-                self.diagnostics.append(
-                    Diagnostic("mapping keys must be plain strings", span=self.span(key_node), path=path)
-                )
+            if _tag_name(key_node) not in _KEY_TAGS:
+                self.diagnostics.append(self._key_error(key_node, path))
                 continue
             key = self._scalar(key_node, path)
             if key in key_nodes:
@@ -535,13 +585,23 @@ class _NodeConverter:
             result[key] = self.convert(value_node, path + (key,))
         # Keys from `<<: *anchor` merges fill in only what the mapping does not set itself.
         for key_node, value_node in merged:
-            if _tag_name(key_node) not in (_YAML_TAG_PREFIX + "str", _YAML_TAG_PREFIX + "int"):
+            if _tag_name(key_node) not in _KEY_TAGS:
                 continue  # reported where the merged mapping is written
             key = self._scalar(key_node, path)
             if key not in result:
                 self.source_map.keys[path + (key,)] = self.span(key_node)
                 result[key] = self.convert(value_node, path + (key,))
         return result
+
+    def _key_error(self, key_node: Any, path: Path) -> Diagnostic:
+        tag = _tag_name(key_node)[len(_YAML_TAG_PREFIX) :]
+        if self.yaml11 and _is_plain(key_node) and tag in _YAML11_SCALARS:
+            shown = key_node.value if len(key_node.value) <= 40 else key_node.value[:40] + "..."
+            return Diagnostic(
+                f"the key '{shown}' is read as a {tag} by YAML 1.1 rules (as Modalities reads it), not as a name",
+                span=self.span(key_node), path=path, hint=f"quote it ('{shown}') to mean the name",
+                code="yaml-scalar")
+        return Diagnostic("mapping keys must be plain strings", span=self.span(key_node), path=path)
 
     def _ambiguous_key(self, key: Any, key_node: Any, twin_node: Any, path: Path) -> None:
         """The key 7 beside the key '7': a dotted path (``${m.7}``, ``--set m.7=``) could not tell them apart, and
@@ -571,6 +631,17 @@ class _NodeConverter:
                 continue
             pairs.extend(source.value)
         return pairs
+
+
+# a plain `=` key is YAML 1.1's "value" tag, which OmegaConf.load reads as the text
+_KEY_TAGS = (_YAML_TAG_PREFIX + "str", _YAML_TAG_PREFIX + "int", _YAML_TAG_PREFIX + "value")
+_INT_BOUND = 10**MAX_INT_DIGITS  # the first integer of more than MAX_INT_DIGITS digits
+
+
+def _is_plain(node: Any) -> bool:
+    """A plain scalar: ruamel's style is None or "" for one, the quote or block character for other scalars;
+    collections have none."""
+    return not getattr(node, "style", "collection")
 
 
 def _integer_twin(key: Any) -> Any:

@@ -14,15 +14,16 @@ from modalities.config.spans import OVERRIDE_FILE, Span, mapping_key, path_part
 _UNDECODABLE = re.compile("[\ud800-\udfff]")
 
 
-def parse_override_value(text: str, span: Span | None = None) -> Any:
-    """The value of an override is YAML: ``3e-4`` is a float, ``[1, 2]`` a list, ``foo`` a string, ``null`` None; an
+def parse_override_value(text: str, span: Span | None = None, *, yaml_version: str = "1.1") -> Any:
+    """The value of an override is YAML, read as a config file's values are (YAML 1.1, as OmegaConf.from_dotlist
+    reads it): ``3e-4`` is a float, ``010`` 8, ``on`` true, ``[1, 2]`` a list, ``foo`` a string, ``null`` None; an
     empty or blank text is ``""``; text that is not YAML (``a: b: c``, ``[1``) stays text as written. Read within
     the limits of a config file: a value that nests too deep, contains itself through an alias or has an impossible
-    tag raises ConfigError (positioned at ``span``)."""
+    tag raises ConfigError (positioned at ``span``). ``yaml_version``: see load_value."""
     if not text.strip():
         return ""
     try:
-        return load_value(text, OVERRIDE_FILE, span)
+        return load_value(text, OVERRIDE_FILE, span, yaml_version=yaml_version)
     except ConfigError as e:
         if all(d.code == "yaml-syntax" for d in e.diagnostics):
             return text

@@ -392,7 +392,7 @@ class _Resolver:
         from modalities.config.overrides import parse_override_value
 
         try:
-            return parse_override_value(_unquote(arg))
+            return parse_override_value(_unquote(arg), yaml_version=_ARGUMENT_YAML)
         except ConfigError as e:
             self._error(at, f"${{{expression}}}: " + "; ".join(d.message for d in e.diagnostics))
             return _UNRESOLVED
@@ -590,9 +590,15 @@ def _read_default(text: str) -> Any:
     if unquoted != text.strip():
         return unquoted
     try:
-        return parse_override_value(text)
+        return parse_override_value(text, yaml_version=_ARGUMENT_YAML)
     except ConfigError as e:
         return e
+
+
+# A resolver's argument is read by OmegaConf's interpolation grammar, not by YAML: there `on`, `yes` and `1:30`
+# are text, as in YAML 1.2 (1.1 would make them true and 90), so arguments keep 1.2's reading. The grammar also
+# keeps `010` and `0x1F` as text, where 1.2 reads 10 and 31 (docs/compatibility.md).
+_ARGUMENT_YAML = "1.2"
 
 
 def _oc_env(arg: str, ctx: ResolverContext) -> Any:

@@ -37,14 +37,14 @@ VALUE_TABLE = [
     ("a:", {"a": None}),
     ("a: [1, 2.5, x, null, true]", {"a": [1, 2.5, "x", None, True]}),
     ("a: {}\nb: []", {"a": {}, "b": []}),
-    ("a: 0x1f\nb: 0o17\nc: 1_000", {"a": 31, "b": 15, "c": 1000}),
-    ("a: yes\nb: on", {"a": "yes", "b": "on"}),  # YAML 1.2: words, not booleans
+    ("a: 0x1f\nb: 0o17\nc: 1_000\nd: 010", {"a": 31, "b": "0o17", "c": 1000, "d": 8}),  # YAML 1.1, as the reference
+    ("a: yes\nb: on\nc: y", {"a": True, "b": True, "c": "y"}),  # YAML 1.1 booleans (tests/config/test_yaml11.py)
     ("a: 2001-12-14", {"a": "2001-12-14"}),  # dates stay text
     ("a: !!timestamp 2001-12-14", {"a": "2001-12-14"}),
     ("a: !!str 3\nb: !!int '3'\nc: !!float 1\nd: !!bool true\ne: !!null ''", {"a": "3", "b": 3, "c": 1.0, "d": True,
                                                                              "e": None}),
     ("a: !!str", {"a": ""}),
-    ("a: =\nb: [=]", {"a": "=", "b": ["="]}),  # YAML 1.1 made a tag of a plain '=', YAML 1.2 reads text
+    ("=: a\nb: ['=']", {"=": "a", "b": ["="]}),  # a plain '=' key is text (OmegaConf); as a value it is an error
     ("1: a\n2: b", {1: "a", 2: "b"}),  # integer keys are kept
     ("--- \na: 1", {"a": 1}),  # one explicit document
 ]
@@ -94,9 +94,13 @@ REFUSED_TABLE = [
     ("3", [("not-a-mapping", "a config file must be a mapping of names to components", "f.yaml:1:1")]),
     ("null", [("not-a-mapping", "a config file must be a mapping of names to components", "f.yaml:1:1")]),
     ("a: 1\nb: 2\na: 3", [("duplicate-key", "duplicate key 'a' (first defined at line 1)", "f.yaml:3:1")]),
-    ("1.5: a", [("", "mapping keys must be plain strings", "f.yaml:1:1")]),
-    ("~: a", [("", "mapping keys must be plain strings", "f.yaml:1:1")]),
-    ("true: a", [("", "mapping keys must be plain strings", "f.yaml:1:1")]),
+    # keys that YAML 1.1 reads as a float, null or boolean (OmegaConf would keep them; we refuse: quote them)
+    ("1.5: a", [("yaml-scalar", "the key '1.5' is read as a float by YAML 1.1 rules (as Modalities reads it), not as "
+                               "a name", "f.yaml:1:1")]),
+    ("~: a", [("yaml-scalar", "the key '~' is read as a null by YAML 1.1 rules (as Modalities reads it), not as a "
+                             "name", "f.yaml:1:1")]),
+    ("on: a", [("yaml-scalar", "the key 'on' is read as a bool by YAML 1.1 rules (as Modalities reads it), not as a "
+                              "name", "f.yaml:1:1")]),
     ("? [a]\n: b", [("", "mapping keys must be plain strings", "f.yaml:1:3")]),
     ("a: !!set {x}", [("yaml-tag", "YAML tag '!!set' is not allowed", "f.yaml:1:4")]),
     ("a: !!python/name:os.system", [("yaml-tag", "YAML tag '!!python/name:os.system' is not allowed", "f.yaml:1:4")]),
@@ -114,7 +118,8 @@ REFUSED_TABLE = [
     ("a: 1\nb: \x07", [("yaml-syntax", "invalid YAML: unacceptable character #x0007: control characters are not "
                         "allowed", "f.yaml:2:4")]),
     # a merged mapping's bad key is reported where that mapping is written, not again where it is merged
-    ("m: &m {1.5: a}\nc: {<<: *m, b: 1}", [("", "mapping keys must be plain strings", "f.yaml:1:8")]),
+    ("m: &m {1.5: a}\nc: {<<: *m, b: 1}", [("yaml-scalar", "the key '1.5' is read as a float by YAML 1.1 rules (as "
+                                                           "Modalities reads it), not as a name", "f.yaml:1:8")]),
     ("a: [1, 2\nb: 3", [("yaml-syntax", "invalid YAML: while parsing a flow sequence did not find expected ',' or ']'",
                          "f.yaml:2:2")]),
     # every mistake of a file is reported at once

@@ -26,7 +26,10 @@ PARSE_TABLE = [
     ("2.5", 2.5),
     ("true", True),
     ("false", False),
-    ("yes", "yes"),  # YAML 1.2
+    ("yes", True),  # YAML 1.1, as OmegaConf.from_dotlist reads a value
+    ("010", 8),
+    ("1:30", 90),
+    ("y", "y"),
     ("null", None),
     ("~", None),
     ("x", "x"),
@@ -86,7 +89,7 @@ SET_TABLE = [
     ("new.branch.leaf=1", ("new",), {"branch": {"leaf": 1}}),  # missing branches are made
     ("m.new.0=1", ("m", "new"), {"0": 1}),  # a digit part in a new branch is a key
     ("s=", ("s",), ""),
-    ("s==", ("s",), "="),  # the first '=' ends the path
+    ("s='='", ("s",), "="),  # the first '=' ends the path (a plain `=` value is refused: YAML 1.1's value key)
     ("s=a=b", ("s",), "a=b"),
     (" s =1", ("s",), 1),  # the path is stripped
     ("s= 1", ("s",), 1),

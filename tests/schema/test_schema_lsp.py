@@ -17,8 +17,10 @@ from tests.schema.plugins.toy_configs import TOY_OPTIMIZERS
 
 PROPERTY_KIND = 10  # LSP CompletionItemKind.Property
 ERROR = 1  # LSP DiagnosticSeverity.Error
+# YAML 1.1 as docs/ide.md tells editors (the reference and we read configs so)
 SERVER_SETTINGS = {
-    "yaml": {"validate": True, "completion": True, "hover": True, "schemas": {}, "schemaStore": {"enable": False}}
+    "yaml": {"validate": True, "completion": True, "hover": True, "schemas": {}, "schemaStore": {"enable": False},
+             "yamlVersion": "1.1"}
 }
 # The merge tags of files with `extends` declared, as docs/ide.md tells editors to (they are then completed too)
 TAG_SETTINGS = {"yaml": {**SERVER_SETTINGS["yaml"], "customTags": ["!delete scalar", "!replace mapping"]}}
