@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -156,6 +157,51 @@ class Main:
 
 
 TRAINING_ROOT = "training"
+EXPERIMENT_ID_ENV = "MODALITIES_EXPERIMENT_ID"
+
+
+class ExperimentIdError(ValueError):
+    """No experiment id can be chosen for the run as it was asked for (the user's to fix)."""
+
+
+def choose_experiment_id(experiment_id: str | None = None, resume_from: str | Path | None = None) -> str:
+    """The experiment id a training run is compiled with, chosen before compiling so that every rank compiles the
+    same config and writes into one folder: ``experiment_id``, else MODALITIES_EXPERIMENT_ID, else (resuming from
+    a checkpoint) the id of the run that saved it, so the run continues in its folder, else rank 0's timestamp
+    shared through torchrun's store. ``resume_from="auto"`` needs a fixed id (a rerun must find its
+    checkpoints). Raises ExperimentIdError, or CheckpointError for a checkpoint that cannot be read."""
+    chosen = experiment_id or os.environ.get(EXPERIMENT_ID_ENV)
+    if resume_from == "auto" and not chosen:
+        raise ExperimentIdError(
+            "--resume auto needs a fixed experiment id, so that a rerun of the same command finds the run's "
+            f"checkpoints: give --experiment-id NAME (under SLURM e.g. --experiment-id $SLURM_JOB_ID) or set "
+            f"{EXPERIMENT_ID_ENV}"
+        )
+    if resume_from not in (None, "auto") and not chosen:
+        chosen = _experiment_of_checkpoint(resume_from)
+    return chosen or _shared_default_experiment_id()
+
+
+def _experiment_of_checkpoint(checkpoint: str | Path) -> str | None:
+    """The experiment a checkpoint was saved by (from its training_progress.json): one run, one folder, one
+    results file."""
+    from modalities.checkpointing.layout import read_progress, resolve_checkpoint
+
+    experiment_id = read_progress(resolve_checkpoint(checkpoint)).get("experiment_id")
+    return str(experiment_id) if experiment_id else None
+
+
+def _shared_default_experiment_id() -> str:
+    """Rank 0's default experiment id, for every rank (see default_experiment_id): only torchrun's store can
+    share it, so another multi-process launcher must be given the id."""
+    from modalities.config.compiler import default_experiment_id
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        raise ExperimentIdError(
+            "the ranks need one experiment id and this launcher provides no torchrun store to agree on one: give "
+            f"--experiment-id NAME or set {EXPERIMENT_ID_ENV}"
+        )
+    return default_experiment_id()
 
 
 def train_compiled(

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from modalities.cli.common import add_compile_arguments, use_color
 
-EXPERIMENT_ID_ENV = "MODALITIES_EXPERIMENT_ID"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compile_arguments(parser)
@@ -107,67 +105,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _experiment_of_checkpoint(checkpoint: str) -> str | None:
-    """The experiment a checkpoint was saved by (from its training_progress.json), so that a resume continues in
-    that run's folder: one run, one folder, one results file."""
-    from modalities.checkpointing.layout import CheckpointError, read_progress, resolve_checkpoint
-
-    try:
-        experiment_id = read_progress(resolve_checkpoint(checkpoint)).get("experiment_id")
-    except CheckpointError as e:
-        raise _error(e) from e
-    return str(experiment_id) if experiment_id else None
-
-
-def shared_default_experiment_id() -> str:
-    """Rank 0's default experiment id, for every rank, before anything is compiled (see default_experiment_id)."""
-    from modalities.config.compiler import default_experiment_id
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
-        raise _error(ValueError(
-            "the ranks need one experiment id and this launcher provides no torchrun store to agree on one: give "
-            f"--experiment-id NAME or set {EXPERIMENT_ID_ENV}"
-        ))
-    return default_experiment_id()
-
-
 def _train(args: argparse.Namespace) -> None:
-    from modalities.api import train_compiled
+    from modalities.api import ExperimentIdError, choose_experiment_id, train_compiled
+    from modalities.checkpointing.layout import CheckpointError, resolve_checkpoint
     from modalities.config.build import BuildError
-    from modalities.config.compiler import compile_file
     from modalities.config.diagnostics import ConfigError, render_text
 
-    experiment_id = args.experiment_id or os.environ.get(EXPERIMENT_ID_ENV)
-    if args.resume == "auto" and not experiment_id:
-        raise _error(ValueError(
-            "--resume auto needs a fixed experiment id, so that a rerun of the same command finds the run's "
-            f"checkpoints: give --experiment-id NAME (under SLURM e.g. --experiment-id $SLURM_JOB_ID) or set "
-            f"{EXPERIMENT_ID_ENV}"
-        ))
-    if args.resume not in (None, "auto") and not experiment_id:
-        experiment_id = _experiment_of_checkpoint(args.resume)
-    if not experiment_id:
-        experiment_id = shared_default_experiment_id()  # agreed before compiling: nothing is patched later
     try:
-        compiled = compile_file(
-            args.config,
-            overrides=args.overrides,
-            experiment_id=experiment_id,
-            experiments_root=args.experiments_root,
-            last_checkpoint_info=args.last_checkpoint_info,
-            root="training",
-            resume_from=args.resume,
-        )
-        compiled.raise_for_errors()
-    except ConfigError as e:
-        if _is_rank_zero():  # every rank compiles the same file: one report is enough
-            print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
-        raise _Reported(e) from e
-    if compiled.diagnostics and _is_rank_zero():
-        print(render_text(compiled.diagnostics, color=use_color()), file=sys.stderr)
+        experiment_id = choose_experiment_id(args.experiment_id, args.resume)  # before compiling: nothing patched
+    except (ExperimentIdError, CheckpointError) as e:
+        raise _error(e) from e
+    compiled = _compiled(args, experiment_id)
 
-    from modalities.checkpointing.layout import CheckpointError, resolve_checkpoint
-    from modalities.training.distributed import TrainingSetupError
+    from modalities.training.distributed import TrainingSetupError  # torch: only once the config is sound
     from modalities.training.entry import TrainingConfigError
 
     try:
@@ -185,16 +135,50 @@ def _train(args: argparse.Namespace) -> None:
     except (TrainingConfigError, TrainingSetupError, CheckpointError, BuildError) as e:
         raise _error(e) from e
     except RuntimeError as e:
-        from modalities.training.failures import TrainingFailed
-        from modalities.training.gym import DataExhaustedError, NonFiniteLossError
+        reported = _explained(e)
+        if reported is None:
+            raise
+        raise reported from e
 
-        if isinstance(e, TrainingFailed):
-            import traceback
 
-            # The cause as Python tells it (a component's bug needs its traceback), then what it means for the run.
-            cause = e.__cause__ or e
-            traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
-            raise _error(e) from e
-        if isinstance(e, (NonFiniteLossError, DataExhaustedError)):
-            raise _error(e) from e
-        raise
+def _compiled(args: argparse.Namespace, experiment_id: str):
+    """The config compiled as a training run; its errors reported (by rank 0: every rank compiles the same file)."""
+    from modalities.config.compiler import compile_file
+    from modalities.config.diagnostics import ConfigError, render_text
+
+    try:
+        compiled = compile_file(
+            args.config,
+            overrides=args.overrides,
+            experiment_id=experiment_id,
+            experiments_root=args.experiments_root,
+            last_checkpoint_info=args.last_checkpoint_info,
+            root="training",
+            resume_from=args.resume,
+        )
+        compiled.raise_for_errors()
+    except ConfigError as e:
+        if _is_rank_zero():
+            print(render_text(e.diagnostics, color=use_color()), file=sys.stderr)
+        raise _Reported(e) from e
+    if compiled.diagnostics and _is_rank_zero():
+        print(render_text(compiled.diagnostics, color=use_color()), file=sys.stderr)
+    return compiled
+
+
+def _explained(error: RuntimeError) -> _Reported | None:
+    """A run that failed while training, reported with what it means for the run; None for an error that is
+    not one of those (it is raised on as it is)."""
+    from modalities.training.failures import TrainingFailed
+    from modalities.training.gym import DataExhaustedError, NonFiniteLossError
+
+    if isinstance(error, TrainingFailed):
+        import traceback
+
+        # The cause as Python tells it (a component's bug needs its traceback), then what it means for the run.
+        cause = error.__cause__ or error
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+        return _error(error)
+    if isinstance(error, (NonFiniteLossError, DataExhaustedError)):
+        return _error(error)
+    return None

@@ -190,11 +190,12 @@ class _Composer:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
-            if at is None:  # a file given on the command line: the error stands at the byte, in that file
-                self.diagnostics.append(not_utf8(name, data, e))
-                return None
-            self.error(f"{name} is not UTF-8 text (byte {e.start:,} is {data[e.start]:#04x})", at,
-                       hint="a config is a YAML text file; is this the file you meant?")
+            # At the byte, in that file (line and column, as a YAML error in a base is), whether the file was given
+            # or reached by `extends`; the hint names the entry that reached it.
+            diagnostic = not_utf8(name, data, e)
+            if at is not None:
+                diagnostic.hint = f"{diagnostic.hint}; is it the file you meant? (extended at {at})"
+            self.diagnostics.append(diagnostic)
             return None
 
     def _charge_bytes(self, size: int, name: str, at: Span | None, exact: bool = False) -> bool:

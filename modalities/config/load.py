@@ -526,6 +526,10 @@ class _NodeConverter:
                     )
                 )
                 continue
+            twin = _integer_twin(key)
+            if twin is not None and twin in key_nodes:
+                self._ambiguous_key(key, key_node, key_nodes[twin], path)
+                continue
             key_nodes[key] = key_node
             self.source_map.keys[path + (key,)] = self.span(key_node)
             result[key] = self.convert(value_node, path + (key,))
@@ -538,6 +542,21 @@ class _NodeConverter:
                 self.source_map.keys[path + (key,)] = self.span(key_node)
                 result[key] = self.convert(value_node, path + (key,))
         return result
+
+    def _ambiguous_key(self, key: Any, key_node: Any, twin_node: Any, path: Path) -> None:
+        """The key 7 beside the key '7': a dotted path (``${m.7}``, ``--set m.7=``) could not tell them apart, and
+        the reference's OmegaConf refuses such a mapping ("Conflicting integer and string keys")."""
+        first = self.span(twin_node)
+        self.diagnostics.append(
+            Diagnostic(
+                f"the key {key!r} and the key {_integer_twin(key)!r} (line {first.line}) would be one key in a "
+                "dotted path such as ${...} or --set",
+                span=self.span(key_node),
+                path=path + (key,),
+                hint="rename one of them (Modalities, through OmegaConf, refuses such a mapping too)",
+                code="duplicate-key",
+            )
+        )
 
     def _merge_sources(self, value_node: Any, path: Path) -> list[tuple[Any, Any]]:
         from ruamel.yaml.nodes import MappingNode, SequenceNode
@@ -552,3 +571,15 @@ class _NodeConverter:
                 continue
             pairs.extend(source.value)
         return pairs
+
+
+def _integer_twin(key: Any) -> Any:
+    """The key a dotted path could not tell from ``key``: the text '7' for the integer 7 and back ('07' or '+7'
+    have none: the path part '07' names the key '07' when it is there), as OmegaConf's DictConfig decides."""
+    if isinstance(key, int):
+        return str(key)
+    try:
+        number = int(key)
+    except ValueError:
+        return None
+    return number if str(number) == key else None

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from modalities.config.diagnostics import PATH_CHARS, ConfigError, Diagnostic, cut
 from modalities.config.limits import MAX_DEPTH
 from modalities.config.load import Document, load_value
-from modalities.config.spans import OVERRIDE_FILE, Span, path_part
+from modalities.config.spans import OVERRIDE_FILE, Span, mapping_key, path_part
 
 # A byte of a command-line argument that was not UTF-8 reaches Python as a lone surrogate (PEP 383).
 _UNDECODABLE = re.compile("[\ud800-\udfff]")
@@ -33,7 +33,8 @@ def apply_overrides(document: Document, overrides: Iterable[str]) -> list[Diagno
     """Apply each ``dotted.path=value`` flag in order to ``document`` (in place); the diagnostics of the flags
     that could not be applied (each changes nothing; the others still apply). The path is what comes before
     the first ``=``, stripped; a part names a mapping's key as written where it has it, else its integer key
-    where it has that (``1`` for ``m.1``), else a new key (missing branches are made); a list's item by an index
+    where it has that (``1`` for ``m.1``, ``m.01`` or ``m.+1``; see spans.mapping_key), else a new key (a
+    string, as OmegaConf.update makes it; missing branches are made); a list's item by an index
     0..len-1. Refused: no ``=`` or an empty path, text that is not UTF-8, a value that is not plain data (see
     parse_override_value), a path and value nesting deeper than MAX_DEPTH, a list index out of range or not
     digits, a path through a scalar. The set value is positioned in the flag (``<--set>``; the key at columns
@@ -115,7 +116,7 @@ def _value_at(root: Any, parts: list, written: list[str]) -> Any:
     node = root
     for part, text in zip(parts, written):
         if isinstance(node, dict):
-            node = node.get(text) if text in node or part not in node else node[part]
+            node = node.get(mapping_key(node, text))
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
@@ -126,7 +127,7 @@ def _value_at(root: Any, parts: list, written: list[str]) -> Any:
 def _set_at(root: Any, parts: list, value: Any, written: list[str]) -> str | None:
     """Set ``value`` at ``parts`` (``path_part`` of each text ``written``: a mapping key or a list index per part),
     creating missing mapping branches; None when set, else the text of what is wrong (nothing is changed then).
-    ``parts`` is updated in place to the keys as the document spells them (a digit part names a mapping's key as
+    ``parts`` is updated in place to the keys as the document spells them (a part names a mapping's key as
     written, "1" or "01", where it has one, else its integer key 1 where it has that, else a new key as written), so
     positions are recorded at the right path. A list takes the indices 0..len-1 only (a digit part; nothing is
     appended)."""
@@ -134,8 +135,8 @@ def _set_at(root: Any, parts: list, value: Any, written: list[str]) -> str | Non
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, dict):
-            if written[i] in node or part not in node:
-                part = parts[i] = written[i]  # "01" names the key "01"; "1" the key 1 where no key "1" is
+            found = mapping_key(node, written[i])  # "01" names the key "01" where there is one, else the key 1
+            part = parts[i] = written[i] if found is None else found
             if last:
                 node[part] = value
             else:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from modalities.config.diagnostics import PATH_CHARS, ConfigError, Diagnostic, cut, did_you_mean
 from modalities.config.limits import MAX_DEPTH, MAX_INTERPOLATION_CHAIN, MAX_STRING_CHARS, MAX_VALUES
 from modalities.config.load import Document
-from modalities.config.spans import Path, dotted, list_index
+from modalities.config.spans import Path, dotted, list_index, mapping_key
 
 INTERPOLATION = re.compile(r"(?<!\\)\$\{([^${}]*)\}")
 REFERENCE_PASS_TYPE = "BY_REFERENCE"
@@ -410,8 +410,8 @@ class _Resolver:
                 if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
                     return None
                 through_interpolation = True
-            if isinstance(node, dict) and part in node:
-                key: Any = part
+            if isinstance(node, dict) and mapping_key(node, str(part)) is not None:
+                key: Any = mapping_key(node, str(part))
             elif isinstance(node, list) and list_index(part, len(node)) is not None:
                 key = list_index(part, len(node))
             else:
@@ -442,8 +442,8 @@ class _Resolver:
                 if node is _UNRESOLVED or tuple(target) in self.unresolved_paths:
                     return _UNRESOLVED  # already reported where it failed
                 through_interpolation = True
-            if isinstance(node, dict) and part in node:
-                key: Any = part
+            if isinstance(node, dict) and mapping_key(node, part) is not None:
+                key: Any = mapping_key(node, part)
             elif isinstance(node, list) and list_index(part, len(node)) is not None:
                 key = list_index(part, len(node))
             else:

@@ -97,6 +97,20 @@ def path_part(text: str) -> int | str:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
 
 
+def mapping_key(mapping: dict, part: str) -> Any:
+    """The key of ``mapping`` that one part of a dotted path names, as OmegaConf reads a part (``${m.7}``,
+    ``--set m.7=x``): the key as written where the mapping has it, else the integer key that Python's ``int``
+    reads in the text (``7``, ``07`` and ``+7`` name the YAML key ``7``; ``-1`` the key ``-1``) where it has that;
+    None where it has neither (keys are strings or integers, never None)."""
+    if part in mapping:
+        return part
+    try:
+        number = int(part)
+    except ValueError:
+        return None
+    return number if number in mapping else None
+
+
 def list_index(part: object, length: int) -> int | None:
     """The index (0..length-1) of a list of ``length`` items that ``part`` names: ``0``..``length-1`` as they
     are, ``-1``..``-length`` counted from the end; None for anything else (``length`` or more, below

@@ -259,7 +259,7 @@ class _Validator:
                 message = f"{message}, but got component {value.label} which produces '{value.kind}'"
             elif kind not in _REFERENCE_ERRORS and not isinstance(value, (dict, list)):
                 message = f"{message} (got {value!r})"
-            self.error(path, message, code=kind)
+            self.error(path, message, code=kind, hint=(item.get("ctx") or {}).get("hint"))
         return len(self.diagnostics) - before + (1 if skip_extra else 0)
 
     def suppressed(self, path: Path, kind: str, value: Any) -> bool:

@@ -105,8 +105,9 @@ def _encode_chunk(task: tuple[int, np.ndarray]) -> _ChunkResult:
 
 
 def _sample_texts(src: Path, steps, index: np.ndarray, first: int, end: int) -> list[str]:
-    """Texts of up to SAMPLE_DOCUMENTS documents spread evenly over [first, end) (at most SAMPLE_CHARACTERS in
-    all), for comparing engines before a pack; documents that cannot be read are left to the pack to report."""
+    """Texts of up to SAMPLE_DOCUMENTS documents spread evenly over [first, end) (in order, the document whose
+    text brings the total to SAMPLE_CHARACTERS or more the last), for comparing engines before a pack; documents
+    that cannot be read are left to the pack to report."""
     from modalities.data.bpe_engine import SAMPLE_CHARACTERS, SAMPLE_DOCUMENTS
 
     count = min(SAMPLE_DOCUMENTS, end - first)

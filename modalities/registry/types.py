@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from contextvars import ContextVar
 from typing import Annotated, Any, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "PositiveStrictInt",
     "StrictBool",
     "StrictInt",
+    "TorchDevice",
     "BUILD_PHASE",
     "VALIDATE_PHASE",
     "component_kinds_of",
@@ -43,6 +44,38 @@ COMPONENT_KINDS_SCHEMA_KEY = "x-modalities-component-kinds"
 
 PositiveStrictInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeStrictInt = Annotated[int, Field(strict=True, ge=0)]
+
+
+def _check_torch_device(device: int | str) -> int | str:
+    """What torch.device takes of the spellings a config may use, checked when validated (torch-free) rather than
+    when the component is built: ``cpu``, ``cuda``, ``cuda:N`` (N as torch writes it: no sign, no leading zero)
+    or the reference's GPU index N >= 0. The reference itself takes only ``cpu`` and N."""
+    if isinstance(device, int):
+        if device < 0:
+            raise PydanticCustomError(
+                "torch_device", "a GPU index must be 0 or more", {"hint": "write the GPU's index, e.g. 0, or cpu"}
+            )
+        return device
+    kind, colon, index = device.partition(":")
+    if device in ("cpu", "cuda") or (kind == "cuda" and colon and _is_device_index(index)):
+        return device
+    hint = "write cpu, cuda, cuda:N or a GPU index N (e.g. 0)" + ("; cpu takes no index" if kind == "cpu" else "")
+    raise PydanticCustomError("torch_device", "not a device torch can use", {"hint": hint})
+
+
+def _is_device_index(text: str) -> bool:
+    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))
+
+
+# A device a component runs on (a string or the reference's GPU index), refused when validated if torch would
+# refuse it when built; the schema states the same rule, so an editor marks it too.
+TorchDevice = Annotated[
+    StrictInt | str,
+    AfterValidator(_check_torch_device),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^(cpu|cuda|cuda:(0|[1-9][0-9]*))$"}]}
+    ),
+]
 
 
 def empty_list() -> list:

@@ -48,6 +48,10 @@ def test_validating_the_quick_start_imports_no_networkx_and_builds_only_the_vali
         "adam",  # optimizer/adam_w
         "batch_sampler",
         "checkpoint_saving", "save_k_most_recent", "dcp_saving",
+        "device_mesh",  # device_mesh/default
+        "fsdp2_wrapped", "mixed_precision",  # model/fsdp2_wrapped and its mixed_precision_settings
+        "parallel_degree",  # number_conversion/parallel_degree
+        "raw_app_state",  # app_state/raw
         "distributed_sampler", "resumable_distributed_sampler", "ranked_sampler",  # and the base of both
         "fsdp2_clipper",
         "gpt2_collate_fn",

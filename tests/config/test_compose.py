@@ -331,12 +331,10 @@ def test_a_yaml_error_in_a_base_is_positioned_in_the_base(tmp_path):
     [
         (lambda d: None, "config file not found: {name}"),
         (lambda d: (d / "base.yaml").mkdir(), "{name} is a directory, not a config file"),
-        (lambda d: (d / "base.yaml").write_bytes(b"a: \xff\xfe\x00\x01\n"),
-         "{name} is not UTF-8 text (byte 3 is 0xff)"),
         (lambda d: os.symlink("base.yaml", d / "base.yaml"), "cannot read config file {name}: a symlink loop"),
         (lambda d: os.mkfifo(d / "base.yaml"), "{name} is not a regular file"),
     ],
-    ids=["missing", "directory", "binary", "symlink-loop", "fifo"],
+    ids=["missing", "directory", "symlink-loop", "fifo"],
 )
 def test_a_base_that_cannot_be_read_is_an_error_at_the_entry_naming_it(tmp_path, monkeypatch, make, message):
     monkeypatch.chdir(tmp_path)
@@ -346,6 +344,19 @@ def test_a_base_that_cannot_be_read_is_an_error_at_the_entry_naming_it(tmp_path,
     (diagnostic,) = compose_error("exp.yaml")
     assert diagnostic.message == message.format(name="base.yaml")
     assert where(diagnostic.span) == ("exp.yaml", 2, 23)
+
+
+def test_a_base_that_is_not_utf8_is_an_error_at_its_byte_as_a_given_file_is(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # 0xff is the third byte of line 2: line 2, column 3 (1-based), whether the file is given or extended
+    (tmp_path / "base.yaml").write_bytes(b"a: 1\nb:\xff\xfe\n")
+    write(tmp_path, "exp.yaml", "settings: {a: 1}\nextends: [base.yaml]\n")
+    (given,) = compose_error("base.yaml")
+    (extended,) = compose_error("exp.yaml")
+    for diagnostic in (given, extended):
+        assert diagnostic.message == "the file is not UTF-8 text: byte 0xff cannot be decoded (invalid start byte)"
+        assert where(diagnostic.span) == ("base.yaml", 2, 3) and diagnostic.code == "config-file"
+    assert "extended at" not in given.hint and extended.hint.endswith("(extended at exp.yaml:2:11)")
 
 
 def test_a_binary_file_that_decodes_is_a_positioned_yaml_error_in_it(tmp_path):

@@ -298,13 +298,22 @@ def _latin1(tmp_path):
     (_loop, "loop", "cannot read config file loop: a symlink loop"),
     (_directory, "base.yaml", "base.yaml is a directory, not a config file"),
     (_fifo, "base.yaml", "base.yaml is not a regular file"),
-    (_latin1, "base.yaml", "base.yaml is not UTF-8 text (byte 6 is 0xe9)"),
 ])
 def test_a_base_that_cannot_be_read_is_an_error_at_the_entry_naming_it(tmp_path, monkeypatch, make, extends, message):
     monkeypatch.chdir(tmp_path)
     make(tmp_path)
     (tmp_path / "exp.yaml").write_text(f"extends: {extends}\n")
     assert refused("exp.yaml") == [("extends", message, "exp.yaml:1:10")]
+
+
+def test_a_base_that_is_not_utf8_is_an_error_at_its_byte_like_a_file_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _latin1(tmp_path)  # "a: caf" is 6 characters: the byte 0xe9 is column 7 of line 1
+    (tmp_path / "exp.yaml").write_text("extends: base.yaml\n")
+    expected = [("config-file", "the file is not UTF-8 text: byte 0xe9 cannot be decoded (invalid continuation "
+                 "byte)", "base.yaml:1:7")]
+    assert refused("exp.yaml") == expected
+    assert refused("base.yaml") == expected
 
 
 def test_a_file_given_that_is_not_utf8_is_an_error_at_its_byte(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ AREAS = [
     "modalities.models.gpt2.config",
     "modalities.models.initialization.config",
     "modalities.optim.config",
+    "modalities.training.config",
 ]
 
 

@@ -277,6 +277,9 @@ def test_tokens_of_whole_steps_worked_out_by_hand(tmp_path, num_tokens, sequence
     path = stream(tmp_path / "d.pbin", num_tokens)
     assert num_tokens_from_packed_mem_map_dataset_continuous(path, sequence_length, dp, micro, accumulation,
                                                              reuse_last_target=reuse) == expected
+    if reuse:  # reuse_last_target is the default, as in the dataset
+        assert num_tokens_from_packed_mem_map_dataset_continuous(path, sequence_length, dp, micro,
+                                                                 accumulation) == expected
 
 
 @pytest.mark.parametrize(

@@ -428,3 +428,69 @@ def test_a_json_error_in_a_message_is_cut_to_120_characters(length, shown):
     from modalities.data.raw_index import _short
 
     assert _short(ValueError("x" * length)) == shown
+
+
+@pytest.mark.parametrize(
+    "text, kind, names",
+    [
+        ("a\nsub/b\n", "pbin", ["a.pbin", "sub/b.pbin"]),
+        ("a.jsonl\n\n  b.txt  \n", "jsonl", ["a.jsonl", "b.jsonl"]),  # blank lines skipped, spaces trimmed
+        ("x.y.jsonl", "pbin", ["x.y.pbin"]),  # the last suffix replaced; no newline at the end
+        ("", "pbin", []),
+        ("\n \n", "jsonl", []),
+    ],
+)
+def test_a_file_list_names_files_under_the_root_with_the_kinds_suffix(tmp_path, text, kind, names):
+    from modalities.data.shuffling import listed_files
+
+    (tmp_path / "list.txt").write_text(text, encoding="utf-8")
+    assert listed_files(tmp_path / "list.txt", tmp_path / "root", kind) == [tmp_path / "root" / n for n in names]
+
+
+TOKENIZER = {"kind": "custom", "source": "x", "fingerprint": "f"}
+
+
+def _with_info(path):
+    from modalities.data.pbin_info import write_info
+
+    write_info(path, {"tokenizer": TOKENIZER})
+    return path
+
+
+def test_derived_files_record_what_they_were_made_from(tmp_path):
+    from modalities.data.pbin_info import read_info
+
+    a = _with_info(_pbin(tmp_path / "a.pbin", DOCUMENTS))  # 7 documents, 19 tokens
+    b = _with_info(_pbin(tmp_path / "b.pbin", [[8, 0], [9, 0], [10, 0]]))
+
+    def recorded(path):
+        info = read_info(path)
+        return (info["tokenizer"], info["token_width"], info["documents"], info["tokens"], info["source"])
+
+    shuffle_tokenized_data(a, tmp_path / "s.pbin", seed=4)
+    assert recorded(tmp_path / "s.pbin") == (TOKENIZER, 2, 7, 19, {"shuffled": str(a.resolve()), "seed": 4})
+    create_shuffled_dataset_chunk([a, b], tmp_path / "c.pbin", 1, 3, global_seed=5)  # [3, 5) of a, [1, 2) of b
+    assert recorded(tmp_path / "c.pbin") == (TOKENIZER, 2, 3, 5 + 2 + 2, {
+        "chunk": [1, 3], "of": [str(a.resolve()), str(b.resolve())], "seed": 5})
+
+
+@pytest.mark.parametrize("tool", ["pbin", "jsonl", "pbin chunk", "jsonl chunk"])
+def test_without_a_seed_each_run_draws_a_fresh_order(tmp_path, tool):
+    """No seed: the order comes from the system's entropy, so two runs over 40 documents differ (the chance that
+    they agree is 1 in 40!)."""
+    documents = [[i + 1, 0] for i in range(40)]
+    source = _pbin(tmp_path / "in.pbin", documents)
+    (tmp_path / "in.jsonl").write_bytes(b"".join(f'{{"d": {i}}}\n'.encode() for i in range(40)))
+    outputs = []
+    for run in range(2):
+        out = tmp_path / f"out{run}.{tool.split()[0]}"
+        if tool == "pbin":
+            shuffle_tokenized_data(source, out)
+        elif tool == "jsonl":
+            shuffle_jsonl_data(tmp_path / "in.jsonl", out)
+        elif tool == "pbin chunk":
+            create_shuffled_dataset_chunk([source], out, 0, 1)
+        else:
+            create_shuffled_jsonl_dataset_chunk([tmp_path / "in.jsonl"], out, 0, 1)
+        outputs.append(out.read_bytes())
+    assert outputs[0] != outputs[1]

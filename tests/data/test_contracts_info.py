@@ -225,3 +225,41 @@ def test_sample_counts_by_hand(num_tokens, documents, sequence_length, counts):
 def test_sample_counts_leave_out_a_megatron_block_past_the_end():
     # rows that overlap (see test_contracts_datasets): starts 0 and 6 at blocks of 4 over 8 tokens
     assert sample_counts(8, np.array([[0, 3], [6, 2], [0, 2]]), 3).megatron == 1
+
+
+def test_an_info_file_is_readable_json_with_its_text_as_written(tmp_path):
+    """Indented by two, UTF-8 text as it is (an EOD token or a path in any script), one line end at the end;
+    the time it was written to the second."""
+    import re
+
+    pbin = tmp_path / "c.pbin"
+    write_info(pbin, {"tokenizer": {"eod_token": "<|fin|>é", "source": "/données/日本"}, "documents": 1})
+    text = info_path(pbin).read_text(encoding="utf-8")
+    assert '"eod_token": "<|fin|>é"' in text and "/données/日本" in text and "\\u" not in text
+    assert text.startswith('{\n  "format": "modalities.pbin.info/1",\n  "tokenizer": {\n    "eod_token"')
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", json.loads(text)["written"])
+    write_info(pbin, {"documents": 2})  # an older info file is replaced whole
+    assert "tokenizer" not in read_info(pbin) and read_info(pbin)["documents"] == 2
+
+
+@pytest.mark.parametrize("kind", ["huggingface", "sentencepiece", "custom", None])
+@pytest.mark.parametrize("exists", [True, False])
+def test_the_recorded_tokenizer_to_decode_with(tmp_path, kind, exists):
+    from modalities.data.pbin_info import recorded_tokenizer_path
+
+    source = tmp_path / "tok"
+    if exists:
+        source.mkdir()
+    info = {"tokenizer": {"kind": kind, "source": str(source)}}
+    usable = exists and kind in ("huggingface", "sentencepiece")
+    assert recorded_tokenizer_path(info) == (str(source) if usable else None)
+
+
+@pytest.mark.parametrize("info", [None, {}, {"tokenizer": None}, {"tokenizer": {"kind": "huggingface"}},
+                                  {"tokenizer": {"kind": "huggingface", "source": 5}}])
+def test_no_recorded_tokenizer_to_decode_with(info):
+    from modalities.data.pbin_info import recorded_tokenizer_path
+
+    assert recorded_tokenizer_path(info) is None
+

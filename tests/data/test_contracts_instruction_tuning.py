@@ -137,3 +137,82 @@ def test_the_chat_template_runs_in_a_sandbox_with_the_references_helpers():
 ])
 def test_the_chat_template_drops_the_whitespace_around_block_tags_as_the_reference(text, rendered):
     assert compile_chat_template(text).render() == rendered
+
+
+def test_the_chat_template_tojson_takes_jsons_arguments():
+    value = {"b": [1, 2], "a": "é"}
+    assert compile_chat_template("{{ v | tojson }}").render(v=value) == '{"b": [1, 2], "a": "é"}'
+    assert compile_chat_template("{{ v | tojson(sort_keys=true) }}").render(v=value) == '{"a": "é", "b": [1, 2]}'
+    assert compile_chat_template("{{ v | tojson(ensure_ascii=true) }}").render(v=value) == \
+        '{"b": [1, 2], "a": "\\u00e9"}'
+    assert compile_chat_template("{{ v | tojson(separators=[',', ':']) }}").render(v=value) == '{"b":[1,2],"a":"é"}'
+    assert compile_chat_template("{{ v | tojson(indent=1) }}").render(v={"a": 1}) == '{\n "a": 1\n}'
+
+
+def test_rendered_entries_keep_non_ascii_text_as_it_is(tmp_path):
+    entry = {"messages": [{"role": "user", "content": "grüße 日本"}]}
+    config_file, config = _setup(tmp_path, [entry])
+    written = split_and_apply_chat_template(config_file, config)
+    line = written["train"].read_text(encoding="utf-8")
+    assert "grüße 日本" in line and "\\u" not in line  # the reference writes UTF-8, not \u escapes
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert json.loads(line)["chat"] == "User: grüße 日本|"
+
+
+@pytest.mark.parametrize(
+    "partition, jsonl, expected",
+    [
+        ("train", "out/chat_train.abc1234.jsonl", "out/pbin_config_train.abc1234.yaml"),
+        ("val", "chat_val.0000000.jsonl", "pbin_config_val.0000000.yaml"),
+        # the first suffix, as the reference takes it: the hash, unless the name held a dot of its own
+        ("test", "x/y.z_test.fffffff.jsonl", "x/pbin_config_test.z_test.yaml"),
+    ],
+)
+def test_a_partitions_pack_config_lies_beside_its_jsonl(partition, jsonl, expected):
+    from pathlib import Path
+
+    from modalities.data.instruction_tuning import pack_config_path
+
+    assert pack_config_path(partition, Path(jsonl)) == Path(expected)
+
+
+def test_a_partitions_pack_config_is_the_template_with_its_paths():
+    from pathlib import Path
+
+    from modalities.data.instruction_tuning import pack_config_of
+
+    template = {"settings": {"eod_token": "#", "src_path": "old.jsonl", "num_cpus": 2}, "tokenizer": {"x": 1}}
+    config = pack_config_of(template, Path("d/chat_train.abc.jsonl"), Path("d/chat_train.abc.idx"))
+    assert config == {
+        "settings": {"eod_token": "#", "num_cpus": 2, "src_path": "d/chat_train.abc.jsonl",
+                     "index_path": "d/chat_train.abc.idx", "dst_path": "d/chat_train.abc.pbin"},
+        "tokenizer": {"x": 1},
+    }
+    assert template["settings"]["src_path"] == "old.jsonl"  # the template itself is left as it was
+
+
+@pytest.mark.parametrize("packs", [False, True])
+def test_partitions_are_indexed_and_packed_when_a_pack_is_given(tmp_path, packs):
+    from modalities.data.instruction_tuning import index_and_pack_partitions
+    from modalities.data.raw_index import read_raw_index
+
+    partitions = {}
+    for name, lines in (("train", ['{"a": 1}', '{"a": 22}']), ("val", ['{"b": 3}'])):
+        partitions[name] = tmp_path / f"chat_{name}.abc.jsonl"
+        partitions[name].write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "chat_train.abc.idx").write_bytes(b"an older index is replaced")
+    calls = []
+
+    def pack(partition, jsonl_path, index_path):
+        calls.append((partition, jsonl_path, index_path))
+        return tmp_path / f"{partition}.pbin"
+
+    outputs = index_and_pack_partitions(partitions, pack if packs else None)
+    expected = {name: {"jsonl": path, "idx": path.with_suffix(".idx")} for name, path in partitions.items()}
+    if packs:
+        for name, paths in expected.items():
+            paths["pbin"] = tmp_path / f"{name}.pbin"
+        assert calls == [(name, path, path.with_suffix(".idx")) for name, path in partitions.items()]
+    assert outputs == expected
+    assert read_raw_index(tmp_path / "chat_train.abc.idx").tolist() == [[0, 8], [9, 9]]
+    assert read_raw_index(tmp_path / "chat_val.abc.idx").tolist() == [[0, 8]]

@@ -343,3 +343,30 @@ def test_a_saved_position_resumes_where_the_rule_says(r):
 def test_the_loader_reads_in_the_main_process_unless_told_otherwise():
     assert make_loader().num_workers == 0
     assert make_loader(num_workers=2).num_workers == 2
+
+
+@pytest.mark.parametrize("pin_memory", [False, True])
+def test_pin_memory_is_off_unless_asked_and_passed_to_torch(pin_memory):
+    assert make_loader().pin_memory is False
+    assert make_loader(pin_memory=pin_memory).pin_memory is pin_memory
+
+
+def test_a_batch_sampler_of_torchs_own_without_a_batch_size_or_sampler():
+    """Any batch sampler: lists of indices, no batch_size or sampler attribute; the loader then reports no batch
+    size, no replicas, epoch 0 and no skip, and still counts its position."""
+
+    class Pairs(torch.utils.data.Sampler):
+        def __iter__(self):
+            return iter([[0, 1], [2, 3], [4]])
+
+        def __len__(self):
+            return 3
+
+    loader = LLMDataLoader("t", Positions(5), Pairs(), collate_fn=as_list)
+    assert (loader.batch_size, loader.epoch, len(loader)) == (None, 0, 3)
+    assert take(loader, 2) == [[0, 1], [2, 3]]
+    assert loader.state_dict() == {"dataloader_tag": "t", "epoch": 0, "batches_consumed": 2, "start_sample": 0,
+                                   "sampler_skip_num_global_samples": 0, "num_replicas": None, "batch_size": None}
+    resumed = LLMDataLoader("t", Positions(5), Pairs(), collate_fn=as_list)
+    resumed.load_state_dict(loader.state_dict())
+    assert list(resumed) == [[4]]

@@ -245,3 +245,208 @@ def test_an_index_elsewhere_and_a_jq_pattern_are_followed(tmp_path):
     assert result.dst_path == tmp_path / "out" / "x.pbin"
     assert _documents(result.dst_path) == [encode("ab") + [0], encode("c") + [0]]
     assert np.array_equal(PackedFile(result.dst_path).tokens, np.array(encode("ab") + [0] + encode("c") + [0]))
+
+
+# --- where shards go, the lines of documents, and a pack config's settings against the command line -------------
+
+
+@pytest.mark.parametrize(
+    "destination, shard, expected",
+    [
+        ("out/corpus.pbin", (3, 8), "out/corpus.00003-of-00008.pbin"),
+        ("out/corpus.pbin", (0, 1), "out/corpus.00000-of-00001.pbin"),  # the first of one
+        ("corpus", (0, 2), "corpus.00000-of-00002.pbin"),  # no suffix: .pbin
+        ("a.b.bin", (12, 100), "a.b.00012-of-00100.bin"),  # the last suffix kept, the rest is the stem
+        ("c.pbin", (99999, 123456), "c.99999-of-123456.pbin"),  # wider than five digits: not cut
+    ],
+)
+def test_shard_paths_by_hand(destination, shard, expected):
+    from pathlib import Path
+
+    from modalities.data.packing import shard_path
+
+    assert shard_path(Path(destination), shard) == Path(expected)
+
+
+@pytest.mark.parametrize(
+    "text, documents, lines",
+    [
+        ('{"text": "a"}\n{"text": "b"}\n{"text": "c"}\n', [0, 1, 2], [1, 2, 3]),
+        ('{"text": "a"}\n{"text": "b"}\n{"text": "c"}', [2], [3]),  # the last line, without a newline
+        ('{"text": "a"}\r\n{"text": "b"}\r\n', [1, 0], [2, 1]),  # CR LF; in the order asked
+        ('{"text": "a"}\nnot json\n{"text": "b"}\n{"text": "c"}\n', [0, 1, 2], [1, 3, 4]),  # skipped line 2
+        ('{"text": "a"}\n', [], []),
+    ],
+)
+def test_the_lines_of_documents_count_the_newlines_before_them(tmp_path, text, documents, lines):
+    from modalities.data.packing import source_lines_of
+
+    path = tmp_path / "c.jsonl"
+    path.write_text(text, encoding="utf-8", newline="")
+    create_raw_index(path, skip_malformed=True)
+    assert source_lines_of(path, tmp_path / "c.idx", documents) == lines
+
+
+def _settings(path, **fields):
+    from modalities.data.configs.pack_encoded_data import PackEncodedDataSettings
+
+    return PackEncodedDataSettings.model_validate({"src_path": str(path), "eod_token": EOD, "num_cpus": 3, **fields})
+
+
+# (settings, command-line arguments) -> what pack_encoded_data is asked; a command-line value wins where given
+PACK_AS_CONFIGURED = [
+    ({}, {}, {"num_cpus": 3, "max_batches_in_flight": 3 + 4 + 4, "skip_bad_documents": False, "overwrite": False,
+              "special_tokens_as_text": False, "tokenizer_engine": "auto", "jq_pattern": ".text",
+              "processing_batch_size": 1000, "index_path": None, "shard": None}),
+    ({}, {"num_cpus": 2}, {"num_cpus": 2, "max_batches_in_flight": 2 + 4 + 4}),
+    ({"raw_samples_queue_size": 1, "processed_samples_queue_size": 2}, {"num_cpus": 1},
+     {"num_cpus": 1, "max_batches_in_flight": 1 + 1 + 2}),
+    ({"skip_bad_documents": True}, {}, {"skip_bad_documents": True}),
+    ({}, {"skip_bad_documents": True}, {"skip_bad_documents": True}),
+    ({"overwrite": True}, {}, {"overwrite": True}),
+    ({}, {"overwrite": True}, {"overwrite": True}),
+    ({"special_tokens_in_text": "as_text"}, {}, {"special_tokens_as_text": True}),
+    ({}, {"special_tokens_in_text": "as_text"}, {"special_tokens_as_text": True}),
+    ({"special_tokens_in_text": "as_text"}, {"special_tokens_in_text": "as_tokens"}, {"special_tokens_as_text": False}),
+    ({"tokenizer_engine": "huggingface"}, {}, {"tokenizer_engine": "huggingface"}),
+    ({"tokenizer_engine": "huggingface"}, {"tokenizer_engine": "tiktoken"}, {"tokenizer_engine": "tiktoken"}),
+    ({"jq_pattern": ".m.t", "processing_batch_size": 7}, {}, {"jq_pattern": ".m.t", "processing_batch_size": 7}),
+    ({}, {"shard": (1, 4)}, {"shard": (1, 4)}),
+]
+
+
+@pytest.mark.parametrize("fields, arguments, asked", PACK_AS_CONFIGURED)
+def test_a_pack_config_and_the_command_line_by_hand(tmp_path, monkeypatch, fields, arguments, asked):
+    from modalities.data import packing
+
+    calls = []
+    monkeypatch.setattr(packing, "pack_encoded_data", lambda **kwargs: calls.append(kwargs) or "result")
+    path = _corpus(tmp_path, TEXTS)
+    tokenizer = Characters()
+
+    def on_start(n):
+        return None
+
+    assert packing.pack_as_configured(_settings(path, **fields), tokenizer, on_start=on_start, **arguments) == "result"
+    (call,) = calls
+    assert {name: call[name] for name in asked} == asked
+    assert (call["src_path"], call["tokenizer"], call["eod_token"], call["on_start"]) == (path, tokenizer, EOD,
+                                                                                         on_start)
+    shard = arguments.get("shard")
+    assert call["dst_path"] == (tmp_path / "c.00001-of-00004.pbin" if shard else tmp_path / "c.pbin")
+
+
+@pytest.mark.parametrize("shard", [None, (1, 2)])
+def test_a_pack_config_packs_into_its_destination_or_the_shards_path(tmp_path, shard):
+    from modalities.data.packing import pack_as_configured
+
+    path = _corpus(tmp_path, TEXTS)
+    settings = _settings(path, dst_path=str(tmp_path / "out" / "x.pbin"), processing_batch_size=2, num_cpus=1)
+    result = pack_as_configured(settings, Characters(), shard=shard)
+    expected = tmp_path / "out" / ("x.00001-of-00002.pbin" if shard else "x.pbin")
+    assert result.dst_path == expected
+    assert _documents(expected) == [encode(t) + [0] for t in (TEXTS[2:] if shard else TEXTS)]
+
+
+# --- the corpus sample the engines are compared on --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "num_documents, first, end, most, expected",
+    [
+        (5, 0, 5, 128, [0, 1, 2, 3, 4]),  # fewer than the most: every one
+        (5, 1, 4, 128, [1, 2, 3]),  # a shard's slice only
+        (5, 2, 2, 128, []),  # an empty slice
+        (5, 4, 5, 128, [4]),  # one document: the last
+        (10, 0, 10, 3, [0, 4, 9]),  # 0, 4.5, 9 spread evenly; 4.5 rounds to the even 4
+        (10, 0, 10, 2, [0, 9]),  # the first and the last
+        (10, 0, 10, 1, [0]),
+    ],
+)
+def test_the_engine_sample_spreads_evenly_over_the_slice(tmp_path, monkeypatch, num_documents, first, end, most,
+                                                          expected):
+    from modalities.data import bpe_engine
+    from modalities.data.jq_pattern import compile_jq_pattern
+    from modalities.data.packing import _sample_texts
+    from modalities.data.raw_index import read_raw_index
+
+    monkeypatch.setattr(bpe_engine, "SAMPLE_DOCUMENTS", most)
+    texts = [f"t{i}" for i in range(num_documents)]
+    path = _corpus(tmp_path, texts)
+    index = read_raw_index(tmp_path / "c.idx")
+    assert _sample_texts(path, compile_jq_pattern(".text"), index, first, end) == [texts[i] for i in expected]
+
+
+# 3 characters each: the document that reaches the limit is the last taken
+@pytest.mark.parametrize("limit, count", [(1, 1), (3, 1), (4, 2), (6, 2), (7, 3), (12, 4), (13, 4)])
+def test_the_engine_sample_stops_at_its_characters(tmp_path, monkeypatch, limit, count):
+    from modalities.data import bpe_engine
+    from modalities.data.jq_pattern import compile_jq_pattern
+    from modalities.data.packing import _sample_texts
+    from modalities.data.raw_index import read_raw_index
+
+    monkeypatch.setattr(bpe_engine, "SAMPLE_CHARACTERS", limit)
+    path = _corpus(tmp_path, ["aaa", "bbb", "ccc", "ddd"])
+    sample = _sample_texts(path, compile_jq_pattern(".text"), read_raw_index(tmp_path / "c.idx"), 0, 4)
+    assert sample == ["aaa", "bbb", "ccc", "ddd"][:count]
+
+
+def test_the_engine_sample_leaves_unreadable_documents_to_the_pack(tmp_path):
+    from modalities.data.jq_pattern import compile_jq_pattern
+    from modalities.data.packing import _sample_texts
+    from modalities.data.raw_index import read_raw_index
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a"}\n{"other": 1}\n{"text": 5}\n{"text": "d"}\n')
+    create_raw_index(path)
+    assert _sample_texts(path, compile_jq_pattern(".text"), read_raw_index(tmp_path / "c.idx"), 0, 4) == ["a", "d"]
+
+
+# --- one batch's ids as the file holds them ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width, top", [(1, 255), (2, 65535), (4, 2**32 - 1)])
+@pytest.mark.parametrize("flat", [False, True])  # lists of ids, or ids back to back with counts (encode_flat)
+def test_the_largest_id_of_a_width_is_written_and_one_past_it_refused(width, top, flat):
+    from modalities.data.packing import _flatten
+
+    def encoded(ids):
+        return (np.array(ids, dtype=np.int64), np.array([len(ids)], dtype=np.int64)) if flat else [ids]
+
+    dtype = {1: "<u1", 2: "<u2", 4: "<u4"}[width]
+    result = _flatten(encoded([top, 0, 1]), [0], [], 7, width)
+    assert np.frombuffer(result.tokens, dtype=dtype).tolist() == [top, 0, 1, 7]
+    assert result.doc_token_lengths.tolist() == [4]
+    for outside in (top + 1, -1):
+        with pytest.raises(DataError, match=rf"the tokenizer produced an id outside 0\.\.{top}, which the token width"):
+            _flatten(encoded([1, outside]), [0], [], 7, width)
+
+
+@pytest.mark.parametrize(
+    "encoded, tokens, lengths, inside",
+    [
+        ([], [], [], []),  # no documents
+        ([[]], [9], [1], []),  # one empty document: EOD alone
+        ([[9]], [9], [1], []),  # ends with EOD: no second one
+        ([[9, 9]], [9, 9], [2], []),  # a run of EODs at the end (padding) is not "inside"
+        ([[9, 1, 9]], [9, 1, 9], [3], [0]),
+        ([[1], [9, 1]], [1, 9, 9, 1, 9], [2, 3], [1]),
+        ([[1, 2], [], [3]], [1, 2, 9, 9, 3, 9], [3, 1, 2], []),
+    ],
+)
+def test_flatten_by_hand(encoded, tokens, lengths, inside):
+    from modalities.data.packing import _flatten
+
+    result = _flatten(encoded, list(range(len(encoded))), [], 9, 1)
+    assert np.frombuffer(result.tokens, dtype=np.uint8).tolist() == tokens
+    assert result.doc_token_lengths.tolist() == lengths and result.with_eod_inside == inside
+    flat = (np.array([t for e in encoded for t in e], dtype=np.int64), np.array([len(e) for e in encoded], dtype=np.int64))
+    again = _flatten(flat, list(range(len(encoded))), [], 9, 1)  # the same, handed over back to back
+    assert (again.tokens, again.doc_token_lengths.tolist(), again.with_eod_inside) == (result.tokens, lengths, inside)
+
+
+def test_flatten_hands_on_the_batchs_errors_in_document_order():
+    from modalities.data.packing import _flatten
+
+    errors = [(7, "b"), (3, "a")]
+    assert _flatten([[1]], [5], errors, 9, 1).errors == [(3, "a"), (7, "b")]

@@ -407,6 +407,9 @@ def test_indices_that_load(value, rows):
         (pickle.dumps([(0, -1)]), "negative offsets or lengths"),
         (pickle.dumps([(-1, 0)]), "negative offsets or lengths"),
         (pickle.dumps([np.int64(3)]), "refusing to load 'numpy"),
+        (b"(lp0\nPext\na.", "refusing a persistent id: an index holds only lists, tuples and ints"),
+        (pickle.dumps([(0, 2), 5]), "must be a list of .* got list"),  # one entry that is not a pair
+        (pickle.dumps({0: 2}), "must be a list of .* got dict"),
     ],
 )
 def test_indices_that_do_not_load_name_the_file(data, message):
@@ -421,3 +424,53 @@ def test_an_index_is_pickled_as_modalities_writes_it(offsets, lengths):
     assert data[:2] == b"\x80\x04"  # protocol 4 on every Python
     restored = pickle.loads(data)
     assert all(type(v) is int for row in restored for v in row)
+
+
+def test_the_writer_makes_its_folder_and_leaves_the_destination_alone_until_closed(tmp_path):
+    destination = tmp_path / "new" / "deeper" / "d.pbin"
+    writer = PackedFileWriter(destination, 1)
+    writer.write_tokens(np.array([5, 6]), [2])
+    assert not destination.exists()  # only the temporary file, beside it
+    assert [p.name for p in destination.parent.iterdir()] == [f".d.pbin.{__import__('os').getpid()}.tmp"]
+    assert writer.close() == (1, 2)
+    assert [p.name for p in destination.parent.iterdir()] == ["d.pbin"]
+    assert PackedFile(destination).document(0).tolist() == [5, 6]
+    replaced = PackedFileWriter(destination, 2, overwrite=True)  # an existing file, with overwrite: replaced
+    replaced.write_tokens(np.array([300]), [1])
+    assert PackedFile(destination).token_width == 1  # until closed, the old file
+    replaced.close()
+    assert (PackedFile(destination).token_width, PackedFile(destination).document(0).tolist()) == (2, [300])
+
+
+@pytest.mark.parametrize("width, top", [(1, 255), (2, 65535), (4, 2**32 - 1)])
+def test_the_largest_id_of_each_width_reads_back(tmp_path, width, top):
+    """The widest id a width holds, and 0, written and read through the little-endian token section."""
+    writer = PackedFileWriter(tmp_path / "d.pbin", width)
+    writer.write_tokens(np.array([top, 0, top - 1], dtype=np.int64), [1, 2])
+    writer.close()
+    raw = (tmp_path / "d.pbin").read_bytes()
+    assert raw[12 : 12 + width] == top.to_bytes(width, "little") == b"\xff" * width
+    packed = PackedFile(tmp_path / "d.pbin")
+    assert [packed.document(0).tolist(), packed.document(1).tolist()] == [[top], [0, top - 1]]
+    assert packed.index.tolist() == [[0, width], [width, 2 * width]]
+
+
+def test_merging_files_of_different_widths_names_each(tmp_path):
+    for name, width in (("a", 1), ("b", 2)):
+        writer = PackedFileWriter(tmp_path / f"{name}.pbin", width)
+        writer.write_tokens(np.array([1]), [1])
+        writer.close()
+    with pytest.raises(DataError, match=r"different token widths .*: .*a\.pbin \(1 bytes\), .*b\.pbin \(2 bytes\)"):
+        merge_packed_files([tmp_path / "a.pbin", tmp_path / "b.pbin"], tmp_path / "m.pbin")
+    assert not (tmp_path / "m.pbin").exists()
+
+
+def test_a_narrowed_width_is_not_claimed_where_the_token_section_is_not_whole_wider_tokens(tmp_path):
+    """16 documents of whole 2-byte tokens, but a token section of an odd number of bytes (a last byte outside
+    every document): the 1-byte width in the header may be right."""
+    lengths = [2 * (i + 1) for i in range(16)]
+    offsets = np.cumsum([0] + lengths[:-1]).tolist()
+    path = tmp_path / "f.pbin"
+    path.write_bytes(encode_header(sum(lengths) + 1, 1) + b"\x00" * (sum(lengths) + 1)
+                     + pickle.dumps(list(zip(offsets, lengths))))
+    assert PackedFile(path).num_documents == 16

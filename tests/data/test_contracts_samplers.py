@@ -299,3 +299,10 @@ def test_the_default_seed_is_torchs(epoch):
     theirs = DistributedSampler(Sized(9), num_replicas=2, rank=1, shuffle=True, drop_last=True)
     theirs.set_epoch(epoch)
     assert list(ours) == list(theirs)
+
+
+def test_the_multi_dim_sampler_reads_dp_shard_unless_told_otherwise():
+    mesh = _Mesh({"dp_replicate": 2, "dp_shard": 3}, {"dp_replicate": 1, "dp_shard": 2})
+    sampler = resumable_distributed_multi_dim_sampler(Sized(12), mesh)
+    assert (sampler.rank, sampler.num_replicas) == (2, 3)  # not 5 of 6 ("dp"), nor 1 of 2 (dp_replicate)
+    assert list(sampler) == [2, 5, 8, 11]

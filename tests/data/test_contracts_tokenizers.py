@@ -273,3 +273,138 @@ def test_a_cache_entry_is_written_whole_or_not_at_all(tmp_path, monkeypatch, fai
         assert (entry / "record.json").read_text() == '{"record": 1}'
         assert (entry / "tokenizer.json").read_text() == '{"model": {}}'
         assert sorted(p.name for p in (tmp_path / "tokenizers").iterdir()) == ["key"]
+
+
+def test_the_packers_encoder_is_made_without_transformers_warnings():
+    """transformers warns that max_length is ignored under padding=True without truncation when asked verbosely
+    (its __call__ does); making the packer's encoder reads the same settings silently."""
+    import warnings
+
+    tokenizer = PreTrainedHFTokenizer(str(SAMPLE_TOKENIZER), padding=True, max_length=4,
+                                      special_tokens={"pad_token": EOD})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder = tokenizer.batch_encoder()
+    assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings(record=True) as verbose:  # the same settings, read verbosely: the warning
+        warnings.simplefilter("always")
+        tokenizer.tokenizer._get_padding_truncation_strategies(padding=True, truncation=False, max_length=4)
+    assert any("max_length" in str(w.message) for w in verbose)
+    lengths = [len(ids) for ids in encoder(SHORT_AND_LONG)]
+    assert len(set(lengths)) == 1 and lengths[0] > 4  # padded to the longest, not to 4
+
+
+def test_a_hugging_face_tokenizer_is_loaded_from_local_files_only_and_must_be_fast(monkeypatch):
+    from types import SimpleNamespace
+
+    import transformers
+
+    asked = []
+
+    def slow(path, **kwargs):
+        asked.append((path, kwargs))
+        return SimpleNamespace(is_fast=False)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", slow)
+    with pytest.raises(DataError, match="sample/tokenizer: only fast \\(tokenizers-backed\\) Hugging Face tokenizers"):
+        PreTrainedHFTokenizer(str(SAMPLE_TOKENIZER))
+    assert asked == [(str(SAMPLE_TOKENIZER), {"local_files_only": True})]  # never a download
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "folder"])
+def test_a_tokenizer_that_cannot_be_loaded_is_named(tmp_path, name):
+    if name == "folder":
+        (tmp_path / "folder").mkdir()
+        (tmp_path / "folder" / "tokenizer.json").write_text("{not json")
+        (tmp_path / "folder" / "tokenizer_config.json").write_text("{}")
+    else:
+        (tmp_path / name).write_text("{not json")
+    with pytest.raises(DataError, match=f"{name}: cannot load the tokenizer: "):
+        PreTrainedHFTokenizer(str(tmp_path / name))
+
+
+def test_a_tokenizer_path_names_its_kind(sp_model):
+    from modalities.data.tokenizers import tokenizer_from_path
+
+    assert type(tokenizer_from_path(str(sp_model))) is PreTrainedSPTokenizer  # a .model file
+    assert type(tokenizer_from_path(str(SAMPLE_TOKENIZER))) is PreTrainedHFTokenizer  # a folder
+    from_file = tokenizer_from_path(str(SAMPLE_TOKENIZER / "tokenizer.json"))
+    assert type(from_file) is PreTrainedHFTokenizer and from_file.vocab_size == 2048
+
+
+@pytest.mark.parametrize(
+    "explicit, xdg, expected",
+    [
+        ("mine", "xdg", "mine"),
+        ("", "xdg", "xdg/modalities"),  # set but empty: not a folder
+        (None, "", "home/.cache/modalities"),
+        ("", "", "home/.cache/modalities"),
+    ],
+)
+def test_the_cache_folder_skips_empty_settings(tmp_path, monkeypatch, explicit, xdg, expected):
+    from modalities.data.prepared_tokenizer import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in (("MODALITIES_CACHE_DIR", explicit), ("XDG_CACHE_HOME", xdg)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value) if value else "")
+    assert cache_dir() == tmp_path / expected
+
+
+def test_the_cache_key_is_sha256_of_the_files_settings_and_library_versions():
+    import hashlib
+    from importlib.metadata import version
+
+    from modalities.data.prepared_tokenizer import RECORD_VERSION, fingerprint
+
+    settings = {"truncation": True, "padding": False, "max_length": 4, "special_tokens": None}
+    key = {"record": RECORD_VERSION, "files": "abc", "settings": settings, "transformers": version("transformers"),
+           "tokenizers": version("tokenizers")}
+    assert fingerprint("abc", settings) == hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    assert fingerprint("abd", settings) != fingerprint("abc", settings)
+    assert fingerprint("abc", {**settings, "max_length": 5}) != fingerprint("abc", settings)
+
+
+def test_a_cache_entry_of_another_record_version_is_rebuilt(tmp_path, monkeypatch):
+    from modalities.data.prepared_tokenizer import RECORD_VERSION, PreparedHFTokenizer, hf_tokenizer_for_packing
+
+    monkeypatch.setenv("MODALITIES_CACHE_DIR", str(tmp_path / "cache"))
+    cold = hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))
+    (entry,) = (tmp_path / "cache" / "tokenizers").iterdir()
+    record = json.loads((entry / "record.json").read_text())
+    assert record == {"record": RECORD_VERSION, "source": str(SAMPLE_TOKENIZER.resolve()),
+                      "vocab_size": cold.vocab_size, "special_token_ids": cold.special_token_ids}
+    (entry / "record.json").write_text(json.dumps({**record, "record": RECORD_VERSION - 1}))
+    assert type(hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))) is PreTrainedHFTokenizer  # not trusted: rebuilt
+    assert json.loads((entry / "record.json").read_text())["record"] == RECORD_VERSION
+    assert type(hf_tokenizer_for_packing(str(SAMPLE_TOKENIZER))) is PreparedHFTokenizer
+
+
+def test_a_prepared_tokenizer_whose_backend_cannot_be_read_says_what_to_delete(tmp_path):
+    from modalities.data.prepared_tokenizer import PreparedHFTokenizer
+
+    backend = tmp_path / "entry" / "tokenizer.json"
+    backend.parent.mkdir()
+    backend.write_text("{broken")
+    prepared = PreparedHFTokenizer(SAMPLE_TOKENIZER, {"vocab_size": 7, "special_token_ids": {"x": 1}}, {}, backend,
+                                   "abc")
+    assert (prepared.vocab_size, prepared.special_token_ids) == (7, {"x": 1})  # from the record, no backend read
+    with pytest.raises(DataError, match=r"entry/tokenizer.json: the prepared tokenizer cannot be read .*; delete "
+                                        r".*entry and pack again"):
+        prepared.get_token_id(EOD)
+
+
+def test_special_tokens_given_add_to_the_tokenizers_own(tmp_path):
+    """A tokenizer that already marks a token special keeps it when the config marks another: transformers'
+    add_special_tokens replaces the extra special tokens unless told not to."""
+    folder = tmp_path / "tok"
+    shutil.copytree(SAMPLE_TOKENIZER, folder)
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    own, given = (next(t for t, i in vocab.items() if i == wanted) for wanted in (300, 301))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "extra_special_tokens": [own]}))
+    tokenizer = PreTrainedHFTokenizer(str(folder), special_tokens={"additional_special_tokens": [given]})
+    assert tokenizer.special_token_ids == {EOD: 0, own: 300, given: 301}
+    assert tokenizer.vocab_size == 2048  # marked, not added

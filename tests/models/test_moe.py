@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from modalities.batch import InferenceResultBatch
+from modalities.models.moe import experts as experts_module
 from modalities.models.moe.config import MoEModelConfig, moe_capacity
-from modalities.models.moe.experts import BACKENDS, run_experts
+from modalities.models.moe.experts import BACKENDS, grouped_mm_runs, padded_bmm_is_cheaper, run_experts
 from modalities.models.moe.loss import MoECrossEntropyLoss
 from modalities.models.moe.model import QwenModel, build_moe_model
 from modalities.models.moe.routing import load_balancing_loss, route, router_z_loss
@@ -181,13 +182,16 @@ def test_auxiliary_losses_by_coef():
 
 # -- the experts backends ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("counts", [[3, 0, 5, 1], [0, 0, 0, 0], [9, 0, 0, 0], [1, 1, 1, 1]])
-def test_every_backend_gives_the_looped_outputs_and_gradients(backend, counts):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
+@pytest.mark.parametrize("counts", [[3, 0, 5, 1], [0, 0, 0, 0], [9, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 0]])
+def test_every_backend_gives_the_looped_outputs_and_gradients(backend, counts, dtype):
+    if backend == "grouped_mm" and dtype == torch.float64:
+        pytest.skip("torch._grouped_mm takes float32, bfloat16 and float16 only")
     generator = torch.Generator().manual_seed(7)
-    w1, w2, w3 = (torch.randn(4, *shape, generator=generator, requires_grad=True)
+    w1, w2, w3 = (torch.randn(4, *shape, generator=generator, dtype=dtype, requires_grad=True)
                   for shape in ((16, 8), (16, 8), (8, 16)))
-    x = torch.randn(sum(counts), 8, generator=generator, requires_grad=True)
+    x = torch.randn(sum(counts), 8, generator=generator, dtype=dtype, requires_grad=True)
     counts = torch.tensor(counts)
     got = run_experts(x, counts, w1, w2, w3, backend)
     (got * torch.arange(got.numel()).view_as(got)).sum().backward()
@@ -200,7 +204,7 @@ def test_every_backend_gives_the_looped_outputs_and_gradients(backend, counts):
         for row in x[start : start + count]:
             rows.append(w3[e] @ (F.silu(w1[e] @ row) * (w2[e] @ row)))
         start += count
-    expected = torch.stack(rows) if rows else torch.zeros(0, 8)
+    expected = torch.stack(rows) if rows else torch.zeros(0, 8, dtype=dtype)
     # each output sums 16 products of magnitude ~5 (unit normal weights): float32 rounding ~1e-5 absolute
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     if rows:
@@ -210,6 +214,94 @@ def test_every_backend_gives_the_looped_outputs_and_gradients(backend, counts):
             torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
     else:  # no token: zero gradients, but gradients all the same (every rank reduces the same under FSDP2)
         assert all(g is not None and not g.any() for g in got_grads[1:])
+
+
+# auto's cost model where grouped_mm does not run, on CPU with d_model 256, d_ff 512: a routed row costs
+# 9 x 256 x 512 = 9 x 2**17 multiply-adds and the loop's overhead per expert 9 x 2**19, so padding is worth up to
+# 4 rows per expert the loop would call (those with rows). Padding rows = E x max(counts) - sum(counts).
+@pytest.mark.parametrize(("counts", "padded"), [
+    ([5, 5, 5, 5], True),          # balanced: no padding
+    ([20, 0, 0, 0], False),        # one expert takes all: 60 padding rows > 4 x 1
+    ([4, 0, 0, 0], False),         # the same with 4 rows: 12 > 4
+    ([3, 0, 3, 0], True),          # two empty experts: 6 <= 4 x 2
+    ([6, 0, 6, 0], False),         # 12 > 8
+    ([1, 0, 0, 0], True),          # a single token of 4 experts: 3 <= 4
+    ([1, 0, 0, 0, 0, 0, 0, 0], False),  # a single token of 8 experts: 7 > 4
+    ([0, 0, 0, 0], True),          # zero tokens: 0 <= 0 (run_experts returns before choosing)
+    ([7], True),                   # one expert: never padding
+    ([9, 4, 4, 3], True),          # exactly at the threshold: 36 - 20 = 16 <= 16 (ties go to padded_bmm)
+    ([9, 4, 4, 2], False),         # one past it: 17 > 16
+])
+def test_padded_bmm_or_the_loop_by_hand_on_cpu(counts, padded):
+    assert padded_bmm_is_cheaper(counts, 256, 512, "cpu") is padded
+
+
+# CUDA, d_model 1024, d_ff 768: the overhead 9 x 2**29 over 9 x 786,432 per row is 682.7 padding rows per expert.
+@pytest.mark.parametrize(("counts", "padded"), [([682, 0], True), ([683, 0], False), ([1365, 0, 0], False),
+                                                ([700, 18], True)])  # 682 <= 1365.3 (two experts called)
+def test_padded_bmm_or_the_loop_by_hand_on_cuda(counts, padded):
+    assert padded_bmm_is_cheaper(counts, 1024, 768, "cuda") is padded
+
+
+@pytest.mark.parametrize(("device", "dtype", "d_model", "d_ff", "capability", "runs"), [
+    ("cpu", torch.float32, 256, 512, None, True),
+    ("cpu", torch.float32, 4, 12, None, True),       # rows of 16 and 48 bytes
+    ("cpu", torch.float32, 6, 16, None, False),      # 24-byte rows
+    ("cpu", torch.float32, 8, 10, None, False),      # 40-byte hidden rows
+    ("cpu", torch.bfloat16, 8, 16, None, True),
+    ("cpu", torch.bfloat16, 12, 16, None, False),    # 24 bytes
+    ("cpu", torch.float16, 8, 8, None, True),
+    ("cpu", torch.float64, 256, 512, None, False),   # not a dtype torch._grouped_mm takes
+    ("cuda", torch.bfloat16, 256, 512, (9, 0), True),
+    ("cuda", torch.bfloat16, 256, 512, (10, 0), True),
+    ("cuda", torch.bfloat16, 256, 512, (8, 0), False),  # torch's loop with a host sync: the cost model decides
+    ("cuda", torch.float32, 256, 512, (9, 0), False),
+    ("cuda", torch.bfloat16, 256, 500, (9, 0), False),  # 1,000-byte hidden rows
+    ("mps", torch.float32, 256, 512, None, False),
+])
+def test_where_auto_takes_grouped_mm(device, dtype, d_model, d_ff, capability, runs):
+    assert grouped_mm_runs(device, dtype, d_model, d_ff, capability) is runs
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[str]:
+    """The implementations run_experts calls, in order (each still runs); torch._grouped_mm's failures forgotten."""
+    called: list[str] = []
+    for name, implementation in dict(experts_module._IMPLEMENTATIONS).items():
+        monkeypatch.setitem(experts_module._IMPLEMENTATIONS, name,
+                            lambda *a, _name=name, _run=implementation, **k: called.append(_name) or _run(*a, **k))
+    monkeypatch.setattr(experts_module, "_grouped_mm_failed", set())
+    return called
+
+
+@pytest.mark.parametrize(("dtype", "d_model", "counts", "expected"), [
+    (torch.float32, 256, [20, 0, 0, 0], "grouped_mm"),  # CPU runs grouped_mm whatever the counts
+    (torch.float64, 256, [5, 5, 5, 5], "padded_bmm"),
+    (torch.float64, 256, [20, 0, 0, 0], "looped"),
+    (torch.float32, 250, [20, 0, 0, 0], "looped"),      # 1,000-byte rows: 60 x 9 x 250 x 512 > 9 x 2**19
+    (torch.float32, 250, [5, 5, 5, 5], "padded_bmm"),
+])
+def test_auto_runs_the_choice(calls, dtype, d_model, counts, expected):
+    generator = torch.Generator().manual_seed(8)
+    w1, w2 = (torch.randn(4, 512, d_model, generator=generator, dtype=dtype) for _ in range(2))
+    w3 = torch.randn(4, d_model, 512, generator=generator, dtype=dtype)
+    x = torch.randn(sum(counts), d_model, generator=generator, dtype=dtype)
+    run_experts(x, torch.tensor(counts), w1, w2, w3, "auto")
+    assert calls == [expected]
+
+
+def test_auto_falls_back_by_the_counts_once_grouped_mm_fails(calls, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no kernel for this device")
+
+    monkeypatch.setattr(torch, "_grouped_mm", refuse)
+    generator = torch.Generator().manual_seed(9)
+    w1, w2 = (torch.randn(4, 512, 256, generator=generator) for _ in range(2))
+    w3 = torch.randn(4, 256, 512, generator=generator)
+    with pytest.warns(UserWarning, match="torch._grouped_mm failed on cpu torch.float32.*this call: looped"):
+        run_experts(torch.randn(20, 256, generator=generator), torch.tensor([20, 0, 0, 0]), w1, w2, w3, "auto")
+    run_experts(torch.randn(20, 256, generator=generator), torch.tensor([5, 5, 5, 5]), w1, w2, w3, "auto")
+    assert calls == ["grouped_mm", "looped", "padded_bmm"]  # the second call does not try grouped_mm again
 
 
 # -- the whole model --------------------------------------------------------------------------------------------------

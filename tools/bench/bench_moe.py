@@ -2,12 +2,16 @@
 model of the same active size, each side measured in the same run.
 
 (a) experts: the routed SwiGLU experts of one block as model/moe runs them (``run_experts`` with the model's
-    backend, ``auto`` by default: torch's grouped GEMM where the device has it, else one padded batched matmul)
-    against the reference's way, a Python loop with one matmul per expert, on the same tokens sorted by the
-    model's own routing (``route``: softmax, top-k, no slot dropped). Forward + backward, median time per call;
-    outputs and the gradients of tokens and weights are checked against the loop's (float32: relative 1e-5 of
-    their norm; bfloat16: 2e-2) and whether they are bit-equal is printed. Two routings: near-balanced (random
-    router logits) and skewed (one expert chosen by about half the slots, which the padded form pays for).
+    backend, ``auto`` by default: torch's grouped GEMM where it runs, else padded batched matmul or the loop by
+    the counts, see modalities/models/moe/experts.py) and each backend that runs here (grouped_mm, padded_bmm),
+    against a Python loop with one matmul per expert (the reference's way), on the same tokens sorted by the
+    model's own routing (``route``: softmax, top-k, no slot dropped). Forward + backward, median time per call,
+    the methods taking turns; ``--clock process`` times this process's CPU time instead of the wall's (steadier
+    on a shared CPU; with OMP_NUM_THREADS=1). Outputs and the gradients of tokens and weights are checked against
+    the loop's (float32: relative 1e-5 of their norm; bfloat16: 2e-2) and whether they are bit-equal is printed;
+    the last line of each routing is model/moe's time over the fastest other method's. Two routings:
+    near-balanced (random router logits) and skewed (one expert chosen by about half the slots, which the padded
+    form pays for).
 (b) training: tokens/s of a model/moe against a model/gpt2 of the same active parameters per token (the same
     attention: GQA with q/k RMSNorm and RoPE, RMSNorm, untied head; SwiGLU of top_k x moe_d_ff hidden units where
     the MoE has top_k of its experts), each trained by the same hand-written loop (forward, cross-entropy plus
@@ -45,7 +49,7 @@ import torch
 from modalities.batch import InferenceResultBatch
 from modalities.models.gpt2.config import swiglu_hidden_dim
 from modalities.models.gpt2.model import build_gpt2_model
-from modalities.models.moe.experts import experts_looped, grouped_mm_supported, run_experts
+from modalities.models.moe.experts import BACKENDS, choose_backend, experts_looped, run_experts
 from modalities.models.moe.loss import MoECrossEntropyLoss
 from modalities.models.moe.model import build_moe_model, inactive_parameters_per_token
 from modalities.models.moe.routing import route
@@ -92,48 +96,77 @@ def forward_backward(implementation, x, counts, weights):
     return out.detach(), [t.grad for t in leaves]
 
 
-def median_seconds(call, device, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
+def elapsed_seconds(call, device: torch.device, clock: str) -> float:
+    synchronize(device)
+    timer = time.process_time if clock == "process" else time.perf_counter
+    start = timer()
+    call()
+    synchronize(device)
+    return timer() - start
+
+
+def median_seconds_each(calls: dict, device: torch.device, repeats: int, clock: str, warmup: int = 1) -> dict:
+    """Median seconds per call of each entry, the entries taking turns (a load that drifts hits them alike)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        call()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, call in calls.items():
+            times[name].append(elapsed_seconds(call, device, clock))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return float((actual.float() - expected.float()).norm() / expected.float().norm().clamp_min(1e-30))
 
 
+def runs_here(implementation, x, counts, weights) -> bool:
+    try:
+        with torch.no_grad():
+            implementation(x, counts, *weights)
+        return True
+    except RuntimeError:  # torch._grouped_mm where this torch has no kernel, or not for these sizes
+        return False
+
+
 def bench_experts(args, device: torch.device, dtype: torch.dtype) -> bool:
+    """model/moe's experts (--experts-backend) and each backend against the per-expert loop; True when all of them
+    gave the loop's outputs and gradients within the tolerance."""
     tokens, experts, top_k, d_model, d_ff = args.experts_shape or SIZES[args.size]["experts"]
     print(f"(a) experts of one block: {tokens} tokens, top-{top_k} of {experts} experts (SwiGLU {d_model} -> {d_ff} "
-          f"-> {d_model}), forward + backward, {device.type} {args.dtype}, median of {args.repeats}")
+          f"-> {d_model}), forward + backward, {device.type} {args.dtype}, median of {args.repeats} "
+          f"({'process CPU' if args.clock == 'process' else 'wall'} time), the methods taking turns")
     generator = torch.Generator().manual_seed(0)
     weights = expert_weights(experts, d_model, d_ff, device, dtype, generator)
     all_equal = True
     for skewed in (False, True):
         x, counts = routed_tokens(tokens, experts, top_k, d_model, skewed, device, dtype, generator)
-        resolved = "grouped_mm" if grouped_mm_supported(x, weights[0], weights[2]) else "padded_bmm"
+        resolved, _ = choose_backend(x, counts, weights[0], weights[2])
         backend = args.experts_backend
-        name = f"model/moe ({backend}{f': {resolved}' if backend == 'auto' else ''})"
-        ours = partial(forward_backward, partial(run_experts, backend=backend), x, counts, weights)
-        loop = partial(forward_backward, experts_looped, x, counts, weights)
-        (out, grads), (loop_out, loop_grads) = ours(), loop()
-        errors = [relative_error(out, loop_out)] + [relative_error(g, e) for g, e in zip(grads, loop_grads)]
-        equal = max(errors) <= TOLERANCE[dtype]
-        bitwise = torch.equal(out, loop_out) and all(torch.equal(g, e) for g, e in zip(grads, loop_grads))
-        all_equal &= equal
-        loop_s, ours_s = median_seconds(loop, device, args.repeats), median_seconds(ours, device, args.repeats)
+        ours_name = f"model/moe ({backend}{f': {resolved}' if backend == 'auto' else ''})"
+        implementations = {"per-expert loop": experts_looped}
+        implementations.update({name: partial(run_experts, backend=name) for name in BACKENDS if name != "looped"
+                                and runs_here(partial(run_experts, backend=name), x, counts, weights)})
+        implementations[ours_name] = partial(run_experts, backend=backend)
+        calls = {name: partial(forward_backward, implementation, x, counts, weights)
+                 for name, implementation in implementations.items()}
+        results = {name: call() for name, call in calls.items()}
+        loop_out, loop_grads = results["per-expert loop"]
+        seconds = median_seconds_each(calls, device, args.repeats, args.clock)
         routing = "skewed" if skewed else "balanced"
-        print(f"  {routing:8} rows per expert {counts.min().item()}..{counts.max().item()}: per-expert loop "
-              f"{loop_s * 1e3:.2f} ms, {name} {ours_s * 1e3:.2f} ms, ratio loop / ours {loop_s / ours_s:.2f}x; "
-              f"outputs and gradients {'equal' if equal else 'DIFFER'} (max relative error {max(errors):.1e}, "
-              f"bit-equal: {'yes' if bitwise else 'no'})", flush=True)
+        print(f"  {routing} routing, rows per expert {counts.min().item()}..{counts.max().item()}:")
+        for name, (out, grads) in results.items():
+            errors = [relative_error(out, loop_out)] + [relative_error(g, e) for g, e in zip(grads, loop_grads)]
+            equal = max(errors) <= TOLERANCE[dtype]
+            bitwise = torch.equal(out, loop_out) and all(torch.equal(g, e) for g, e in zip(grads, loop_grads))
+            all_equal &= equal
+            ratio = seconds["per-expert loop"] / seconds[name]
+            print(f"    {name:34} {seconds[name] * 1e3:10.2f} ms, loop / this {ratio:5.2f}x; outputs and gradients "
+                  f"{'equal' if equal else 'DIFFER'} (max relative error {max(errors):.1e}, bit-equal: "
+                  f"{'yes' if bitwise else 'no'})", flush=True)
+        best = min((name for name in seconds if name != ours_name), key=seconds.get)
+        print(f"    {ours_name} / the fastest other ({best}): {seconds[ours_name] / seconds[best]:.2f}", flush=True)
     return all_equal
 
 
@@ -297,12 +330,17 @@ def main() -> int:
     parser.add_argument("--capacity-factor", type=float, default=None,
                         help="(b) moe_capacity_factor (default: the number of experts: no slot dropped)")
     parser.add_argument("--repeats", type=int, default=5, help="(a) timed calls; (b) repetitions of each side")
+    parser.add_argument("--clock", choices=["wall", "process"], default="wall",
+                        help="(a) wall time, or this process's CPU time (CPU only: steadier on a machine shared with "
+                        "other work; with one thread, OMP_NUM_THREADS=1, it is the time the work took)")
     parser.add_argument("--steps", type=int, default=10, help="(b) timed training steps per repetition")
     parser.add_argument("--warmup", type=int, default=3, help="(b) steps before the clock starts")
     parser.add_argument("--ranks", type=int, default=1, help="(b) ranks, launched with torchrun")
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.size = args.size or ("gpu" if args.device == "cuda" else "cpu")
+    if args.device == "cuda" and args.clock == "process":
+        parser.error("--clock process measures CPU time: a GPU's work does not show in it; use --clock wall")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
     if args.worker_result:

@@ -73,9 +73,11 @@ class MoEModelConfig(ComponentConfig):
     )
     moe_experts_backend: Literal["auto", "grouped_mm", "padded_bmm", "looped"] = Field(
         default="auto",
-        description="How the experts run: grouped_mm (torch._grouped_mm: one kernel for all experts; CUDA, bf16), "
-        "padded_bmm (every expert's tokens padded to the largest count, one batched matmul; any device), looped "
-        "(one matmul per expert, the reference's way). auto: grouped_mm where the device has it, else padded_bmm.",
+        description="How the experts run: grouped_mm (torch._grouped_mm: one call for all experts; one kernel on "
+        "CUDA sm90+ in bf16, torch's loop of matmuls on CPU in fp32/bf16/fp16), padded_bmm (every expert's tokens "
+        "padded to the largest count, one batched matmul; any device), looped (one matmul per expert, the "
+        "reference's way). auto: grouped_mm where it runs, else padded_bmm or looped, whichever the token counts "
+        "per expert make cheaper.",
     )
     use_meta_device: bool = Field(
         default=False, description="Build on the meta device; model_initialized or FSDP wrapping materializes it."

@@ -7,16 +7,21 @@ The names and shapes are the reference's (``ffn.experts.w1/w2/w3``), so its chec
 transformers' Qwen3-MoE as ``gate_up_proj = cat(w1, w2, dim=1)`` and ``down_proj = w3``.
 
 The tokens arrive sorted by expert with the count per expert, so each expert's tokens are one contiguous
-segment. Three ways to run all experts (``backend``), equal up to float rounding:
+segment. Three ways to run all experts (``backend``), equal up to float rounding (bit-equal on CPU):
 
-- ``grouped_mm``: ``torch._grouped_mm``, one kernel per projection for all segments (CUDA, bf16, sm90+);
+- ``grouped_mm``: ``torch._grouped_mm``, one call per projection for all segments. On CUDA sm90+ in bf16 it is
+  one kernel that reads the counts on the device (no host sync); elsewhere torch runs it as a C++ loop of one
+  matmul per segment (torch 2.13 on CPU: float32, bfloat16, float16), which pads nothing and spares the Python
+  loop's autograd bookkeeping. Rows must be 16-byte aligned: d_model and d_ff multiples of 16 / element size.
 - ``padded_bmm``: every segment padded to the longest, then one batched matmul per projection (any device and
-  dtype; costs E x longest segment rows of memory);
-- ``looped``: one matmul per expert (the reference's way; a Python loop, kept as the baseline of
-  tools/bench and the independent check of the other two).
+  dtype; costs E x longest segment rows of work and memory);
+- ``looped``: one matmul per expert in Python (the reference's way; the baseline of tools/bench and the
+  independent check of the other two).
 
-``auto`` takes grouped_mm where the device has it, else padded_bmm. :func:`run_experts` is the function the
-benchmark calls with each backend.
+``auto`` (:func:`choose_backend`) takes grouped_mm where it runs (above); elsewhere (float64, unaligned sizes, a
+CUDA GPU before sm90 or outside bf16, a torch without the kernel) it weighs padding against the loop's overhead
+per expert from the counts (:func:`padded_bmm_is_cheaper`). :func:`run_experts` is the function the benchmark
+calls with each backend.
 """
 
 from __future__ import annotations
@@ -38,14 +43,66 @@ def _as_local(weight: torch.Tensor) -> torch.Tensor:
     return to_local() if to_local is not None else weight
 
 
+GROUPED_MM_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+# What one expert costs the Python loop beyond its matmuls (about 15 autograd ops forward and backward, and their
+# dispatch), in multiply-adds of that device's matmuls. CPU: measured with tools/bench/bench_moe.py's shapes on
+# one thread of the 2-core sandbox (process time, torch 2.13): the loop took 100-270 us per expert more than
+# grouped_mm's C++ loop over the same matmuls, which ran at 24-36 G multiply-adds/s; 9 * 2**19 = 4.7 M is
+# 150 us at 31 G/s. CUDA (an estimate, not measured): ~150 us of host time per expert while the GPU could have
+# done ~4.8 G multiply-adds (32 T/s, float32); below that per expert the loop is bound by the host.
+LOOP_OVERHEAD_MULTIPLY_ADDS = {"cpu": 9 * 2**19, "cuda": 9 * 2**29}
+_grouped_mm_failed: set[tuple[str, torch.dtype]] = set()  # (device type, dtype) where torch._grouped_mm raised
+
+
+def grouped_mm_runs(device_type: str, dtype: torch.dtype, d_model: int, d_ff: int,
+                    capability: tuple[int, int] | None = None) -> bool:
+    """Whether ``auto`` takes ``torch._grouped_mm``: on CPU in the dtypes torch's loop takes, and on CUDA where it
+    is one kernel without a host sync (compute capability 9.0 or higher: H100, H200, B200; bfloat16); rows
+    16-byte aligned (d_model and d_ff multiples of 16 / element size) in both."""
+    if not hasattr(torch, "_grouped_mm") or dtype not in GROUPED_MM_DTYPES:
+        return False
+    alignment = 16 // dtype.itemsize
+    if d_model % alignment or d_ff % alignment:
+        return False
+    if device_type == "cpu":
+        return True
+    return device_type == "cuda" and dtype == torch.bfloat16 and capability is not None and capability >= (9, 0)
+
+
 def grouped_mm_supported(x: torch.Tensor, w1: torch.Tensor, w3: torch.Tensor) -> bool:
-    """Whether ``torch._grouped_mm`` runs these shapes here: a CUDA device of compute capability 9.0 or higher
-    (H100, H200, B200), bfloat16, and 16-byte aligned rows (d_model and d_ff multiples of 8)."""
-    if not hasattr(torch, "_grouped_mm") or x.device.type != "cuda" or x.dtype != torch.bfloat16:
-        return False
-    if w1.shape[-1] % 8 or w1.shape[-2] % 8 or w3.shape[-2] % 8:
-        return False
-    return torch.cuda.get_device_capability(x.device) >= (9, 0)
+    """:func:`grouped_mm_runs` for these tokens (rows of ``x``) and weights (w1: (E, d_ff, d_model))."""
+    capability = torch.cuda.get_device_capability(x.device) if x.device.type == "cuda" else None
+    return grouped_mm_runs(x.device.type, x.dtype, w1.shape[-1], w1.shape[-2], capability)
+
+
+def padded_bmm_is_cheaper(counts: list[int], d_model: int, d_ff: int, device_type: str) -> bool:
+    """The cost model of ``auto`` where grouped_mm does not run: padded_bmm or the loop, from the rows per expert.
+
+    A routed row costs both the same: three projections of d_model x d_ff multiply-adds, each once forward and
+    twice backward (the gradients of its input and of its weight), 9 d_model d_ff in all. padded_bmm computes
+    E x max(counts) rows, max(counts) - count of them padding for each expert; the loop computes the sum of the
+    counts and pays a fixed overhead for each expert it calls (those with rows). So padded_bmm is cheaper when
+
+        (E max(counts) - sum(counts)) 9 d_model d_ff  <=  experts with rows x LOOP_OVERHEAD_MULTIPLY_ADDS
+
+    (ties to padded_bmm: one batched call). Copying rows into and out of the padded form is left out: it is
+    linear in d_model where the matmuls are in d_model d_ff."""
+    padding_rows = len(counts) * max(counts, default=0) - sum(counts)
+    experts_called = sum(1 for count in counts if count)
+    overhead = LOOP_OVERHEAD_MULTIPLY_ADDS.get(device_type, LOOP_OVERHEAD_MULTIPLY_ADDS["cuda"])
+    return padding_rows * 9 * d_model * d_ff <= experts_called * overhead
+
+
+def choose_backend(x: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor,
+                   w3: torch.Tensor) -> tuple[str, list[int] | None]:
+    """``auto``'s backend for these tokens, and the counts on the host where the choice read them: grouped_mm
+    where it runs (no host sync on CUDA), else padded_bmm or looped by :func:`padded_bmm_is_cheaper` (the one
+    host sync on CUDA that either of them makes anyway; they take the counts read here)."""
+    if (x.device.type, x.dtype) not in _grouped_mm_failed and grouped_mm_supported(x, w1, w3):
+        return "grouped_mm", None
+    host_counts = counts.tolist()
+    cheaper = padded_bmm_is_cheaper(host_counts, w1.shape[-1], w1.shape[-2], x.device.type)
+    return ("padded_bmm" if cheaper else "looped"), host_counts
 
 
 def _swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -65,16 +122,16 @@ class _ContiguousGradient(torch.autograd.Function):
         return grad.contiguous()
 
 
-def experts_grouped_mm(x, counts, w1, w2, w3):
+def experts_grouped_mm(x, counts, w1, w2, w3, host_counts=None):
     offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
     hidden = _swiglu(torch._grouped_mm(x, w1.transpose(-2, -1), offs=offsets),
                      torch._grouped_mm(x, w2.transpose(-2, -1), offs=offsets))
     return _ContiguousGradient.apply(torch._grouped_mm(hidden, w3.transpose(-2, -1), offs=offsets))
 
 
-def experts_padded_bmm(x, counts, w1, w2, w3):
+def experts_padded_bmm(x, counts, w1, w2, w3, host_counts: list[int] | None = None):
     num_experts, rows = counts.numel(), x.shape[0]
-    longest = int(counts.max())  # one host sync
+    longest = max(host_counts) if host_counts is not None else int(counts.max())  # one host sync
     starts = torch.cumsum(counts, dim=0) - counts
     expert_of_row = torch.repeat_interleave(torch.arange(num_experts, device=x.device), counts, output_size=rows)
     slot_of_row = torch.arange(rows, device=x.device) - starts[expert_of_row]
@@ -83,12 +140,12 @@ def experts_padded_bmm(x, counts, w1, w2, w3):
     return torch.bmm(hidden, w3.transpose(1, 2))[expert_of_row, slot_of_row]
 
 
-def experts_looped(x, counts, w1, w2, w3):
-    outputs, start = [], 0
-    for expert, count in enumerate(counts.tolist()):
-        segment = x[start : start + count]
-        outputs.append(F.linear(_swiglu(F.linear(segment, w1[expert]), F.linear(segment, w2[expert])), w3[expert]))
-        start += count
+def experts_looped(x, counts, w1, w2, w3, host_counts: list[int] | None = None):
+    # split and unbind rather than slicing and indexing: each of them is one autograd node whose backward
+    # concatenates or stacks, where a slice per expert would zero-fill a gradient of the whole tensor per expert
+    sizes = host_counts if host_counts is not None else counts.tolist()
+    outputs = [F.linear(_swiglu(F.linear(rows, gate), F.linear(rows, up)), down)
+               for rows, gate, up, down in zip(x.split(sizes), w1.unbind(), w2.unbind(), w3.unbind()) if rows.numel()]
     return torch.cat(outputs) if outputs else x.new_zeros(0, w3.shape[1])
 
 
@@ -97,7 +154,6 @@ _IMPLEMENTATIONS: dict[str, Callable] = {
     "padded_bmm": experts_padded_bmm,
     "looped": experts_looped,
 }
-_grouped_mm_failed: set[tuple] = set()
 
 
 def run_experts(x: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor,
@@ -111,17 +167,18 @@ def run_experts(x: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, w2: tor
         # No token for any expert here: the weights still join the graph (with zero gradients), so that every
         # rank reduces the same gradients under FSDP2.
         return x.new_zeros(0, w3.shape[1]) + 0 * (x.sum() + w1.sum() + w2.sum() + w3.sum())
+    host_counts = None
     if backend == "auto":
-        key = (x.device.type, x.dtype)
-        backend = "grouped_mm" if key not in _grouped_mm_failed and grouped_mm_supported(x, w1, w3) else "padded_bmm"
+        backend, host_counts = choose_backend(x, counts, w1, w3)
         if backend == "grouped_mm":
             try:
-                return experts_grouped_mm(x, counts, w1, w2, w3)
+                return _IMPLEMENTATIONS["grouped_mm"](x, counts, w1, w2, w3)
             except RuntimeError as e:  # a torch build without the kernel for this device: say so once
-                _grouped_mm_failed.add(key)
-                warnings.warn(f"torch._grouped_mm failed on {key} ({e}); the experts run as padded_bmm", stacklevel=2)
-                backend = "padded_bmm"
-    return _IMPLEMENTATIONS[backend](x, counts, w1, w2, w3)
+                _grouped_mm_failed.add((x.device.type, x.dtype))
+                backend, host_counts = choose_backend(x, counts, w1, w3)
+                warnings.warn(f"torch._grouped_mm failed on {x.device.type} {x.dtype} ({e}); from now on the experts "
+                              f"run as padded_bmm or looped by the counts (this call: {backend})", stacklevel=2)
+    return _IMPLEMENTATIONS[backend](x, counts, w1, w2, w3, host_counts=host_counts)
 
 
 class GroupedExperts(nn.Module):
