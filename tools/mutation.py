@@ -56,6 +56,7 @@ AREAS: dict[str, dict[str, list[str]]] = {
                                                                  "tests/config/test_cli.py"]),
             ("modalities/config/load.py", "load", ["tests/config/test_load.py",
                                                    "tests/config/test_hostile_configs.py"]),
+            ("modalities/config/yaml11.py", "load", ["tests/config/test_yaml11.py", "tests/config/test_load.py"]),
             ("modalities/config/compose.py", "compose", ["tests/config/test_compose.py"]),
             ("modalities/config/overrides.py", "overrides", ["tests/config/test_overrides.py",
                                                              "tests/config/test_resolve.py",
