@@ -179,3 +179,49 @@ def test_a_damaged_checksum_record_and_a_missing_file(copy_of, tmp_path, capsys)
     (folder / CHECKSUM_FILE).write_text(json.dumps({"sha256": {"../../etc/passwd": "0"}}))
     code = cli(["convert", "to-torch", str(folder), str(tmp_path / "m.pt")])
     assert code == 1 and "names a file outside the checkpoint folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"sha256": ["rank_0.pt"]},  # a list, not a mapping
+        {"sha256": {"rank_0.pt": 5}},  # a digest that is not text
+        {"sha256": {"rank_0.pt": None}},
+        {"sha256": "abc"},
+        {"digests": {}},  # the key missing
+        ["sha256"],
+    ],
+)
+def test_a_checksum_record_of_the_wrong_shape_is_unreadable(tmp_path, record):
+    from modalities.checkpointing.checksums import verify_checksums
+    from modalities.checkpointing.layout import CheckpointError
+
+    (tmp_path / "rank_0.pt").write_bytes(b"weights")
+    (tmp_path / CHECKSUM_FILE).write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match=r"checksums.json: unreadable .*the checkpoint folder is damaged"):
+        verify_checksums(tmp_path)
+
+
+def test_with_two_ranks_each_hashes_its_share_and_rank_0_records_both(tmp_path, monkeypatch):
+    """A world of two without processes: rank 0 hashes names[0::2]; the gather hands it rank 1's share (as
+    all_gather_object would), and the record holds every file's SHA-256 worked out here with hashlib."""
+    import hashlib
+
+    import torch.distributed as dist
+
+    from modalities.checkpointing import checksums
+
+    files = {"a.bin": b"first", "b.bin": b"second", "c.bin": b"third"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    expected = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    rank_1_share = {"b.bin": expected["b.bin"]}
+
+    def all_gather_object(gathered, item):
+        assert item == {"a.bin": expected["a.bin"], "c.bin": expected["c.bin"]}  # rank 0's share: names[0::2]
+        gathered[:] = [item, rank_1_share]
+
+    monkeypatch.setattr(checksums, "_rank_and_world", lambda: (0, 2))
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    checksums.record_checksums(tmp_path)
+    assert json.loads((tmp_path / CHECKSUM_FILE).read_text()) == {"sha256": expected}
