@@ -61,3 +61,12 @@ def assert_same_run(a, b):
         # ranks only (by hand: a step is 8 samples of 128 tokens whatever the layout)
         assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
     assert eval_a == approx_float32(eval_b)
+
+
+def assert_trains_as_one_process(layout, one_process, experiment_id: str):
+    """A run of train_once (``experiment_id``) against the one-process baseline (assert_same_run), and what its
+    step-2 checkpoint counts as seen: by hand, 2 steps of 8 samples of 128 tokens, whatever the layout."""
+    (run, root), (baseline, _) = layout, one_process
+    assert_same_run(run, baseline)
+    progress = json.loads((root / experiment_id / "checkpoints" / "step_2" / "training_progress.json").read_text())
+    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)

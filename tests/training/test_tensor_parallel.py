@@ -11,7 +11,13 @@ import sys
 import pytest
 
 from tests.training.conftest import REPO, run_in_process, subprocess_env
-from tests.training.layouts import assert_same_run, train_layout, train_once, train_one_process
+from tests.training.layouts import (
+    assert_same_run,
+    assert_trains_as_one_process,
+    train_layout,
+    train_once,
+    train_one_process,
+)
 from tests.tolerances import approx_float32
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
@@ -67,10 +73,7 @@ def tp_2(tmp_path_factory):
 
 
 def test_tp_2_trains_as_one_process(one_process, tp_2):
-    (baseline, _), (run, root) = one_process, tp_2
-    assert_same_run(run, baseline)
-    progress = json.loads((root / "tp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
-    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+    assert_trains_as_one_process(tp_2, one_process, "tp2")
 
 
 def test_tp_2_with_loss_parallelism_trains_as_one_process(tmp_path, run_torchrun, one_process):
