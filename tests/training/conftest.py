@@ -45,6 +45,32 @@ def train_in_process(tmp_path: Path, experiment_id: str, *extra: str, config: Pa
         sys.modules.pop(PLUGIN, None)
 
 
+def run_in_process(nproc: int, *args: str, timeout: int | None = None) -> subprocess.CompletedProcess:
+    """`modalities ARGS` in this process, for a run of one rank: what ``run_torchrun(1, ...)`` runs, without the
+    ~10 s of CPU that a torchrun launcher and a fresh worker spend importing torch (without torchrun the run starts
+    its one-rank process group in memory). For one-process runs that tests compare with or resume. Returns what
+    subprocess.run would (exit code, stdout, stderr); ``timeout`` is not enforced here. As in train_in_process, a
+    ``--plugin`` registers into a copy of the registry that is thrown away afterwards."""
+    import contextlib
+    import io
+
+    import modalities.registry as registry_module
+    from modalities.cli.main import main
+
+    assert nproc == 1, "a run of several ranks needs torchrun"
+    out, err = io.StringIO(), io.StringIO()
+    saved = registry_module.default_registry()
+    registry_module._default = saved.copy()
+    sys.modules.pop(PLUGIN, None)  # so that importing the plugin registers into the copy
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        registry_module._default = saved
+        sys.modules.pop(PLUGIN, None)
+    return subprocess.CompletedProcess(["modalities", *args], code, out.getvalue(), err.getvalue())
+
+
 def standins_registry():
     """A copy of the process registry with the stand-in components, for building them through `Main`."""
     from modalities.registry import default_registry

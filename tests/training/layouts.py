@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.tolerances import approx_float32
-from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+from tests.training.conftest import REPO, run_in_process, subprocess_env, torchrun_cmd
 
 # 4 steps, each logged, an evaluation at the end, checkpoints at steps 2 and 4
 STEPS = [
@@ -32,14 +32,20 @@ def train_layout(run, config: Path, root: Path, nproc: int, experiment_id: str, 
     return train, evaluation
 
 
-def train_one_process(tmp_path_factory, config: Path, *extra: str):
-    """The baseline of a module's layouts: ``config`` on one process; (its run, the folder it trained in)."""
+def train_once(tmp_path_factory, config: Path, nproc: int, experiment_id: str, *extra: str):
+    """A run that several tests of a module read (a module-scoped fixture trains it once): ``config`` on
+    ``nproc`` ranks, one rank in this process; (its run, the folder it trained in)."""
     def run(nproc, *args, timeout=600):
         return subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
                               text=True, timeout=timeout, check=False)
 
-    root = tmp_path_factory.mktemp(f"{config.stem}_one")
-    return train_layout(run, config, root, 1, "one", *extra), root
+    root = tmp_path_factory.mktemp(f"{config.stem}_{experiment_id}")
+    return train_layout(run_in_process if nproc == 1 else run, config, root, nproc, experiment_id, *extra), root
+
+
+def train_one_process(tmp_path_factory, config: Path, *extra: str):
+    """The baseline of a module's layouts: ``config`` on one process; (its run, the folder it trained in)."""
+    return train_once(tmp_path_factory, config, 1, "one", *extra)
 
 
 def assert_same_run(a, b):
@@ -55,3 +61,12 @@ def assert_same_run(a, b):
         # ranks only (by hand: a step is 8 samples of 128 tokens whatever the layout)
         assert train_a[step]["metrics"]["consumed tokens"] == train_b[step]["metrics"]["consumed tokens"] == 1024 * step
     assert eval_a == approx_float32(eval_b)
+
+
+def assert_trains_as_one_process(layout, one_process, experiment_id: str):
+    """A run of train_once (``experiment_id``) against the one-process baseline (assert_same_run), and what its
+    step-2 checkpoint counts as seen: by hand, 2 steps of 8 samples of 128 tokens, whatever the layout."""
+    (run, root), (baseline, _) = layout, one_process
+    assert_same_run(run, baseline)
+    progress = json.loads((root / experiment_id / "checkpoints" / "step_2" / "training_progress.json").read_text())
+    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)

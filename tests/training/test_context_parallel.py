@@ -12,8 +12,14 @@ import sys
 import pytest
 import yaml
 
-from tests.training.conftest import REPO, subprocess_env
-from tests.training.layouts import assert_same_run, train_layout, train_one_process
+from tests.training.conftest import REPO, run_in_process, subprocess_env
+from tests.training.layouts import (
+    assert_same_run,
+    assert_trains_as_one_process,
+    train_layout,
+    train_once,
+    train_one_process,
+)
 from tests.tolerances import approx_float32
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
@@ -49,17 +55,22 @@ def test_split_sequences_give_the_whole_sequences_logits_loss_and_gradients():
         assert record["grad_max_diff_over_largest_grad"] < 1e-5, record
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def one_process(tmp_path_factory):
     """The baseline every layout is compared with: one process, context_parallel_degree 1."""
     return train_one_process(tmp_path_factory, CP_CONFIG, "--set", "device_mesh.config.context_parallel_degree=1")
 
 
-def test_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
-    (baseline, _) = one_process
-    assert_same_run(_train(run_torchrun, tmp_path, 2, "cp2"), baseline)
-    progress = json.loads((tmp_path / "cp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
-    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+@pytest.fixture(scope="session")
+def cp_2(tmp_path_factory):
+    """cp 2 from the start: compared with one process, and the checkpoint a one-process run resumes from."""
+    return train_once(tmp_path_factory, CP_CONFIG, 2, "cp2")
+
+
+def test_cp_2_trains_as_one_process(one_process, cp_2):
+    assert_trains_as_one_process(cp_2, one_process, "cp2")
 
 
 def test_dp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
@@ -80,11 +91,11 @@ def test_hsdp_with_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_proces
               baseline)
 
 
-def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
-    (baseline, baseline_root) = one_process
-    _train(run_torchrun, tmp_path, 2, "saved_cp2")
-    resumed = _train(run_torchrun, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.context_parallel_degree=1",
-                     "--resume", str(tmp_path / "saved_cp2" / "checkpoints" / "step_2"))
+def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process, cp_2):
+    (baseline, baseline_root), (_, cp_2_root) = one_process, cp_2
+    # saved with cp 2, resumed on one process
+    resumed = _train(run_in_process, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.context_parallel_degree=1",
+                     "--resume", str(cp_2_root / "cp2" / "checkpoints" / "step_2"))
     assert sorted(resumed[0]) == [3, 4]
     for step in (3, 4):
         assert resumed[0][step]["losses"]["train loss avg"] == approx_float32(baseline[0][step]["losses"]["train loss avg"])

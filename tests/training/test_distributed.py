@@ -7,7 +7,16 @@ import subprocess
 import pytest
 
 from tests.tolerances import approx_float32
-from tests.training.conftest import PLUGIN, REPO, TINY, free_port, read_results, subprocess_env, torchrun_cmd
+from tests.training.conftest import (
+    PLUGIN,
+    REPO,
+    TINY,
+    free_port,
+    read_results,
+    run_in_process,
+    subprocess_env,
+    torchrun_cmd,
+)
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
@@ -20,7 +29,7 @@ def _args(tmp_path, experiment_id, *extra):
 def test_two_ranks_match_one_process_on_the_same_global_batch(tmp_path, run_torchrun):
     two = run_torchrun(2, *_args(tmp_path, "two"))
     assert two.returncode == 0, two.stderr[-3000:]
-    one = run_torchrun(1, *_args(tmp_path, "one", "--set", "settings.step_profile.local_train_micro_batch_size=8"))
+    one = run_in_process(1, *_args(tmp_path, "one", "--set", "settings.step_profile.local_train_micro_batch_size=8"))
     assert one.returncode == 0, one.stderr[-3000:]
     losses_two, losses_one = read_results(tmp_path / "two"), read_results(tmp_path / "one")
     assert sorted(losses_two) == [1, 2, 3, 4]

@@ -31,13 +31,15 @@ def _expert_parallel(degree: int) -> tuple[str, str]:
     return "--set", f"device_mesh.config.expert_parallel_degree={degree}"
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def one_of_two(tmp_path_factory):
     """One process, 2 micro-batches of 1 sample a step: what 2 expert-parallel ranks read."""
     return train_one_process(tmp_path_factory, MOE_CONFIG, *_accumulating(2))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_of_four(tmp_path_factory):
     return train_one_process(tmp_path_factory, MOE_CONFIG, *_accumulating(4))
 

@@ -18,7 +18,9 @@ from tests.training.conftest import REPO, TINY, free_port, read_results, subproc
 EVERY_2 = ("--set", "settings.intervals.checkpointing_interval_in_steps=2")  # tiny.yaml: 6 steps, eval at 3 and 6
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
     assert train_in_process(root, "full") == 0
@@ -90,37 +92,53 @@ def test_two_ranks_failing_alike_save_the_step_before_together(tmp_path):
     assert json.loads((checkpoint / "training_progress.json").read_text())["num_seen_steps"] == 3
 
 
-def _agree(rank: int, port: int, case: str, results) -> None:
+AGREEMENT_CASES = {"alike": {0: True, 1: True}, "other part": {0: False, 1: False},
+                   "other step": {0: False, 1: False}, "alone": {0: False}}
+
+
+def _agree(rank: int, port: int, results) -> None:
+    """Every case in turn on the same 2 ranks, each agreement in a group of its own (failure_group); "alone"
+    last, since only there a rank waits out the agreement's timeout."""
     import torch.distributed as dist
 
     from modalities.training.failures import AGREEMENT_TIMEOUT_ENV, FORWARD, OPTIMIZER, all_failed_alike, failure_group
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **{AGREEMENT_TIMEOUT_ENV: "3"})
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    group = failure_group()
-    if case == "alike":
-        results.put((rank, all_failed_alike(group, 4, FORWARD)))
-    elif case == "other part":
-        results.put((rank, all_failed_alike(group, 4, FORWARD if rank == 0 else OPTIMIZER)))
-    elif case == "other step":
-        results.put((rank, all_failed_alike(group, 4 + rank, FORWARD)))
-    elif rank == 0:  # "alone": rank 1 never comes (it waits in a collective of the main group)
-        results.put((rank, all_failed_alike(group, 4, FORWARD)))
-    dist.barrier()  # rank 1 waits here; rank 0 comes after its agreement timed out
+    for case in AGREEMENT_CASES:
+        group = failure_group()
+        if case == "alike":
+            results.put((case, rank, all_failed_alike(group, 4, FORWARD)))
+        elif case == "other part":
+            results.put((case, rank, all_failed_alike(group, 4, FORWARD if rank == 0 else OPTIMIZER)))
+        elif case == "other step":
+            results.put((case, rank, all_failed_alike(group, 4 + rank, FORWARD)))
+        elif rank == 0:  # "alone": rank 1 never comes (it waits in a collective of the main group)
+            results.put((case, rank, all_failed_alike(group, 4, FORWARD)))
+        dist.barrier()  # in "alone", rank 1 waits here; rank 0 comes after its agreement timed out
     dist.destroy_process_group()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("case", "expected"), [("alike", {0: True, 1: True}), ("other part", {0: False, 1: False}),
-                                                ("other step", {0: False, 1: False}), ("alone", {0: False})])
-def test_ranks_save_only_when_all_failed_in_the_same_step_and_part(case, expected):
+@pytest.fixture(scope="session")
+def agreements():
+    """What each rank answered in each case: one spawn of 2 ranks for all of them (each spawned process spends
+    seconds importing torch)."""
     import torch.multiprocessing as mp
 
     context = mp.get_context("spawn")
     results = context.Queue()
-    mp.start_processes(_agree, args=(free_port(), case, results), nprocs=2, start_method="spawn")
-    got = dict(results.get(timeout=600) for _ in expected)
-    assert got == expected
+    mp.start_processes(_agree, args=(free_port(), results), nprocs=2, start_method="spawn")
+    got = {}
+    for _ in range(sum(len(expected) for expected in AGREEMENT_CASES.values())):
+        case, rank, answer = results.get(timeout=600)
+        got.setdefault(case, {})[rank] = answer
+    return got
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("case", "expected"), list(AGREEMENT_CASES.items()))
+def test_ranks_save_only_when_all_failed_in_the_same_step_and_part(agreements, case, expected):
+    assert agreements[case] == expected
 
 
 def test_the_hook_and_the_agreement_need_no_process_group():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.tolerances import approx_float32
-from tests.training.conftest import REPO, subprocess_env, torchrun_cmd
+from tests.training.conftest import REPO, run_in_process, subprocess_env, torchrun_cmd
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
@@ -33,10 +33,13 @@ STEPS = [
 
 
 def _run(nproc: int, config, root, experiment_id: str, *extra: str):
-    done = subprocess.run(
-        torchrun_cmd(nproc, "train", str(config), "--experiments-root", str(root), "--experiment-id", experiment_id,
-                     *STEPS, *extra),
-        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
+    """Train on ``nproc`` ranks under torchrun (one rank: in this process, see run_in_process)."""
+    args = ["train", str(config), "--experiments-root", str(root), "--experiment-id", experiment_id, *STEPS, *extra]
+    if nproc == 1:
+        done = run_in_process(1, *args)
+    else:
+        done = subprocess.run(torchrun_cmd(nproc, *args), cwd=REPO, env=subprocess_env(), capture_output=True,
+                              text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     records = [json.loads(line) for line in (root / experiment_id / "results.jsonl").read_text().splitlines()]
     train = _run_records(root / experiment_id)
@@ -50,7 +53,9 @@ def _run_records(folder) -> dict:
     return {r["num_train_steps_done"]: r for r in records if r.get("dataloader_tag") == "train"}
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def one_process(tmp_path_factory):
     root = tmp_path_factory.mktemp("pp_one")
     return _run(1, TP_CONFIG, root, "one", *ONE_PROCESS), root
@@ -86,9 +91,21 @@ ACCUMULATED = ("--set", "settings.step_profile.gradient_accumulation_steps=2",
                "--set", "settings.step_profile.local_train_micro_batch_size=4")
 
 
+@pytest.fixture(scope="session")
+def pp_2(tmp_path_factory):
+    """pp.yaml as written (GPipe, 2 stages of 4 layer equivalents on 2 ranks): compared with one process, and the
+    run whose checkpoint the resume test continues."""
+    root = tmp_path_factory.mktemp("pp_2")
+    return _run(2, PP_CONFIG, root, "pp2"), root
+
+
+def test_pp_2_with_gpipe_trains_as_one_process(one_process, pp_2):
+    _same_run(pp_2[0], one_process[0])
+
+
 @pytest.mark.parametrize(
     ("schedule", "layers_per_stage", "extra"),
-    [("GPipe", 4, ()), ("1F1B", 4, ()), ("Interleaved1F1B", 2, ()), ("LoopedBFS", 2, ()),  # 2 stages, or 4
+    [("1F1B", 4, ()), ("Interleaved1F1B", 2, ()), ("LoopedBFS", 2, ()),  # 2 stages, or 4 (GPipe: above)
      ("1F1B", 4, ACCUMULATED)],
 )
 def test_pp_2_trains_as_one_process(tmp_path, one_process, schedule, layers_per_stage, extra):
@@ -127,20 +144,20 @@ def test_pp_2_x_cp_2_trains_as_one_process(tmp_path, one_process):
         assert seen == {("2", "64")}, (module, seen)
 
 
-def test_a_run_resumes_across_pipeline_layouts(tmp_path, one_process):
-    baseline, baseline_root = one_process
+def test_a_run_resumes_across_pipeline_layouts(tmp_path, one_process, pp_2):
+    (baseline, baseline_root), (_, pp_2_root) = one_process, pp_2
+    saved_pp2 = pp_2_root / "pp2"
     # saved by a 2-stage pipeline, resumed on one process
-    _run(2, PP_CONFIG, tmp_path, "saved_pp2")
     resumed = _run(1, TP_CONFIG, tmp_path, "resumed_one", *ONE_PROCESS,
-                   "--resume", str(tmp_path / "saved_pp2" / "checkpoints" / "step_2"))
+                   "--resume", str(saved_pp2 / "checkpoints" / "step_2"))
     # saved by one process, resumed by an interleaved pipeline (4 stages on 2 ranks)
     interleaved = _run(2, PP_CONFIG, tmp_path, "resumed_pp2", "--resume",
                        str(baseline_root / "one" / "checkpoints" / "step_2"),
                        "--set", "scheduled_pipeline.config.pp_schedule_name=Interleaved1F1B",
                        "--set", "staged_pipeline.config.num_layers_per_stage=2")
     # saved by a pipeline, resumed by the same pipeline: the uninterrupted run's losses bit for bit
-    same = _run(2, PP_CONFIG, tmp_path, "resumed_same", "--resume", str(tmp_path / "saved_pp2" / "checkpoints" / "step_2"))
-    saved = _run_records(tmp_path / "saved_pp2")
+    same = _run(2, PP_CONFIG, tmp_path, "resumed_same", "--resume", str(saved_pp2 / "checkpoints" / "step_2"))
+    saved = _run_records(saved_pp2)
     for step in (3, 4):
         assert same["train"][step]["losses"] == saved[step]["losses"]
     for run in (resumed, interleaved):

@@ -49,7 +49,9 @@ def _stop_at_step(cmd, step: int, sig: signal.Signals, env=None) -> tuple[int, s
     return proc.returncode, text
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
     assert train_in_process(root, "full", *STEPS_8) == 0

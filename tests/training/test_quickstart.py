@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.training.conftest import REPO, read_results, subprocess_env
+from tests.training.conftest import REPO, read_results, run_in_process, subprocess_env
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
 
@@ -62,20 +62,22 @@ def test_quickstart_trains_on_two_cpu_ranks_and_converts(tmp_path, run_torchrun)
     out = hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
     assert out.shape == (1, 8)
 
-    # Setting the Modalities-style restart skip as well as --resume would skip the consumed samples twice.
-    resumed = run_torchrun(2, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
-                           "--experiment-id", "qs-twice", *SMALL, "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"),
-                           "--set", "settings.training_progress.num_seen_samples=64", timeout=240)
+    # Setting the Modalities-style restart skip as well as --resume would skip the consumed samples twice. (One
+    # process, in this one: the refusal is the loader's, whatever the number of ranks.)
+    one_rank = ["--set", "settings.step_profile.local_train_micro_batch_size=8"]
+    resumed = run_in_process(1, "train", str(REPO / "configs" / "quickstart.yaml"), "--experiments-root", str(tmp_path),
+                             "--experiment-id", "qs-twice", *SMALL, *one_rank,
+                             "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"),
+                             "--set", "settings.training_progress.num_seen_samples=64")
     assert resumed.returncode == 1
     assert "step_4" in resumed.stderr
     assert "skip_num_global_samples back to 0" in resumed.stderr
 
-    # On another number of ranks: one process with the same global batch (8 samples) continues the 2-rank run
-    # from step 4, on the same samples in the same order, so its losses follow the uninterrupted run's.
-    one = run_torchrun(1, "train", "configs/quickstart.yaml", "--experiments-root", str(tmp_path),
-                       "--experiment-id", "qs-one", *SMALL,
-                       "--set", "settings.step_profile.local_train_micro_batch_size=8",
-                       "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"), timeout=240)
+    # On another number of ranks: one process (in this one) with the same global batch (8 samples) continues the
+    # 2-rank run from step 4, on the same samples in the same order, so its losses follow the uninterrupted run's.
+    one = run_in_process(1, "train", str(REPO / "configs" / "quickstart.yaml"), "--experiments-root", str(tmp_path),
+                         "--experiment-id", "qs-one", *SMALL, *one_rank,
+                         "--resume", str(tmp_path / "qs" / "checkpoints" / "step_4"))
     assert one.returncode == 0, one.stderr[-3000:]
     assert "saved by 2 ranks and this run has 1" in one.stdout
     assert re.search(r"resuming after step 4 \(2,048 tokens\) from \S+step_4", one.stdout)

@@ -10,8 +10,14 @@ import sys
 
 import pytest
 
-from tests.training.conftest import REPO, subprocess_env
-from tests.training.layouts import assert_same_run, train_layout, train_one_process
+from tests.training.conftest import REPO, run_in_process, subprocess_env
+from tests.training.layouts import (
+    assert_same_run,
+    assert_trains_as_one_process,
+    train_layout,
+    train_once,
+    train_one_process,
+)
 from tests.tolerances import approx_float32
 
 pytestmark = pytest.mark.slow  # multi-process runs: scheduled first (tests/conftest.py)
@@ -52,17 +58,22 @@ def test_the_split_model_computes_what_the_whole_model_does():
     assert records["rope_gqa_swiglu_sdpa"]["local_heads"] == [2, 1]  # 4 query and 2 key/value heads over 2 ranks
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def one_process(tmp_path_factory):
     """The baseline every layout is compared with: one process, tensor_parallel_degree 1."""
     return train_one_process(tmp_path_factory, TP_CONFIG, "--set", "device_mesh.config.tensor_parallel_degree=1")
 
 
-def test_tp_2_trains_as_one_process(tmp_path, run_torchrun, one_process):
-    (baseline, _) = one_process
-    assert_same_run(_train(run_torchrun, tmp_path, 2, "tp2"), baseline)
-    progress = json.loads((tmp_path / "tp2" / "checkpoints" / "step_2" / "training_progress.json").read_text())
-    assert (progress["num_seen_samples"], progress["global_num_seen_tokens"]) == (16, 2048)
+@pytest.fixture(scope="session")
+def tp_2(tmp_path_factory):
+    """tp 2 from the start: compared with one process, and the checkpoint a one-process run resumes from."""
+    return train_once(tmp_path_factory, TP_CONFIG, 2, "tp2")
+
+
+def test_tp_2_trains_as_one_process(one_process, tp_2):
+    assert_trains_as_one_process(tp_2, one_process, "tp2")
 
 
 def test_tp_2_with_loss_parallelism_trains_as_one_process(tmp_path, run_torchrun, one_process):
@@ -87,12 +98,11 @@ def test_tp_2_x_cp_2_trains_as_one_process(tmp_path, run_torchrun, one_process, 
                      "--set", f"device_mesh.config.enable_loss_parallel={str(loss_parallel).lower()}"), baseline)
 
 
-def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process):
-    (baseline, baseline_root) = one_process
+def test_a_run_resumes_across_a_change_of_layout(tmp_path, run_torchrun, one_process, tp_2):
+    (baseline, baseline_root), (_, tp_2_root) = one_process, tp_2
     # saved with tp 2, resumed on one process
-    _train(run_torchrun, tmp_path, 2, "saved_tp2")
-    resumed = _train(run_torchrun, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.tensor_parallel_degree=1",
-                     "--resume", str(tmp_path / "saved_tp2" / "checkpoints" / "step_2"))
+    resumed = _train(run_in_process, tmp_path, 1, "resumed_one", "--set", "device_mesh.config.tensor_parallel_degree=1",
+                     "--resume", str(tp_2_root / "tp2" / "checkpoints" / "step_2"))
     assert sorted(resumed[0]) == [3, 4]
     for step in (3, 4):
         assert resumed[0][step]["losses"]["train loss avg"] == approx_float32(baseline[0][step]["losses"]["train loss avg"])

@@ -60,7 +60,9 @@ def _logged_lrs(folder) -> dict[int, float]:
     return {r["num_train_steps_done"]: r["metrics"]["lr mean"] for r in lines if r.get("dataloader_tag") == "train"}
 
 
-@pytest.fixture(scope="module")
+# session scope: under xdist's worksteal a worker may run a module's tests in several stretches, between
+# which a module-scoped run would be thrown away and trained again
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """Every run of tests/training/warm_start_script.py, in one launch of 2 ranks."""
     root = tmp_path_factory.mktemp("warm")
