@@ -213,6 +213,11 @@ def _mark_span(filename: str, mark: Any, end: Any = None) -> Span:
     return Span(filename, mark.line + 1, mark.column + 1, end.line + 1, end.column + 1)
 
 
+def _shown_text(text: str) -> str:
+    """A scalar's text as quoted in a message: its first 40 characters."""
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def _tag_name(node: Any) -> str:
     tag = node.tag
     return str(getattr(tag, "value", tag) or "")
@@ -479,7 +484,7 @@ class _NodeConverter:
         kind = surprise(node.value, tag)
         if kind is None:
             return
-        shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+        shown = _shown_text(node.value)
         self.warnings.append(Diagnostic(
             f"'{shown}' is read as the {kind} number {meaning!r}: Modalities reads configs by YAML 1.1 rules, "
             "and so do we",
@@ -538,7 +543,7 @@ class _NodeConverter:
                 value = self._constructor.construct_object(node, deep=True)
                 self._constructor.constructed_objects.pop(node, None)  # the constructor is shared: keep nothing
         except Exception as e:  # e.g. `!!int abc`: the tag asks for a type the text is not; a plain `0x_`
-            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            shown = _shown_text(node.value)
             hint = "write the value plainly"
             if self.yaml11 and _is_plain(node):  # a plain `0x_`: the reference's int rule takes it, and fails
                 hint = "Modalities reads it by YAML 1.1 rules and cannot either: quote it to mean the text"
@@ -596,7 +601,7 @@ class _NodeConverter:
     def _key_error(self, key_node: Any, path: Path) -> Diagnostic:
         tag = _tag_name(key_node)[len(_YAML_TAG_PREFIX) :]
         if self.yaml11 and _is_plain(key_node) and tag in _YAML11_SCALARS:
-            shown = key_node.value if len(key_node.value) <= 40 else key_node.value[:40] + "..."
+            shown = _shown_text(key_node.value)
             return Diagnostic(
                 f"the key '{shown}' is read as a {tag} by YAML 1.1 rules (as Modalities reads it), not as a name",
                 span=self.span(key_node), path=path, hint=f"quote it ('{shown}') to mean the name",
