@@ -39,6 +39,11 @@ def in_stand_in_forward() -> bool:
     return _STAND_IN_FORWARD.get()
 
 
+def as_parts(model) -> list:
+    """A model or a rank's pipeline parts (a list or tuple of them), as a list of parts."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def for_each_part(builder: F) -> F:
     """``builder(model, **kw)`` applied to every part when ``model`` is a list, returning the list."""
 

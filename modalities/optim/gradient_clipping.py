@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
+from modalities.models.model_parts import as_parts
+
 NORM_TYPES: dict[str, float] = {"P1_NORM": 1.0, "P2_NORM": 2.0, "MAX_NORM": math.inf}
 
 # Returned by DummyGradientClipper: a norm is never negative, so -1 says "not computed".
@@ -126,7 +128,7 @@ def _is_shard(placement: Any) -> bool:
 
 
 def _parameters_of(model_or_parts: nn.Module | list[nn.Module]) -> list[nn.Parameter]:
-    parts = model_or_parts if isinstance(model_or_parts, (list, tuple)) else [model_or_parts]
+    parts = as_parts(model_or_parts)
     return list(chain.from_iterable(part.parameters() for part in parts))
 
 
@@ -209,7 +211,7 @@ def _pipeline_group(wrapped_model: Any, device_mesh: Any) -> Any:
     names = getattr(device_mesh, "mesh_dim_names", None) or ()
     if "pp" in names and device_mesh["pp"].size() > 1:
         return device_mesh["pp"].get_group()
-    parts = wrapped_model if isinstance(wrapped_model, (list, tuple)) else [wrapped_model]
+    parts = as_parts(wrapped_model)
     if any(is_pipeline_part(part) for part in parts):
         raise ValueError(
             "gradient_clipper: the model is split into pipeline stages; give the clipper the device_mesh, so that "

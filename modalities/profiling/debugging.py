@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modalities.models.model_parts import for_each_part
+from modalities.models.model_parts import as_parts, for_each_part
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def print_hook(module, inputs, outputs, module_path: str, print_shape_only: bool
 
 
 def register_forward_hooks(model: nn.Module | list[nn.Module], hook) -> list:
-    parts = model if isinstance(model, (list, tuple)) else [model]  # pipeline model parts
+    parts = as_parts(model)  # pipeline model parts
     return [module.register_forward_hook(partial(hook, module_path=name))
             for part in parts for name, module in part.named_modules()]
 

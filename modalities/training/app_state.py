@@ -21,6 +21,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 from torch.distributed.checkpoint.stateful import Stateful
 
 from modalities.checkpointing.safe_dcp import FLATTENED
+from modalities.models.model_parts import as_parts
 from modalities.optim.continuation import config_hyperparameters_kept, show_saved_position
 
 
@@ -31,7 +32,7 @@ class AppState(Stateful):
 
     def __init__(self, model: nn.Module | list[nn.Module], optimizer, lr_scheduler=None):
         self.model = model
-        self.model_parts: list[nn.Module] = list(model) if isinstance(model, (list, tuple)) else [model]
+        self.model_parts: list[nn.Module] = as_parts(model)
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.optimizer_layout = FLATTENED

@@ -26,7 +26,7 @@ import torch
 from torch.distributed.device_mesh import DeviceMesh
 
 from modalities.models.gpt2.model import POSITIONS_KEY
-from modalities.models.model_parts import CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE
+from modalities.models.model_parts import CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE, as_parts
 from modalities.training.distributed import TrainingSetupError
 
 _CPU_RING_ATTENTION: dict | None = None
@@ -40,7 +40,7 @@ def context_parallel_mesh(device_mesh: DeviceMesh | None) -> DeviceMesh | None:
 
 def load_balancer_of(model_parts) -> str | None:
     """The load balancer model/gpt2_cp or model/gpt2_tp recorded on the model (parts); headtail by default."""
-    parts = model_parts if isinstance(model_parts, (list, tuple)) else [model_parts]
+    parts = as_parts(model_parts)
     for part in parts:
         for module in part.modules():  # the attribute sits on the model/gpt2 inside any wrapper
             if hasattr(module, CONTEXT_PARALLEL_LOAD_BALANCER_ATTRIBUTE):

@@ -21,6 +21,7 @@ from torch import nn
 
 from modalities.batch import EvaluationResultBatch, InferenceResultBatch
 from modalities.logging.broker import ExperimentStatus, MessageBroker
+from modalities.models.model_parts import as_parts
 from modalities.training.failures import (
     AFTER_STEP,
     BEFORE,
@@ -133,7 +134,7 @@ class Evaluator:
     def __init__(self, model_parts: nn.Module | list[nn.Module], loss_fn, device: torch.device,
                  broker: MessageBroker, pipelined_step=None, count_weight: float = 1.0, loss_parallel: bool = False,
                  context_parallel=None, holds_loss: bool = True):
-        self.model_parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
+        self.model_parts = as_parts(model_parts)
         self.loss_fn = loss_fn
         self.device = device
         self.broker = broker

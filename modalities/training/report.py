@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from modalities.logging.broker import Message, MessageType, RunInfo
 from modalities.logging.formatting import duration, human
-from modalities.models.model_parts import sum_over_pipeline_stages
+from modalities.models.model_parts import as_parts, sum_over_pipeline_stages
 from modalities.training.device_mesh import data_parallel_degree
 
 
@@ -25,7 +25,7 @@ def count_parameters(model: torch.nn.Module | list[torch.nn.Module]) -> tuple[in
     shard; a plain parameter is whole on every rank."""
     total = local = 0
     seen: set[int] = set()
-    parts = model if isinstance(model, (list, tuple)) else [model]
+    parts = as_parts(model)
     for parameter in (p for part in parts for p in part.parameters()):
         if id(parameter) in seen:  # tied weights are one parameter
             continue

@@ -15,23 +15,20 @@ import torch
 from torch import nn
 
 from modalities.batch import InferenceResultBatch
+from modalities.models.model_parts import as_parts
 from modalities.models.moe.model import MoEBlock
 from modalities.optim.loss import CLMCrossEntropyLoss
 
 
-def _parts(model: nn.Module | list[nn.Module]) -> list[nn.Module]:
-    return list(model) if isinstance(model, (list, tuple)) else [model]
-
-
 def moe_blocks_of(model: nn.Module | list[nn.Module]) -> list[MoEBlock]:
-    return [module for part in _parts(model) for module in part.modules() if isinstance(module, MoEBlock)]
+    return [module for part in as_parts(model) for module in part.modules() if isinstance(module, MoEBlock)]
 
 
 def blocks_feeding_the_loss(model: nn.Module | list[nn.Module]) -> list[MoEBlock]:
     """The MoE blocks that ran in the forward ending in the logits a loss is given: every block of a whole model;
     of pipeline parts (a rank's stages), those of the part holding the output head, since the loss is computed
     right after that stage's forward."""
-    parts = _parts(model)
+    parts = as_parts(model)
     if len(parts) > 1:
         parts = [part for part in parts if getattr(part, "lm_head", None) is not None]
     return moe_blocks_of(parts)

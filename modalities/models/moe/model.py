@@ -31,7 +31,7 @@ from torch import nn
 
 from modalities.models.gpt2.model import POSITIONS_KEY, held_positions, rotary_cos_sin, rotate_half
 from modalities.models.model import NNModel
-from modalities.models.model_parts import in_stand_in_forward
+from modalities.models.model_parts import as_parts, in_stand_in_forward
 from modalities.models.moe.config import MoEModelConfig, moe_capacity
 from modalities.models.moe.experts import GroupedExperts
 from modalities.models.moe.routing import auxiliary_loss, route
@@ -274,7 +274,7 @@ def inactive_parameters_per_token(model: nn.Module | list[nn.Module]) -> int:
     """Expert parameters a token does not use: each MoE block's experts times (E - k) / E (a token runs k of its E
     experts). The whole model's parameters less these are its active parameters per token. DTensors (expert or
     data-parallel shards) count their global size."""
-    parts = model if isinstance(model, (list, tuple)) else [model]
+    parts = as_parts(model)
     inactive = 0
     for block in (m for part in parts for m in part.modules() if isinstance(m, MoEBlock)):
         experts = sum(p.numel() for p in block.experts.parameters())

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from modalities.models.model_parts import as_parts
 from modalities.models.moe.model import QwenModel
 
 
@@ -36,7 +37,7 @@ class MoEStatistics:
     def of(cls, model_parts: nn.Module | list[nn.Module], device_mesh=None) -> MoEStatistics | None:
         """The statistics of a run's model (parts), or None when it has no MoE blocks (the same on every rank: a
         pipeline stage holding none is still a part of a QwenModel)."""
-        parts = list(model_parts) if isinstance(model_parts, (list, tuple)) else [model_parts]
+        parts = as_parts(model_parts)
         models = [part for part in parts if isinstance(part, QwenModel)]
         if not models:
             return None
